@@ -1,0 +1,1 @@
+//! The built-in HTTP transport (reqwest + rustls) speaking docs/protocol.md.

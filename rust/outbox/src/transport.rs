@@ -1,0 +1,128 @@
+//! How commands leave the device.
+//!
+//! The engine hands a [`Transport`] a batch of [`OutgoingCommand`]s whose scheduling
+//! predecessors have all succeeded, so the commands of one batch never depend on each
+//! other. The transport answers with one [`Outcome`] per command, in batch order.
+//! Whole-request failures (offline, 401, 429, 5xx, timeouts) are reported by giving every
+//! command of the batch the same outcome.
+//!
+//! A transport never decides what happens next: the engine's `retry` module classifies
+//! each outcome (retry with backoff, park as wedged, fail, pause on conflict).
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// One command as it goes over the wire (DESIGN.md §4).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutgoingCommand {
+    /// The command's id (UUID v7 text).
+    pub id: String,
+    /// Fixed at enqueue time and identical on every attempt; the server deduplicates by it.
+    pub idempotency_key: String,
+    /// Registered mutator name, e.g. `createOrder`.
+    pub mutator: String,
+    /// Version of the mutator's argument shape.
+    pub mutator_version: u32,
+    /// The command's scheduling keys. Commands of one batch from this engine never share
+    /// a key; a server that receives several commands sharing a key applies them in
+    /// order and stops that key's lane at the first one not applied.
+    pub keys: Vec<String>,
+    /// Arguments as JSON.
+    pub args: Value,
+    /// Server versions of the documents the command's optimistic ops touched, as
+    /// `{"collection:id": version}`; empty when the command touched none.
+    pub base_versions: serde_json::Map<String, Value>,
+    /// Caller metadata (JSON object); `trace_id`, when present, is sent to the server.
+    pub metadata: Value,
+    /// 1 for the first attempt, 2 for the second, and so on.
+    pub attempt: u32,
+}
+
+/// A document version the server reports with an applied command or a pull.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DocChange {
+    /// Collection name.
+    pub collection: String,
+    /// Document id within the collection.
+    pub id: String,
+    /// Server version after the change.
+    pub version: i64,
+    /// The document, or `None` when it was deleted.
+    pub doc: Option<Value>,
+}
+
+/// What happened to one command of a batch.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// The server applied the command (or had applied it before: a deduplicated attempt).
+    Applied {
+        /// The mutator's result.
+        result: Value,
+        /// Documents the command changed, at their new server versions.
+        changes: Vec<DocChange>,
+    },
+    /// A transient failure: try again later. Consumes an attempt.
+    Retry {
+        /// Human-readable reason, stored as the command's `last_error`.
+        reason: String,
+        /// Server-requested delay (`Retry-After`); wins over the computed backoff.
+        retry_after: Option<Duration>,
+        /// HTTP status, when there was one.
+        http_status: Option<u16>,
+    },
+    /// A permanent rejection: the command can never succeed as it is.
+    Rejected {
+        /// Machine-readable code from the server (e.g. `insufficient_stock`).
+        code: String,
+        /// Human-readable message.
+        message: String,
+    },
+    /// The server holds a newer version of what the command changes.
+    Conflict {
+        /// The server's current state, kept for the app to resolve with.
+        server_snapshot: Value,
+    },
+    /// The credentials were refused. Does not consume an attempt.
+    Unauthorized,
+    /// The server could not be reached at all. Does not consume an attempt.
+    Offline,
+}
+
+impl Outcome {
+    /// A transient failure without a server-requested delay.
+    pub fn retry(reason: impl Into<String>) -> Self {
+        Outcome::Retry { reason: reason.into(), retry_after: None, http_status: None }
+    }
+
+    /// An applied outcome with a result and no document changes.
+    pub fn applied(result: Value) -> Self {
+        Outcome::Applied { result, changes: Vec::new() }
+    }
+
+    /// A short label for logs, events and the attempt history.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Outcome::Applied { .. } => "applied",
+            Outcome::Retry { .. } => "retry",
+            Outcome::Rejected { .. } => "rejected",
+            Outcome::Conflict { .. } => "conflict",
+            Outcome::Unauthorized => "unauthorized",
+            Outcome::Offline => "offline",
+        }
+    }
+}
+
+/// Sends batches of commands to a server.
+///
+/// Implementations must be cancel-safe (the engine may drop the future on timeout or
+/// shutdown) and must return exactly one outcome per command, in batch order. A missing
+/// outcome is treated as a transient failure; a panic inside `send` is caught and also
+/// treated as a transient failure.
+#[async_trait]
+pub trait Transport: Send + Sync {
+    /// Sends one batch and reports each command's outcome.
+    async fn send(&self, batch: Vec<OutgoingCommand>) -> Vec<Outcome>;
+}
