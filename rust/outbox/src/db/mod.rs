@@ -1,0 +1,121 @@
+//! Connection setup, pragmas and schema versioning.
+//!
+//! One writer connection and one reader connection per engine (WAL lets the reader see
+//! committed state while the writer works). Opening never modifies a file it refuses: the
+//! version check and the corruption check happen before any pragma that writes.
+
+pub mod migrations;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rusqlite::{Connection, ErrorCode, OpenFlags, Transaction, TransactionBehavior};
+
+use crate::config::Durability;
+use crate::error::{OpenError, Result};
+
+pub use migrations::CURRENT_VERSION;
+
+/// How long a connection waits for another connection's write lock before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Wall-clock milliseconds since the Unix epoch (what the database stores).
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+/// The engine's two connections.
+pub(crate) struct Db {
+    writer: Mutex<Connection>,
+    reader: Mutex<Connection>,
+}
+
+impl Db {
+    /// Opens (creating and migrating when needed) the database at `path`.
+    pub(crate) fn open(path: &Path, durability: Durability, max_size_bytes: Option<u64>) -> Result<Db, OpenError> {
+        let mut writer = open_connection(path)?;
+        let version = schema_version(&writer, path)?;
+        if version > CURRENT_VERSION {
+            return Err(OpenError::NewerVersion { found: version, supported: CURRENT_VERSION });
+        }
+        configure(&writer, durability, max_size_bytes).map_err(|e| open_failure(path, e))?;
+        migrations::migrate(&mut writer).map_err(|e| open_failure(path, e))?;
+        let reader = open_connection(path)?;
+        configure(&reader, durability, None).map_err(|e| open_failure(path, e))?;
+        Ok(Db { writer: Mutex::new(writer), reader: Mutex::new(reader) })
+    }
+
+    /// Runs `f` in one IMMEDIATE transaction on the writer, committing on `Ok`.
+    pub(crate) fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
+        let mut conn = lock(&self.writer);
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let value = f(&tx)?;
+        tx.commit()?;
+        Ok(value)
+    }
+
+    /// Runs `f` with the reader connection.
+    pub(crate) fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let conn = lock(&self.reader);
+        f(&conn)
+    }
+}
+
+/// Locks a connection mutex, recovering it if a panicking thread poisoned it: SQLite
+/// rolls back an unfinished transaction, so the connection itself stays consistent.
+fn lock(m: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn open_connection(path: &Path) -> Result<Connection, OpenError> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).map_err(|e| open_failure(path, e))?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| open_failure(path, e))?;
+    Ok(conn)
+}
+
+/// Reads `user_version` (which also proves the file is a SQLite database) and checks that
+/// the schema can be read, without writing anything.
+fn schema_version(conn: &Connection, path: &Path) -> Result<i64, OpenError> {
+    let version: i64 =
+        conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(|e| open_failure(path, e))?;
+    conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get::<_, i64>(0))
+        .map_err(|e| open_failure(path, e))?;
+    Ok(version)
+}
+
+/// Sets every pragma the engine relies on (see docs/pragmas.md).
+fn configure(conn: &Connection, durability: Durability, max_size_bytes: Option<u64>) -> rusqlite::Result<()> {
+    // WAL: readers never block the writer, and a commit is one sequential append.
+    conn.pragma_update_and_check(None, "journal_mode", "WAL", |_| Ok(()))?;
+    // FULL: a commit is on disk before `enqueue` returns (promise 1). NORMAL trades the
+    // last transactions before a power loss for speed; an app must opt in to it.
+    let sync = match durability {
+        Durability::Full => "FULL",
+        Durability::Normal => "NORMAL",
+    };
+    conn.pragma_update(None, "synchronous", sync)?;
+    // Temporary b-trees (sorting) stay in memory: no extra files on a phone.
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
+    if let Some(bytes) = max_size_bytes {
+        // Caps the file size; writes past it fail with SQLITE_FULL, reported as StorageFull.
+        let page_size: i64 = conn.pragma_query_value(None, "page_size", |r| r.get(0))?;
+        let pages = (bytes / page_size.max(512) as u64).max(1);
+        conn.pragma_update(None, "max_page_count", pages as i64)?;
+    }
+    Ok(())
+}
+
+fn open_failure(path: &Path, e: rusqlite::Error) -> OpenError {
+    let path: PathBuf = path.to_path_buf();
+    let detail = e.to_string();
+    match e.sqlite_error_code() {
+        Some(ErrorCode::NotADatabase) | Some(ErrorCode::DatabaseCorrupt) => OpenError::Corrupt { path, detail },
+        Some(ErrorCode::CannotOpen)
+        | Some(ErrorCode::ReadOnly)
+        | Some(ErrorCode::PermissionDenied)
+        | Some(ErrorCode::SystemIoFailure) => OpenError::Unwritable { path, detail },
+        _ => OpenError::Storage { path, detail },
+    }
+}

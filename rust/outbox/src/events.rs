@@ -1,0 +1,133 @@
+//! Typed events and the `status()` snapshot.
+//!
+//! Events are published after the state they describe is committed, on a broadcast
+//! channel: a slow subscriber misses events (it is told how many with
+//! [`Event::Lagged`]) but never slows the engine down. Anything that must not be missed
+//! is re-read from the database (`status()`, `command()`, `wait_for`).
+
+use std::time::Duration;
+
+use tokio::sync::broadcast;
+
+use crate::command::{CommandId, CommandState};
+
+/// Something that happened in the engine.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// A command was durably enqueued.
+    Enqueued {
+        /// The command.
+        id: CommandId,
+        /// Its mutator.
+        mutator: String,
+    },
+    /// An attempt began (the command is `in_flight`).
+    AttemptStarted {
+        /// The command.
+        id: CommandId,
+        /// 1-based attempt number.
+        attempt: u32,
+    },
+    /// An attempt ended.
+    AttemptFinished {
+        /// The command.
+        id: CommandId,
+        /// 1-based attempt number.
+        attempt: u32,
+        /// Outcome label (`applied`, `retry`, `rejected`, `conflict`, `unauthorized`, `offline`).
+        outcome: String,
+        /// The failure, if any.
+        error: Option<String>,
+    },
+    /// A command moved between states.
+    StateChanged {
+        /// The command.
+        id: CommandId,
+        /// Previous state.
+        from: CommandState,
+        /// New state.
+        to: CommandState,
+    },
+    /// The platform reported connectivity.
+    OnlineChanged {
+        /// Whether the device is online.
+        online: bool,
+    },
+    /// The platform reported a lifecycle change.
+    ForegroundChanged {
+        /// Whether the app is in the foreground.
+        foreground: bool,
+    },
+    /// This engine became, or stopped being, the drainer.
+    LeaseChanged {
+        /// Whether this engine now drains.
+        is_drainer: bool,
+    },
+    /// The server refused the credentials; sending pauses with backoff.
+    AuthRequired,
+    /// Nothing is in flight and nothing is ready to send right now.
+    Idle,
+    /// This subscriber fell behind and missed `missed` events.
+    Lagged {
+        /// How many events were dropped for this subscriber.
+        missed: u64,
+    },
+}
+
+/// A subscription to engine events. Dropping it unsubscribes.
+pub struct EventStream {
+    rx: broadcast::Receiver<Event>,
+}
+
+impl EventStream {
+    pub(crate) fn new(rx: broadcast::Receiver<Event>) -> Self {
+        EventStream { rx }
+    }
+
+    /// The next event; `None` once the engine is closed.
+    pub async fn next(&mut self) -> Option<Event> {
+        match self.rx.recv().await {
+            Ok(e) => Some(e),
+            Err(broadcast::error::RecvError::Lagged(missed)) => Some(Event::Lagged { missed }),
+            Err(broadcast::error::RecvError::Closed) => None,
+        }
+    }
+
+    /// The next event if one is already waiting.
+    pub fn try_next(&mut self) -> Option<Event> {
+        match self.rx.try_recv() {
+            Ok(e) => Some(e),
+            Err(broadcast::error::TryRecvError::Lagged(missed)) => Some(Event::Lagged { missed }),
+            Err(_) => None,
+        }
+    }
+}
+
+/// A snapshot of the queue for status bars and offline banners.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Status {
+    /// Commands waiting to be sent (including those waiting for a retry).
+    pub pending: u64,
+    /// Commands being sent now.
+    pub in_flight: u64,
+    /// Permanently rejected commands not yet discarded.
+    pub failed: u64,
+    /// Commands waiting for conflict resolution.
+    pub conflict: u64,
+    /// Commands whose attempts are exhausted.
+    pub wedged: u64,
+    /// Succeeded commands still kept for inspection.
+    pub succeeded: u64,
+    /// Age of the oldest unfinished command.
+    pub oldest_pending_age: Option<Duration>,
+    /// Time until the next scheduled retry, if one is scheduled.
+    pub next_attempt_in: Option<Duration>,
+    /// The last failure reported by an attempt.
+    pub last_error: Option<String>,
+    /// Whether the platform reports the device online.
+    pub online: bool,
+    /// Whether the app is in the foreground.
+    pub foreground: bool,
+    /// Whether this engine holds the drainer lease.
+    pub is_drainer: bool,
+}

@@ -1,0 +1,447 @@
+//! The public engine handle.
+//!
+//! One engine per database file per process: opening a path that is already open returns
+//! the same engine. Dropping the last handle (or calling [`Outbox::close`]) stops it.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use once_cell::sync::Lazy;
+use serde_json::Value;
+use tokio::sync::broadcast;
+
+use crate::command::{Command, CommandId, CommandState, EnqueueRequest, MutatorSpec, Settlement};
+use crate::config::Config;
+use crate::db::{now_ms, Db};
+use crate::error::{Error, OpenError, Result};
+use crate::events::{Event, EventStream, Status};
+use crate::hooks::{self, BeforeRetry, Edit};
+use crate::queue::{self, NewCommand, PeekFilter};
+use crate::scheduler::{lock, Engine};
+use crate::{keys, store};
+
+/// Open engines by canonical database path.
+static REGISTRY: Lazy<Mutex<HashMap<PathBuf, Weak<Handle>>>> = Lazy::new(|| Mutex::new(HashMap::new()));
+
+/// How often `wait_for` re-reads the database in case another process settled the command.
+const WAIT_POLL: Duration = Duration::from_millis(250);
+
+struct Handle {
+    engine: Arc<Engine>,
+    path: PathBuf,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.engine.shutdown();
+        let mut reg = lock(&REGISTRY);
+        if reg.get(&self.path).is_some_and(|w| w.strong_count() == 0) {
+            reg.remove(&self.path);
+        }
+    }
+}
+
+/// How to resolve a command in `conflict`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Resolution {
+    /// Send again with new args (JSON text), under a new idempotency key.
+    RetryWith(String),
+    /// Give the command up; its optimistic ops are rolled back.
+    Discard,
+}
+
+/// What [`Outbox::drain_for`] achieved.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DrainReport {
+    /// Attempts that finished in the window.
+    pub attempts: u64,
+    /// Commands that succeeded.
+    pub succeeded: u64,
+    /// Commands that failed permanently (including dependants).
+    pub failed: u64,
+    /// Commands still pending or in flight at the end.
+    pub remaining: u64,
+    /// True when nothing was left to send now (the rest waits for a retry time, a
+    /// decision, or the network); false when the deadline cut the drain short.
+    pub completed: bool,
+}
+
+/// The outbox engine. Cheap to clone; all clones share one engine.
+#[derive(Clone)]
+pub struct Outbox {
+    handle: Arc<Handle>,
+}
+
+impl std::fmt::Debug for Outbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outbox").field("path", &self.handle.path).finish()
+    }
+}
+
+impl Outbox {
+    /// Opens (creating or migrating) the database and starts the engine. A database that is
+    /// corrupt or from a newer version is refused with a typed error and left untouched.
+    /// Opening a path that is already open in this process returns the same engine.
+    pub fn open(config: Config) -> Result<Outbox> {
+        if config.max_concurrency == 0 || config.max_batch_size == 0 {
+            return Err(OpenError::InvalidConfig("max_concurrency and max_batch_size must be at least 1".into()).into());
+        }
+        let path = canonical(&config.path)?;
+        let mut reg = lock(&REGISTRY);
+        if let Some(handle) = reg.get(&path).and_then(Weak::upgrade) {
+            if !handle.engine.is_closed() {
+                return Ok(Outbox { handle });
+            }
+        }
+        let db = Db::open(&path, config.durability, config.max_size_bytes)?;
+        let engine = Engine::new(db, config);
+        let handle = Arc::new(Handle { engine: Arc::clone(&engine), path: path.clone() });
+        reg.insert(path, Arc::downgrade(&handle));
+        drop(reg);
+        engine.start();
+        Ok(Outbox { handle })
+    }
+
+    fn engine(&self) -> Result<&Arc<Engine>> {
+        let e = &self.handle.engine;
+        e.ensure_open()?;
+        Ok(e)
+    }
+
+    /// The database file this engine uses.
+    pub fn path(&self) -> &Path {
+        &self.handle.path
+    }
+
+    /// Allows `name` to be enqueued, with its key pointers and limits. Registering again
+    /// replaces the spec.
+    pub fn register_mutator(&self, name: &str, spec: MutatorSpec) -> Result<()> {
+        let engine = self.engine()?;
+        if name.is_empty() {
+            return Err(Error::InvalidRequest { reason: "mutator names must not be empty".into() });
+        }
+        for p in &spec.key_pointers {
+            keys::validate_pointer(p)?;
+        }
+        engine.mutators.write().unwrap_or_else(|p| p.into_inner()).insert(name.to_string(), spec);
+        Ok(())
+    }
+
+    /// Durably enqueues a command with its optimistic ops and returns its id. When this
+    /// returns, the command is committed to disk. Bad input is refused with a typed error
+    /// and nothing is written.
+    pub fn enqueue(&self, req: EnqueueRequest) -> Result<CommandId> {
+        let engine = self.engine()?;
+        let spec = engine
+            .mutators
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&req.mutator)
+            .cloned()
+            .ok_or_else(|| Error::UnknownMutator { name: req.mutator.clone() })?;
+        if req.args.len() > spec.max_args_bytes {
+            return Err(Error::ArgsTooLarge { size: req.args.len(), limit: spec.max_args_bytes });
+        }
+        let args: Value =
+            serde_json::from_str(&req.args).map_err(|e| Error::InvalidJson { field: "args", detail: e.to_string() })?;
+        let metadata = match &req.metadata {
+            None => "{}".to_string(),
+            Some(text) => {
+                let v: Value = serde_json::from_str(text)
+                    .map_err(|e| Error::InvalidJson { field: "metadata", detail: e.to_string() })?;
+                if !v.is_object() {
+                    return Err(Error::InvalidJson { field: "metadata", detail: "metadata must be a JSON object".into() });
+                }
+                v.to_string()
+            }
+        };
+        for op in &req.ops {
+            store::validate_op(op)?;
+        }
+        let keys = keys::derive(&req.keys, &spec, &args, &req.ops)?;
+        let id = CommandId::new();
+        let new = NewCommand {
+            id,
+            idempotency_key: uuid::Uuid::now_v7().to_string(),
+            mutator: &req.mutator,
+            mutator_version: spec.version,
+            args: &req.args,
+            keys: &keys,
+            after: &req.after,
+            ops: &req.ops,
+            metadata: &metadata,
+            now: now_ms(),
+        };
+        engine.db.write(|tx| queue::insert(tx, &new))?;
+        engine.emit(Event::Enqueued { id, mutator: req.mutator });
+        engine.trigger(false);
+        Ok(id)
+    }
+
+    /// One command with its keys, dependencies and attempt history.
+    pub fn command(&self, id: &CommandId) -> Result<Command> {
+        self.engine()?.db.read(|c| {
+            let mut cmd = queue::load(c, id)?;
+            cmd.history = queue::history(c, cmd.seq)?;
+            Ok(cmd)
+        })
+    }
+
+    /// Commands matching `filter`, in enqueue order.
+    pub fn peek(&self, filter: &PeekFilter) -> Result<Vec<Command>> {
+        self.engine()?.db.read(|c| queue::peek(c, filter))
+    }
+
+    /// Waits until the command needs nothing more from the engine: it succeeded, failed,
+    /// was discarded, or waits for a decision (`conflict`, `wedged`). Works across
+    /// restarts: the state is read from the database.
+    pub async fn wait_for(&self, id: &CommandId) -> Result<Settlement> {
+        let engine = Arc::clone(self.engine()?);
+        let mut rx = engine.subscribe();
+        let mut closed = engine.closed_signal();
+        loop {
+            let cmd = engine.db.read(|c| queue::load(c, id))?;
+            if let Some(s) = cmd.settlement.filter(|_| cmd.state.is_settled()) {
+                return Ok(s);
+            }
+            let wait = async {
+                loop {
+                    match rx.recv().await {
+                        Ok(Event::StateChanged { id: changed, .. }) if changed == *id => return,
+                        Ok(_) => {}
+                        Err(broadcast::error::RecvError::Lagged(_)) => return,
+                        Err(broadcast::error::RecvError::Closed) => std::future::pending::<()>().await,
+                    }
+                }
+            };
+            tokio::select! {
+                _ = wait => {}
+                _ = tokio::time::sleep(WAIT_POLL) => {}
+                _ = closed.changed() => return Err(Error::Closed),
+            }
+        }
+    }
+
+    /// Sends a `wedged` command again with a fresh attempt budget.
+    pub fn retry(&self, id: &CommandId) -> Result<()> {
+        let engine = self.engine()?;
+        let change = engine.db.write(|tx| queue::retry(tx, id, now_ms()))?;
+        engine.emit_changes(&[change]);
+        engine.trigger(true);
+        Ok(())
+    }
+
+    /// Removes a command by explicit decision (any state but `in_flight` and the
+    /// terminal ones). Its ops are rolled back; commands that named it in `after` fail.
+    pub fn discard(&self, id: &CommandId) -> Result<()> {
+        let engine = self.engine()?;
+        let changes = engine.db.write(|tx| queue::discard(tx, id, now_ms()))?;
+        engine.emit_changes(&changes);
+        engine.trigger(false);
+        Ok(())
+    }
+
+    /// Resolves a command in `conflict`.
+    pub fn resolve_conflict(&self, id: &CommandId, resolution: Resolution) -> Result<()> {
+        let engine = self.engine()?;
+        match resolution {
+            Resolution::Discard => {
+                let state = engine.db.read(|c| queue::load(c, id))?.state;
+                if state != CommandState::Conflict {
+                    return Err(Error::InvalidState { id: id.to_string(), state: state.to_string(), action: "resolve" });
+                }
+                self.discard(id)
+            }
+            Resolution::RetryWith(args) => {
+                let cmd = engine.db.read(|c| queue::load(c, id))?;
+                let limit = engine
+                    .mutators
+                    .read()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get(&cmd.mutator)
+                    .map_or(crate::command::DEFAULT_MAX_ARGS_BYTES, |s| s.max_args_bytes);
+                if args.len() > limit {
+                    return Err(Error::ArgsTooLarge { size: args.len(), limit });
+                }
+                serde_json::from_str::<Value>(&args)
+                    .map_err(|e| Error::InvalidJson { field: "args", detail: e.to_string() })?;
+                let change = engine.db.write(|tx| queue::retry_conflict_with(tx, id, &args, now_ms()))?;
+                engine.emit_changes(&[change]);
+                engine.trigger(true);
+                Ok(())
+            }
+        }
+    }
+
+    /// Installs (or with `None` removes) the hook that may edit never-attempted commands
+    /// before the engine sends after an external trigger.
+    pub fn set_before_retry(&self, hook: Option<Arc<dyn BeforeRetry>>) -> Result<()> {
+        let engine = self.engine()?;
+        *engine.before_retry.write().unwrap_or_else(|p| p.into_inner()) = hook;
+        Ok(())
+    }
+
+    /// Applies edits to never-attempted pending commands now, all or none.
+    pub fn edit_pending(&self, edits: &[Edit]) -> Result<()> {
+        let engine = self.engine()?;
+        let changes = hooks::apply_edits(engine, edits)?;
+        engine.emit_changes(&changes);
+        engine.trigger(false);
+        Ok(())
+    }
+
+    /// Sends now: waiting retries become due and the engine drains.
+    pub fn sync_now(&self) -> Result<()> {
+        let engine = self.engine()?;
+        engine.db.write(|tx| queue::make_due_now(tx, now_ms()))?;
+        engine.trigger(true);
+        Ok(())
+    }
+
+    /// Reports connectivity. Going online makes waiting retries due and drains.
+    pub fn set_online(&self, online: bool) -> Result<()> {
+        let engine = self.engine()?;
+        let was = engine.online.swap(online, Ordering::SeqCst);
+        if was != online {
+            engine.emit(Event::OnlineChanged { online });
+            if online {
+                engine.db.write(|tx| queue::make_due_now(tx, now_ms()))?;
+                engine.trigger(true);
+            }
+        }
+        Ok(())
+    }
+
+    /// Reports that the app came to the foreground: drains at once.
+    pub fn on_foreground(&self) -> Result<()> {
+        let engine = self.engine()?;
+        if !engine.foreground.swap(true, Ordering::SeqCst) {
+            engine.emit(Event::ForegroundChanged { foreground: true });
+        }
+        engine.db.write(|tx| queue::make_due_now(tx, now_ms()))?;
+        engine.trigger(true);
+        Ok(())
+    }
+
+    /// Reports that the app went to the background. Draining continues while the OS lets
+    /// the process run; use [`Outbox::drain_for`] inside granted background time.
+    pub fn on_background(&self) -> Result<()> {
+        let engine = self.engine()?;
+        if engine.foreground.swap(false, Ordering::SeqCst) {
+            engine.emit(Event::ForegroundChanged { foreground: false });
+        }
+        Ok(())
+    }
+
+    /// Drains for at most `budget` (a platform background task's time) and reports what
+    /// happened. Returns early once nothing is left to send now.
+    pub async fn drain_for(&self, budget: Duration) -> Result<DrainReport> {
+        let engine = Arc::clone(self.engine()?);
+        let deadline = Instant::now() + budget;
+        let mut rx = engine.subscribe();
+        let mut report = DrainReport::default();
+        self.sync_now()?;
+        loop {
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            let idle = engine.sends_in_flight() == 0
+                && (!engine.online.load(Ordering::SeqCst)
+                    || engine.db.read(|c| queue::ready(c, now_ms(), 1))?.is_empty());
+            if idle {
+                // Let a wake-up that is already queued run before concluding.
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                if engine.sends_in_flight() == 0 && engine.db.read(|c| queue::ready(c, now_ms(), 1))?.is_empty()
+                    || !engine.online.load(Ordering::SeqCst)
+                {
+                    report.completed = true;
+                    break;
+                }
+            }
+            let step = (deadline - now).min(Duration::from_millis(50));
+            if let Ok(Ok(event)) = tokio::time::timeout(step, rx.recv()).await {
+                match event {
+                    Event::AttemptFinished { .. } => report.attempts += 1,
+                    Event::StateChanged { to: CommandState::Succeeded, .. } => report.succeeded += 1,
+                    Event::StateChanged { to: CommandState::Failed, .. } => report.failed += 1,
+                    _ => {}
+                }
+            }
+        }
+        while let Ok(event) = rx.try_recv() {
+            match event {
+                Event::AttemptFinished { .. } => report.attempts += 1,
+                Event::StateChanged { to: CommandState::Succeeded, .. } => report.succeeded += 1,
+                Event::StateChanged { to: CommandState::Failed, .. } => report.failed += 1,
+                _ => {}
+            }
+        }
+        let status = self.status()?;
+        report.remaining = status.pending + status.in_flight;
+        Ok(report)
+    }
+
+    /// A snapshot of the queue for status bars.
+    pub fn status(&self) -> Result<Status> {
+        let engine = self.engine()?;
+        let now = now_ms();
+        let (counts, oldest, next) = engine.db.read(|c| {
+            Ok((queue::counts(c)?, queue::oldest_unfinished(c)?, queue::next_due(c, now)?))
+        })?;
+        let mut s = Status {
+            online: engine.online.load(Ordering::SeqCst),
+            foreground: engine.foreground.load(Ordering::SeqCst),
+            is_drainer: engine.is_drainer(),
+            last_error: lock(&engine.last_error).clone(),
+            oldest_pending_age: oldest.map(|t| Duration::from_millis((now - t).max(0) as u64)),
+            next_attempt_in: next.map(|t| Duration::from_millis((t - now).max(0) as u64)),
+            ..Status::default()
+        };
+        for (state, n) in counts {
+            match state {
+                CommandState::Pending => s.pending = n,
+                CommandState::InFlight => s.in_flight = n,
+                CommandState::Failed => s.failed = n,
+                CommandState::Conflict => s.conflict = n,
+                CommandState::Wedged => s.wedged = n,
+                CommandState::Succeeded => s.succeeded = n,
+                CommandState::Discarded => {}
+            }
+        }
+        Ok(s)
+    }
+
+    /// Subscribes to engine events from now on.
+    pub fn subscribe(&self) -> Result<EventStream> {
+        Ok(EventStream::new(self.engine()?.subscribe()))
+    }
+
+    /// Stops the engine for every handle: in-flight sends are abandoned (they resume,
+    /// with the same idempotency keys, at the next open) and the lease is released.
+    pub fn close(&self) {
+        self.handle.engine.shutdown();
+        let mut reg = lock(&REGISTRY);
+        if reg.get(&self.handle.path).is_some_and(|w| w.as_ptr() == Arc::as_ptr(&self.handle)) {
+            reg.remove(&self.handle.path);
+        }
+    }
+}
+
+/// The registry key: the absolute, symlink-free path (the file may not exist yet).
+fn canonical(path: &Path) -> Result<PathBuf> {
+    let unwritable = |detail: String| Error::Open(OpenError::Unwritable { path: path.to_path_buf(), detail });
+    let file = path.file_name().ok_or_else(|| unwritable("the path names no file".into()))?;
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let parent = parent.canonicalize().map_err(|e| unwritable(format!("folder: {e}")))?;
+    if !parent.is_dir() {
+        return Err(unwritable("the parent is not a folder".into()));
+    }
+    Ok(parent.join(file))
+}

@@ -1,0 +1,581 @@
+//! The persisted queue: every SQL statement that reads or moves commands.
+//!
+//! Lanes: `command_keys` holds the keys of unfinished commands only, and `lanes` has one
+//! row per key pointing at its head (lowest unfinished `seq`). A command is ready when it
+//! is `pending`, due, the head of every one of its lanes, and every explicit predecessor
+//! has succeeded. Finding ready commands walks `lanes` in head order and stops at the
+//! limit, so its cost does not grow with the length of any one lane.
+
+use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
+use serde_json::Value;
+
+use crate::command::{Attempt, Command, CommandId, CommandState, OptimisticOp, Settlement};
+use crate::error::{Error, Result};
+use crate::keys::UNKEYED_LANE;
+use crate::retry::Disposition;
+use crate::store;
+use crate::transport::OutgoingCommand;
+
+/// A state change to announce once its transaction has committed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Change {
+    pub id: CommandId,
+    pub from: CommandState,
+    pub to: CommandState,
+}
+
+/// What `insert` stores.
+pub(crate) struct NewCommand<'a> {
+    pub id: CommandId,
+    pub idempotency_key: String,
+    pub mutator: &'a str,
+    pub mutator_version: u32,
+    pub args: &'a str,
+    pub keys: &'a [String],
+    pub after: &'a [CommandId],
+    pub ops: &'a [OptimisticOp],
+    pub metadata: &'a str,
+    pub now: i64,
+}
+
+const COLUMNS: &str = "seq, id, mutator, mutator_version, args, idempotency_key, created_at, state, attempts, \
+                       next_attempt_at, last_error, metadata, outcome";
+
+/// Inserts a command with its keys, lanes, dependencies and ops.
+pub(crate) fn insert(tx: &Transaction<'_>, c: &NewCommand<'_>) -> Result<i64> {
+    let mut dep_seqs = Vec::with_capacity(c.after.len());
+    for dep in c.after {
+        dep_seqs.push(seq_of(tx, dep)?);
+    }
+    tx.prepare_cached(
+        "INSERT INTO commands (id, mutator, mutator_version, args, idempotency_key, created_at, state, attempts,
+                               next_attempt_at, metadata, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', 0, ?6, ?7, ?6)",
+    )?
+    .execute(params![c.id.to_string(), c.mutator, c.mutator_version, c.args, c.idempotency_key, c.now, c.metadata])?;
+    let seq = tx.last_insert_rowid();
+    let mut key_stmt = tx.prepare_cached("INSERT INTO command_keys (key, command_seq) VALUES (?1, ?2)")?;
+    let mut lane_stmt = tx.prepare_cached("INSERT OR IGNORE INTO lanes (key, head_seq) VALUES (?1, ?2)")?;
+    for key in c.keys {
+        key_stmt.execute(params![key, seq])?;
+        lane_stmt.execute(params![key, seq])?;
+    }
+    let mut dep_stmt = tx.prepare_cached("INSERT OR IGNORE INTO command_deps (command_seq, depends_on) VALUES (?1, ?2)")?;
+    for dep in dep_seqs {
+        dep_stmt.execute(params![seq, dep])?;
+    }
+    store::write_ops(tx, seq, c.ops)?;
+    Ok(seq)
+}
+
+fn seq_of(conn: &Connection, id: &CommandId) -> Result<i64> {
+    conn.prepare_cached("SELECT seq FROM commands WHERE id = ?1")?
+        .query_row(params![id.to_string()], |r| r.get(0))
+        .optional()?
+        .ok_or_else(|| Error::UnknownCommand { id: id.to_string() })
+}
+
+fn parse_state(s: &str) -> rusqlite::Result<CommandState> {
+    CommandState::parse(s).ok_or_else(|| rusqlite::Error::InvalidColumnType(7, format!("state {s}"), rusqlite::types::Type::Text))
+}
+
+fn row_to_command(r: &Row<'_>) -> rusqlite::Result<Command> {
+    let id: String = r.get(1)?;
+    let state = parse_state(&r.get::<_, String>(7)?)?;
+    let outcome: Option<String> = r.get(12)?;
+    Ok(Command {
+        seq: r.get(0)?,
+        id: CommandId(uuid::Uuid::parse_str(&id).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?),
+        mutator: r.get(2)?,
+        mutator_version: r.get(3)?,
+        args: r.get(4)?,
+        idempotency_key: r.get(5)?,
+        created_at: r.get(6)?,
+        state,
+        attempts: r.get(8)?,
+        next_attempt_at: r.get(9)?,
+        last_error: r.get(10)?,
+        metadata: r.get(11)?,
+        settlement: outcome.and_then(|o| serde_json::from_str(&o).ok()).filter(|_| state.is_settled()),
+        keys: Vec::new(),
+        depends_on: Vec::new(),
+        history: Vec::new(),
+    })
+}
+
+/// Loads one command with its keys and dependencies (not its history).
+pub(crate) fn load(conn: &Connection, id: &CommandId) -> Result<Command> {
+    let cmd = conn
+        .prepare_cached(&format!("SELECT {COLUMNS} FROM commands WHERE id = ?1"))?
+        .query_row(params![id.to_string()], row_to_command)
+        .optional()?
+        .ok_or_else(|| Error::UnknownCommand { id: id.to_string() })?;
+    with_relations(conn, cmd)
+}
+
+fn with_relations(conn: &Connection, mut cmd: Command) -> Result<Command> {
+    let mut keys = conn.prepare_cached("SELECT key FROM command_keys WHERE command_seq = ?1 ORDER BY key")?;
+    cmd.keys = keys
+        .query_map(params![cmd.seq], |r| r.get::<_, String>(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?
+        .into_iter()
+        .filter(|k| k != UNKEYED_LANE)
+        .collect();
+    let mut deps = conn.prepare_cached(
+        "SELECT c.id FROM command_deps d JOIN commands c ON c.seq = d.depends_on WHERE d.command_seq = ?1 ORDER BY c.seq",
+    )?;
+    cmd.depends_on = deps
+        .query_map(params![cmd.seq], |r| r.get::<_, String>(0))?
+        .filter_map(|r| r.ok().and_then(|s| uuid::Uuid::parse_str(&s).ok()).map(CommandId))
+        .collect();
+    Ok(cmd)
+}
+
+/// The attempt history of a command, oldest first.
+pub(crate) fn history(conn: &Connection, seq: i64) -> Result<Vec<Attempt>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT attempt, started_at, ended_at, outcome, http_status, error FROM attempts
+         WHERE command_seq = ?1 ORDER BY attempt",
+    )?;
+    let rows = stmt.query_map(params![seq], |r| {
+        Ok(Attempt {
+            number: r.get(0)?,
+            started_at: r.get(1)?,
+            ended_at: r.get(2)?,
+            outcome: r.get(3)?,
+            http_status: r.get(4)?,
+            error: r.get(5)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+/// Which commands `peek` lists.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PeekFilter {
+    /// Only these states (all when empty).
+    pub states: Vec<CommandState>,
+    /// Only commands holding this key.
+    pub key: Option<String>,
+    /// Only this mutator.
+    pub mutator: Option<String>,
+    /// At most this many (100 when 0).
+    pub limit: usize,
+    /// Only commands enqueued after this `seq` (for paging).
+    pub after_seq: Option<i64>,
+}
+
+/// Lists commands in enqueue order.
+pub(crate) fn peek(conn: &Connection, f: &PeekFilter) -> Result<Vec<Command>> {
+    let mut sql = format!("SELECT {COLUMNS} FROM commands c WHERE seq > ?1");
+    let mut args: Vec<rusqlite::types::Value> = vec![f.after_seq.unwrap_or(0).into()];
+    if !f.states.is_empty() {
+        let marks: Vec<String> = f
+            .states
+            .iter()
+            .map(|s| {
+                args.push(s.as_str().to_string().into());
+                format!("?{}", args.len())
+            })
+            .collect();
+        sql.push_str(&format!(" AND state IN ({})", marks.join(",")));
+    }
+    if let Some(m) = &f.mutator {
+        args.push(m.clone().into());
+        sql.push_str(&format!(" AND mutator = ?{}", args.len()));
+    }
+    if let Some(k) = &f.key {
+        args.push(k.clone().into());
+        sql.push_str(&format!(" AND EXISTS (SELECT 1 FROM command_keys k WHERE k.command_seq = c.seq AND k.key = ?{})", args.len()));
+    }
+    let limit = if f.limit == 0 { 100 } else { f.limit };
+    sql.push_str(&format!(" ORDER BY seq LIMIT {limit}"));
+    let mut stmt = conn.prepare(&sql)?;
+    let cmds = stmt.query_map(rusqlite::params_from_iter(args), row_to_command)?.collect::<rusqlite::Result<Vec<_>>>()?;
+    cmds.into_iter().map(|c| with_relations(conn, c)).collect()
+}
+
+/// Up to `limit` ready commands, in enqueue order.
+pub(crate) fn ready(conn: &Connection, now: i64, limit: usize) -> Result<Vec<i64>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT c.seq FROM lanes l JOIN commands c ON c.seq = l.head_seq
+         WHERE c.state = 'pending' AND c.next_attempt_at <= ?1
+           AND NOT EXISTS (SELECT 1 FROM command_keys k JOIN lanes o ON o.key = k.key
+                           WHERE k.command_seq = c.seq AND o.head_seq <> c.seq)
+           AND NOT EXISTS (SELECT 1 FROM command_deps d JOIN commands p ON p.seq = d.depends_on
+                           WHERE d.command_seq = c.seq AND p.state <> 'succeeded')
+         ORDER BY l.head_seq LIMIT ?2",
+    )?;
+    let mut seqs: Vec<i64> =
+        stmt.query_map(params![now, limit as i64], |r| r.get(0))?.collect::<rusqlite::Result<Vec<_>>>()?;
+    seqs.dedup();
+    Ok(seqs)
+}
+
+/// Time (Unix ms) the earliest waiting lane head becomes due, if any is waiting.
+pub(crate) fn next_due(conn: &Connection, now: i64) -> Result<Option<i64>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT MIN(c.next_attempt_at) FROM lanes l JOIN commands c ON c.seq = l.head_seq
+             WHERE c.state = 'pending' AND c.next_attempt_at > ?1",
+        )?
+        .query_row(params![now], |r| r.get(0))?)
+}
+
+/// Pulls due times further ahead than `max_ahead_ms` back to `now + max_ahead_ms` (the
+/// device clock moved back). Returns how many were pulled back.
+pub(crate) fn clamp_due(tx: &Transaction<'_>, now: i64, max_ahead_ms: i64) -> Result<usize> {
+    Ok(tx
+        .prepare_cached("UPDATE commands SET next_attempt_at = ?1 WHERE state = 'pending' AND next_attempt_at > ?1")?
+        .execute(params![now + max_ahead_ms])?)
+}
+
+/// Makes every waiting command due now (manual sync, back online, foreground).
+pub(crate) fn make_due_now(tx: &Transaction<'_>, now: i64) -> Result<usize> {
+    Ok(tx
+        .prepare_cached("UPDATE commands SET next_attempt_at = ?1 WHERE state = 'pending' AND next_attempt_at > ?1")?
+        .execute(params![now])?)
+}
+
+/// Marks commands in flight (counting the attempt and opening its history row) and
+/// builds what the transport sends.
+pub(crate) fn start_attempts(tx: &Transaction<'_>, seqs: &[i64], now: i64) -> Result<Vec<(i64, OutgoingCommand)>> {
+    let mut out = Vec::with_capacity(seqs.len());
+    let mut mark = tx.prepare_cached(
+        "UPDATE commands SET state = 'in_flight', attempts = attempts + 1, updated_at = ?2
+         WHERE seq = ?1 AND state = 'pending'
+         RETURNING id, idempotency_key, mutator, mutator_version, args, metadata, attempts",
+    )?;
+    let mut hist = tx.prepare_cached("INSERT OR REPLACE INTO attempts (command_seq, attempt, started_at) VALUES (?1, ?2, ?3)")?;
+    let mut keys = tx.prepare_cached("SELECT key FROM command_keys WHERE command_seq = ?1 AND key <> ''")?;
+    for &seq in seqs {
+        let row = mark
+            .query_row(params![seq, now], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, u32>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, String>(5)?,
+                    r.get::<_, u32>(6)?,
+                ))
+            })
+            .optional()?;
+        let Some((id, idempotency_key, mutator, mutator_version, args, metadata, attempt)) = row else { continue };
+        hist.execute(params![seq, attempt, now])?;
+        let command_keys = keys.query_map(params![seq], |r| r.get::<_, String>(0))?.collect::<rusqlite::Result<Vec<_>>>()?;
+        out.push((seq, OutgoingCommand {
+            id,
+            idempotency_key,
+            mutator,
+            mutator_version,
+            args: serde_json::from_str(&args).unwrap_or(Value::Null),
+            base_versions: store::base_versions(tx, seq)?,
+            keys: command_keys,
+            metadata: serde_json::from_str(&metadata).unwrap_or(Value::Null),
+            attempt,
+        }));
+    }
+    Ok(out)
+}
+
+/// Records the end of an attempt in the history.
+pub(crate) fn end_attempt(
+    tx: &Transaction<'_>,
+    seq: i64,
+    attempt: u32,
+    now: i64,
+    outcome: &str,
+    http_status: Option<u16>,
+    error: Option<&str>,
+) -> Result<()> {
+    tx.prepare_cached(
+        "UPDATE attempts SET ended_at = ?3, outcome = ?4, http_status = ?5, error = ?6 WHERE command_seq = ?1 AND attempt = ?2",
+    )?
+    .execute(params![seq, attempt, now, outcome, http_status, error])?;
+    Ok(())
+}
+
+fn current_state(tx: &Transaction<'_>, seq: i64) -> Result<(CommandId, CommandState, u32)> {
+    let (id, state, attempts): (String, String, u32) = tx
+        .prepare_cached("SELECT id, state, attempts FROM commands WHERE seq = ?1")?
+        .query_row(params![seq], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    let id = CommandId(uuid::Uuid::parse_str(&id).map_err(|_| Error::Corrupt { detail: format!("bad command id {id}") })?);
+    let state = CommandState::parse(&state).ok_or_else(|| Error::Corrupt { detail: format!("bad state {state}") })?;
+    Ok((id, state, attempts))
+}
+
+/// Moves a command from `expected` to `to`, refusing any other starting state.
+fn transition(
+    tx: &Transaction<'_>,
+    seq: i64,
+    expected: CommandState,
+    to: CommandState,
+    now: i64,
+    settlement: Option<&Settlement>,
+) -> Result<Change> {
+    let (id, state, _) = current_state(tx, seq)?;
+    if state != expected || !state.can_become(to) {
+        return Err(Error::InvalidState { id: id.to_string(), state: state.to_string(), action: "move" });
+    }
+    let outcome = settlement.map(|s| serde_json::to_string(s).unwrap_or_default());
+    let finished = (!to.holds_keys()).then_some(now);
+    tx.prepare_cached(
+        "UPDATE commands SET state = ?2, updated_at = ?3, outcome = COALESCE(?4, outcome), finished_at = ?5 WHERE seq = ?1",
+    )?
+    .execute(params![seq, to.as_str(), now, outcome, finished])?;
+    if !to.holds_keys() {
+        release_keys(tx, seq)?;
+    }
+    Ok(Change { id, from: state, to })
+}
+
+/// Removes a finished command from its lanes and advances each lane's head.
+fn release_keys(tx: &Transaction<'_>, seq: i64) -> Result<()> {
+    let keys: Vec<String> = tx
+        .prepare_cached("SELECT key FROM command_keys WHERE command_seq = ?1")?
+        .query_map(params![seq], |r| r.get(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    tx.prepare_cached("DELETE FROM command_keys WHERE command_seq = ?1")?.execute(params![seq])?;
+    let mut next = tx.prepare_cached("SELECT MIN(command_seq) FROM command_keys WHERE key = ?1")?;
+    let mut set_head = tx.prepare_cached("UPDATE lanes SET head_seq = ?2 WHERE key = ?1")?;
+    let mut drop_lane = tx.prepare_cached("DELETE FROM lanes WHERE key = ?1")?;
+    for key in keys {
+        match next.query_row(params![key], |r| r.get::<_, Option<i64>>(0))? {
+            Some(head) => set_head.execute(params![key, head])?,
+            None => drop_lane.execute(params![key])?,
+        };
+    }
+    Ok(())
+}
+
+/// Applies the engine's decision about one attempt. Returns the state changes made.
+pub(crate) fn settle(tx: &Transaction<'_>, seq: i64, disposition: Disposition, now: i64) -> Result<Vec<Change>> {
+    let (_, state, attempts) = current_state(tx, seq)?;
+    if state != CommandState::InFlight {
+        // Someone else (a discard, or a successor drainer) already moved it: keep theirs.
+        return Ok(Vec::new());
+    }
+    match disposition {
+        Disposition::Succeed { result, changes } => {
+            store::apply_changes(tx, seq, &changes)?;
+            tx.prepare_cached("UPDATE commands SET result = ?2, last_error = NULL WHERE seq = ?1")?
+                .execute(params![seq, result.to_string()])?;
+            let s = Settlement::Succeeded { result };
+            Ok(vec![transition(tx, seq, state, CommandState::Succeeded, now, Some(&s))?])
+        }
+        Disposition::Retry { delay, consumes_attempt, reason } => {
+            let attempts = if consumes_attempt { attempts } else { attempts.saturating_sub(1) };
+            tx.prepare_cached("UPDATE commands SET attempts = ?2, next_attempt_at = ?3, last_error = ?4 WHERE seq = ?1")?
+                .execute(params![seq, attempts, now + delay.as_millis() as i64, reason])?;
+            Ok(vec![transition(tx, seq, state, CommandState::Pending, now, None)?])
+        }
+        Disposition::Wedge { reason } => {
+            tx.prepare_cached("UPDATE commands SET last_error = ?2 WHERE seq = ?1")?.execute(params![seq, reason])?;
+            let s = Settlement::Wedged { reason };
+            Ok(vec![transition(tx, seq, state, CommandState::Wedged, now, Some(&s))?])
+        }
+        Disposition::Conflict { server_snapshot } => {
+            tx.prepare_cached("UPDATE commands SET last_error = 'conflict' WHERE seq = ?1")?.execute(params![seq])?;
+            let s = Settlement::Conflict { server_snapshot };
+            Ok(vec![transition(tx, seq, state, CommandState::Conflict, now, Some(&s))?])
+        }
+        Disposition::Fail { code, message } => {
+            tx.prepare_cached("UPDATE commands SET last_error = ?2 WHERE seq = ?1")?
+                .execute(params![seq, format!("{code}: {message}")])?;
+            fail(tx, seq, state, code, message, now)
+        }
+    }
+}
+
+/// Fails a command, rolls back its ops, and fails its dependants: later commands on its
+/// keys and (transitively) commands that named it in `after`.
+fn fail(tx: &Transaction<'_>, seq: i64, from: CommandState, code: String, message: String, now: i64) -> Result<Vec<Change>> {
+    let mut later: Vec<i64> = tx
+        .prepare_cached(
+            "SELECT DISTINCT o.command_seq FROM command_keys k JOIN command_keys o ON o.key = k.key
+             WHERE k.command_seq = ?1 AND o.command_seq > ?1",
+        )?
+        .query_map(params![seq], |r| r.get(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let failed_id = current_state(tx, seq)?.0;
+    store::rollback_ops(tx, seq)?;
+    let s = Settlement::Failed { code, message };
+    let mut changes = vec![transition(tx, seq, from, CommandState::Failed, now, Some(&s))?];
+    later.extend(dependants(tx, seq)?);
+    changes.extend(fail_dependants(tx, later, &failed_id, now)?);
+    Ok(changes)
+}
+
+fn dependants(tx: &Transaction<'_>, seq: i64) -> Result<Vec<i64>> {
+    Ok(tx
+        .prepare_cached("SELECT command_seq FROM command_deps WHERE depends_on = ?1")?
+        .query_map(params![seq], |r| r.get(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+/// Fails each still-pending command in `queue` as `dependency_failed`, following explicit
+/// dependencies transitively.
+fn fail_dependants(tx: &Transaction<'_>, mut queue: Vec<i64>, cause: &CommandId, now: i64) -> Result<Vec<Change>> {
+    let mut changes = Vec::new();
+    while let Some(seq) = queue.pop() {
+        let (_, state, _) = current_state(tx, seq)?;
+        if state != CommandState::Pending {
+            continue;
+        }
+        store::rollback_ops(tx, seq)?;
+        let message = format!("command {cause} it depends on did not succeed");
+        tx.prepare_cached("UPDATE commands SET last_error = ?2 WHERE seq = ?1")?
+            .execute(params![seq, format!("dependency_failed: {message}")])?;
+        let s = Settlement::Failed { code: "dependency_failed".into(), message };
+        changes.push(transition(tx, seq, state, CommandState::Failed, now, Some(&s))?);
+        queue.extend(dependants(tx, seq)?);
+    }
+    Ok(changes)
+}
+
+/// Discards a command by explicit decision: its ops are rolled back, its keys released,
+/// and commands that named it in `after` fail as `dependency_failed`.
+pub(crate) fn discard(tx: &Transaction<'_>, id: &CommandId, now: i64) -> Result<Vec<Change>> {
+    let seq = seq_of(tx, id)?;
+    let (_, state, _) = current_state(tx, seq)?;
+    if !state.can_become(CommandState::Discarded) {
+        return Err(Error::InvalidState { id: id.to_string(), state: state.to_string(), action: "discard" });
+    }
+    store::rollback_ops(tx, seq)?;
+    let mut changes = vec![transition(tx, seq, state, CommandState::Discarded, now, Some(&Settlement::Discarded))?];
+    let deps = dependants(tx, seq)?;
+    changes.extend(fail_dependants(tx, deps, id, now)?);
+    Ok(changes)
+}
+
+/// Sends a wedged command again with a fresh attempt budget (same idempotency key).
+pub(crate) fn retry(tx: &Transaction<'_>, id: &CommandId, now: i64) -> Result<Change> {
+    let seq = seq_of(tx, id)?;
+    let (_, state, _) = current_state(tx, seq)?;
+    if state != CommandState::Wedged {
+        return Err(Error::InvalidState { id: id.to_string(), state: state.to_string(), action: "retry" });
+    }
+    tx.prepare_cached("UPDATE commands SET attempts = 0, next_attempt_at = ?2, outcome = NULL WHERE seq = ?1")?
+        .execute(params![seq, now])?;
+    transition(tx, seq, state, CommandState::Pending, now, None)
+}
+
+/// Resolves a conflict by sending new args under a new idempotency key (the server never
+/// applied the old ones).
+pub(crate) fn retry_conflict_with(tx: &Transaction<'_>, id: &CommandId, args: &str, now: i64) -> Result<Change> {
+    let seq = seq_of(tx, id)?;
+    let (_, state, _) = current_state(tx, seq)?;
+    if state != CommandState::Conflict {
+        return Err(Error::InvalidState { id: id.to_string(), state: state.to_string(), action: "resolve" });
+    }
+    tx.prepare_cached(
+        "UPDATE commands SET args = ?2, idempotency_key = ?3, attempts = 0, next_attempt_at = ?4, outcome = NULL,
+                last_error = NULL WHERE seq = ?1",
+    )?
+    .execute(params![seq, args, uuid::Uuid::now_v7().to_string(), now])?;
+    transition(tx, seq, state, CommandState::Pending, now, None)
+}
+
+/// Returns every `in_flight` command to `pending` (their sender is gone). The attempt
+/// stays counted: the server may have received it.
+pub(crate) fn reset_in_flight(tx: &Transaction<'_>, now: i64) -> Result<Vec<Change>> {
+    let seqs: Vec<i64> = tx
+        .prepare_cached("SELECT seq FROM commands WHERE state = 'in_flight'")?
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut changes = Vec::with_capacity(seqs.len());
+    for seq in seqs {
+        tx.prepare_cached("UPDATE commands SET next_attempt_at = ?2, last_error = 'interrupted' WHERE seq = ?1")?
+            .execute(params![seq, now])?;
+        changes.push(transition(tx, seq, CommandState::InFlight, CommandState::Pending, now, None)?);
+    }
+    Ok(changes)
+}
+
+/// Never-attempted pending commands, oldest first (what `before_retry` may edit).
+pub(crate) fn editable(conn: &Connection, limit: usize) -> Result<Vec<Command>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM commands WHERE state = 'pending' AND attempts = 0 ORDER BY seq LIMIT ?1"
+    ))?;
+    let cmds = stmt.query_map(params![limit as i64], row_to_command)?.collect::<rusqlite::Result<Vec<_>>>()?;
+    cmds.into_iter().map(|c| with_relations(conn, c)).collect()
+}
+
+/// Checks that a command may still be edited, returning its seq.
+pub(crate) fn editable_seq(tx: &Transaction<'_>, id: &CommandId) -> Result<i64> {
+    let seq = seq_of(tx, id)?;
+    let (_, state, attempts) = current_state(tx, seq)?;
+    if attempts > 0 || state == CommandState::InFlight {
+        return Err(Error::Immutable { id: id.to_string() });
+    }
+    if state != CommandState::Pending {
+        return Err(Error::InvalidState { id: id.to_string(), state: state.to_string(), action: "edit" });
+    }
+    Ok(seq)
+}
+
+/// Replaces the args of a never-attempted command.
+pub(crate) fn rewrite_args(tx: &Transaction<'_>, seq: i64, args: &str, now: i64) -> Result<()> {
+    tx.prepare_cached("UPDATE commands SET args = ?2, updated_at = ?3 WHERE seq = ?1")?.execute(params![seq, args, now])?;
+    Ok(())
+}
+
+/// The keys of a command (including the unkeyed lane marker).
+pub(crate) fn keys_of(tx: &Transaction<'_>, seq: i64) -> Result<Vec<String>> {
+    Ok(tx
+        .prepare_cached("SELECT key FROM command_keys WHERE command_seq = ?1 ORDER BY key")?
+        .query_map(params![seq], |r| r.get(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+/// Folds command `from` into `into`: its ops move over, its dependants now wait for
+/// `into`, and it is discarded without rolling anything back.
+pub(crate) fn squash_into(tx: &Transaction<'_>, from: i64, into: i64, now: i64) -> Result<Change> {
+    store::move_ops(tx, from, into)?;
+    tx.prepare_cached("UPDATE OR IGNORE command_deps SET depends_on = ?2 WHERE depends_on = ?1")?
+        .execute(params![from, into])?;
+    tx.prepare_cached("DELETE FROM command_deps WHERE depends_on = ?1 OR (command_seq = ?2 AND depends_on = ?2)")?
+        .execute(params![from, into])?;
+    transition(tx, from, CommandState::Pending, CommandState::Discarded, now, Some(&Settlement::Discarded))
+}
+
+/// Counts per state.
+pub(crate) fn counts(conn: &Connection) -> Result<Vec<(CommandState, u64)>> {
+    let mut stmt = conn.prepare_cached("SELECT state, COUNT(*) FROM commands GROUP BY state")?;
+    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (s, n) = row?;
+        if let Some(s) = CommandState::parse(&s) {
+            out.push((s, n.max(0) as u64));
+        }
+    }
+    Ok(out)
+}
+
+/// Enqueue time of the oldest command still holding its keys.
+pub(crate) fn oldest_unfinished(conn: &Connection) -> Result<Option<i64>> {
+    Ok(conn
+        .prepare_cached("SELECT MIN(c.created_at) FROM lanes l JOIN commands c ON c.seq = l.head_seq")?
+        .query_row([], |r| r.get(0))?)
+}
+
+/// Deletes succeeded and discarded commands finished before `cutoff` whose ops are all
+/// retired. Returns how many were removed.
+pub(crate) fn prune(tx: &Transaction<'_>, cutoff: i64) -> Result<usize> {
+    tx.execute(
+        "DELETE FROM attempts WHERE command_seq IN (SELECT seq FROM commands
+           WHERE state IN ('succeeded', 'discarded') AND finished_at < ?1
+             AND NOT EXISTS (SELECT 1 FROM pending_ops p WHERE p.command_seq = commands.seq))",
+        params![cutoff],
+    )?;
+    Ok(tx.execute(
+        "DELETE FROM commands WHERE state IN ('succeeded', 'discarded') AND finished_at < ?1
+           AND NOT EXISTS (SELECT 1 FROM pending_ops p WHERE p.command_seq = commands.seq)
+           AND NOT EXISTS (SELECT 1 FROM command_deps d JOIN commands w ON w.seq = d.command_seq
+                           WHERE d.depends_on = commands.seq AND w.state IN ('pending', 'in_flight'))",
+        params![cutoff],
+    )?)
+}

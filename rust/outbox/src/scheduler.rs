@@ -1,0 +1,429 @@
+//! The drain loop: decides when to send what.
+//!
+//! One task per engine wakes on a trigger (open, enqueue, online, foreground, a settled
+//! attempt, `sync_now`, the next due retry, lease renewal) and runs a *pass*:
+//!
+//! 1. nothing happens while offline or without a transport;
+//! 2. take or renew the drainer lease; only the holder sends. Taking it returns commands
+//!    left `in_flight` by a dead holder to `pending`;
+//! 3. on external triggers, let the `before_retry` hook edit never-attempted commands;
+//! 4. pull back due times further ahead than the backoff cap (the clock moved);
+//! 5. read up to `free sends × max_batch_size` ready commands from SQLite, mark them
+//!    `in_flight` in one transaction, and spawn one send per batch.
+//!
+//! Nothing about the queue is held in memory between passes except counters, so memory
+//! stays flat however many commands are pending.
+
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{broadcast, watch, Notify};
+use tokio::task::JoinSet;
+
+use crate::config::Config;
+use crate::db::{now_ms, Db};
+use crate::error::{Error, Result};
+use crate::events::Event;
+use crate::hooks::BeforeRetry;
+use crate::lease::{self, LeaseStatus};
+use crate::queue::{self, Change};
+use crate::retry;
+use crate::runtime;
+use crate::transport::{Outcome, OutgoingCommand, Transport};
+
+/// How many never-attempted commands the `before_retry` hook sees per pass.
+const HOOK_WINDOW: usize = 1000;
+
+/// The lease as this engine last saw it.
+#[derive(Debug, Clone, Copy)]
+struct HeldLease {
+    generation: i64,
+    expires_at: i64,
+}
+
+/// Engine state shared by the public handle, the drain loop and the send tasks.
+pub(crate) struct Engine {
+    pub(crate) db: Db,
+    pub(crate) config: Config,
+    transport: Option<Arc<dyn Transport>>,
+    pub(crate) mutators: std::sync::RwLock<std::collections::HashMap<String, crate::command::MutatorSpec>>,
+    pub(crate) before_retry: std::sync::RwLock<Option<Arc<dyn BeforeRetry>>>,
+    pub(crate) online: AtomicBool,
+    pub(crate) foreground: AtomicBool,
+    closed: watch::Sender<bool>,
+    wake: Notify,
+    external_trigger: AtomicBool,
+    events: broadcast::Sender<Event>,
+    owner: String,
+    lease: Mutex<Option<HeldLease>>,
+    sends_in_flight: AtomicUsize,
+    not_sent_streak: AtomicU32,
+    was_idle: AtomicBool,
+    pub(crate) last_error: Mutex<Option<String>>,
+    tasks: Mutex<JoinSet<()>>,
+}
+
+impl Engine {
+    pub(crate) fn new(db: Db, mut config: Config) -> Arc<Engine> {
+        let transport = config.transport.take();
+        let (events, _) = broadcast::channel(4096);
+        let (closed, _) = watch::channel(false);
+        let online = config.start_online;
+        Arc::new(Engine {
+            db,
+            transport,
+            mutators: Default::default(),
+            before_retry: Default::default(),
+            online: AtomicBool::new(online),
+            foreground: AtomicBool::new(true),
+            closed,
+            wake: Notify::new(),
+            external_trigger: AtomicBool::new(true),
+            events,
+            owner: format!("{}-{}", std::process::id(), uuid::Uuid::now_v7()),
+            lease: Mutex::new(None),
+            sends_in_flight: AtomicUsize::new(0),
+            not_sent_streak: AtomicU32::new(0),
+            was_idle: AtomicBool::new(false),
+            last_error: Mutex::new(None),
+            tasks: Mutex::new(JoinSet::new()),
+            config,
+        })
+    }
+
+    /// Starts the drain loop on the engine runtime.
+    pub(crate) fn start(self: &Arc<Self>) {
+        let engine = Arc::clone(self);
+        let handle = runtime::handle();
+        let mut tasks = lock(&self.tasks);
+        tasks.spawn_on(async move { engine.run().await }, &handle);
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        *self.closed.borrow()
+    }
+
+    pub(crate) fn ensure_open(&self) -> Result<()> {
+        if self.is_closed() {
+            Err(Error::Closed)
+        } else {
+            Ok(())
+        }
+    }
+
+    pub(crate) fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.events.subscribe()
+    }
+
+    pub(crate) fn closed_signal(&self) -> watch::Receiver<bool> {
+        self.closed.subscribe()
+    }
+
+    pub(crate) fn emit(&self, event: Event) {
+        let _ = self.events.send(event);
+    }
+
+    pub(crate) fn emit_changes(&self, changes: &[Change]) {
+        for c in changes {
+            self.emit(Event::StateChanged { id: c.id, from: c.from, to: c.to });
+        }
+    }
+
+    /// Wakes the drain loop. `external` marks triggers that come from outside the queue
+    /// (they also run the `before_retry` hook).
+    pub(crate) fn trigger(&self, external: bool) {
+        if external {
+            self.external_trigger.store(true, Ordering::SeqCst);
+        }
+        self.wake.notify_one();
+    }
+
+    pub(crate) fn is_drainer(&self) -> bool {
+        lock(&self.lease).is_some_and(|l| l.expires_at > now_ms())
+    }
+
+    pub(crate) fn sends_in_flight(&self) -> usize {
+        self.sends_in_flight.load(Ordering::SeqCst)
+    }
+
+    /// Stops the loop and abandons in-flight sends (their commands stay `in_flight` in the
+    /// database, exactly as after a crash, and are resumed by the next drainer). Releases
+    /// the lease so another engine can take over at once.
+    pub(crate) fn shutdown(&self) {
+        if self.closed.send_replace(true) {
+            return;
+        }
+        lock(&self.tasks).abort_all();
+        let held = lock(&self.lease).take();
+        if let Some(l) = held {
+            let _ = self.db.write(|tx| lease::release(tx, &self.owner, l.generation));
+        }
+    }
+
+    async fn run(self: Arc<Self>) {
+        let mut closed = self.closed.subscribe();
+        loop {
+            if *closed.borrow() {
+                return;
+            }
+            let sleep = match self.pass() {
+                Ok(next) => next,
+                Err(e) => {
+                    tracing::warn!(error = %e, "outbox drain pass failed");
+                    *lock(&self.last_error) = Some(e.to_string());
+                    Duration::from_secs(1)
+                }
+            };
+            tokio::select! {
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(sleep) => self.external_trigger.store(true, Ordering::SeqCst),
+                _ = closed.changed() => return,
+            }
+        }
+    }
+
+    fn renew_interval(&self) -> Duration {
+        (self.config.lease_ttl / 3).max(Duration::from_millis(10))
+    }
+
+    /// One scheduling pass. Returns how long to sleep if nothing wakes the loop earlier.
+    fn pass(self: &Arc<Self>) -> Result<Duration> {
+        let idle_sleep = Duration::from_secs(3600);
+        let Some(transport) = self.transport.clone() else { return Ok(idle_sleep) };
+        if !self.online.load(Ordering::SeqCst) {
+            return Ok(idle_sleep);
+        }
+        let generation = match self.hold_lease()? {
+            Ok(g) => g,
+            Err(retry_in) => return Ok(retry_in),
+        };
+        if self.external_trigger.swap(false, Ordering::SeqCst) {
+            self.run_before_retry();
+        }
+        let now = now_ms();
+        let cap_ms = self.config.retry.cap.as_millis() as i64;
+        self.db.write(|tx| queue::clamp_due(tx, now, cap_ms))?;
+
+        let max_sends = self.config.max_concurrency.max(1);
+        let free = max_sends.saturating_sub(self.sends_in_flight());
+        if free > 0 {
+            let batch_size = self.config.max_batch_size.max(1);
+            let seqs = self.db.read(|c| queue::ready(c, now, free * batch_size))?;
+            if !seqs.is_empty() {
+                self.was_idle.store(false, Ordering::SeqCst);
+                let started = self.db.write(|tx| {
+                    lease::check_fence(tx, &self.owner, generation)?;
+                    queue::start_attempts(tx, &seqs, now)
+                });
+                let started = match started {
+                    Err(Error::Fenced) => {
+                        self.lose_lease();
+                        return Ok(self.renew_interval());
+                    }
+                    other => other?,
+                };
+                for (_, cmd) in &started {
+                    self.emit(Event::AttemptStarted { id: parse_id(&cmd.id), attempt: cmd.attempt });
+                }
+                let per_batch = started.len().div_ceil(free).clamp(1, batch_size);
+                let mut started = started.into_iter().peekable();
+                while started.peek().is_some() {
+                    let batch: Vec<(i64, OutgoingCommand)> = started.by_ref().take(per_batch).collect();
+                    self.spawn_send(Arc::clone(&transport), batch, generation);
+                }
+            } else if self.sends_in_flight() == 0 && !self.was_idle.swap(true, Ordering::SeqCst) {
+                self.emit(Event::Idle);
+            }
+        }
+        let next_due = self.db.read(|c| queue::next_due(c, now))?;
+        let until_due = next_due.map(|t| Duration::from_millis((t - now).max(0) as u64));
+        Ok(until_due.map_or(self.renew_interval(), |d| d.min(self.renew_interval())))
+    }
+
+    /// Takes or renews the lease. `Ok(Err(d))`: another engine drains; look again in `d`.
+    fn hold_lease(&self) -> Result<std::result::Result<i64, Duration>> {
+        let now = now_ms();
+        let ttl_ms = self.config.lease_ttl.as_millis() as i64;
+        if let Some(l) = *lock(&self.lease) {
+            // Renew once a third of the TTL has passed.
+            if l.expires_at - now > ttl_ms * 2 / 3 {
+                return Ok(Ok(l.generation));
+            }
+        }
+        let status = self.db.write(|tx| {
+            let status = lease::acquire(tx, &self.owner, ttl_ms, now)?;
+            let reset = match status {
+                LeaseStatus::Held { taken: true, .. } => queue::reset_in_flight(tx, now)?,
+                _ => Vec::new(),
+            };
+            Ok((status, reset))
+        })?;
+        match status {
+            (LeaseStatus::Held { generation, expires_at, taken }, reset) => {
+                *lock(&self.lease) = Some(HeldLease { generation, expires_at });
+                if taken {
+                    self.emit_changes(&reset);
+                    self.emit(Event::LeaseChanged { is_drainer: true });
+                    self.prune();
+                }
+                Ok(Ok(generation))
+            }
+            (LeaseStatus::HeldByOther { expires_at }, _) => {
+                self.lose_lease();
+                Ok(Err(Duration::from_millis((expires_at - now).clamp(10, ttl_ms.max(10)) as u64)))
+            }
+        }
+    }
+
+    fn lose_lease(&self) {
+        if lock(&self.lease).take().is_some() {
+            self.emit(Event::LeaseChanged { is_drainer: false });
+        }
+    }
+
+    fn prune(&self) {
+        let cutoff = now_ms() - self.config.retention.as_millis() as i64;
+        if let Err(e) = self.db.write(|tx| queue::prune(tx, cutoff)) {
+            tracing::warn!(error = %e, "pruning finished commands failed");
+        }
+    }
+
+    fn run_before_retry(&self) {
+        let hook = match self.before_retry.read() {
+            Ok(h) => h.clone(),
+            Err(p) => p.into_inner().clone(),
+        };
+        let Some(hook) = hook else { return };
+        let editable = match self.db.read(|c| queue::editable(c, HOOK_WINDOW)) {
+            Ok(cmds) if !cmds.is_empty() => cmds,
+            Ok(_) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading commands for before_retry failed");
+                return;
+            }
+        };
+        let edits = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| hook.review(&editable))) {
+            Ok(edits) => edits,
+            Err(_) => {
+                tracing::warn!("before_retry hook panicked; no edits applied");
+                return;
+            }
+        };
+        if edits.is_empty() {
+            return;
+        }
+        match crate::hooks::apply_edits(self, &edits) {
+            Ok(changes) => self.emit_changes(&changes),
+            Err(e) => tracing::warn!(error = %e, "before_retry edits refused; none applied"),
+        }
+    }
+
+    fn spawn_send(self: &Arc<Self>, transport: Arc<dyn Transport>, batch: Vec<(i64, OutgoingCommand)>, generation: i64) {
+        self.sends_in_flight.fetch_add(1, Ordering::SeqCst);
+        let engine = Arc::clone(self);
+        let handle = runtime::handle();
+        let timeout = self.config.attempt_timeout;
+        let mut tasks = lock(&self.tasks);
+        while tasks.try_join_next().is_some() {}
+        tasks.spawn_on(
+            async move {
+                let commands: Vec<OutgoingCommand> = batch.iter().map(|(_, c)| c.clone()).collect();
+                let outcomes = send_guarded(transport, commands, timeout).await;
+                engine.settle_batch(&batch, outcomes, generation);
+                engine.sends_in_flight.fetch_sub(1, Ordering::SeqCst);
+                engine.trigger(false);
+            },
+            &handle,
+        );
+    }
+
+    fn settle_batch(&self, batch: &[(i64, OutgoingCommand)], mut outcomes: Vec<Outcome>, generation: i64) {
+        outcomes.resize_with(batch.len(), || Outcome::retry("transport returned no outcome for this command"));
+        let all_not_sent = outcomes.iter().all(|o| matches!(o, Outcome::Offline | Outcome::Unauthorized));
+        let streak = if all_not_sent {
+            self.not_sent_streak.fetch_add(1, Ordering::SeqCst) + 1
+        } else {
+            self.not_sent_streak.store(0, Ordering::SeqCst);
+            0
+        };
+        if outcomes.iter().any(|o| matches!(o, Outcome::Unauthorized)) {
+            self.emit(Event::AuthRequired);
+        }
+        let now = now_ms();
+        let policy = &self.config.retry;
+        let mut finished = Vec::with_capacity(batch.len());
+        let result = self.db.write(|tx| {
+            lease::check_fence(tx, &self.owner, generation)?;
+            let mut changes = Vec::new();
+            for ((seq, cmd), outcome) in batch.iter().zip(outcomes) {
+                let label = outcome.label();
+                let (status, error) = describe(&outcome);
+                queue::end_attempt(tx, *seq, cmd.attempt, now, label, status, error.as_deref())?;
+                let disposition = retry::classify(outcome, cmd.attempt, streak, policy);
+                finished.push((parse_id(&cmd.id), cmd.attempt, label, error));
+                changes.extend(queue::settle(tx, *seq, disposition, now)?);
+            }
+            Ok(changes)
+        });
+        match result {
+            Ok(changes) => {
+                for (id, attempt, outcome, error) in finished {
+                    if let Some(e) = &error {
+                        *lock(&self.last_error) = Some(e.clone());
+                    }
+                    self.emit(Event::AttemptFinished { id, attempt, outcome: outcome.to_string(), error });
+                }
+                self.emit_changes(&changes);
+            }
+            Err(Error::Fenced) => {
+                tracing::warn!("drainer lease lost while sending; the new drainer resends these commands");
+                self.lose_lease();
+            }
+            Err(e) => {
+                // The outcome could not be stored (disk full, I/O). The commands stay
+                // `in_flight` on disk; taking the lease again resends them with the same
+                // idempotency keys, so nothing is lost or applied twice.
+                tracing::warn!(error = %e, "storing attempt outcomes failed");
+                *lock(&self.last_error) = Some(e.to_string());
+                lock(&self.lease).take();
+            }
+        }
+    }
+}
+
+/// Runs one transport call in its own task so that a panic or a hang cannot take the
+/// engine down: both become transient failures.
+async fn send_guarded(transport: Arc<dyn Transport>, commands: Vec<OutgoingCommand>, timeout: Duration) -> Vec<Outcome> {
+    let n = commands.len();
+    let call = runtime::handle().spawn(async move { transport.send(commands).await });
+    let abort = call.abort_handle();
+    match tokio::time::timeout(timeout, call).await {
+        Ok(Ok(outcomes)) => outcomes,
+        Ok(Err(_)) => vec![Outcome::retry("transport failed unexpectedly (panicked)"); n],
+        Err(_) => {
+            abort.abort();
+            vec![Outcome::retry(format!("attempt timed out after {} ms", timeout.as_millis())); n]
+        }
+    }
+}
+
+fn describe(outcome: &Outcome) -> (Option<u16>, Option<String>) {
+    match outcome {
+        Outcome::Applied { .. } => (None, None),
+        Outcome::Retry { reason, http_status, .. } => (*http_status, Some(reason.clone())),
+        Outcome::Rejected { code, message } => (None, Some(format!("{code}: {message}"))),
+        Outcome::Conflict { .. } => (Some(409), Some("conflict".into())),
+        Outcome::Unauthorized => (Some(401), Some("unauthorized".into())),
+        Outcome::Offline => (None, Some("server unreachable".into())),
+    }
+}
+
+fn parse_id(id: &str) -> crate::command::CommandId {
+    crate::command::CommandId(uuid::Uuid::parse_str(id).unwrap_or_default())
+}
+
+/// Locks a mutex whose data stays valid even if a holder panicked.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}

@@ -1,0 +1,106 @@
+//! The storage half of the local document store.
+//!
+//! Synced documents live in `synced_docs(collection, id, version, doc)`; optimistic changes
+//! in `pending_ops(command_seq, op_index, collection, doc_id, op, patch, base_version)`,
+//! written in the same transaction as their command. A rejected or discarded command's
+//! ops are deleted (rolled back) in the transaction that settles it; an applied command's
+//! ops are retired in the transaction that stores the server's version of the documents
+//! they touched, so a read never sees the document jump back.
+
+use rusqlite::{params, OptionalExtension, Transaction};
+use serde_json::Value;
+
+use crate::command::{OpKind, OptimisticOp};
+use crate::error::{Error, Result};
+use crate::transport::DocChange;
+
+/// Checks an op before anything is written.
+pub(crate) fn validate_op(op: &OptimisticOp) -> Result<()> {
+    if op.collection.is_empty() || op.id.is_empty() {
+        return Err(Error::InvalidRequest { reason: "optimistic ops need a collection and an id".into() });
+    }
+    match &op.kind {
+        OpKind::Insert(v) | OpKind::Patch(v) if !v.is_object() => Err(Error::InvalidRequest {
+            reason: format!("{} op on {}:{} needs a JSON object", op.kind.as_str(), op.collection, op.id),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Writes a command's ops, recording the synced version each one is based on.
+pub(crate) fn write_ops(tx: &Transaction<'_>, seq: i64, ops: &[OptimisticOp]) -> Result<()> {
+    if ops.is_empty() {
+        return Ok(());
+    }
+    let mut version = tx.prepare_cached("SELECT version FROM synced_docs WHERE collection = ?1 AND id = ?2")?;
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO pending_ops (command_seq, op_index, collection, doc_id, op, patch, base_version)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?;
+    for (i, op) in ops.iter().enumerate() {
+        let base: Option<i64> = version.query_row(params![op.collection, op.id], |r| r.get(0)).optional()?;
+        let patch = match &op.kind {
+            OpKind::Insert(v) | OpKind::Patch(v) => Some(v.to_string()),
+            OpKind::Delete => None,
+        };
+        insert.execute(params![seq, i as i64, op.collection, op.id, op.kind.as_str(), patch, base])?;
+    }
+    Ok(())
+}
+
+/// Removes a command's ops: the documents fall back to their synced state.
+pub(crate) fn rollback_ops(tx: &Transaction<'_>, seq: i64) -> Result<()> {
+    tx.execute("DELETE FROM pending_ops WHERE command_seq = ?1", params![seq])?;
+    Ok(())
+}
+
+/// Moves one command's ops behind another's (squashing commands into one).
+pub(crate) fn move_ops(tx: &Transaction<'_>, from_seq: i64, to_seq: i64) -> Result<()> {
+    let offset: i64 = tx.query_row(
+        "SELECT COALESCE(MAX(op_index) + 1, 0) FROM pending_ops WHERE command_seq = ?1",
+        params![to_seq],
+        |r| r.get(0),
+    )?;
+    tx.execute(
+        "UPDATE pending_ops SET command_seq = ?2, op_index = op_index + ?3 WHERE command_seq = ?1",
+        params![from_seq, to_seq, offset],
+    )?;
+    Ok(())
+}
+
+/// The base versions of a command's ops, as `{"collection:id": version}`.
+pub(crate) fn base_versions(tx: &Transaction<'_>, seq: i64) -> Result<serde_json::Map<String, Value>> {
+    let mut stmt = tx.prepare_cached(
+        "SELECT collection, doc_id, base_version FROM pending_ops WHERE command_seq = ?1 AND base_version IS NOT NULL",
+    )?;
+    let rows = stmt.query_map(params![seq], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?)))?;
+    let mut map = serde_json::Map::new();
+    for row in rows {
+        let (collection, id, version) = row?;
+        map.insert(format!("{collection}:{id}"), Value::from(version));
+    }
+    Ok(map)
+}
+
+/// Stores server versions of documents (never moving a document back to an older
+/// version) and retires the applied command's ops on the documents it received.
+pub(crate) fn apply_changes(tx: &Transaction<'_>, seq: i64, changes: &[DocChange]) -> Result<()> {
+    let mut current = tx.prepare_cached("SELECT version FROM synced_docs WHERE collection = ?1 AND id = ?2")?;
+    let mut upsert = tx.prepare_cached(
+        "INSERT INTO synced_docs (collection, id, version, doc) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (collection, id) DO UPDATE SET version = excluded.version, doc = excluded.doc",
+    )?;
+    let mut delete = tx.prepare_cached("DELETE FROM synced_docs WHERE collection = ?1 AND id = ?2")?;
+    let mut retire = tx.prepare_cached("DELETE FROM pending_ops WHERE command_seq = ?1 AND collection = ?2 AND doc_id = ?3")?;
+    for change in changes {
+        let have: Option<i64> = current.query_row(params![change.collection, change.id], |r| r.get(0)).optional()?;
+        if have.is_none_or(|v| v <= change.version) {
+            match &change.doc {
+                Some(doc) => upsert.execute(params![change.collection, change.id, change.version, doc.to_string()])?,
+                None => delete.execute(params![change.collection, change.id])?,
+            };
+        }
+        retire.execute(params![seq, change.collection, change.id])?;
+    }
+    Ok(())
+}
