@@ -1,0 +1,211 @@
+//! Opening databases: migrations from frozen fixtures, newer and corrupt files refused
+//! untouched, unwritable paths, a full disk, and bad input that writes nothing.
+mod common;
+
+use std::path::Path;
+
+use common::*;
+use outbox::{CommandState, Config, EnqueueRequest, Error, MutatorSpec, OpKind, OpenError, Outbox};
+use serde_json::json;
+
+fn schema(path: &Path) -> Vec<(String, String)> {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT name, sql FROM sqlite_master WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite_%' ORDER BY name")
+        .unwrap();
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(Result::unwrap).collect()
+}
+
+fn fixture_db(dir: &tempfile::TempDir, sql: &str) -> std::path::PathBuf {
+    let path = dir.path().join("device.db");
+    rusqlite::Connection::open(&path).unwrap().execute_batch(sql).unwrap();
+    path
+}
+
+#[tokio::test]
+async fn a_v1_database_with_queued_commands_upgrades_with_every_command_intact() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = fixture_db(&dir, include_str!("fixtures/v1.sql"));
+    let transport = std::sync::Arc::new(outbox::testing::ScriptedTransport::new());
+    let mut config = Config::new(&path, "alice", "ws-1").with_transport(transport.clone());
+    config.start_online = false;
+    let ob = Outbox::open(config).unwrap();
+    register_all(&ob);
+    let all = ob.peek(&outbox::PeekFilter { limit: 100, ..Default::default() }).unwrap();
+    assert_eq!(all.len(), 4);
+    let by_seq = |s: i64| all.iter().find(|c| c.seq == s).unwrap();
+    assert_eq!(by_seq(1).state, CommandState::Succeeded);
+    assert_eq!(by_seq(2).args, r#"{"id":"o2","total":500}"#);
+    assert_eq!(by_seq(2).attempts, 2);
+    assert_eq!(by_seq(2).idempotency_key, "key-2");
+    assert_eq!(by_seq(2).metadata, r#"{"trace_id":"t-2"}"#);
+    assert_eq!(by_seq(2).keys, vec!["o2"]);
+    assert_eq!(by_seq(4).keys, vec!["o2"]);
+    assert_eq!(by_seq(1).keys, Vec::<String>::new(), "finished commands no longer hold keys");
+
+    // The upgraded file has exactly the schema of a fresh one.
+    let fresh_dir = tempfile::tempdir().unwrap();
+    let fresh = fresh_dir.path().join("fresh.db");
+    drop(Outbox::open(Config::new(&fresh, "a", "w")).unwrap());
+    assert_eq!(schema(&path), schema(&fresh));
+
+    // And the queue drains in order: o2's lane (seq 2 then the interrupted seq 4), p1.
+    ob.set_online(true).unwrap();
+    for c in all.iter().filter(|c| c.state != CommandState::Succeeded) {
+        tokio::time::timeout(WAIT, ob.wait_for(&c.id)).await.unwrap().unwrap();
+    }
+    let sent: Vec<String> = transport.calls().iter().map(|c| c.command.idempotency_key.clone()).collect();
+    let pos = |k: &str| sent.iter().position(|s| s == k).unwrap();
+    assert!(pos("key-2") < pos("key-4"));
+    assert!(!sent.contains(&"key-1".to_string()));
+}
+
+#[test]
+fn a_database_from_a_newer_version_is_refused_and_left_byte_for_byte_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = fixture_db(&dir, "CREATE TABLE future (x); INSERT INTO future VALUES (1); PRAGMA user_version = 99;");
+    let before = std::fs::read(&path).unwrap();
+    match Outbox::open(Config::new(&path, "a", "w")) {
+        Err(Error::Open(OpenError::NewerVersion { found: 99, supported })) => assert!(supported < 99),
+        other => panic!("expected NewerVersion, got {other:?}"),
+    }
+    assert_eq!(std::fs::read(&path).unwrap(), before);
+}
+
+#[test]
+fn a_corrupt_file_is_refused_and_left_byte_for_byte_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("garbage.db");
+    let junk: Vec<u8> = (0..8192u32).map(|i| (i * 7 + 13) as u8).collect();
+    std::fs::write(&path, &junk).unwrap();
+    match Outbox::open(Config::new(&path, "a", "w")) {
+        Err(Error::Open(OpenError::Corrupt { .. })) => {}
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+    assert_eq!(std::fs::read(&path).unwrap(), junk);
+}
+
+#[test]
+fn an_unwritable_path_is_a_typed_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("plain-file");
+    std::fs::write(&file, b"x").unwrap();
+    for path in [file.join("outbox.db"), dir.path().join("missing-folder").join("outbox.db")] {
+        match Outbox::open(Config::new(&path, "a", "w")) {
+            Err(Error::Open(OpenError::Unwritable { .. })) => {}
+            other => panic!("expected Unwritable for {path:?}, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_zero_concurrency_config_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = Config::new(dir.path().join("o.db"), "a", "w");
+    c.max_concurrency = 0;
+    assert!(matches!(Outbox::open(c), Err(Error::Open(OpenError::InvalidConfig(_)))));
+}
+
+fn count(h: &Harness) -> i64 {
+    let conn = rusqlite::Connection::open(h.db_path()).unwrap();
+    conn.query_row("SELECT (SELECT count(*) FROM commands) + (SELECT count(*) FROM pending_ops)", [], |r| r.get(0))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn bad_input_is_a_typed_error_and_writes_nothing() {
+    let h = Harness::offline();
+    h.outbox.register_mutator("small", MutatorSpec { max_args_bytes: 64, ..Default::default() }).unwrap();
+    let cases: Vec<(EnqueueRequest, fn(&Error) -> bool)> = vec![
+        (EnqueueRequest::new("nope", "{}"), |e| matches!(e, Error::UnknownMutator { name } if name == "nope")),
+        (EnqueueRequest::new("note", "{\"id\": "), |e| matches!(e, Error::InvalidJson { field: "args", .. })),
+        (EnqueueRequest::new("note", "{}").metadata("[1]"), |e| matches!(e, Error::InvalidJson { field: "metadata", .. })),
+        (EnqueueRequest::new("note", "{}").metadata("{x"), |e| matches!(e, Error::InvalidJson { field: "metadata", .. })),
+        (EnqueueRequest::new("small", format!(r#"{{"pad":"{}"}}"#, "x".repeat(100))), |e| {
+            matches!(e, Error::ArgsTooLarge { limit: 64, .. })
+        }),
+        (EnqueueRequest::new("note", "{}").keys([""]), |e| matches!(e, Error::InvalidKey { .. })),
+        (EnqueueRequest::new("note", "{}").keys(["k".repeat(300)]), |e| matches!(e, Error::InvalidKey { .. })),
+        (EnqueueRequest::new("note", "{}").op("", "x", OpKind::Delete), |e| matches!(e, Error::InvalidRequest { .. })),
+        (EnqueueRequest::new("note", "{}").op("c", "x", OpKind::Insert(json!(3))), |e| {
+            matches!(e, Error::InvalidRequest { .. })
+        }),
+        (EnqueueRequest::new("note", "{}").after([outbox::CommandId::new()]), |e| matches!(e, Error::UnknownCommand { .. })),
+    ];
+    for (req, check) in cases {
+        let err = h.outbox.enqueue(req.clone()).expect_err("bad input must be refused");
+        assert!(check(&err), "unexpected error {err:?} for {req:?}");
+        // Messages never echo the payload.
+        assert!(!err.to_string().contains("xxxxxxxxxx"));
+    }
+    assert_eq!(count(&h), 0, "nothing was written");
+    assert!(h.outbox.register_mutator("bad", MutatorSpec { key_pointers: vec!["id".into()], ..Default::default() }).is_err());
+    assert!(h.outbox.enqueue(EnqueueRequest::new("bad", "{}")).is_err());
+}
+
+#[tokio::test]
+async fn the_default_args_limit_is_256_kib() {
+    let h = Harness::offline();
+    let ok = format!(r#"{{"pad":"{}"}}"#, "x".repeat(256 * 1024 - 12));
+    assert!(ok.len() <= 256 * 1024);
+    h.outbox.enqueue(EnqueueRequest::new("note", ok)).unwrap();
+    let too_big = format!(r#"{{"pad":"{}"}}"#, "x".repeat(256 * 1024));
+    assert!(matches!(h.outbox.enqueue(EnqueueRequest::new("note", too_big)), Err(Error::ArgsTooLarge { .. })));
+}
+
+#[tokio::test]
+async fn a_full_disk_is_storage_full_and_keeps_everything_already_queued() {
+    let h = Harness::with(|c| {
+        c.start_online = false;
+        c.max_size_bytes = Some(256 * 1024);
+    });
+    let big = format!(r#"{{"pad":"{}"}}"#, "x".repeat(4000));
+    let mut queued = Vec::new();
+    let err = loop {
+        match h.outbox.enqueue(EnqueueRequest::new("note", big.clone())) {
+            Ok(id) => queued.push(id),
+            Err(e) => break e,
+        }
+        assert!(queued.len() < 1000, "the size cap never hit");
+    };
+    assert!(matches!(err, Error::StorageFull), "got {err:?}");
+    assert!(queued.len() > 10);
+    // Every command committed before the disk filled is intact and still sendable.
+    for id in &queued {
+        assert_eq!(h.state(id), CommandState::Pending);
+    }
+    assert_eq!(h.outbox.status().unwrap().pending as usize, queued.len());
+    // While the disk is full the engine cannot record attempts, so it sends nothing (it
+    // must persist in_flight first) and says why.
+    h.outbox.set_online(true).unwrap();
+    h.wait_until("the storage error to surface", |h| {
+        h.outbox.status().unwrap().last_error.is_some_and(|e| e.contains("full"))
+    })
+    .await;
+    assert_eq!(h.transport.call_count(), 0);
+    // Space comes back (here: a larger cap): everything drains, nothing was lost.
+    let mut config = common::config(&h.dir, &h.transport);
+    config.max_size_bytes = Some(4 * 1024 * 1024);
+    h.outbox.close();
+    let ob = Outbox::open(config).unwrap();
+    for id in &queued {
+        tokio::time::timeout(WAIT, ob.wait_for(id)).await.unwrap().unwrap();
+    }
+    assert_eq!(ob.status().unwrap().succeeded as usize, queued.len());
+}
+
+#[test]
+fn the_same_path_in_one_process_gives_the_same_engine() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = Outbox::open(Config::new(dir.path().join("o.db"), "a", "w")).unwrap();
+    let b = Outbox::open(Config::new(dir.path().join(".").join("o.db"), "a", "w")).unwrap();
+    a.register_mutator("note", MutatorSpec::default()).unwrap();
+    // b sees a's registration: they are one engine.
+    b.enqueue(EnqueueRequest::new("note", "{}")).unwrap();
+    assert_eq!(a.path(), b.path());
+    a.close();
+    assert!(matches!(b.status(), Err(Error::Closed)));
+    // After close the path can be opened afresh.
+    let c = Outbox::open(Config::new(dir.path().join("o.db"), "a", "w")).unwrap();
+    assert_eq!(c.status().unwrap().pending, 1);
+}
