@@ -83,7 +83,7 @@ async fn conflict_keeps_the_server_snapshot_and_pauses_its_keys_until_resolved_w
     let cmd = h.cmd(&put);
     assert_eq!(cmd.args, r#"{"id":"p1","price":300}"#);
     assert_ne!(cmd.idempotency_key, old_key, "new args are a new intent with a new key");
-    let last = h.transport.calls().into_iter().filter(|c| c.command.id == put.to_string()).last().unwrap();
+    let last = h.transport.calls().into_iter().rfind(|c| c.command.id == put.to_string()).unwrap();
     assert_eq!(last.command.args, json!({"id":"p1","price":300}));
 }
 

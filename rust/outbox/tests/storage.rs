@@ -116,7 +116,8 @@ fn count(h: &Harness) -> i64 {
 async fn bad_input_is_a_typed_error_and_writes_nothing() {
     let h = Harness::offline();
     h.outbox.register_mutator("small", MutatorSpec { max_args_bytes: 64, ..Default::default() }).unwrap();
-    let cases: Vec<(EnqueueRequest, fn(&Error) -> bool)> = vec![
+    type Check = fn(&Error) -> bool;
+    let cases: Vec<(EnqueueRequest, Check)> = vec![
         (EnqueueRequest::new("nope", "{}"), |e| matches!(e, Error::UnknownMutator { name } if name == "nope")),
         (EnqueueRequest::new("note", "{\"id\": "), |e| matches!(e, Error::InvalidJson { field: "args", .. })),
         (EnqueueRequest::new("note", "{}").metadata("[1]"), |e| matches!(e, Error::InvalidJson { field: "metadata", .. })),

@@ -1,0 +1,148 @@
+//! The benches: the engine and, where one exists, its baseline in the same run.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use outbox::testing::ScriptedTransport;
+use outbox::{CommandState, Config, EnqueueRequest, Event, MutatorSpec, OpKind, Outbox};
+use serde_json::json;
+
+use crate::measure::{order_args, Sample};
+
+type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
+
+/// Applies every command and keeps nothing: engine overhead only, and no memory held by
+/// the transport (the scripted test transport records every call).
+struct ApplyAll;
+
+#[async_trait::async_trait]
+impl outbox::Transport for ApplyAll {
+    async fn send(&self, batch: Vec<outbox::OutgoingCommand>) -> Vec<outbox::Outcome> {
+        batch.iter().map(|_| outbox::Outcome::applied(serde_json::Value::Null)).collect()
+    }
+}
+
+fn offline_outbox(dir: &tempfile::TempDir, transport: Option<Arc<dyn outbox::Transport>>) -> Result<Outbox> {
+    let mut config = Config::new(dir.path().join("bench.db"), "bench", "ws");
+    config.start_online = false;
+    config.max_batch_size = 50;
+    if let Some(t) = transport {
+        config.transport = Some(t);
+    }
+    let ob = Outbox::open(config)?;
+    ob.register_mutator("createOrder", MutatorSpec::default())?;
+    Ok(ob)
+}
+
+/// Durable enqueue (synchronous=FULL) against raw rusqlite inserts of the same bytes with
+/// the same pragmas, one transaction per command in both.
+pub fn enqueue(n: usize) -> Result<Vec<String>> {
+    let dir = tempfile::tempdir()?;
+    let ob = offline_outbox(&dir, None)?;
+    let mut lat = Vec::with_capacity(n);
+    let start = Instant::now();
+    for i in 0..n {
+        let t = Instant::now();
+        ob.enqueue(EnqueueRequest::new("createOrder", order_args(i)))?;
+        lat.push(t.elapsed());
+    }
+    let outbox_line = Sample { bench: "enqueue", system: "outbox", n, total: start.elapsed(), latencies: lat }.line();
+    ob.close();
+
+    let raw_dir = tempfile::tempdir()?;
+    let conn = rusqlite::Connection::open(raw_dir.path().join("raw.db"))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
+    conn.execute_batch(
+        "CREATE TABLE commands (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, mutator TEXT NOT NULL,
+           args TEXT NOT NULL, idempotency_key TEXT NOT NULL UNIQUE, keys TEXT NOT NULL, created_at INTEGER NOT NULL,
+           metadata TEXT NOT NULL)",
+    )?;
+    let mut lat = Vec::with_capacity(n);
+    let start = Instant::now();
+    for i in 0..n {
+        let t = Instant::now();
+        let args = order_args(i);
+        conn.execute(
+            "INSERT INTO commands (id, mutator, args, idempotency_key, keys, created_at, metadata)
+             VALUES (?1, 'createOrder', ?2, ?3, ?4, ?5, '{}')",
+            rusqlite::params![
+                uuid::Uuid::now_v7().to_string(),
+                args,
+                uuid::Uuid::now_v7().to_string(),
+                format!("order-{i}"),
+                i as i64
+            ],
+        )?;
+        lat.push(t.elapsed());
+    }
+    let raw_line = Sample { bench: "enqueue", system: "sqlite-raw", n, total: start.elapsed(), latencies: lat }.line();
+    Ok(vec![outbox_line, raw_line])
+}
+
+/// Fills a database with `n` pending commands, each with one optimistic doc op.
+fn fill(ob: &Outbox, n: usize) -> Result<()> {
+    for i in 0..n {
+        ob.enqueue(EnqueueRequest::new("createOrder", order_args(i)).op(
+            "orders",
+            format!("order-{i}"),
+            OpKind::Insert(json!({"total": 1250, "state": "open"})),
+        ))?;
+    }
+    Ok(())
+}
+
+/// Drains `n` pending commands through the in-memory transport: engine overhead only.
+pub async fn drain_local(n: usize) -> Result<Vec<String>> {
+    let dir = tempfile::tempdir()?;
+    let ob = offline_outbox(&dir, Some(Arc::new(ApplyAll)))?;
+    fill(&ob, n)?;
+    let start = Instant::now();
+    ob.set_online(true)?;
+    let report = ob.drain_for(Duration::from_secs(600)).await?;
+    let total = start.elapsed();
+    if report.remaining != 0 || ob.status()?.succeeded as usize != n {
+        return Err(format!("drain left {} commands", report.remaining).into());
+    }
+    ob.close();
+    Ok(vec![Sample { bench: "drain-local", system: "outbox", n, total, latencies: Vec::new() }.line()])
+}
+
+/// Opens a database holding `n` pending commands and `n` optimistic docs and measures the
+/// time until the first attempt starts.
+pub async fn open(n: usize) -> Result<Vec<String>> {
+    let dir = tempfile::tempdir()?;
+    {
+        let ob = offline_outbox(&dir, None)?;
+        fill(&ob, n)?;
+        ob.close();
+    }
+    let transport = Arc::new(ScriptedTransport::new());
+    transport.hold();
+    let mut config = Config::new(dir.path().join("bench.db"), "bench", "ws").with_transport(transport.clone());
+    config.start_online = false;
+    let start = Instant::now();
+    let ob = Outbox::open(config)?;
+    let mut events = ob.subscribe()?;
+    ob.set_online(true)?;
+    let first = tokio::time::timeout(Duration::from_secs(120), async {
+        while let Some(e) = events.next().await {
+            if matches!(e, Event::AttemptStarted { .. }) {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    let total = start.elapsed();
+    if first != Ok(true) {
+        return Err("no attempt started".into());
+    }
+    let line = Sample { bench: "open", system: "outbox", n, total, latencies: vec![total] }.line();
+    transport.release();
+    let pending = ob.peek(&outbox::PeekFilter { states: vec![CommandState::Pending], limit: 1, ..Default::default() })?;
+    drop(pending);
+    ob.close();
+    Ok(vec![line])
+}
