@@ -32,6 +32,13 @@ pub enum OpenError {
         /// What the operating system or SQLite reported.
         detail: String,
     },
+    /// The file belongs to another (user, workspace) than the one configured. Data is
+    /// scoped per user and workspace; use one file per pair.
+    #[error("database {path} belongs to another user or workspace")]
+    ScopeMismatch {
+        /// The file.
+        path: PathBuf,
+    },
     /// The configuration is not usable (e.g. `max_concurrency` of 0).
     #[error("invalid configuration: {0}")]
     InvalidConfig(String),
@@ -123,6 +130,12 @@ pub enum Error {
     /// The engine was closed.
     #[error("the outbox is closed")]
     Closed,
+    /// `wipe` without `force` found commands the server has not applied yet.
+    #[error("{count} commands are not yet applied by the server; wipe with force to drop them")]
+    UnsentCommands {
+        /// Commands that are pending, in flight, in conflict, wedged or failed.
+        count: u64,
+    },
     /// Waiting for something took longer than allowed.
     #[error("timed out")]
     Timeout,

@@ -67,6 +67,25 @@ pub enum Event {
     AuthRequired,
     /// Nothing is in flight and nothing is ready to send right now.
     Idle,
+    /// Documents in these collections may read differently now (local change, rollback,
+    /// acknowledgement, pull). Query subscriptions re-run on it.
+    CollectionsChanged {
+        /// Affected collections.
+        collections: Vec<String>,
+    },
+    /// A command failed and its optimistic changes are no longer shown.
+    RolledBack {
+        /// The command.
+        id: CommandId,
+        /// Why (`dependency_failed` when a predecessor failed).
+        code: String,
+        /// Human-readable reason.
+        message: String,
+        /// The documents it had changed, as (collection, id).
+        docs: Vec<(String, String)>,
+    },
+    /// A pull from the server's change feed completed: the local copy is up to date.
+    Synced,
     /// This subscriber fell behind and missed `missed` events.
     Lagged {
         /// How many events were dropped for this subscriber.

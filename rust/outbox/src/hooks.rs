@@ -4,6 +4,8 @@
 //! server may have applied the command (and only the response was lost), so its content
 //! is frozen; it can only be discarded.
 
+use std::collections::BTreeSet;
+
 use crate::command::{Command, CommandId};
 use crate::db::now_ms;
 use crate::error::{Error, Result};
@@ -68,8 +70,9 @@ fn checked_args(engine: &Engine, seq_mutator: &str, args: &str) -> Result<()> {
         .map_err(|e| Error::InvalidJson { field: "args", detail: e.to_string() })
 }
 
-/// Applies edits in one transaction; any refused edit refuses them all.
-pub(crate) fn apply_edits(engine: &Engine, edits: &[Edit]) -> Result<Vec<Change>> {
+/// Applies edits in one transaction; any refused edit refuses them all. Returns the state
+/// changes and the collections whose documents may read differently.
+pub(crate) fn apply_edits(engine: &Engine, edits: &[Edit]) -> Result<(Vec<Change>, BTreeSet<String>)> {
     // Validate args outside the transaction (parsing needs no lock).
     for edit in edits {
         if let Edit::Rewrite { id, args } | Edit::Squash { into: id, args, .. } = edit {
@@ -80,6 +83,7 @@ pub(crate) fn apply_edits(engine: &Engine, edits: &[Edit]) -> Result<Vec<Change>
     let now = now_ms();
     engine.db.write(|tx| {
         let mut changes = Vec::new();
+        let mut collections = BTreeSet::new();
         for edit in edits {
             match edit {
                 Edit::Rewrite { id, args } => {
@@ -87,7 +91,8 @@ pub(crate) fn apply_edits(engine: &Engine, edits: &[Edit]) -> Result<Vec<Change>
                     queue::rewrite_args(tx, seq, args, now)?;
                 }
                 Edit::Drop { id } => {
-                    queue::editable_seq(tx, id)?;
+                    let seq = queue::editable_seq(tx, id)?;
+                    collections.extend(queue::touched_docs(tx, seq)?.into_iter().map(|(c, _)| c));
                     changes.extend(queue::discard(tx, id, now)?);
                 }
                 Edit::Squash { into, ids, args } => {
@@ -101,11 +106,12 @@ pub(crate) fn apply_edits(engine: &Engine, edits: &[Edit]) -> Result<Vec<Change>
                                 reason: format!("cannot squash {id} into {into}: they hold different keys"),
                             });
                         }
+                        collections.extend(queue::touched_docs(tx, seq)?.into_iter().map(|(c, _)| c));
                         changes.push(queue::squash_into(tx, seq, into_seq, now)?);
                     }
                 }
             }
         }
-        Ok(changes)
+        Ok((changes, collections))
     })
 }

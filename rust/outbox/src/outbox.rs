@@ -97,6 +97,7 @@ impl Outbox {
             }
         }
         let db = Db::open(&path, config.durability, config.max_size_bytes)?;
+        db.check_scope(&path, &config.user_id, &config.workspace_id)?;
         let engine = Engine::new(db, config);
         let handle = Arc::new(Handle { engine: Arc::clone(&engine), path: path.clone() });
         reg.insert(path, Arc::downgrade(&handle));
@@ -105,7 +106,7 @@ impl Outbox {
         Ok(Outbox { handle })
     }
 
-    fn engine(&self) -> Result<&Arc<Engine>> {
+    pub(crate) fn engine(&self) -> Result<&Arc<Engine>> {
         let e = &self.handle.engine;
         e.ensure_open()?;
         Ok(e)
@@ -177,6 +178,12 @@ impl Outbox {
         };
         engine.db.write(|tx| queue::insert(tx, &new))?;
         engine.emit(Event::Enqueued { id, mutator: req.mutator });
+        if !req.ops.is_empty() {
+            let mut collections: Vec<String> = req.ops.iter().map(|o| o.collection.clone()).collect();
+            collections.sort();
+            collections.dedup();
+            engine.emit(Event::CollectionsChanged { collections });
+        }
         engine.trigger(false);
         Ok(id)
     }
@@ -238,8 +245,12 @@ impl Outbox {
     /// terminal ones). Its ops are rolled back; commands that named it in `after` fail.
     pub fn discard(&self, id: &CommandId) -> Result<()> {
         let engine = self.engine()?;
+        let collections = engine.db.read(|c| {
+            let seq = queue::load(c, id)?.seq;
+            Ok(queue::touched_docs(c, seq)?.into_iter().map(|(coll, _)| coll).collect())
+        })?;
         let changes = engine.db.write(|tx| queue::discard(tx, id, now_ms()))?;
-        engine.emit_changes(&changes);
+        engine.announce(&changes, collections);
         engine.trigger(false);
         Ok(())
     }
@@ -287,8 +298,8 @@ impl Outbox {
     /// Applies edits to never-attempted pending commands now, all or none.
     pub fn edit_pending(&self, edits: &[Edit]) -> Result<()> {
         let engine = self.engine()?;
-        let changes = hooks::apply_edits(engine, edits)?;
-        engine.emit_changes(&changes);
+        let (changes, collections) = hooks::apply_edits(engine, edits)?;
+        engine.announce(&changes, collections);
         engine.trigger(false);
         Ok(())
     }

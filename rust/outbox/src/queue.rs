@@ -361,7 +361,7 @@ pub(crate) fn settle(tx: &Transaction<'_>, seq: i64, disposition: Disposition, n
     }
     match disposition {
         Disposition::Succeed { result, changes } => {
-            store::apply_changes(tx, seq, &changes)?;
+            store::apply_changes(tx, Some(seq), &changes)?;
             tx.prepare_cached("UPDATE commands SET result = ?2, last_error = NULL WHERE seq = ?1")?
                 .execute(params![seq, result.to_string()])?;
             let s = Settlement::Succeeded { result };
@@ -379,6 +379,12 @@ pub(crate) fn settle(tx: &Transaction<'_>, seq: i64, disposition: Disposition, n
             Ok(vec![transition(tx, seq, state, CommandState::Wedged, now, Some(&s))?])
         }
         Disposition::Conflict { server_snapshot } => {
+            // A snapshot in the feed's shape (one change or a list) is also the newest
+            // synced version: the view shows it with the conflicting change on top.
+            let snapshot_changes: Vec<crate::transport::DocChange> = serde_json::from_value(server_snapshot.clone())
+                .or_else(|_| serde_json::from_value(server_snapshot.clone()).map(|c| vec![c]))
+                .unwrap_or_default();
+            store::apply_changes(tx, None, &snapshot_changes)?;
             tx.prepare_cached("UPDATE commands SET last_error = 'conflict' WHERE seq = ?1")?.execute(params![seq])?;
             let s = Settlement::Conflict { server_snapshot };
             Ok(vec![transition(tx, seq, state, CommandState::Conflict, now, Some(&s))?])
@@ -402,7 +408,8 @@ fn fail(tx: &Transaction<'_>, seq: i64, from: CommandState, code: String, messag
         .query_map(params![seq], |r| r.get(0))?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     let failed_id = current_state(tx, seq)?.0;
-    store::rollback_ops(tx, seq)?;
+    // The ops stay (so reads can say the document's change failed) but are no longer
+    // applied; a discard deletes them.
     let s = Settlement::Failed { code, message };
     let mut changes = vec![transition(tx, seq, from, CommandState::Failed, now, Some(&s))?];
     later.extend(dependants(tx, seq)?);
@@ -426,7 +433,6 @@ fn fail_dependants(tx: &Transaction<'_>, mut queue: Vec<i64>, cause: &CommandId,
         if state != CommandState::Pending {
             continue;
         }
-        store::rollback_ops(tx, seq)?;
         let message = format!("command {cause} it depends on did not succeed");
         tx.prepare_cached("UPDATE commands SET last_error = ?2 WHERE seq = ?1")?
             .execute(params![seq, format!("dependency_failed: {message}")])?;
@@ -541,6 +547,15 @@ pub(crate) fn squash_into(tx: &Transaction<'_>, from: i64, into: i64, now: i64) 
     tx.prepare_cached("DELETE FROM command_deps WHERE depends_on = ?1 OR (command_seq = ?2 AND depends_on = ?2)")?
         .execute(params![from, into])?;
     transition(tx, from, CommandState::Pending, CommandState::Discarded, now, Some(&Settlement::Discarded))
+}
+
+/// The documents a command's ops touch, as (collection, id).
+pub(crate) fn touched_docs(conn: &Connection, seq: i64) -> Result<Vec<(String, String)>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT DISTINCT collection, doc_id FROM pending_ops WHERE command_seq = ?1 ORDER BY collection, doc_id",
+    )?;
+    let rows = stmt.query_map(params![seq], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
 }
 
 /// Counts per state.

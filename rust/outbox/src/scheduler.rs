@@ -14,6 +14,7 @@
 //! Nothing about the queue is held in memory between passes except counters, so memory
 //! stays flat however many commands are pending.
 
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -21,6 +22,7 @@ use std::time::Duration;
 use tokio::sync::{broadcast, watch, Notify};
 use tokio::task::JoinSet;
 
+use crate::command::{CommandState, Settlement};
 use crate::config::Config;
 use crate::db::{now_ms, Db};
 use crate::error::{Error, Result};
@@ -46,13 +48,15 @@ struct HeldLease {
 pub(crate) struct Engine {
     pub(crate) db: Db,
     pub(crate) config: Config,
-    transport: Option<Arc<dyn Transport>>,
+    pub(crate) transport: Option<Arc<dyn Transport>>,
     pub(crate) mutators: std::sync::RwLock<std::collections::HashMap<String, crate::command::MutatorSpec>>,
     pub(crate) before_retry: std::sync::RwLock<Option<Arc<dyn BeforeRetry>>>,
     pub(crate) online: AtomicBool,
     pub(crate) foreground: AtomicBool,
     closed: watch::Sender<bool>,
     wake: Notify,
+    /// Wakes the sync-down loop.
+    pub(crate) pull_wake: Notify,
     external_trigger: AtomicBool,
     events: broadcast::Sender<Event>,
     owner: String,
@@ -61,6 +65,8 @@ pub(crate) struct Engine {
     not_sent_streak: AtomicU32,
     was_idle: AtomicBool,
     pub(crate) last_error: Mutex<Option<String>>,
+    /// Unix ms of the last complete pull.
+    pub(crate) last_pull: Mutex<Option<i64>>,
     tasks: Mutex<JoinSet<()>>,
 }
 
@@ -79,6 +85,7 @@ impl Engine {
             foreground: AtomicBool::new(true),
             closed,
             wake: Notify::new(),
+            pull_wake: Notify::new(),
             external_trigger: AtomicBool::new(true),
             events,
             owner: format!("{}-{}", std::process::id(), uuid::Uuid::now_v7()),
@@ -87,17 +94,27 @@ impl Engine {
             not_sent_streak: AtomicU32::new(0),
             was_idle: AtomicBool::new(false),
             last_error: Mutex::new(None),
+            last_pull: Mutex::new(None),
             tasks: Mutex::new(JoinSet::new()),
             config,
         })
     }
 
-    /// Starts the drain loop on the engine runtime.
+    /// Starts the drain loop and the sync-down loops on the engine runtime.
     pub(crate) fn start(self: &Arc<Self>) {
-        let engine = Arc::clone(self);
         let handle = runtime::handle();
         let mut tasks = lock(&self.tasks);
+        let engine = Arc::clone(self);
         tasks.spawn_on(async move { engine.run().await }, &handle);
+        let engine = Arc::clone(self);
+        tasks.spawn_on(async move { crate::sync::run(engine).await }, &handle);
+        let engine = Arc::clone(self);
+        tasks.spawn_on(async move { crate::sync::listen(engine).await }, &handle);
+    }
+
+    /// Asks the sync-down loop to pull.
+    pub(crate) fn request_pull(&self) {
+        self.pull_wake.notify_one();
     }
 
     pub(crate) fn is_closed(&self) -> bool {
@@ -124,10 +141,36 @@ impl Engine {
         let _ = self.events.send(event);
     }
 
-    pub(crate) fn emit_changes(&self, changes: &[Change]) {
+    /// Announces committed state changes: a `StateChanged` per change, a `RolledBack` per
+    /// failure, and one `CollectionsChanged` for every collection whose documents may now
+    /// read differently (`also`: collections known to the caller, e.g. of discarded ops or
+    /// of server changes).
+    pub(crate) fn announce(&self, changes: &[Change], also: BTreeSet<String>) {
+        let mut collections = also;
         for c in changes {
             self.emit(Event::StateChanged { id: c.id, from: c.from, to: c.to });
+            let (docs, settlement) = match self.db.read(|conn| {
+                let cmd = crate::queue::load(conn, &c.id)?;
+                Ok((crate::queue::touched_docs(conn, cmd.seq)?, cmd.settlement))
+            }) {
+                Ok(found) => found,
+                Err(_) => continue,
+            };
+            collections.extend(docs.iter().map(|(coll, _)| coll.clone()));
+            if let (CommandState::Failed, Some(Settlement::Failed { code, message })) = (c.to, settlement) {
+                if !docs.is_empty() {
+                    self.emit(Event::RolledBack { id: c.id, code, message, docs });
+                }
+            }
         }
+        if !collections.is_empty() {
+            self.emit(Event::CollectionsChanged { collections: collections.into_iter().collect() });
+        }
+    }
+
+    /// `announce` for changes that touch no known collections beyond the commands' own.
+    pub(crate) fn emit_changes(&self, changes: &[Change]) {
+        self.announce(changes, BTreeSet::new());
     }
 
     /// Wakes the drain loop. `external` marks triggers that come from outside the queue
@@ -135,6 +178,7 @@ impl Engine {
     pub(crate) fn trigger(&self, external: bool) {
         if external {
             self.external_trigger.store(true, Ordering::SeqCst);
+            self.request_pull();
         }
         self.wake.notify_one();
     }
@@ -234,6 +278,8 @@ impl Engine {
                 }
             } else if self.sends_in_flight() == 0 && !self.was_idle.swap(true, Ordering::SeqCst) {
                 self.emit(Event::Idle);
+                // After a drain, bring the server's versions of what was sent.
+                self.request_pull();
             }
         }
         let next_due = self.db.read(|c| queue::next_due(c, now))?;
@@ -314,7 +360,7 @@ impl Engine {
             return;
         }
         match crate::hooks::apply_edits(self, &edits) {
-            Ok(changes) => self.emit_changes(&changes),
+            Ok((changes, collections)) => self.announce(&changes, collections),
             Err(e) => tracing::warn!(error = %e, "before_retry edits refused; none applied"),
         }
     }
@@ -353,6 +399,13 @@ impl Engine {
         let now = now_ms();
         let policy = &self.config.retry;
         let mut finished = Vec::with_capacity(batch.len());
+        let server_collections: BTreeSet<String> = outcomes
+            .iter()
+            .flat_map(|o| match o {
+                Outcome::Applied { changes, .. } => changes.iter().map(|c| c.collection.clone()).collect(),
+                _ => Vec::new(),
+            })
+            .collect();
         let result = self.db.write(|tx| {
             lease::check_fence(tx, &self.owner, generation)?;
             let mut changes = Vec::new();
@@ -374,7 +427,7 @@ impl Engine {
                     }
                     self.emit(Event::AttemptFinished { id, attempt, outcome: outcome.to_string(), error });
                 }
-                self.emit_changes(&changes);
+                self.announce(&changes, server_collections);
             }
             Err(Error::Fenced) => {
                 tracing::warn!("drainer lease lost while sending; the new drainer resends these commands");

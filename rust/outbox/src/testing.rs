@@ -22,7 +22,7 @@ use serde_json::Value;
 use tokio::sync::watch;
 
 use crate::scheduler::lock;
-use crate::transport::{OutgoingCommand, Outcome, Transport};
+use crate::transport::{ChangePage, DocChange, Nudge, OutgoingCommand, Outcome, PullOutcome, Transport};
 
 /// A function deciding a command's outcome; `None` falls through to the scripts.
 pub type Handler = Arc<dyn Fn(&OutgoingCommand) -> Option<Outcome> + Send + Sync>;
@@ -49,6 +49,10 @@ struct Script {
     delay: (Duration, Duration),
     calls: Vec<RecordedCall>,
     completed: Vec<String>,
+    feed: Vec<DocChange>,
+    pull_failure: Option<PullOutcome>,
+    pulls: usize,
+    listeners: Vec<Nudge>,
 }
 
 /// The scriptable transport.
@@ -146,6 +150,29 @@ impl ScriptedTransport {
         self.in_flight.load(Ordering::SeqCst)
     }
 
+    /// Appends changes to the in-memory change feed that `pull` serves.
+    pub fn push_changes(&self, changes: impl IntoIterator<Item = DocChange>) {
+        lock(&self.script).feed.extend(changes);
+    }
+
+    /// Makes every pull answer `outcome` (e.g. `Offline`) until called with `None`.
+    pub fn fail_pulls(&self, outcome: Option<PullOutcome>) {
+        lock(&self.script).pull_failure = outcome;
+    }
+
+    /// How many pulls were made.
+    pub fn pull_count(&self) -> usize {
+        lock(&self.script).pulls
+    }
+
+    /// Signals every live listener, as a server-sent "changed" event would.
+    pub fn nudge(&self) {
+        let listeners = lock(&self.script).listeners.clone();
+        for nudge in listeners {
+            nudge();
+        }
+    }
+
     fn outcome_for(script: &mut Script, cmd: &OutgoingCommand) -> Outcome {
         if let Some(h) = &script.handler {
             if let Some(o) = h(cmd) {
@@ -210,5 +237,30 @@ impl Transport for ScriptedTransport {
             out.push(o);
         }
         out
+    }
+
+    async fn pull(&self, cursor: Option<String>, limit: u32) -> PullOutcome {
+        let mut s = lock(&self.script);
+        s.pulls += 1;
+        if self.offline.load(Ordering::SeqCst) {
+            return PullOutcome::Offline;
+        }
+        if let Some(failure) = &s.pull_failure {
+            return failure.clone();
+        }
+        let from = cursor.and_then(|c| c.parse::<usize>().ok()).unwrap_or(0).min(s.feed.len());
+        let to = (from + limit.max(1) as usize).min(s.feed.len());
+        PullOutcome::Page(ChangePage {
+            changes: s.feed[from..to].to_vec(),
+            cursor: to.to_string(),
+            has_more: to < s.feed.len(),
+        })
+    }
+
+    async fn listen(&self, nudge: Nudge) -> bool {
+        lock(&self.script).listeners.push(nudge);
+        // The in-memory channel never drops; stay subscribed.
+        std::future::pending::<()>().await;
+        true
     }
 }

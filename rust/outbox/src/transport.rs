@@ -115,6 +115,36 @@ impl Outcome {
     }
 }
 
+/// One page of the server's change feed.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ChangePage {
+    /// Changed documents at their new versions, in feed order.
+    pub changes: Vec<DocChange>,
+    /// Where the next pull continues.
+    pub cursor: String,
+    /// Whether more changes wait behind this page.
+    pub has_more: bool,
+}
+
+/// What a pull from the change feed returned.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PullOutcome {
+    /// A page of changes.
+    Page(ChangePage),
+    /// The server could not be reached.
+    Offline,
+    /// The credentials were refused.
+    Unauthorized,
+    /// Anything else (bad status, unreadable body); retried with backoff.
+    Failed(String),
+    /// This transport has no change feed (sync-down is off).
+    Unsupported,
+}
+
+/// Called by a transport's live channel (e.g. server-sent events) when the server says
+/// something changed; the engine pulls.
+pub type Nudge = std::sync::Arc<dyn Fn() + Send + Sync>;
+
 /// Sends batches of commands to a server.
 ///
 /// Implementations must be cancel-safe (the engine may drop the future on timeout or
@@ -125,4 +155,17 @@ impl Outcome {
 pub trait Transport: Send + Sync {
     /// Sends one batch and reports each command's outcome.
     async fn send(&self, batch: Vec<OutgoingCommand>) -> Vec<Outcome>;
+
+    /// Reads one page of the change feed after `cursor` (`None`: from the beginning).
+    /// The default has no feed.
+    async fn pull(&self, _cursor: Option<String>, _limit: u32) -> PullOutcome {
+        PullOutcome::Unsupported
+    }
+
+    /// Listens for "something changed" signals until the channel ends, calling `nudge` for
+    /// each. Returns `true` when the channel ended and should be reopened (the engine calls
+    /// again with backoff), `false` when this transport has no live channel (the default).
+    async fn listen(&self, _nudge: Nudge) -> bool {
+        false
+    }
 }

@@ -39,14 +39,12 @@ async fn before_retry_squashes_queued_stock_adjustments_into_one() {
         }]
     };
     h.outbox.set_before_retry(Some(Arc::new(hook))).unwrap();
+    h.transport.hold();
     h.outbox.set_online(true).unwrap();
-    h.wait_state(&ids[0], CommandState::Succeeded).await;
-    let calls = h.transport.calls();
-    assert_eq!(calls.len(), 1, "three adjustments went as one");
-    assert_eq!(calls[0].command.args, json!({"product_id": "p1", "delta": 6}));
+    h.wait_state(&ids[0], CommandState::InFlight).await;
     assert_eq!(h.state(&ids[1]), CommandState::Discarded);
     assert_eq!(h.state(&ids[2]), CommandState::Discarded);
-    // The squashed commands' optimistic ops moved to the survivor.
+    // The squashed commands' optimistic ops moved to the survivor: the view is unchanged.
     let conn = rusqlite::Connection::open(h.db_path()).unwrap();
     let moved: i64 = conn
         .query_row("SELECT count(*) FROM pending_ops p JOIN commands c ON c.seq = p.command_seq WHERE c.id = ?1", [
@@ -54,6 +52,14 @@ async fn before_retry_squashes_queued_stock_adjustments_into_one() {
         ], |r| r.get(0))
         .unwrap();
     assert_eq!(moved, 3);
+    let doc = h.outbox.get("products", "p1").unwrap().unwrap();
+    assert_eq!(doc.value, json!({"stock_delta": 3}), "ops still apply in their original order");
+    assert_eq!(doc.commands, vec![ids[0]]);
+    h.transport.release();
+    h.wait_state(&ids[0], CommandState::Succeeded).await;
+    let calls = h.transport.calls();
+    assert_eq!(calls.len(), 1, "three adjustments went as one");
+    assert_eq!(calls[0].command.args, json!({"product_id": "p1", "delta": 6}));
 }
 
 #[tokio::test]

@@ -31,6 +31,7 @@ async fn rejection_fails_the_command_rolls_back_its_ops_and_fails_later_commands
     let receipt = h.outbox.enqueue(EnqueueRequest::new("note", r#"{"id":"r1"}"#).after([pay])).unwrap();
     let other = h.outbox.enqueue(EnqueueRequest::new("note", r#"{"id":"o2"}"#)).unwrap();
     assert_eq!(pending_ops(&h), 2);
+    assert_eq!(h.outbox.get("orders", "o1").unwrap().unwrap().value, json!({"n": 1, "note": "x"}));
     let mut events = h.outbox.subscribe().unwrap();
     h.outbox.set_online(true).unwrap();
 
@@ -46,18 +47,27 @@ async fn rejection_fails_the_command_rolls_back_its_ops_and_fails_later_commands
         }
     }
     h.wait_state(&other, CommandState::Succeeded).await;
-    assert_eq!(pending_ops(&h), 0, "every failed command's optimistic ops were rolled back");
+    assert_eq!(h.outbox.get("orders", "o1").unwrap(), None, "the failed order's optimistic insert is no longer shown");
     // Nothing that depended on the rejected order was ever sent.
     let sent: Vec<String> = h.transport.calls().into_iter().map(|c| c.command.id).collect();
     assert!(!sent.contains(&line.to_string()) && !sent.contains(&pay.to_string()));
-    expect_event(&mut events, "order failed", |e| {
-        matches!(e, outbox::Event::StateChanged { id, to: CommandState::Failed, .. } if *id == order)
+    let rolled_back = expect_event(&mut events, "order rolled back", |e| {
+        matches!(e, outbox::Event::RolledBack { id, .. } if *id == order)
     })
     .await;
+    match rolled_back {
+        outbox::Event::RolledBack { code, docs, .. } => {
+            assert_eq!(code, "insufficient_stock");
+            assert_eq!(docs, vec![("orders".to_string(), "o1".to_string())]);
+        }
+        _ => unreachable!(),
+    }
     // Failed commands stay visible until someone discards them.
     assert_eq!(h.outbox.status().unwrap().failed, 4);
     h.outbox.discard(&order).unwrap();
     assert_eq!(h.outbox.status().unwrap().failed, 3);
+    h.outbox.discard(&line).unwrap();
+    assert_eq!(pending_ops(&h), 0, "discarding the failed commands deletes their ops");
 }
 
 #[tokio::test]

@@ -46,6 +46,26 @@ impl Db {
         Ok(Db { writer: Mutex::new(writer), reader: Mutex::new(reader) })
     }
 
+    /// Stamps the database with its (user, workspace) on first use and refuses another.
+    pub(crate) fn check_scope(&self, path: &Path, user: &str, workspace: &str) -> Result<(), OpenError> {
+        let scope = format!("{}\u{1f}{}", user, workspace);
+        let conn = lock(&self.writer);
+        let fail = |e: rusqlite::Error| open_failure(path, e);
+        let stored: Option<String> = conn
+            .query_row("SELECT value FROM meta WHERE key = 'scope'", [], |r| r.get(0))
+            .map(Some)
+            .or_else(|e| if matches!(e, rusqlite::Error::QueryReturnedNoRows) { Ok(None) } else { Err(e) })
+            .map_err(fail)?;
+        match stored {
+            Some(s) if s == scope => Ok(()),
+            Some(_) => Err(OpenError::ScopeMismatch { path: path.to_path_buf() }),
+            None => {
+                conn.execute("INSERT INTO meta (key, value) VALUES ('scope', ?1)", [scope]).map_err(fail)?;
+                Ok(())
+            }
+        }
+    }
+
     /// Runs `f` in one IMMEDIATE transaction on the writer, committing on `Ok`.
     pub(crate) fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
         let mut conn = lock(&self.writer);

@@ -1,11 +1,5 @@
-//! The storage half of the local document store.
-//!
-//! Synced documents live in `synced_docs(collection, id, version, doc)`; optimistic changes
-//! in `pending_ops(command_seq, op_index, collection, doc_id, op, patch, base_version)`,
-//! written in the same transaction as their command. A rejected or discarded command's
-//! ops are deleted (rolled back) in the transaction that settles it; an applied command's
-//! ops are retired in the transaction that stores the server's version of the documents
-//! they touched, so a read never sees the document jump back.
+//! Writing the store: optimistic ops at enqueue, server versions on success and pull,
+//! rollback on discard.
 
 use rusqlite::{params, OptionalExtension, Transaction};
 use serde_json::Value;
@@ -48,7 +42,7 @@ pub(crate) fn write_ops(tx: &Transaction<'_>, seq: i64, ops: &[OptimisticOp]) ->
     Ok(())
 }
 
-/// Removes a command's ops: the documents fall back to their synced state.
+/// Removes a command's ops (discard): the documents fall back to their synced state.
 pub(crate) fn rollback_ops(tx: &Transaction<'_>, seq: i64) -> Result<()> {
     tx.execute("DELETE FROM pending_ops WHERE command_seq = ?1", params![seq])?;
     Ok(())
@@ -83,8 +77,10 @@ pub(crate) fn base_versions(tx: &Transaction<'_>, seq: i64) -> Result<serde_json
 }
 
 /// Stores server versions of documents (never moving a document back to an older
-/// version) and retires the applied command's ops on the documents it received.
-pub(crate) fn apply_changes(tx: &Transaction<'_>, seq: i64, changes: &[DocChange]) -> Result<()> {
+/// version) and, for an applied command (`seq`), retires its ops on the documents it
+/// received, in the same transaction: the view goes from "local change on top of the old
+/// version" to "the server's new version" without showing anything in between.
+pub(crate) fn apply_changes(tx: &Transaction<'_>, seq: Option<i64>, changes: &[DocChange]) -> Result<()> {
     let mut current = tx.prepare_cached("SELECT version FROM synced_docs WHERE collection = ?1 AND id = ?2")?;
     let mut upsert = tx.prepare_cached(
         "INSERT INTO synced_docs (collection, id, version, doc) VALUES (?1, ?2, ?3, ?4)
@@ -100,7 +96,21 @@ pub(crate) fn apply_changes(tx: &Transaction<'_>, seq: i64, changes: &[DocChange
                 None => delete.execute(params![change.collection, change.id])?,
             };
         }
-        retire.execute(params![seq, change.collection, change.id])?;
+        if let Some(seq) = seq {
+            retire.execute(params![seq, change.collection, change.id])?;
+        }
     }
     Ok(())
+}
+
+/// Retires the ops of commands that succeeded at or before `cutoff` (Unix ms): a complete
+/// pull that started after that time has brought the server's version of everything they
+/// changed.
+pub(crate) fn retire_acknowledged(tx: &Transaction<'_>, cutoff: i64) -> Result<usize> {
+    Ok(tx.execute(
+        "DELETE FROM pending_ops WHERE command_seq IN
+           (SELECT p.command_seq FROM pending_ops p JOIN commands c ON c.seq = p.command_seq
+             WHERE c.state = 'succeeded' AND c.finished_at <= ?1)",
+        params![cutoff],
+    )?)
 }

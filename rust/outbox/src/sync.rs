@@ -1,0 +1,161 @@
+//! Sync-down: bring the server's versions of documents into the store.
+//!
+//! One loop per engine pulls the change feed page by page from a persisted cursor, on
+//! open, when the device comes online or to the foreground, on `sync_now`, after a drain,
+//! and when the transport's live channel nudges. Each page is applied in one transaction
+//! (never moving a document back to an older version) together with the new cursor. The
+//! last page of a pull also retires the overlays of commands that had succeeded before the
+//! pull started: the server's version of their changes has now arrived, in this same
+//! transaction, so reads go from the local change to the server's version without a gap.
+//!
+//! Reads never wait for the network: the local copy is always served.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rusqlite::{params, OptionalExtension, Transaction};
+
+use crate::db::now_ms;
+use crate::error::Result;
+use crate::events::Event;
+use crate::scheduler::{lock, Engine};
+use crate::store;
+use crate::transport::{ChangePage, PullOutcome};
+
+/// Documents per pull request.
+const PAGE: u32 = 500;
+/// Pages per pull before yielding to other work (a resumed pull continues from the cursor).
+const MAX_PAGES: usize = 10_000;
+/// Longest wait between failed pulls.
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+/// The sync-down loop.
+pub(crate) async fn run(engine: Arc<Engine>) {
+    let mut closed = engine.closed_signal();
+    let mut failures: u32 = 0;
+    loop {
+        if *closed.borrow() {
+            return;
+        }
+        let mut wait = Duration::from_secs(3600);
+        if engine.online.load(Ordering::SeqCst) {
+            match pull_all(&engine).await {
+                Ok(true) | Ok(false) => failures = 0,
+                Err(reason) => {
+                    failures = failures.saturating_add(1);
+                    wait = engine.config.retry.backoff(failures).min(MAX_BACKOFF);
+                    tracing::debug!(%reason, "pull failed; retrying");
+                }
+            }
+        }
+        tokio::select! {
+            _ = engine.pull_wake.notified() => {}
+            _ = tokio::time::sleep(wait) => {}
+            _ = closed.changed() => return,
+        }
+    }
+}
+
+/// Keeps the transport's live channel open, nudging the sync loop on every signal.
+pub(crate) async fn listen(engine: Arc<Engine>) {
+    let Some(transport) = engine.transport.clone() else { return };
+    let mut closed = engine.closed_signal();
+    let mut failures: u32 = 0;
+    loop {
+        let weak = Arc::downgrade(&engine);
+        let nudge: crate::transport::Nudge = Arc::new(move || {
+            if let Some(e) = weak.upgrade() {
+                e.request_pull();
+            }
+        });
+        let reopen = tokio::select! {
+            r = transport.listen(nudge) => r,
+            _ = closed.changed() => return,
+        };
+        if !reopen {
+            return;
+        }
+        failures = failures.saturating_add(1);
+        let wait = engine.config.retry.backoff(failures).min(MAX_BACKOFF);
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = closed.changed() => return,
+        }
+        // Something may have changed while the channel was down.
+        engine.request_pull();
+    }
+}
+
+/// Pulls until the feed has no more. `Ok(false)` when the transport has no feed.
+async fn pull_all(engine: &Arc<Engine>) -> std::result::Result<bool, String> {
+    let Some(transport) = engine.transport.clone() else { return Ok(false) };
+    let started = now_ms();
+    for _ in 0..MAX_PAGES {
+        let cursor = engine.db.read(cursor).map_err(|e| e.to_string())?;
+        let page = match transport.pull(cursor, PAGE).await {
+            PullOutcome::Page(page) => page,
+            PullOutcome::Unsupported => return Ok(false),
+            PullOutcome::Offline => return Err("server unreachable".into()),
+            PullOutcome::Unauthorized => {
+                engine.emit(Event::AuthRequired);
+                return Err("unauthorized".into());
+            }
+            PullOutcome::Failed(reason) => {
+                *lock(&engine.last_error) = Some(format!("pull failed: {reason}"));
+                return Err(reason);
+            }
+        };
+        let done = !page.has_more;
+        let collections = engine.db.write(|tx| apply_page(tx, &page, done.then_some(started))).map_err(|e| e.to_string())?;
+        if !collections.is_empty() {
+            engine.emit(Event::CollectionsChanged { collections: collections.into_iter().collect() });
+        }
+        if done {
+            *lock(&engine.last_pull) = Some(now_ms());
+            engine.emit(Event::Synced);
+            return Ok(true);
+        }
+    }
+    Ok(true)
+}
+
+fn cursor(conn: &rusqlite::Connection) -> Result<Option<String>> {
+    Ok(conn
+        .prepare_cached("SELECT value FROM meta WHERE key = 'pull_cursor'")?
+        .query_row([], |r| r.get(0))
+        .optional()?)
+}
+
+/// Applies one page and its cursor. On the last page (`finished_pull_started` is the time
+/// the pull began) also retires acknowledged overlays and stamps `last_synced_at`.
+/// Returns the collections whose visible documents may have changed.
+fn apply_page(tx: &Transaction<'_>, page: &ChangePage, finished_pull_started: Option<i64>) -> Result<BTreeSet<String>> {
+    store::apply_changes(tx, None, &page.changes)?;
+    tx.prepare_cached("INSERT INTO meta (key, value) VALUES ('pull_cursor', ?1) ON CONFLICT (key) DO UPDATE SET value = excluded.value")?
+        .execute(params![page.cursor])?;
+    let mut collections: BTreeSet<String> = page.changes.iter().map(|c| c.collection.clone()).collect();
+    if let Some(started) = finished_pull_started {
+        let retired: Vec<String> = tx
+            .prepare_cached(
+                "SELECT DISTINCT p.collection FROM pending_ops p JOIN commands c ON c.seq = p.command_seq
+                  WHERE c.state = 'succeeded' AND c.finished_at <= ?1",
+            )?
+            .query_map(params![started], |r| r.get(0))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        store::retire_acknowledged(tx, started)?;
+        collections.extend(retired);
+        let now = now_ms();
+        let mut stamp = tx.prepare_cached(
+            "INSERT INTO collection_sync (collection, last_synced_at) VALUES (?1, ?2)
+             ON CONFLICT (collection) DO UPDATE SET last_synced_at = excluded.last_synced_at",
+        )?;
+        stamp.execute(params!["*", now])?;
+        for c in &collections {
+            stamp.execute(params![c, now])?;
+        }
+        tx.execute("UPDATE collection_sync SET last_synced_at = ?1", params![now])?;
+    }
+    Ok(collections)
+}
