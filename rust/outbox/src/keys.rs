@@ -24,7 +24,9 @@ pub fn validate_key(key: &str) -> Result<()> {
         return Err(Error::InvalidKey { reason: "keys must not be empty".into() });
     }
     if key.len() > MAX_KEY_BYTES {
-        return Err(Error::InvalidKey { reason: format!("key is {} bytes, over the limit of {MAX_KEY_BYTES}", key.len()) });
+        return Err(Error::InvalidKey {
+            reason: format!("key is {} bytes, over the limit of {MAX_KEY_BYTES}", key.len()),
+        });
     }
     Ok(())
 }
@@ -40,7 +42,12 @@ pub fn validate_pointer(pointer: &str) -> Result<()> {
 
 /// Derives the keys of a command. Returns the sorted, deduplicated keys; the unkeyed lane
 /// is returned as `[UNKEYED_LANE]`.
-pub(crate) fn derive(explicit: &[String], spec: &MutatorSpec, args: &Value, ops: &[OptimisticOp]) -> Result<Vec<String>> {
+pub(crate) fn derive(
+    explicit: &[String],
+    spec: &MutatorSpec,
+    args: &Value,
+    ops: &[OptimisticOp],
+) -> Result<Vec<String>> {
     let mut keys = Vec::new();
     if !explicit.is_empty() {
         for k in explicit {
@@ -133,10 +140,10 @@ mod tests {
     fn id_then_ids_then_ops_then_unkeyed() {
         assert_eq!(derive(&[], &spec(&["/missing"]), &json!({"id": 7}), &[op("c", "1")]).unwrap(), vec!["7"]);
         assert_eq!(derive(&[], &spec(&[]), &json!({"ids": ["b", "a"]}), &[]).unwrap(), vec!["a", "b"]);
-        assert_eq!(derive(&[], &spec(&[]), &json!({"x": 1}), &[op("orders", "9"), op("products", "p")]).unwrap(), vec![
-            "orders:9",
-            "products:p"
-        ]);
+        assert_eq!(
+            derive(&[], &spec(&[]), &json!({"x": 1}), &[op("orders", "9"), op("products", "p")]).unwrap(),
+            vec!["orders:9", "products:p"]
+        );
         assert_eq!(derive(&[], &spec(&[]), &json!({"x": 1}), &[]).unwrap(), vec![UNKEYED_LANE]);
     }
 

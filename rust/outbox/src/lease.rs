@@ -51,9 +51,10 @@ pub(crate) fn acquire(tx: &Transaction<'_>, owner: &str, ttl_ms: i64, now: i64) 
             Ok(LeaseStatus::Held { generation: generation + 1, expires_at, taken: true })
         }
         None => {
-            tx.execute("INSERT INTO lease (id, owner, generation, expires_at) VALUES (1, ?1, 1, ?2)", params![
-                owner, expires_at
-            ])?;
+            tx.execute(
+                "INSERT INTO lease (id, owner, generation, expires_at) VALUES (1, ?1, 1, ?2)",
+                params![owner, expires_at],
+            )?;
             Ok(LeaseStatus::Held { generation: 1, expires_at, taken: true })
         }
     }
@@ -62,16 +63,18 @@ pub(crate) fn acquire(tx: &Transaction<'_>, owner: &str, ttl_ms: i64, now: i64) 
 /// Gives the lease up early (clean shutdown, going offline) so another engine need not
 /// wait for the TTL.
 pub(crate) fn release(tx: &Transaction<'_>, owner: &str, generation: i64) -> Result<()> {
-    tx.execute("UPDATE lease SET expires_at = 0 WHERE id = 1 AND owner = ?1 AND generation = ?2", params![
-        owner, generation
-    ])?;
+    tx.execute(
+        "UPDATE lease SET expires_at = 0 WHERE id = 1 AND owner = ?1 AND generation = ?2",
+        params![owner, generation],
+    )?;
     Ok(())
 }
 
 /// Fails with [`Error::Fenced`] unless `owner` still holds `generation`.
 pub(crate) fn check_fence(tx: &Transaction<'_>, owner: &str, generation: i64) -> Result<()> {
-    let current: Option<(String, i64)> =
-        tx.query_row("SELECT owner, generation FROM lease WHERE id = 1", [], |r| Ok((r.get(0)?, r.get(1)?))).optional()?;
+    let current: Option<(String, i64)> = tx
+        .query_row("SELECT owner, generation FROM lease WHERE id = 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
     match current {
         Some((o, g)) if o == owner && g == generation => Ok(()),
         _ => Err(Error::Fenced),

@@ -154,7 +154,10 @@ impl Outbox {
                 let v: Value = serde_json::from_str(text)
                     .map_err(|e| Error::InvalidJson { field: "metadata", detail: e.to_string() })?;
                 if !v.is_object() {
-                    return Err(Error::InvalidJson { field: "metadata", detail: "metadata must be a JSON object".into() });
+                    return Err(Error::InvalidJson {
+                        field: "metadata",
+                        detail: "metadata must be a JSON object".into(),
+                    });
                 }
                 v.to_string()
             }
@@ -262,7 +265,11 @@ impl Outbox {
             Resolution::Discard => {
                 let state = engine.db.read(|c| queue::load(c, id))?.state;
                 if state != CommandState::Conflict {
-                    return Err(Error::InvalidState { id: id.to_string(), state: state.to_string(), action: "resolve" });
+                    return Err(Error::InvalidState {
+                        id: id.to_string(),
+                        state: state.to_string(),
+                        action: "resolve",
+                    });
                 }
                 self.discard(id)
             }
@@ -315,6 +322,11 @@ impl Outbox {
     /// Reports connectivity. Going online makes waiting retries due and drains.
     pub fn set_online(&self, online: bool) -> Result<()> {
         let engine = self.engine()?;
+        if online {
+            // Before the flag flips: the first pass that sees "online" also runs the
+            // before_retry hook.
+            engine.mark_external_trigger();
+        }
         let was = engine.online.swap(online, Ordering::SeqCst);
         if was != online {
             engine.emit(Event::OnlineChanged { online });
@@ -400,9 +412,8 @@ impl Outbox {
     pub fn status(&self) -> Result<Status> {
         let engine = self.engine()?;
         let now = now_ms();
-        let (counts, oldest, next) = engine.db.read(|c| {
-            Ok((queue::counts(c)?, queue::oldest_unfinished(c)?, queue::next_due(c, now)?))
-        })?;
+        let (counts, oldest, next) =
+            engine.db.read(|c| Ok((queue::counts(c)?, queue::oldest_unfinished(c)?, queue::next_due(c, now)?)))?;
         let mut s = Status {
             online: engine.online.load(Ordering::SeqCst),
             foreground: engine.foreground.load(Ordering::SeqCst),

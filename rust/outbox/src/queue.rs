@@ -52,7 +52,15 @@ pub(crate) fn insert(tx: &Transaction<'_>, c: &NewCommand<'_>) -> Result<i64> {
                                next_attempt_at, metadata, updated_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', 0, ?6, ?7, ?6)",
     )?
-    .execute(params![c.id.to_string(), c.mutator, c.mutator_version, c.args, c.idempotency_key, c.now, c.metadata])?;
+    .execute(params![
+        c.id.to_string(),
+        c.mutator,
+        c.mutator_version,
+        c.args,
+        c.idempotency_key,
+        c.now,
+        c.metadata
+    ])?;
     let seq = tx.last_insert_rowid();
     let mut key_stmt = tx.prepare_cached("INSERT INTO command_keys (key, command_seq) VALUES (?1, ?2)")?;
     let mut lane_stmt = tx.prepare_cached("INSERT OR IGNORE INTO lanes (key, head_seq) VALUES (?1, ?2)")?;
@@ -60,7 +68,8 @@ pub(crate) fn insert(tx: &Transaction<'_>, c: &NewCommand<'_>) -> Result<i64> {
         key_stmt.execute(params![key, seq])?;
         lane_stmt.execute(params![key, seq])?;
     }
-    let mut dep_stmt = tx.prepare_cached("INSERT OR IGNORE INTO command_deps (command_seq, depends_on) VALUES (?1, ?2)")?;
+    let mut dep_stmt =
+        tx.prepare_cached("INSERT OR IGNORE INTO command_deps (command_seq, depends_on) VALUES (?1, ?2)")?;
     for dep in dep_seqs {
         dep_stmt.execute(params![seq, dep])?;
     }
@@ -76,7 +85,8 @@ fn seq_of(conn: &Connection, id: &CommandId) -> Result<i64> {
 }
 
 fn parse_state(s: &str) -> rusqlite::Result<CommandState> {
-    CommandState::parse(s).ok_or_else(|| rusqlite::Error::InvalidColumnType(7, format!("state {s}"), rusqlite::types::Type::Text))
+    CommandState::parse(s)
+        .ok_or_else(|| rusqlite::Error::InvalidColumnType(7, format!("state {s}"), rusqlite::types::Type::Text))
 }
 
 fn row_to_command(r: &Row<'_>) -> rusqlite::Result<Command> {
@@ -186,12 +196,16 @@ pub(crate) fn peek(conn: &Connection, f: &PeekFilter) -> Result<Vec<Command>> {
     }
     if let Some(k) = &f.key {
         args.push(k.clone().into());
-        sql.push_str(&format!(" AND EXISTS (SELECT 1 FROM command_keys k WHERE k.command_seq = c.seq AND k.key = ?{})", args.len()));
+        sql.push_str(&format!(
+            " AND EXISTS (SELECT 1 FROM command_keys k WHERE k.command_seq = c.seq AND k.key = ?{})",
+            args.len()
+        ));
     }
     let limit = if f.limit == 0 { 100 } else { f.limit };
     sql.push_str(&format!(" ORDER BY seq LIMIT {limit}"));
     let mut stmt = conn.prepare(&sql)?;
-    let cmds = stmt.query_map(rusqlite::params_from_iter(args), row_to_command)?.collect::<rusqlite::Result<Vec<_>>>()?;
+    let cmds =
+        stmt.query_map(rusqlite::params_from_iter(args), row_to_command)?.collect::<rusqlite::Result<Vec<_>>>()?;
     cmds.into_iter().map(|c| with_relations(conn, c)).collect()
 }
 
@@ -248,7 +262,8 @@ pub(crate) fn start_attempts(tx: &Transaction<'_>, seqs: &[i64], now: i64) -> Re
          WHERE seq = ?1 AND state = 'pending'
          RETURNING id, idempotency_key, mutator, mutator_version, args, metadata, attempts",
     )?;
-    let mut hist = tx.prepare_cached("INSERT OR REPLACE INTO attempts (command_seq, attempt, started_at) VALUES (?1, ?2, ?3)")?;
+    let mut hist =
+        tx.prepare_cached("INSERT OR REPLACE INTO attempts (command_seq, attempt, started_at) VALUES (?1, ?2, ?3)")?;
     let mut keys = tx.prepare_cached("SELECT key FROM command_keys WHERE command_seq = ?1 AND key <> ''")?;
     for &seq in seqs {
         let row = mark
@@ -266,18 +281,22 @@ pub(crate) fn start_attempts(tx: &Transaction<'_>, seqs: &[i64], now: i64) -> Re
             .optional()?;
         let Some((id, idempotency_key, mutator, mutator_version, args, metadata, attempt)) = row else { continue };
         hist.execute(params![seq, attempt, now])?;
-        let command_keys = keys.query_map(params![seq], |r| r.get::<_, String>(0))?.collect::<rusqlite::Result<Vec<_>>>()?;
-        out.push((seq, OutgoingCommand {
-            id,
-            idempotency_key,
-            mutator,
-            mutator_version,
-            args: serde_json::from_str(&args).unwrap_or(Value::Null),
-            base_versions: store::base_versions(tx, seq)?,
-            keys: command_keys,
-            metadata: serde_json::from_str(&metadata).unwrap_or(Value::Null),
-            attempt,
-        }));
+        let command_keys =
+            keys.query_map(params![seq], |r| r.get::<_, String>(0))?.collect::<rusqlite::Result<Vec<_>>>()?;
+        out.push((
+            seq,
+            OutgoingCommand {
+                id,
+                idempotency_key,
+                mutator,
+                mutator_version,
+                args: serde_json::from_str(&args).unwrap_or(Value::Null),
+                base_versions: store::base_versions(tx, seq)?,
+                keys: command_keys,
+                metadata: serde_json::from_str(&metadata).unwrap_or(Value::Null),
+                attempt,
+            },
+        ));
     }
     Ok(out)
 }
@@ -303,7 +322,8 @@ fn current_state(tx: &Transaction<'_>, seq: i64) -> Result<(CommandId, CommandSt
     let (id, state, attempts): (String, String, u32) = tx
         .prepare_cached("SELECT id, state, attempts FROM commands WHERE seq = ?1")?
         .query_row(params![seq], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-    let id = CommandId(uuid::Uuid::parse_str(&id).map_err(|_| Error::Corrupt { detail: format!("bad command id {id}") })?);
+    let id =
+        CommandId(uuid::Uuid::parse_str(&id).map_err(|_| Error::Corrupt { detail: format!("bad command id {id}") })?);
     let state = CommandState::parse(&state).ok_or_else(|| Error::Corrupt { detail: format!("bad state {state}") })?;
     Ok((id, state, attempts))
 }
@@ -369,8 +389,10 @@ pub(crate) fn settle(tx: &Transaction<'_>, seq: i64, disposition: Disposition, n
         }
         Disposition::Retry { delay, consumes_attempt, reason } => {
             let attempts = if consumes_attempt { attempts } else { attempts.saturating_sub(1) };
-            tx.prepare_cached("UPDATE commands SET attempts = ?2, next_attempt_at = ?3, last_error = ?4 WHERE seq = ?1")?
-                .execute(params![seq, attempts, now + delay.as_millis() as i64, reason])?;
+            tx.prepare_cached(
+                "UPDATE commands SET attempts = ?2, next_attempt_at = ?3, last_error = ?4 WHERE seq = ?1",
+            )?
+            .execute(params![seq, attempts, now + delay.as_millis() as i64, reason])?;
             Ok(vec![transition(tx, seq, state, CommandState::Pending, now, None)?])
         }
         Disposition::Wedge { reason } => {
@@ -399,7 +421,14 @@ pub(crate) fn settle(tx: &Transaction<'_>, seq: i64, disposition: Disposition, n
 
 /// Fails a command, rolls back its ops, and fails its dependants: later commands on its
 /// keys and (transitively) commands that named it in `after`.
-fn fail(tx: &Transaction<'_>, seq: i64, from: CommandState, code: String, message: String, now: i64) -> Result<Vec<Change>> {
+fn fail(
+    tx: &Transaction<'_>,
+    seq: i64,
+    from: CommandState,
+    code: String,
+    message: String,
+    now: i64,
+) -> Result<Vec<Change>> {
     let mut later: Vec<i64> = tx
         .prepare_cached(
             "SELECT DISTINCT o.command_seq FROM command_keys k JOIN command_keys o ON o.key = k.key
@@ -526,7 +555,8 @@ pub(crate) fn editable_seq(tx: &Transaction<'_>, id: &CommandId) -> Result<i64> 
 
 /// Replaces the args of a never-attempted command.
 pub(crate) fn rewrite_args(tx: &Transaction<'_>, seq: i64, args: &str, now: i64) -> Result<()> {
-    tx.prepare_cached("UPDATE commands SET args = ?2, updated_at = ?3 WHERE seq = ?1")?.execute(params![seq, args, now])?;
+    tx.prepare_cached("UPDATE commands SET args = ?2, updated_at = ?3 WHERE seq = ?1")?
+        .execute(params![seq, args, now])?;
     Ok(())
 }
 

@@ -157,7 +157,8 @@ mod tests {
     #[test]
     fn retry_after_wins_over_backoff_but_is_capped() {
         let p = RetryPolicy::default();
-        let o = Outcome::Retry { reason: "busy".into(), retry_after: Some(Duration::from_secs(7)), http_status: Some(429) };
+        let o =
+            Outcome::Retry { reason: "busy".into(), retry_after: Some(Duration::from_secs(7)), http_status: Some(429) };
         match classify(o, 1, 0, &p) {
             Disposition::Retry { delay, consumes_attempt, reason } => {
                 assert_eq!(delay, Duration::from_secs(7));
@@ -166,7 +167,11 @@ mod tests {
             }
             d => panic!("unexpected {d:?}"),
         }
-        let o = Outcome::Retry { reason: "busy".into(), retry_after: Some(Duration::from_secs(3600)), http_status: Some(503) };
+        let o = Outcome::Retry {
+            reason: "busy".into(),
+            retry_after: Some(Duration::from_secs(3600)),
+            http_status: Some(503),
+        };
         assert!(matches!(classify(o, 1, 0, &p), Disposition::Retry { delay, .. } if delay == p.cap));
     }
 

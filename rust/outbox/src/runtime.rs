@@ -13,13 +13,8 @@ pub fn handle() -> Handle {
     if let Some(rt) = RUNTIME.get() {
         return rt.handle().clone();
     }
-    let rt = RUNTIME.get_or_try_init(|| {
-        Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("outbox")
-            .enable_all()
-            .build()
-    });
+    let rt = RUNTIME
+        .get_or_try_init(|| Builder::new_multi_thread().worker_threads(2).thread_name("outbox").enable_all().build());
     match rt {
         Ok(rt) => rt.handle().clone(),
         // Creating OS threads failed (resource exhaustion). Fall back to the caller's

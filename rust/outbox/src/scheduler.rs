@@ -112,6 +112,11 @@ impl Engine {
         tasks.spawn_on(async move { crate::sync::listen(engine).await }, &handle);
     }
 
+    /// Marks the next pass as following an external trigger without waking the loop.
+    pub(crate) fn mark_external_trigger(&self) {
+        self.external_trigger.store(true, Ordering::SeqCst);
+    }
+
     /// Asks the sync-down loop to pull.
     pub(crate) fn request_pull(&self) {
         self.pull_wake.notify_one();
@@ -365,7 +370,12 @@ impl Engine {
         }
     }
 
-    fn spawn_send(self: &Arc<Self>, transport: Arc<dyn Transport>, batch: Vec<(i64, OutgoingCommand)>, generation: i64) {
+    fn spawn_send(
+        self: &Arc<Self>,
+        transport: Arc<dyn Transport>,
+        batch: Vec<(i64, OutgoingCommand)>,
+        generation: i64,
+    ) {
         self.sends_in_flight.fetch_add(1, Ordering::SeqCst);
         let engine = Arc::clone(self);
         let handle = runtime::handle();
@@ -447,7 +457,11 @@ impl Engine {
 
 /// Runs one transport call in its own task so that a panic or a hang cannot take the
 /// engine down: both become transient failures.
-async fn send_guarded(transport: Arc<dyn Transport>, commands: Vec<OutgoingCommand>, timeout: Duration) -> Vec<Outcome> {
+async fn send_guarded(
+    transport: Arc<dyn Transport>,
+    commands: Vec<OutgoingCommand>,
+    timeout: Duration,
+) -> Vec<Outcome> {
     let n = commands.len();
     let call = runtime::handle().spawn(async move { transport.send(commands).await });
     let abort = call.abort_handle();

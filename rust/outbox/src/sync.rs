@@ -108,7 +108,8 @@ async fn pull_all(engine: &Arc<Engine>) -> std::result::Result<bool, String> {
             }
         };
         let done = !page.has_more;
-        let collections = engine.db.write(|tx| apply_page(tx, &page, done.then_some(started))).map_err(|e| e.to_string())?;
+        let collections =
+            engine.db.write(|tx| apply_page(tx, &page, done.then_some(started))).map_err(|e| e.to_string())?;
         if !collections.is_empty() {
             engine.emit(Event::CollectionsChanged { collections: collections.into_iter().collect() });
         }

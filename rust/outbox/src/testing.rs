@@ -22,7 +22,7 @@ use serde_json::Value;
 use tokio::sync::watch;
 
 use crate::scheduler::lock;
-use crate::transport::{ChangePage, DocChange, Nudge, OutgoingCommand, Outcome, PullOutcome, Transport};
+use crate::transport::{ChangePage, DocChange, Nudge, Outcome, OutgoingCommand, PullOutcome, Transport};
 
 /// A function deciding a command's outcome; `None` falls through to the scripts.
 pub type Handler = Arc<dyn Fn(&OutgoingCommand) -> Option<Outcome> + Send + Sync>;
@@ -158,6 +158,11 @@ impl ScriptedTransport {
     /// Makes every pull answer `outcome` (e.g. `Offline`) until called with `None`.
     pub fn fail_pulls(&self, outcome: Option<PullOutcome>) {
         lock(&self.script).pull_failure = outcome;
+    }
+
+    /// How many changes the feed holds (the cursor after the last one).
+    pub fn feed_len(&self) -> usize {
+        lock(&self.script).feed.len()
     }
 
     /// How many pulls were made.

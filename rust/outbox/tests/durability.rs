@@ -10,12 +10,14 @@ use serde_json::json;
 #[tokio::test]
 async fn enqueued_command_is_in_the_file_when_enqueue_returns() {
     let h = Harness::offline();
-    let id = h.outbox.enqueue(EnqueueRequest::new("createOrder", r#"{"id":"o1","total":5}"#).op(
-        "orders",
-        "o1",
-        OpKind::Insert(json!({"total": 5})),
-    ))
-    .unwrap();
+    let id = h
+        .outbox
+        .enqueue(EnqueueRequest::new("createOrder", r#"{"id":"o1","total":5}"#).op(
+            "orders",
+            "o1",
+            OpKind::Insert(json!({"total": 5})),
+        ))
+        .unwrap();
     // A separate connection (as another process would) sees the committed row and its op.
     let conn = rusqlite::Connection::open(h.db_path()).unwrap();
     let (state, args): (String, String) = conn

@@ -47,9 +47,11 @@ async fn before_retry_squashes_queued_stock_adjustments_into_one() {
     // The squashed commands' optimistic ops moved to the survivor: the view is unchanged.
     let conn = rusqlite::Connection::open(h.db_path()).unwrap();
     let moved: i64 = conn
-        .query_row("SELECT count(*) FROM pending_ops p JOIN commands c ON c.seq = p.command_seq WHERE c.id = ?1", [
-            ids[0].to_string()
-        ], |r| r.get(0))
+        .query_row(
+            "SELECT count(*) FROM pending_ops p JOIN commands c ON c.seq = p.command_seq WHERE c.id = ?1",
+            [ids[0].to_string()],
+            |r| r.get(0),
+        )
         .unwrap();
     assert_eq!(moved, 3);
     let doc = h.outbox.get("products", "p1").unwrap().unwrap();

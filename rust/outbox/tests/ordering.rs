@@ -159,7 +159,10 @@ async fn after_dependency_waits_for_a_command_on_another_key() {
 async fn keys_are_derived_in_documented_order() {
     let h = Harness::offline();
     h.outbox
-        .register_mutator("addLine", outbox::MutatorSpec { key_pointers: vec!["/order_id".into()], ..Default::default() })
+        .register_mutator(
+            "addLine",
+            outbox::MutatorSpec { key_pointers: vec!["/order_id".into()], ..Default::default() },
+        )
         .unwrap();
     let explicit =
         h.outbox.enqueue(EnqueueRequest::new("addLine", r#"{"order_id":"o1","id":"l1"}"#).keys(["x"])).unwrap();

@@ -41,7 +41,9 @@ async fn child_drainer() {
     println!("OUTBOX ready {}", ob.status().unwrap().is_drainer);
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
-        if let Ok(Some(Event::LeaseChanged { is_drainer })) = tokio::time::timeout(Duration::from_millis(50), events.next()).await {
+        if let Ok(Some(Event::LeaseChanged { is_drainer })) =
+            tokio::time::timeout(Duration::from_millis(50), events.next()).await
+        {
             println!("OUTBOX drainer {is_drainer}");
         }
     }

@@ -15,13 +15,17 @@ fn pending_ops(h: &Harness) -> i64 {
 #[tokio::test]
 async fn rejection_fails_the_command_rolls_back_its_ops_and_fails_later_commands_on_its_keys() {
     let h = Harness::offline();
-    h.transport.respond_to_mutator("createOrder", [Outcome::Rejected {
-        code: "insufficient_stock".into(),
-        message: "only 2 left".into(),
-    }]);
+    h.transport.respond_to_mutator(
+        "createOrder",
+        [Outcome::Rejected { code: "insufficient_stock".into(), message: "only 2 left".into() }],
+    );
     let order = h
         .outbox
-        .enqueue(EnqueueRequest::new("createOrder", r#"{"id":"o1"}"#).op("orders", "o1", OpKind::Insert(json!({"n":1}))))
+        .enqueue(EnqueueRequest::new("createOrder", r#"{"id":"o1"}"#).op(
+            "orders",
+            "o1",
+            OpKind::Insert(json!({"n":1})),
+        ))
         .unwrap();
     let line = h
         .outbox
@@ -51,9 +55,11 @@ async fn rejection_fails_the_command_rolls_back_its_ops_and_fails_later_commands
     // Nothing that depended on the rejected order was ever sent.
     let sent: Vec<String> = h.transport.calls().into_iter().map(|c| c.command.id).collect();
     assert!(!sent.contains(&line.to_string()) && !sent.contains(&pay.to_string()));
-    let rolled_back = expect_event(&mut events, "order rolled back", |e| {
-        matches!(e, outbox::Event::RolledBack { id, .. } if *id == order)
-    })
+    let rolled_back = expect_event(
+        &mut events,
+        "order rolled back",
+        |e| matches!(e, outbox::Event::RolledBack { id, .. } if *id == order),
+    )
     .await;
     match rolled_back {
         outbox::Event::RolledBack { code, docs, .. } => {
@@ -74,7 +80,10 @@ async fn rejection_fails_the_command_rolls_back_its_ops_and_fails_later_commands
 async fn conflict_keeps_the_server_snapshot_and_pauses_its_keys_until_resolved_with_new_args() {
     let h = Harness::offline();
     let snapshot = json!({"id": "p1", "price": 300, "version": 7});
-    h.transport.respond_to_mutator("put", [Outcome::Conflict { server_snapshot: snapshot.clone() }, Outcome::applied(json!({}))]);
+    h.transport.respond_to_mutator(
+        "put",
+        [Outcome::Conflict { server_snapshot: snapshot.clone() }, Outcome::applied(json!({}))],
+    );
     let put = h.outbox.enqueue(EnqueueRequest::new("put", r#"{"id":"p1","price":250}"#)).unwrap();
     let behind = h.outbox.enqueue(EnqueueRequest::new("note", r#"{"id":"p1"}"#)).unwrap();
     let elsewhere = h.outbox.enqueue(EnqueueRequest::new("note", r#"{"id":"p2"}"#)).unwrap();
@@ -108,10 +117,7 @@ async fn conflict_resolved_by_discard_rolls_back_and_releases_the_key() {
     let behind = h.outbox.enqueue(EnqueueRequest::new("note", r#"{"id":"p1"}"#)).unwrap();
     h.outbox.set_online(true).unwrap();
     h.wait_state(&put, CommandState::Conflict).await;
-    assert!(matches!(
-        h.outbox.resolve_conflict(&behind, Resolution::Discard),
-        Err(outbox::Error::InvalidState { .. })
-    ));
+    assert!(matches!(h.outbox.resolve_conflict(&behind, Resolution::Discard), Err(outbox::Error::InvalidState { .. })));
     h.outbox.resolve_conflict(&put, Resolution::Discard).unwrap();
     h.wait_state(&behind, CommandState::Succeeded).await;
     assert_eq!(h.state(&put), CommandState::Discarded);

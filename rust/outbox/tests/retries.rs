@@ -9,12 +9,15 @@ use outbox::{CommandState, EnqueueRequest, Event, Outcome, RetryPolicy, Settleme
 #[tokio::test]
 async fn transient_failures_retry_with_growing_backoff_then_succeed() {
     let h = Harness::offline();
-    h.transport.respond_to_mutator("note", [
-        Outcome::retry("503"),
-        Outcome::retry("503"),
-        Outcome::retry("503"),
-        Outcome::applied(serde_json::json!({"ok": true})),
-    ]);
+    h.transport.respond_to_mutator(
+        "note",
+        [
+            Outcome::retry("503"),
+            Outcome::retry("503"),
+            Outcome::retry("503"),
+            Outcome::applied(serde_json::json!({"ok": true})),
+        ],
+    );
     let id = h.outbox.enqueue(EnqueueRequest::new("note", "{}")).unwrap();
     h.outbox.set_online(true).unwrap();
     let s = tokio::time::timeout(WAIT, h.outbox.wait_for(&id)).await.unwrap().unwrap();
@@ -38,12 +41,20 @@ async fn transient_failures_retry_with_growing_backoff_then_succeed() {
 async fn retry_after_from_the_server_wins_over_backoff() {
     let h = Harness::with(|c| {
         c.start_online = false;
-        c.retry = RetryPolicy { base: Duration::from_millis(5), cap: Duration::from_secs(5), jitter: 0.0, max_attempts: 5 };
+        c.retry =
+            RetryPolicy { base: Duration::from_millis(5), cap: Duration::from_secs(5), jitter: 0.0, max_attempts: 5 };
     });
-    h.transport.respond_to_mutator("note", [
-        Outcome::Retry { reason: "slow down".into(), retry_after: Some(Duration::from_millis(300)), http_status: Some(429) },
-        Outcome::applied(serde_json::Value::Null),
-    ]);
+    h.transport.respond_to_mutator(
+        "note",
+        [
+            Outcome::Retry {
+                reason: "slow down".into(),
+                retry_after: Some(Duration::from_millis(300)),
+                http_status: Some(429),
+            },
+            Outcome::applied(serde_json::Value::Null),
+        ],
+    );
     let id = h.outbox.enqueue(EnqueueRequest::new("note", "{}")).unwrap();
     h.outbox.set_online(true).unwrap();
     tokio::time::timeout(WAIT, h.outbox.wait_for(&id)).await.unwrap().unwrap();
@@ -75,17 +86,25 @@ async fn an_attempt_that_hangs_times_out_and_counts_as_a_failed_attempt() {
 async fn offline_and_unauthorized_outcomes_do_not_consume_attempts() {
     let h = Harness::with(|c| {
         c.start_online = false;
-        c.retry = RetryPolicy { base: Duration::from_millis(2), cap: Duration::from_millis(10), jitter: 0.0, max_attempts: 2 };
+        c.retry = RetryPolicy {
+            base: Duration::from_millis(2),
+            cap: Duration::from_millis(10),
+            jitter: 0.0,
+            max_attempts: 2,
+        };
     });
     let mut events = h.outbox.subscribe().unwrap();
-    h.transport.respond_to_mutator("note", [
-        Outcome::Offline,
-        Outcome::Unauthorized,
-        Outcome::Offline,
-        Outcome::Unauthorized,
-        Outcome::Offline,
-        Outcome::applied(serde_json::Value::Null),
-    ]);
+    h.transport.respond_to_mutator(
+        "note",
+        [
+            Outcome::Offline,
+            Outcome::Unauthorized,
+            Outcome::Offline,
+            Outcome::Unauthorized,
+            Outcome::Offline,
+            Outcome::applied(serde_json::Value::Null),
+        ],
+    );
     let id = h.outbox.enqueue(EnqueueRequest::new("note", "{}")).unwrap();
     h.outbox.set_online(true).unwrap();
     // Five refusals with max_attempts = 2 still end in success: none of them counted.
@@ -100,7 +119,12 @@ async fn offline_and_unauthorized_outcomes_do_not_consume_attempts() {
 async fn exhausted_attempts_park_the_command_as_wedged_blocking_only_its_keys() {
     let h = Harness::with(|c| {
         c.start_online = false;
-        c.retry = RetryPolicy { base: Duration::from_millis(2), cap: Duration::from_millis(10), jitter: 0.0, max_attempts: 3 };
+        c.retry = RetryPolicy {
+            base: Duration::from_millis(2),
+            cap: Duration::from_millis(10),
+            jitter: 0.0,
+            max_attempts: 3,
+        };
     });
     h.transport.set_handler(|c| (c.keys == ["bad"]).then(|| Outcome::retry("HTTP 500")));
     let bad = h.outbox.enqueue(EnqueueRequest::new("note", "{}").keys(["bad"])).unwrap();
@@ -109,7 +133,9 @@ async fn exhausted_attempts_park_the_command_as_wedged_blocking_only_its_keys() 
     h.outbox.set_online(true).unwrap();
     let s = tokio::time::timeout(WAIT, h.outbox.wait_for(&bad)).await.unwrap().unwrap();
     match s {
-        Settlement::Wedged { reason } => assert!(reason.contains("3 attempts") && reason.contains("HTTP 500"), "{reason}"),
+        Settlement::Wedged { reason } => {
+            assert!(reason.contains("3 attempts") && reason.contains("HTTP 500"), "{reason}")
+        }
         s => panic!("expected wedged, got {s:?}"),
     }
     h.wait_state(&other, CommandState::Succeeded).await;
@@ -123,9 +149,12 @@ async fn exhausted_attempts_park_the_command_as_wedged_blocking_only_its_keys() 
     h.outbox.retry(&bad).unwrap();
     h.wait_state(&bad, CommandState::Succeeded).await;
     h.wait_state(&behind, CommandState::Succeeded).await;
-    let same_key = h.transport.calls().iter().filter(|c| c.command.id == bad.to_string()).all(|c| {
-        c.command.idempotency_key == h.cmd(&bad).idempotency_key
-    });
+    let same_key = h
+        .transport
+        .calls()
+        .iter()
+        .filter(|c| c.command.id == bad.to_string())
+        .all(|c| c.command.idempotency_key == h.cmd(&bad).idempotency_key);
     assert!(same_key, "a retried command keeps its idempotency key");
 }
 
@@ -133,7 +162,12 @@ async fn exhausted_attempts_park_the_command_as_wedged_blocking_only_its_keys() 
 async fn discarding_a_wedged_command_releases_its_key() {
     let h = Harness::with(|c| {
         c.start_online = false;
-        c.retry = RetryPolicy { base: Duration::from_millis(2), cap: Duration::from_millis(10), jitter: 0.0, max_attempts: 1 };
+        c.retry = RetryPolicy {
+            base: Duration::from_millis(2),
+            cap: Duration::from_millis(10),
+            jitter: 0.0,
+            max_attempts: 1,
+        };
     });
     h.transport.set_handler(|c| (c.mutator == "createOrder").then(|| Outcome::retry("boom")));
     let bad = h.outbox.enqueue(EnqueueRequest::new("createOrder", "{}").keys(["k"])).unwrap();
@@ -175,7 +209,8 @@ async fn a_transport_returning_too_few_outcomes_retries_the_rest() {
     }
     let dir = tempfile::tempdir().unwrap();
     let mut c = outbox::Config::new(dir.path().join("o.db"), "u", "w").with_transport(std::sync::Arc::new(Short));
-    c.retry = RetryPolicy { base: Duration::from_millis(2), cap: Duration::from_millis(5), jitter: 0.0, max_attempts: 2 };
+    c.retry =
+        RetryPolicy { base: Duration::from_millis(2), cap: Duration::from_millis(5), jitter: 0.0, max_attempts: 2 };
     let ob = outbox::Outbox::open(c).unwrap();
     ob.register_mutator("note", Default::default()).unwrap();
     let id = ob.enqueue(EnqueueRequest::new("note", "{}")).unwrap();

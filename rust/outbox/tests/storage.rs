@@ -120,8 +120,12 @@ async fn bad_input_is_a_typed_error_and_writes_nothing() {
     let cases: Vec<(EnqueueRequest, Check)> = vec![
         (EnqueueRequest::new("nope", "{}"), |e| matches!(e, Error::UnknownMutator { name } if name == "nope")),
         (EnqueueRequest::new("note", "{\"id\": "), |e| matches!(e, Error::InvalidJson { field: "args", .. })),
-        (EnqueueRequest::new("note", "{}").metadata("[1]"), |e| matches!(e, Error::InvalidJson { field: "metadata", .. })),
-        (EnqueueRequest::new("note", "{}").metadata("{x"), |e| matches!(e, Error::InvalidJson { field: "metadata", .. })),
+        (EnqueueRequest::new("note", "{}").metadata("[1]"), |e| {
+            matches!(e, Error::InvalidJson { field: "metadata", .. })
+        }),
+        (EnqueueRequest::new("note", "{}").metadata("{x"), |e| {
+            matches!(e, Error::InvalidJson { field: "metadata", .. })
+        }),
         (EnqueueRequest::new("small", format!(r#"{{"pad":"{}"}}"#, "x".repeat(100))), |e| {
             matches!(e, Error::ArgsTooLarge { limit: 64, .. })
         }),
@@ -131,7 +135,9 @@ async fn bad_input_is_a_typed_error_and_writes_nothing() {
         (EnqueueRequest::new("note", "{}").op("c", "x", OpKind::Insert(json!(3))), |e| {
             matches!(e, Error::InvalidRequest { .. })
         }),
-        (EnqueueRequest::new("note", "{}").after([outbox::CommandId::new()]), |e| matches!(e, Error::UnknownCommand { .. })),
+        (EnqueueRequest::new("note", "{}").after([outbox::CommandId::new()]), |e| {
+            matches!(e, Error::UnknownCommand { .. })
+        }),
     ];
     for (req, check) in cases {
         let err = h.outbox.enqueue(req.clone()).expect_err("bad input must be refused");
@@ -140,7 +146,10 @@ async fn bad_input_is_a_typed_error_and_writes_nothing() {
         assert!(!err.to_string().contains("xxxxxxxxxx"));
     }
     assert_eq!(count(&h), 0, "nothing was written");
-    assert!(h.outbox.register_mutator("bad", MutatorSpec { key_pointers: vec!["id".into()], ..Default::default() }).is_err());
+    assert!(h
+        .outbox
+        .register_mutator("bad", MutatorSpec { key_pointers: vec!["id".into()], ..Default::default() })
+        .is_err());
     assert!(h.outbox.enqueue(EnqueueRequest::new("bad", "{}")).is_err());
 }
 

@@ -27,7 +27,8 @@ async fn enqueue_while_online_starts_a_drain() {
 async fn nothing_is_attempted_while_offline_and_going_online_drains() {
     let h = Harness::offline();
     let mut events = h.outbox.subscribe().unwrap();
-    let ids: Vec<_> = (0..5).map(|i| h.outbox.enqueue(EnqueueRequest::new("note", format!("{{\"i\":{i}}}"))).unwrap()).collect();
+    let ids: Vec<_> =
+        (0..5).map(|i| h.outbox.enqueue(EnqueueRequest::new("note", format!("{{\"i\":{i}}}"))).unwrap()).collect();
     h.outbox.sync_now().unwrap();
     h.outbox.on_foreground().unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -78,7 +79,8 @@ async fn foreground_and_sync_now_each_send_waiting_retries_at_once() {
 #[tokio::test]
 async fn success_of_one_command_starts_the_next_on_its_key() {
     let h = Harness::offline();
-    let ids: Vec<_> = (0..3).map(|_| h.outbox.enqueue(EnqueueRequest::new("note", "{}").keys(["k"])).unwrap()).collect();
+    let ids: Vec<_> =
+        (0..3).map(|_| h.outbox.enqueue(EnqueueRequest::new("note", "{}").keys(["k"])).unwrap()).collect();
     h.outbox.set_online(true).unwrap();
     for id in &ids {
         h.wait_state(id, CommandState::Succeeded).await;
@@ -125,7 +127,12 @@ async fn idle_is_announced_when_the_queue_runs_dry() {
     let mut events = h.outbox.subscribe().unwrap();
     let id = h.outbox.enqueue(EnqueueRequest::new("note", "{}")).unwrap();
     h.outbox.set_online(true).unwrap();
-    expect_event(&mut events, "success", |e| matches!(e, Event::StateChanged { id: x, to: CommandState::Succeeded, .. } if *x == id)).await;
+    expect_event(
+        &mut events,
+        "success",
+        |e| matches!(e, Event::StateChanged { id: x, to: CommandState::Succeeded, .. } if *x == id),
+    )
+    .await;
     expect_event(&mut events, "idle", |e| matches!(e, Event::Idle)).await;
 }
 

@@ -28,7 +28,9 @@ fn check_field(field: &str) -> Result<()> {
     if ok {
         Ok(())
     } else {
-        Err(Error::InvalidRequest { reason: format!("field `{field}` must be a top-level name of letters, digits and _") })
+        Err(Error::InvalidRequest {
+            reason: format!("field `{field}` must be a top-level name of letters, digits and _"),
+        })
     }
 }
 
@@ -171,7 +173,11 @@ fn sql_param(v: &Value) -> Result<Option<SqlValue>> {
             None => SqlValue::Real(n.as_f64().unwrap_or(0.0)),
         }),
         Value::String(s) => Some(SqlValue::Text(s.clone())),
-        _ => return Err(Error::InvalidRequest { reason: "filter values must be strings, numbers, booleans or null".into() }),
+        _ => {
+            return Err(Error::InvalidRequest {
+                reason: "filter values must be strings, numbers, booleans or null".into(),
+            })
+        }
     })
 }
 
@@ -200,7 +206,9 @@ fn matches(doc: &Value, filters: &[(String, Value)]) -> bool {
         let have = doc.get(field).unwrap_or(&Value::Null);
         match (have, want) {
             (Value::Number(a), Value::Number(b)) => a.as_f64() == b.as_f64(),
-            (Value::Bool(a), Value::Number(b)) | (Value::Number(b), Value::Bool(a)) => Some(*a as i64 as f64) == b.as_f64(),
+            (Value::Bool(a), Value::Number(b)) | (Value::Number(b), Value::Bool(a)) => {
+                Some(*a as i64 as f64) == b.as_f64()
+            }
             (a, b) => a == b,
         }
     })
@@ -255,7 +263,12 @@ pub(crate) fn list(conn: &Connection, collection: &str, q: &Query) -> Result<Vec
             Ok(synced_doc(collection, r.get(0)?, r.get(1)?, &r.get::<_, String>(2)?))
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
-    docs.extend(overlaid(conn, collection, None)?.into_iter().filter(|o| o.exists && matches(&o.doc.value, &q.filters)).map(|o| o.doc));
+    docs.extend(
+        overlaid(conn, collection, None)?
+            .into_iter()
+            .filter(|o| o.exists && matches(&o.doc.value, &q.filters))
+            .map(|o| o.doc),
+    );
     let key = |d: &Doc| q.order_by.as_ref().map(|f| d.value.get(f).cloned().unwrap_or(Value::Null));
     docs.sort_by(|a, b| {
         let ord = match (key(a), key(b)) {
@@ -282,7 +295,8 @@ pub(crate) fn count(conn: &Connection, collection: &str, q: &Query) -> Result<u6
     let synced: i64 = conn
         .prepare_cached(&format!("SELECT count(*) FROM synced_docs s WHERE {clause}"))?
         .query_row(rusqlite::params_from_iter(args), |r| r.get(0))?;
-    let local = overlaid(conn, collection, None)?.iter().filter(|o| o.exists && matches(&o.doc.value, &q.filters)).count();
+    let local =
+        overlaid(conn, collection, None)?.iter().filter(|o| o.exists && matches(&o.doc.value, &q.filters)).count();
     Ok(synced.max(0) as u64 + local as u64)
 }
 

@@ -67,7 +67,8 @@ pub(crate) fn base_versions(tx: &Transaction<'_>, seq: i64) -> Result<serde_json
     let mut stmt = tx.prepare_cached(
         "SELECT collection, doc_id, base_version FROM pending_ops WHERE command_seq = ?1 AND base_version IS NOT NULL",
     )?;
-    let rows = stmt.query_map(params![seq], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?)))?;
+    let rows =
+        stmt.query_map(params![seq], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?)))?;
     let mut map = serde_json::Map::new();
     for row in rows {
         let (collection, id, version) = row?;
@@ -87,7 +88,8 @@ pub(crate) fn apply_changes(tx: &Transaction<'_>, seq: Option<i64>, changes: &[D
          ON CONFLICT (collection, id) DO UPDATE SET version = excluded.version, doc = excluded.doc",
     )?;
     let mut delete = tx.prepare_cached("DELETE FROM synced_docs WHERE collection = ?1 AND id = ?2")?;
-    let mut retire = tx.prepare_cached("DELETE FROM pending_ops WHERE command_seq = ?1 AND collection = ?2 AND doc_id = ?3")?;
+    let mut retire =
+        tx.prepare_cached("DELETE FROM pending_ops WHERE command_seq = ?1 AND collection = ?2 AND doc_id = ?3")?;
     for change in changes {
         let have: Option<i64> = current.query_row(params![change.collection, change.id], |r| r.get(0)).optional()?;
         if have.is_none_or(|v| v <= change.version) {
