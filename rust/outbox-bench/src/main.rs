@@ -1,7 +1,7 @@
 //! `outbox-bench`: measures the engine and prints one JSON line per result.
 //!
 //! ```text
-//! cargo run --release -p outbox-bench -- [--quick] [--bench enqueue|drain-local|open]...
+//! cargo run --release -p outbox-bench -- [--quick] [--bench enqueue|drain-local|open|read]...
 //! ```
 //! Each line: `{"bench", "system", "n", "ops_per_s", "p50_ms", "p99_ms", "total_ms", "rss_mb"}`.
 //! Baselines run in the same process and the same run, so ratios compare like with like.
@@ -22,7 +22,7 @@ struct Args {
     #[arg(long = "n")]
     sizes: Vec<usize>,
     /// Which benches to run (all when omitted).
-    #[arg(long = "bench", value_parser = ["enqueue", "drain-local", "open"])]
+    #[arg(long = "bench", value_parser = ["enqueue", "drain-local", "open", "read"])]
     benches: Vec<String>,
 }
 
@@ -35,7 +35,7 @@ fn main() {
     } else {
         vec![1_000, 10_000, 100_000]
     };
-    let all = ["enqueue", "drain-local", "open"];
+    let all = ["enqueue", "drain-local", "open", "read"];
     let benches: Vec<&str> =
         if args.benches.is_empty() { all.to_vec() } else { args.benches.iter().map(String::as_str).collect() };
     let rt = match tokio::runtime::Runtime::new() {
@@ -52,6 +52,7 @@ fn main() {
                 "enqueue" => suites::enqueue(n),
                 "drain-local" => rt.block_on(suites::drain_local(n)),
                 "open" => rt.block_on(suites::open(n)),
+                "read" => rt.block_on(suites::read(n)),
                 _ => unreachable!("clap restricts bench names"),
             };
             match result {

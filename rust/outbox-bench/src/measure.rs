@@ -9,6 +9,8 @@ pub struct Sample {
     pub bench: &'static str,
     pub system: &'static str,
     pub n: usize,
+    /// Operations timed (commands for enqueue and drains, reads for read benches).
+    pub ops: usize,
     pub total: Duration,
     /// Per-operation latencies, when the bench measures them.
     pub latencies: Vec<Duration>,
@@ -30,7 +32,7 @@ impl Sample {
             "bench": self.bench,
             "system": self.system,
             "n": self.n,
-            "ops_per_s": if total_ms > 0.0 { (self.n as f64 / (total_ms / 1000.0)).round() } else { 0.0 },
+            "ops_per_s": if total_ms > 0.0 { (self.ops as f64 / (total_ms / 1000.0)).round() } else { 0.0 },
             "p50_ms": pct(0.50),
             "p99_ms": pct(0.99),
             "total_ms": (total_ms * 1000.0).round() / 1000.0,

@@ -46,7 +46,7 @@ pub fn enqueue(n: usize) -> Result<Vec<String>> {
         ob.enqueue(EnqueueRequest::new("createOrder", order_args(i)))?;
         lat.push(t.elapsed());
     }
-    let outbox_line = Sample { bench: "enqueue", system: "outbox", n, total: start.elapsed(), latencies: lat }.line();
+    let outbox_line = Sample { bench: "enqueue", system: "outbox", n, ops: n, total: start.elapsed(), latencies: lat }.line();
     ob.close();
 
     let raw_dir = tempfile::tempdir()?;
@@ -77,7 +77,7 @@ pub fn enqueue(n: usize) -> Result<Vec<String>> {
         )?;
         lat.push(t.elapsed());
     }
-    let raw_line = Sample { bench: "enqueue", system: "sqlite-raw", n, total: start.elapsed(), latencies: lat }.line();
+    let raw_line = Sample { bench: "enqueue", system: "sqlite-raw", n, ops: n, total: start.elapsed(), latencies: lat }.line();
     Ok(vec![outbox_line, raw_line])
 }
 
@@ -106,7 +106,7 @@ pub async fn drain_local(n: usize) -> Result<Vec<String>> {
         return Err(format!("drain left {} commands", report.remaining).into());
     }
     ob.close();
-    Ok(vec![Sample { bench: "drain-local", system: "outbox", n, total, latencies: Vec::new() }.line()])
+    Ok(vec![Sample { bench: "drain-local", system: "outbox", n, ops: n, total, latencies: Vec::new() }.line()])
 }
 
 /// Opens a database holding `n` pending commands and `n` optimistic docs and measures the
@@ -139,10 +139,69 @@ pub async fn open(n: usize) -> Result<Vec<String>> {
     if first != Ok(true) {
         return Err("no attempt started".into());
     }
-    let line = Sample { bench: "open", system: "outbox", n, total, latencies: vec![total] }.line();
+    let line = Sample { bench: "open", system: "outbox", n, ops: n, total, latencies: vec![total] }.line();
     transport.release();
     let pending = ob.peek(&outbox::PeekFilter { states: vec![CommandState::Pending], limit: 1, ..Default::default() })?;
     drop(pending);
     ob.close();
     Ok(vec![line])
+}
+
+/// Merged `get` and `list` latency at `n` documents with 1% of them under pending ops.
+pub async fn read(n: usize) -> Result<Vec<String>> {
+    let dir = tempfile::tempdir()?;
+    let transport = Arc::new(ScriptedTransport::new());
+    transport.push_changes((0..n).map(|i| outbox::DocChange {
+        collection: "products".into(),
+        id: format!("p{i:07}"),
+        version: 1,
+        doc: Some(json!({"name": format!("item {i}"), "stock": (i * 7919) % 1000, "aisle": i % 20})),
+    }));
+    let mut config = Config::new(dir.path().join("bench.db"), "bench", "ws").with_transport(transport.clone());
+    config.retry.base = Duration::from_secs(60);
+    let ob = Outbox::open(config)?;
+    ob.register_mutator("adjustStock", MutatorSpec::default())?;
+    ob.create_index("products", "stock")?;
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while ob.count("products", &outbox::Query::all())? < n as u64 {
+        if Instant::now() > deadline {
+            return Err("seeding the store timed out".into());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    ob.set_online(false)?;
+    let pending = (n / 100).max(1);
+    for i in 0..pending {
+        let id = format!("p{:07}", (i * 97) % n);
+        ob.enqueue(
+            EnqueueRequest::new("adjustStock", format!(r#"{{"product_id":"{id}"}}"#))
+                .op("products", id, OpKind::Patch(json!({"stock": 0}))),
+        )?;
+    }
+    let rounds = 200;
+    let mut lat = Vec::with_capacity(rounds);
+    let start = Instant::now();
+    for i in 0..rounds {
+        let t = Instant::now();
+        let id = format!("p{:07}", (i * 7919) % n);
+        if ob.get("products", &id)?.is_none() {
+            return Err(format!("{id} missing").into());
+        }
+        lat.push(t.elapsed());
+    }
+    let get_line = Sample { bench: "read-get", system: "outbox", n, ops: rounds, total: start.elapsed(), latencies: lat }.line();
+    let query = outbox::Query::all().order_by("stock", false).page(0, 50);
+    let mut lat = Vec::with_capacity(rounds);
+    let start = Instant::now();
+    for _ in 0..rounds {
+        let t = Instant::now();
+        let page = ob.list("products", &query)?;
+        if page.len() != 50.min(n) {
+            return Err("short page".into());
+        }
+        lat.push(t.elapsed());
+    }
+    let list_line = Sample { bench: "read-list50", system: "outbox", n, ops: rounds, total: start.elapsed(), latencies: lat }.line();
+    ob.close();
+    Ok(vec![get_line, list_line])
 }

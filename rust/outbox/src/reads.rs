@@ -112,7 +112,7 @@ impl QueryWatch {
 
     fn concerns(&self, event: &Event) -> bool {
         match event {
-            Event::CollectionsChanged { collections } => collections.iter().any(|c| *c == self.collection),
+            Event::CollectionsChanged { collections } => collections.contains(&self.collection),
             _ => false,
         }
     }
