@@ -46,7 +46,8 @@ pub fn enqueue(n: usize) -> Result<Vec<String>> {
         ob.enqueue(EnqueueRequest::new("createOrder", order_args(i)))?;
         lat.push(t.elapsed());
     }
-    let outbox_line = Sample { bench: "enqueue", system: "outbox", n, ops: n, total: start.elapsed(), latencies: lat }.line();
+    let outbox_line =
+        Sample { bench: "enqueue", system: "outbox", n, ops: n, total: start.elapsed(), latencies: lat }.line();
     ob.close();
 
     let raw_dir = tempfile::tempdir()?;
@@ -77,7 +78,8 @@ pub fn enqueue(n: usize) -> Result<Vec<String>> {
         )?;
         lat.push(t.elapsed());
     }
-    let raw_line = Sample { bench: "enqueue", system: "sqlite-raw", n, ops: n, total: start.elapsed(), latencies: lat }.line();
+    let raw_line =
+        Sample { bench: "enqueue", system: "sqlite-raw", n, ops: n, total: start.elapsed(), latencies: lat }.line();
     Ok(vec![outbox_line, raw_line])
 }
 
@@ -141,7 +143,8 @@ pub async fn open(n: usize) -> Result<Vec<String>> {
     }
     let line = Sample { bench: "open", system: "outbox", n, ops: n, total, latencies: vec![total] }.line();
     transport.release();
-    let pending = ob.peek(&outbox::PeekFilter { states: vec![CommandState::Pending], limit: 1, ..Default::default() })?;
+    let pending =
+        ob.peek(&outbox::PeekFilter { states: vec![CommandState::Pending], limit: 1, ..Default::default() })?;
     drop(pending);
     ob.close();
     Ok(vec![line])
@@ -173,10 +176,11 @@ pub async fn read(n: usize) -> Result<Vec<String>> {
     let pending = (n / 100).max(1);
     for i in 0..pending {
         let id = format!("p{:07}", (i * 97) % n);
-        ob.enqueue(
-            EnqueueRequest::new("adjustStock", format!(r#"{{"product_id":"{id}"}}"#))
-                .op("products", id, OpKind::Patch(json!({"stock": 0}))),
-        )?;
+        ob.enqueue(EnqueueRequest::new("adjustStock", format!(r#"{{"product_id":"{id}"}}"#)).op(
+            "products",
+            id,
+            OpKind::Patch(json!({"stock": 0})),
+        ))?;
     }
     let rounds = 200;
     let mut lat = Vec::with_capacity(rounds);
@@ -189,7 +193,8 @@ pub async fn read(n: usize) -> Result<Vec<String>> {
         }
         lat.push(t.elapsed());
     }
-    let get_line = Sample { bench: "read-get", system: "outbox", n, ops: rounds, total: start.elapsed(), latencies: lat }.line();
+    let get_line =
+        Sample { bench: "read-get", system: "outbox", n, ops: rounds, total: start.elapsed(), latencies: lat }.line();
     let query = outbox::Query::all().order_by("stock", false).page(0, 50);
     let mut lat = Vec::with_capacity(rounds);
     let start = Instant::now();
@@ -201,7 +206,9 @@ pub async fn read(n: usize) -> Result<Vec<String>> {
         }
         lat.push(t.elapsed());
     }
-    let list_line = Sample { bench: "read-list50", system: "outbox", n, ops: rounds, total: start.elapsed(), latencies: lat }.line();
+    let list_line =
+        Sample { bench: "read-list50", system: "outbox", n, ops: rounds, total: start.elapsed(), latencies: lat }
+            .line();
     ob.close();
     Ok(vec![get_line, list_line])
 }

@@ -29,6 +29,15 @@ pub(crate) enum LeaseStatus {
     },
 }
 
+/// The stored lease row: (owner, generation, expires_at).
+pub(crate) fn read(conn: &rusqlite::Connection) -> Result<Option<(String, i64, i64)>> {
+    Ok(conn
+        .query_row("SELECT owner, generation, expires_at FROM lease WHERE id = 1", [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .optional()?)
+}
+
 /// Takes the lease if it is free or expired, renews it if `owner` holds it.
 pub(crate) fn acquire(tx: &Transaction<'_>, owner: &str, ttl_ms: i64, now: i64) -> Result<LeaseStatus> {
     let row: Option<(String, i64, i64)> = tx

@@ -45,7 +45,7 @@ pub use config::{Config, Durability};
 pub use error::{Error, OpenError, Result};
 pub use events::{Event, EventStream, Status};
 pub use hooks::{BeforeRetry, Edit};
-pub use outbox::{DrainReport, Outbox, Resolution};
+pub use outbox::{DrainReport, LeaseInfo, Outbox, Resolution};
 pub use queue::PeekFilter;
 pub use reads::QueryWatch;
 pub use retry::RetryPolicy;

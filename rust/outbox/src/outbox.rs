@@ -53,6 +53,21 @@ pub enum Resolution {
     Discard,
 }
 
+/// The drainer lease as stored in the database.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LeaseInfo {
+    /// Opaque id of the holding engine (process id and a random part).
+    pub owner: String,
+    /// Fencing generation, bumped at each takeover.
+    pub generation: i64,
+    /// Expiry, Unix milliseconds.
+    pub expires_at: i64,
+    /// Whether it has not expired.
+    pub live: bool,
+    /// Whether this engine holds it.
+    pub held_here: bool,
+}
+
 /// What [`Outbox::drain_for`] achieved.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct DrainReport {
@@ -86,6 +101,20 @@ impl Outbox {
     /// corrupt or from a newer version is refused with a typed error and left untouched.
     /// Opening a path that is already open in this process returns the same engine.
     pub fn open(config: Config) -> Result<Outbox> {
+        Self::open_with(config, false)
+    }
+
+    /// Opens a database for inspection and repair (the `outbox` CLI, support tools): no
+    /// transport, offline, never takes the drainer lease, and adopts whatever (user,
+    /// workspace) the file belongs to. An older schema is upgraded like at any open; a
+    /// newer or corrupt file is refused untouched.
+    pub fn inspect(path: impl Into<PathBuf>) -> Result<Outbox> {
+        let mut config = Config::new(path, "", "");
+        config.start_online = false;
+        Self::open_with(config, true)
+    }
+
+    fn open_with(config: Config, inspect: bool) -> Result<Outbox> {
         if config.max_concurrency == 0 || config.max_batch_size == 0 {
             return Err(OpenError::InvalidConfig("max_concurrency and max_batch_size must be at least 1".into()).into());
         }
@@ -97,7 +126,9 @@ impl Outbox {
             }
         }
         let db = Db::open(&path, config.durability, config.max_size_bytes)?;
-        db.check_scope(&path, &config.user_id, &config.workspace_id)?;
+        if !inspect {
+            db.check_scope(&path, &config.user_id, &config.workspace_id)?;
+        }
         let engine = Engine::new(db, config);
         let handle = Arc::new(Handle { engine: Arc::clone(&engine), path: path.clone() });
         reg.insert(path, Arc::downgrade(&handle));
@@ -110,6 +141,35 @@ impl Outbox {
         let e = &self.handle.engine;
         e.ensure_open()?;
         Ok(e)
+    }
+
+    /// The drainer lease as stored: who drains this file now, if anyone.
+    pub fn drainer_lease(&self) -> Result<Option<LeaseInfo>> {
+        let engine = self.engine()?;
+        let row = engine.db.read(crate::lease::read)?;
+        Ok(row.map(|(owner, generation, expires_at)| LeaseInfo {
+            live: expires_at > now_ms(),
+            held_here: engine.is_drainer(),
+            owner,
+            generation,
+            expires_at,
+        }))
+    }
+
+    /// The (user, workspace) this database belongs to, once stamped by an app's open.
+    pub fn scope(&self) -> Result<Option<(String, String)>> {
+        self.engine()?.db.read(|c| {
+            let stored: Option<String> = c
+                .query_row("SELECT value FROM meta WHERE key = 'scope'", [], |r| r.get(0))
+                .map(Some)
+                .or_else(|e| if matches!(e, rusqlite::Error::QueryReturnedNoRows) { Ok(None) } else { Err(e) })?;
+            Ok(stored.and_then(|s| s.split_once('\u{1f}').map(|(u, w)| (u.to_string(), w.to_string()))))
+        })
+    }
+
+    /// The schema version of the open database.
+    pub fn schema_version(&self) -> Result<i64> {
+        self.engine()?.db.read(|c| Ok(c.pragma_query_value(None, "user_version", |r| r.get(0))?))
     }
 
     /// The database file this engine uses.
