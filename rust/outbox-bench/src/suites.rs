@@ -55,6 +55,7 @@ pub fn enqueue(n: usize) -> Result<Vec<String>> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "temp_store", "MEMORY")?;
+    conn.pragma_update(None, "cache_size", -8192)?;
     conn.execute_batch(
         "CREATE TABLE commands (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, mutator TEXT NOT NULL,
            args TEXT NOT NULL, idempotency_key TEXT NOT NULL UNIQUE, keys TEXT NOT NULL, created_at INTEGER NOT NULL,

