@@ -1,0 +1,421 @@
+//! HTTP handlers of docs/protocol.md.
+
+use std::collections::HashSet;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+use tokio::sync::{broadcast, Notify};
+
+use crate::faults::{FaultKind, FaultSpec, Faults};
+use crate::mutators;
+use crate::protocol::{
+    BatchResponse, ChangesResponse, CommandBatch, CommandResult, CommandStatus, ErrorBody, WireChange, WireCommand,
+    WireError,
+};
+use crate::stats::Stats;
+use crate::storage::{ApplyError, CommandRef, Execution, Scope, Storage, StorageError};
+
+/// Per-connection switch a handler pulls to close its connection without answering.
+#[derive(Clone, Default)]
+pub(crate) struct ConnKill(pub(crate) Arc<Notify>);
+
+/// State shared by all handlers.
+pub(crate) struct Shared {
+    pub(crate) storage: Arc<dyn Storage>,
+    pub(crate) faults: Faults,
+    pub(crate) stats: Stats,
+    /// `(workspace, head seq)` whenever a workspace's change log advanced.
+    pub(crate) changed: broadcast::Sender<(String, i64)>,
+    pub(crate) max_batch: usize,
+}
+
+type AppState = Arc<Shared>;
+
+pub(crate) fn router(shared: AppState, admin: bool, max_body_bytes: usize) -> Router {
+    let mut r = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/v1/commands", post(post_commands))
+        .route("/v1/changes", get(get_changes))
+        .route("/v1/stream", get(stream));
+    if admin {
+        r = r
+            .route("/v1/_faults", get(get_faults).post(set_faults).delete(clear_faults))
+            .route("/v1/_stats", get(get_stats))
+            .route("/v1/_log", get(get_log));
+    }
+    r.layer(DefaultBodyLimit::max(max_body_bytes)).with_state(shared)
+}
+
+/// A whole-request JSON error `{error:{code,message}}`.
+pub(crate) fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+    let body = ErrorBody { error: WireError { code: code.to_string(), message: message.into() } };
+    (status, Json(body)).into_response()
+}
+
+fn storage_error(e: StorageError) -> Response {
+    tracing::error!(error = %e, "storage failure");
+    error(StatusCode::INTERNAL_SERVER_ERROR, "internal", "storage failure")
+}
+
+/// Runs blocking storage work off the async workers.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StorageError> + Send + 'static,
+) -> Result<T, Response> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(storage_error(e)),
+        Err(_) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, "internal", "worker failed")),
+    }
+}
+
+/// Resolves the bearer token and workspace header to a [`Scope`], or the 400/401/403
+/// answer.
+async fn authorize(state: &AppState, headers: &HeaderMap) -> Result<Scope, Response> {
+    let unauthorized = |msg: &str| {
+        let mut r = error(StatusCode::UNAUTHORIZED, "unauthorized", msg);
+        r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        r
+    };
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| t.trim().to_string())
+        .filter(|t| !t.is_empty());
+    let Some(token) = token else { return Err(unauthorized("missing bearer token")) };
+    let workspace = headers.get("x-workspace-id").and_then(|v| v.to_str().ok()).map(str::trim).unwrap_or("");
+    if workspace.is_empty() {
+        return Err(error(StatusCode::BAD_REQUEST, "missing_workspace", "X-Workspace-Id header is required"));
+    }
+    let workspace = workspace.to_string();
+    let storage = state.storage.clone();
+    let ws = workspace.clone();
+    let found = blocking(move || {
+        let Some(user) = storage.user_for_token(&token)? else { return Ok(None) };
+        let member = storage.is_member(&user, &ws)?;
+        Ok(Some((user, member)))
+    })
+    .await?;
+    match found {
+        None => Err(unauthorized("unknown token")),
+        Some((_, false)) => Err(error(StatusCode::FORBIDDEN, "forbidden", "not a member of this workspace")),
+        Some((user, true)) => Ok(Scope { workspace, user }),
+    }
+}
+
+async fn healthz() -> Response {
+    Json(json!({"status": "ok"})).into_response()
+}
+
+/// Closes the connection without an answer: the connection task drops the socket.
+async fn kill_connection(kill: Option<Extension<ConnKill>>) -> Response {
+    match kill {
+        Some(Extension(k)) => {
+            k.0.notify_one();
+            std::future::pending::<Response>().await
+        }
+        // Not served by our accept loop (cannot happen in this crate): fail loudly instead.
+        None => error(StatusCode::INTERNAL_SERVER_ERROR, "internal", "connection cannot be reset here"),
+    }
+}
+
+fn fault_response(code: u16, retry_after: Option<Duration>, as_date: bool) -> Response {
+    let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut r = error(status, "injected_fault", format!("injected fault: HTTP {code}"));
+    if let Some(d) = retry_after {
+        let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
+        let value = if as_date {
+            httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(secs))
+        } else {
+            secs.to_string()
+        };
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            r.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+    }
+    r
+}
+
+async fn post_commands(
+    State(state): State<AppState>,
+    kill: Option<Extension<ConnKill>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    state.stats.request();
+    let decision = state.faults.decide();
+    if let Some(d) = decision.latency {
+        tokio::time::sleep(d).await;
+    }
+    match &decision.fault {
+        Some(f @ FaultKind::Status { code, retry_after, as_date }) => {
+            state.stats.fault(&f.label());
+            return fault_response(*code, *retry_after, *as_date);
+        }
+        Some(f @ FaultKind::Reset) => {
+            state.stats.fault(&f.label());
+            return kill_connection(kill).await;
+        }
+        _ => {}
+    }
+    let scope = match authorize(&state, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let body = match body {
+        Ok(b) => b,
+        Err(rej) if rej.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return error(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "request body is too large")
+        }
+        Err(rej) => return error(StatusCode::BAD_REQUEST, "malformed_body", rej.body_text()),
+    };
+    let batch: CommandBatch = match serde_json::from_slice(&body) {
+        Ok(b) => b,
+        Err(e) => return error(StatusCode::BAD_REQUEST, "malformed_body", format!("invalid command batch: {e}")),
+    };
+    if batch.commands.len() > state.max_batch {
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "batch_too_large",
+            format!("{} commands in one batch; at most {}", batch.commands.len(), state.max_batch),
+        );
+    }
+    let shared = state.clone();
+    let ws = scope.workspace.clone();
+    let results = match blocking(move || run_batch(&shared, &scope, batch.commands)).await {
+        Ok(r) => r,
+        Err(resp) => return resp,
+    };
+    if let Some(seq) = results.iter().filter_map(|r| r.server_seq).max() {
+        // No receivers is fine: nobody is listening.
+        let _ = state.changed.send((ws, seq));
+    }
+    if let Some(f @ FaultKind::DropAfterCommit) = &decision.fault {
+        state.stats.fault(&f.label());
+        return kill_connection(kill).await;
+    }
+    Json(BatchResponse { results }).into_response()
+}
+
+fn not_applied(id: String, status: CommandStatus, code: &str, message: String) -> CommandResult {
+    CommandResult {
+        id,
+        status,
+        result: None,
+        changes: None,
+        server_seq: None,
+        error: Some(WireError { code: code.to_string(), message }),
+        snapshot: None,
+    }
+}
+
+/// Applies a batch in order, one transaction per command, stopping lanes at their first
+/// command that is not applied.
+fn run_batch(shared: &Shared, scope: &Scope, commands: Vec<WireCommand>) -> Result<Vec<CommandResult>, StorageError> {
+    let mut blocked: HashSet<String> = HashSet::new();
+    let mut results = Vec::with_capacity(commands.len());
+    for cmd in commands {
+        if let Some(key) = cmd.keys.iter().find(|k| blocked.contains(*k)) {
+            shared.stats.skipped();
+            let message = format!("an earlier command on key {key:?} in this batch was not applied");
+            results.push(not_applied(cmd.id, CommandStatus::Skipped, "skipped", message));
+            blocked.extend(cmd.keys);
+            continue;
+        }
+        if cmd.idempotency_key.is_empty() || cmd.id.is_empty() {
+            shared.stats.rejected();
+            let message = "`id` and `idempotency_key` must be non-empty".to_string();
+            results.push(not_applied(cmd.id, CommandStatus::Rejected, "invalid_command", message));
+            blocked.extend(cmd.keys);
+            continue;
+        }
+        let command =
+            CommandRef { idempotency_key: &cmd.idempotency_key, command_id: &cmd.id, mutator: &cmd.mutator, keys: &cmd.keys };
+        let execution = shared.storage.execute(scope, &command, &mut |tx| {
+            mutators::apply(&cmd.mutator, cmd.mutator_version, &cmd.args, &cmd.base_versions, tx)
+        })?;
+        let result = match execution {
+            Execution::Applied(stored) => {
+                shared.stats.applied(&cmd.idempotency_key);
+                applied_result(cmd.id.clone(), CommandStatus::Applied, stored)
+            }
+            Execution::Duplicate(stored) => {
+                shared.stats.duplicate(&cmd.idempotency_key);
+                applied_result(cmd.id.clone(), CommandStatus::Duplicate, stored)
+            }
+            Execution::NotApplied(ApplyError::Rejected { code, message }) => {
+                shared.stats.rejected();
+                blocked.extend(cmd.keys.iter().cloned());
+                not_applied(cmd.id.clone(), CommandStatus::Rejected, &code, message)
+            }
+            Execution::NotApplied(ApplyError::Conflict { code, message, snapshot }) => {
+                shared.stats.conflict();
+                blocked.extend(cmd.keys.iter().cloned());
+                let mut r = not_applied(cmd.id.clone(), CommandStatus::Conflict, &code, message);
+                r.snapshot = Some(snapshot);
+                r
+            }
+            Execution::NotApplied(ApplyError::Storage(e)) => return Err(e),
+        };
+        results.push(result);
+    }
+    Ok(results)
+}
+
+fn applied_result(id: String, status: CommandStatus, stored: crate::storage::StoredResult) -> CommandResult {
+    CommandResult {
+        id,
+        status,
+        result: Some(stored.result),
+        changes: Some(stored.changes.iter().map(WireChange::from).collect()),
+        server_seq: Some(stored.server_seq),
+        error: None,
+        snapshot: None,
+    }
+}
+
+/// Query of `GET /v1/changes`.
+#[derive(Debug, Deserialize)]
+struct ChangesQuery {
+    cursor: Option<String>,
+    limit: Option<u32>,
+}
+
+/// Default and largest page size of `GET /v1/changes`.
+const DEFAULT_LIMIT: u32 = 100;
+const MAX_LIMIT: u32 = 1000;
+
+async fn get_changes(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<ChangesQuery>, QueryRejection>,
+) -> Response {
+    let scope = match authorize(&state, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let Ok(Query(q)) = query else {
+        return error(StatusCode::BAD_REQUEST, "invalid_query", "cursor must be text and limit a positive integer");
+    };
+    let after: i64 = match q.cursor.as_deref().map(str::trim) {
+        None | Some("") => 0,
+        Some(c) => match c.parse::<i64>() {
+            Ok(n) if n >= 0 => n,
+            _ => return error(StatusCode::BAD_REQUEST, "invalid_cursor", "cursor was not issued by this server"),
+        },
+    };
+    let limit = q.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
+    let storage = state.storage.clone();
+    let ws = scope.workspace;
+    let page = match blocking(move || storage.changes_after(&ws, after, limit)).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let cursor = page.changes.last().map(|c| c.seq).unwrap_or(after).to_string();
+    Json(ChangesResponse {
+        changes: page.changes.iter().map(WireChange::from).collect(),
+        cursor,
+        has_more: page.has_more,
+    })
+    .into_response()
+}
+
+fn changed_event(seq: i64) -> Event {
+    Event::default().event("changed").data(json!({"cursor": seq.to_string()}).to_string())
+}
+
+async fn stream(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let scope = match authorize(&state, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    // Subscribe before reading the head so no change falls between the two.
+    let rx = state.changed.subscribe();
+    let storage = state.storage.clone();
+    let ws = scope.workspace.clone();
+    let head = match blocking(move || storage.head_seq(&ws)).await {
+        Ok(h) => h,
+        Err(r) => return r,
+    };
+    let initial = Some(changed_event(head));
+    let events = futures_util::stream::unfold((rx, scope.workspace, initial), |(mut rx, ws, first)| async move {
+        if let Some(ev) = first {
+            return Some((Ok::<_, Infallible>(ev), (rx, ws, None)));
+        }
+        loop {
+            match rx.recv().await {
+                Ok((w, seq)) if w == ws => return Some((Ok(changed_event(seq)), (rx, ws, None))),
+                Ok(_) => continue,
+                // Missed some: nudge anyway, the client pulls from its own cursor.
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    return Some((Ok(Event::default().event("changed").data("{}")), (rx, ws, None)))
+                }
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    });
+    Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))).into_response()
+}
+
+/// JSON form of `POST /v1/_faults`.
+#[derive(Debug, Deserialize)]
+struct FaultsBody {
+    #[serde(default)]
+    spec: String,
+    seed: Option<u64>,
+}
+
+async fn get_faults(State(state): State<AppState>) -> Response {
+    Json(json!({"spec": state.faults.spec().to_string()})).into_response()
+}
+
+async fn set_faults(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    let (text, seed) = if is_json {
+        match serde_json::from_slice::<FaultsBody>(&body) {
+            Ok(b) => (b.spec, b.seed),
+            Err(e) => return error(StatusCode::BAD_REQUEST, "malformed_body", e.to_string()),
+        }
+    } else {
+        (String::from_utf8_lossy(&body).into_owned(), None)
+    };
+    match text.parse::<FaultSpec>() {
+        Ok(spec) => {
+            state.faults.set(spec, seed);
+            get_faults(State(state)).await
+        }
+        Err(e) => error(StatusCode::BAD_REQUEST, "invalid_fault_spec", e.to_string()),
+    }
+}
+
+async fn clear_faults(State(state): State<AppState>) -> Response {
+    state.faults.set(FaultSpec::default(), None);
+    get_faults(State(state)).await
+}
+
+async fn get_stats(State(state): State<AppState>) -> Response {
+    Json(state.stats.snapshot()).into_response()
+}
+
+async fn get_log(State(state): State<AppState>) -> Response {
+    let storage = state.storage.clone();
+    match blocking(move || storage.apply_log()).await {
+        Ok(entries) => Json(json!({"entries": entries})).into_response(),
+        Err(r) => r,
+    }
+}

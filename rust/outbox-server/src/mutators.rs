@@ -1,0 +1,286 @@
+//! The server's built-in mutators: generic documents and the point-of-sale set.
+//!
+//! Every mutator runs inside one storage transaction ([`crate::storage::DocTx`]); returning
+//! an error rolls everything back. Codes are stable strings (docs/protocol.md).
+
+use serde_json::{json, Map, Value};
+
+use crate::storage::{ApplyError, DocTx, StoredDoc};
+
+/// Highest mutator version the built-in mutators understand.
+pub const SUPPORTED_VERSION: u32 = 1;
+
+/// Names of the built-in mutators.
+pub const BUILT_IN: &[&str] = &["put", "patch", "delete", "createOrder", "adjustStock", "voidOrder"];
+
+/// Collection holding products (`{name, price, stock}`).
+pub const PRODUCTS: &str = "products";
+/// Collection holding orders.
+pub const ORDERS: &str = "orders";
+
+/// Whether `name` is a built-in mutator.
+pub fn is_known(name: &str) -> bool {
+    BUILT_IN.contains(&name)
+}
+
+/// Runs mutator `name` with `args`. `base_versions` is the command's
+/// `{"collection:id": version}` map, used by the document mutators when the args carry no
+/// `base_version` of their own.
+pub fn apply(
+    name: &str,
+    version: u32,
+    args: &Value,
+    base_versions: &Map<String, Value>,
+    tx: &mut dyn DocTx,
+) -> Result<Value, ApplyError> {
+    if !is_known(name) {
+        return Err(ApplyError::rejected("unknown_mutator", format!("no mutator named {name:?}")));
+    }
+    if version > SUPPORTED_VERSION {
+        return Err(ApplyError::rejected(
+            "unsupported_mutator_version",
+            format!("{name} supports versions up to {SUPPORTED_VERSION}, got {version}"),
+        ));
+    }
+    let args = args.as_object().ok_or_else(|| invalid("args must be a JSON object"))?;
+    match name {
+        "put" => put(args, base_versions, tx),
+        "patch" => patch(args, base_versions, tx),
+        "delete" => delete(args, base_versions, tx),
+        "createOrder" => create_order(args, tx),
+        "adjustStock" => adjust_stock(args, tx),
+        "voidOrder" => void_order(args, tx),
+        _ => Err(ApplyError::rejected("unknown_mutator", format!("no mutator named {name:?}"))),
+    }
+}
+
+fn invalid(message: impl Into<String>) -> ApplyError {
+    ApplyError::rejected("invalid_args", message)
+}
+
+fn str_arg<'a>(args: &'a Map<String, Value>, field: &str) -> Result<&'a str, ApplyError> {
+    match args.get(field).and_then(Value::as_str) {
+        Some(s) if !s.is_empty() => Ok(s),
+        _ => Err(invalid(format!("`{field}` must be a non-empty string"))),
+    }
+}
+
+fn int_arg(args: &Map<String, Value>, field: &str) -> Result<i64, ApplyError> {
+    args.get(field).and_then(Value::as_i64).ok_or_else(|| invalid(format!("`{field}` must be an integer")))
+}
+
+/// The base version a document mutator checks: `args.base_version`, else the command's
+/// `base_versions["collection:id"]`, else none (no check).
+fn base_version(
+    args: &Map<String, Value>,
+    base_versions: &Map<String, Value>,
+    collection: &str,
+    id: &str,
+) -> Result<Option<i64>, ApplyError> {
+    let value = match args.get("base_version") {
+        Some(Value::Null) | None => base_versions.get(&format!("{collection}:{id}")),
+        Some(v) => Some(v),
+    };
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => v.as_i64().map(Some).ok_or_else(|| invalid("`base_version` must be an integer")),
+    }
+}
+
+/// Builds the snapshot sent with a conflict.
+pub fn snapshot(collection: &str, id: &str, current: Option<&StoredDoc>) -> Value {
+    match current {
+        Some(d) => json!({"collection": collection, "id": id, "version": d.version, "doc": d.doc}),
+        None => json!({"collection": collection, "id": id, "version": 0, "doc": null}),
+    }
+}
+
+fn check_base(
+    base: Option<i64>,
+    collection: &str,
+    id: &str,
+    current: Option<&StoredDoc>,
+) -> Result<(), ApplyError> {
+    let Some(base) = base else { return Ok(()) };
+    let actual = current.map(|d| d.version).unwrap_or(0);
+    if base == actual {
+        return Ok(());
+    }
+    Err(ApplyError::Conflict {
+        code: "version_conflict".to_string(),
+        message: format!("{collection}:{id} is at version {actual}, the command was based on {base}"),
+        snapshot: snapshot(collection, id, current),
+    })
+}
+
+fn put(args: &Map<String, Value>, bv: &Map<String, Value>, tx: &mut dyn DocTx) -> Result<Value, ApplyError> {
+    let collection = str_arg(args, "collection")?;
+    let id = str_arg(args, "id")?;
+    let doc = args.get("doc").filter(|d| d.is_object()).ok_or_else(|| invalid("`doc` must be a JSON object"))?;
+    let current = tx.get(collection, id)?;
+    check_base(base_version(args, bv, collection, id)?, collection, id, current.as_ref())?;
+    let change = tx.put(collection, id, doc)?;
+    Ok(json!({"version": change.version}))
+}
+
+fn patch(args: &Map<String, Value>, bv: &Map<String, Value>, tx: &mut dyn DocTx) -> Result<Value, ApplyError> {
+    let collection = str_arg(args, "collection")?;
+    let id = str_arg(args, "id")?;
+    let patch = args.get("patch").filter(|p| p.is_object()).ok_or_else(|| invalid("`patch` must be a JSON object"))?;
+    let current = tx.get(collection, id)?;
+    check_base(base_version(args, bv, collection, id)?, collection, id, current.as_ref())?;
+    let Some(mut doc) = current.and_then(|d| d.doc) else {
+        return Err(ApplyError::rejected("not_found", format!("{collection}:{id} does not exist")));
+    };
+    merge_patch(&mut doc, patch);
+    let change = tx.put(collection, id, &doc)?;
+    Ok(json!({"version": change.version}))
+}
+
+fn delete(args: &Map<String, Value>, bv: &Map<String, Value>, tx: &mut dyn DocTx) -> Result<Value, ApplyError> {
+    let collection = str_arg(args, "collection")?;
+    let id = str_arg(args, "id")?;
+    let current = tx.get(collection, id)?;
+    check_base(base_version(args, bv, collection, id)?, collection, id, current.as_ref())?;
+    match tx.delete(collection, id)? {
+        Some(change) => Ok(json!({"deleted": true, "version": change.version})),
+        None => Ok(json!({"deleted": false})),
+    }
+}
+
+/// RFC 7396 JSON merge patch.
+pub fn merge_patch(target: &mut Value, patch: &Value) {
+    let Value::Object(patch) = patch else {
+        *target = patch.clone();
+        return;
+    };
+    if !target.is_object() {
+        *target = Value::Object(Map::new());
+    }
+    if let Value::Object(map) = target {
+        for (k, v) in patch {
+            if v.is_null() {
+                map.remove(k);
+            } else {
+                merge_patch(map.entry(k.clone()).or_insert(Value::Null), v);
+            }
+        }
+    }
+}
+
+fn product(tx: &mut dyn DocTx, product_id: &str) -> Result<Map<String, Value>, ApplyError> {
+    match tx.get(PRODUCTS, product_id)?.and_then(|d| d.doc) {
+        Some(Value::Object(map)) => Ok(map),
+        _ => Err(ApplyError::rejected("unknown_product", format!("no product {product_id:?}"))),
+    }
+}
+
+fn stock_of(product: &Map<String, Value>) -> i64 {
+    product.get("stock").and_then(Value::as_i64).unwrap_or(0)
+}
+
+fn create_order(args: &Map<String, Value>, tx: &mut dyn DocTx) -> Result<Value, ApplyError> {
+    let id = str_arg(args, "id")?;
+    let lines = args.get("lines").and_then(Value::as_array).ok_or_else(|| invalid("`lines` must be an array"))?;
+    if lines.is_empty() {
+        return Err(invalid("`lines` must not be empty"));
+    }
+    if tx.get(ORDERS, id)?.and_then(|d| d.doc).is_some() {
+        return Err(ApplyError::rejected("order_exists", format!("order {id:?} already exists")));
+    }
+    // Sum quantities per product first, so two lines of one product are checked together.
+    let mut wanted: Vec<(String, i64)> = Vec::new();
+    for line in lines {
+        let line = line.as_object().ok_or_else(|| invalid("each line must be an object"))?;
+        let pid = str_arg(line, "product_id")?.to_string();
+        let qty = int_arg(line, "qty")?;
+        if qty <= 0 {
+            return Err(invalid("`qty` must be positive"));
+        }
+        match wanted.iter_mut().find(|(p, _)| *p == pid) {
+            Some((_, q)) => *q = q.saturating_add(qty),
+            None => wanted.push((pid, qty)),
+        }
+    }
+    let mut total: i64 = 0;
+    let mut updated = Vec::new();
+    for (pid, qty) in &wanted {
+        let mut p = product(tx, pid)?;
+        let stock = stock_of(&p);
+        if stock < *qty {
+            return Err(ApplyError::rejected(
+                "insufficient_stock",
+                format!("product {pid:?} has {stock} in stock, the order needs {qty}"),
+            ));
+        }
+        let price = p.get("price").and_then(Value::as_i64).unwrap_or(0);
+        total = total.saturating_add(price.saturating_mul(*qty));
+        p.insert("stock".into(), json!(stock - qty));
+        updated.push((pid.clone(), p));
+    }
+    for (pid, p) in updated {
+        tx.put(PRODUCTS, &pid, &Value::Object(p))?;
+    }
+    let mut order = args.clone();
+    order.insert("status".into(), json!("open"));
+    order.insert("total".into(), json!(total));
+    let change = tx.put(ORDERS, id, &Value::Object(order))?;
+    Ok(json!({"order_id": id, "total": total, "version": change.version}))
+}
+
+fn adjust_stock(args: &Map<String, Value>, tx: &mut dyn DocTx) -> Result<Value, ApplyError> {
+    let pid = str_arg(args, "product_id")?;
+    let delta = int_arg(args, "delta")?;
+    let mut p = product(tx, pid)?;
+    let stock = stock_of(&p).saturating_add(delta);
+    if stock < 0 {
+        return Err(ApplyError::rejected(
+            "insufficient_stock",
+            format!("product {pid:?} would go to {stock} in stock"),
+        ));
+    }
+    p.insert("stock".into(), json!(stock));
+    tx.put(PRODUCTS, pid, &Value::Object(p))?;
+    Ok(json!({"product_id": pid, "stock": stock}))
+}
+
+fn void_order(args: &Map<String, Value>, tx: &mut dyn DocTx) -> Result<Value, ApplyError> {
+    let id = str_arg(args, "id")?;
+    let Some(Value::Object(mut order)) = tx.get(ORDERS, id)?.and_then(|d| d.doc) else {
+        return Err(ApplyError::rejected("not_found", format!("no order {id:?}")));
+    };
+    if order.get("status").and_then(Value::as_str) == Some("voided") {
+        return Err(ApplyError::rejected("already_voided", format!("order {id:?} is already voided")));
+    }
+    let lines = order.get("lines").and_then(Value::as_array).cloned().unwrap_or_default();
+    for line in lines {
+        let (Some(pid), Some(qty)) =
+            (line.get("product_id").and_then(Value::as_str), line.get("qty").and_then(Value::as_i64))
+        else {
+            continue;
+        };
+        if let Ok(mut p) = product(tx, pid) {
+            let stock = stock_of(&p).saturating_add(qty);
+            p.insert("stock".into(), json!(stock));
+            tx.put(PRODUCTS, pid, &Value::Object(p))?;
+        }
+    }
+    order.insert("status".into(), json!("voided"));
+    let change = tx.put(ORDERS, id, &Value::Object(order))?;
+    Ok(json!({"order_id": id, "status": "voided", "version": change.version}))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merge_patch_follows_rfc7396() {
+        let mut doc = json!({"a": "b", "c": {"d": "e", "f": "g"}});
+        merge_patch(&mut doc, &json!({"a": "z", "c": {"f": null}}));
+        assert_eq!(doc, json!({"a": "z", "c": {"d": "e"}}));
+        let mut doc = json!({"a": [1]});
+        merge_patch(&mut doc, &json!({"a": {"b": 1}, "n": null}));
+        assert_eq!(doc, json!({"a": {"b": 1}}));
+    }
+}

@@ -1,0 +1,212 @@
+//! Where the server keeps users, documents, the change log and idempotency records.
+//!
+//! Everything the protocol promises about atomicity lives behind [`Storage::execute`]:
+//! one call is one database transaction that (1) looks up the idempotency record for
+//! `(workspace, user, idempotency_key)`, (2) when there is none runs the mutator against a
+//! [`DocTx`], and (3) when the mutator applied, writes the documents, their change-log
+//! rows and the idempotency record together, then commits. A rejected or conflicting
+//! command rolls back and leaves no record, so nothing was applied and nothing is stored.
+//!
+//! [`sqlite::SqliteStorage`] is the only backend today; the trait is shaped so a
+//! PostgreSQL backend can implement the same contract and run the same tests.
+
+pub mod sqlite;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+pub use sqlite::SqliteStorage;
+
+/// A storage failure (the database, not the command, went wrong).
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// The database reported an error.
+    #[error("database error: {0}")]
+    Database(#[from] rusqlite::Error),
+    /// A stored JSON value could not be read back.
+    #[error("stored JSON is unreadable: {0}")]
+    Json(#[from] serde_json::Error),
+    /// The storage lock was poisoned by a panic in another request.
+    #[error("storage lock poisoned")]
+    Poisoned,
+}
+
+/// The current state of one document.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredDoc {
+    /// Server version; starts at 1 and grows by one with every change (deletes included).
+    pub version: i64,
+    /// The document, or `None` for a tombstone left by a delete.
+    pub doc: Option<Value>,
+}
+
+/// One row of a workspace's change log, also what a command reports as `changes`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Change {
+    /// Position in the workspace's change log (monotonically increasing, from 1).
+    pub seq: i64,
+    /// Collection name.
+    pub collection: String,
+    /// Document id.
+    pub id: String,
+    /// Version of the document after this change.
+    pub version: i64,
+    /// The document after the change, or `None` when it was deleted.
+    pub doc: Option<Value>,
+}
+
+/// Why a mutator did not apply a command.
+#[derive(Debug)]
+pub enum ApplyError {
+    /// Permanently refused (`insufficient_stock`, `invalid_args`, …).
+    Rejected {
+        /// Stable machine-readable code.
+        code: String,
+        /// Human-readable message (never contains document bodies).
+        message: String,
+    },
+    /// The command was written against an older version of a document.
+    Conflict {
+        /// Stable machine-readable code (`version_conflict`).
+        code: String,
+        /// Human-readable message.
+        message: String,
+        /// The document's current state: `{collection, id, version, doc}`.
+        snapshot: Value,
+    },
+    /// The database failed; the whole request fails with 500.
+    Storage(StorageError),
+}
+
+impl ApplyError {
+    /// A permanent rejection with `code`.
+    pub fn rejected(code: &str, message: impl Into<String>) -> Self {
+        ApplyError::Rejected { code: code.to_string(), message: message.into() }
+    }
+}
+
+impl From<StorageError> for ApplyError {
+    fn from(e: StorageError) -> Self {
+        ApplyError::Storage(e)
+    }
+}
+
+impl From<rusqlite::Error> for ApplyError {
+    fn from(e: rusqlite::Error) -> Self {
+        ApplyError::Storage(StorageError::Database(e))
+    }
+}
+
+/// Document access inside one command's transaction.
+pub trait DocTx {
+    /// Reads a document (tombstones included) as of this transaction.
+    fn get(&mut self, collection: &str, id: &str) -> Result<Option<StoredDoc>, StorageError>;
+    /// Writes a document: bumps its version and appends a change-log row.
+    fn put(&mut self, collection: &str, id: &str, doc: &Value) -> Result<Change, StorageError>;
+    /// Deletes a document (leaves a tombstone) and appends a change-log row; `None` when
+    /// there was no live document.
+    fn delete(&mut self, collection: &str, id: &str) -> Result<Option<Change>, StorageError>;
+}
+
+/// Who is asking: the authenticated user inside one workspace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scope {
+    /// Workspace id (the `X-Workspace-Id` header).
+    pub workspace: String,
+    /// User id the bearer token maps to.
+    pub user: String,
+}
+
+/// What identifies one command for idempotency and the apply log.
+#[derive(Debug, Clone)]
+pub struct CommandRef<'a> {
+    /// The client's idempotency key.
+    pub idempotency_key: &'a str,
+    /// The client's command id.
+    pub command_id: &'a str,
+    /// Mutator name.
+    pub mutator: &'a str,
+    /// Scheduling keys, recorded in the apply log for order checks.
+    pub keys: &'a [String],
+}
+
+/// The stored answer for an applied command; returned again for duplicates.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredResult {
+    /// The mutator's result.
+    pub result: Value,
+    /// Documents the command changed.
+    pub changes: Vec<Change>,
+    /// The workspace's change-log position after the command.
+    pub server_seq: i64,
+}
+
+/// What [`Storage::execute`] did with one command.
+#[derive(Debug)]
+pub enum Execution {
+    /// Applied now and committed with its idempotency record.
+    Applied(StoredResult),
+    /// Applied earlier; the stored result, nothing changed now.
+    Duplicate(StoredResult),
+    /// Not applied; nothing was written.
+    NotApplied(ApplyError),
+}
+
+/// One entry of the apply log: commands in the order the server applied them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AppliedEntry {
+    /// Position in the log (global, increasing).
+    pub n: i64,
+    /// Workspace id.
+    pub workspace: String,
+    /// User id.
+    pub user: String,
+    /// The command's idempotency key.
+    pub idempotency_key: String,
+    /// The command's id.
+    pub command_id: String,
+    /// Mutator name.
+    pub mutator: String,
+    /// The command's scheduling keys.
+    pub keys: Vec<String>,
+    /// Change-log position after the command.
+    pub server_seq: i64,
+}
+
+/// A page read from the change log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChangesPage {
+    /// Changes with `seq > after`, oldest first.
+    pub changes: Vec<Change>,
+    /// Whether more changes follow the last one returned.
+    pub has_more: bool,
+}
+
+/// The mutator a storage transaction runs; returns the mutator's result.
+pub type ApplyFn<'a> = &'a mut dyn FnMut(&mut dyn DocTx) -> Result<Value, ApplyError>;
+
+/// The server's storage backend.
+///
+/// Methods are blocking; the HTTP layer calls them from `spawn_blocking`.
+pub trait Storage: Send + Sync + 'static {
+    /// The user a bearer token belongs to, if any.
+    fn user_for_token(&self, token: &str) -> Result<Option<String>, StorageError>;
+    /// Whether `user` belongs to `workspace`.
+    fn is_member(&self, user: &str, workspace: &str) -> Result<bool, StorageError>;
+    /// Runs one command exactly once (see the module docs).
+    fn execute(&self, scope: &Scope, command: &CommandRef<'_>, apply: ApplyFn<'_>) -> Result<Execution, StorageError>;
+    /// Reads up to `limit` changes after `after` in `workspace`.
+    fn changes_after(&self, workspace: &str, after: i64, limit: u32) -> Result<ChangesPage, StorageError>;
+    /// The workspace's latest change-log position (0 when empty).
+    fn head_seq(&self, workspace: &str) -> Result<i64, StorageError>;
+    /// Reads a document's current state.
+    fn get_doc(&self, workspace: &str, collection: &str, id: &str) -> Result<Option<StoredDoc>, StorageError>;
+    /// The apply log, oldest first.
+    fn apply_log(&self) -> Result<Vec<AppliedEntry>, StorageError>;
+    /// Creates (or keeps) a user and maps `token` to it.
+    fn add_user(&self, user: &str, token: &str) -> Result<(), StorageError>;
+    /// Makes `user` a member of `workspace` (creating the workspace).
+    fn add_member(&self, user: &str, workspace: &str) -> Result<(), StorageError>;
+    /// Writes a document outside any command (seeding); appears in the change feed.
+    fn seed_doc(&self, workspace: &str, collection: &str, id: &str, doc: &Value) -> Result<Change, StorageError>;
+}
