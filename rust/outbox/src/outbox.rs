@@ -426,42 +426,29 @@ impl Outbox {
         let deadline = Instant::now() + budget;
         let mut rx = engine.subscribe();
         let mut report = DrainReport::default();
+        let count = |report: &mut DrainReport, event: Event| match event {
+            Event::AttemptFinished { .. } => report.attempts += 1,
+            Event::StateChanged { to: CommandState::Succeeded, .. } => report.succeeded += 1,
+            Event::StateChanged { to: CommandState::Failed, .. } => report.failed += 1,
+            _ => {}
+        };
         self.sync_now()?;
         loop {
             let now = Instant::now();
             if now >= deadline {
                 break;
             }
-            let idle = engine.sends_in_flight() == 0
-                && (!engine.online.load(Ordering::SeqCst)
-                    || engine.db.read(|c| queue::ready(c, now_ms(), 1))?.is_empty());
-            if idle {
-                // Let a wake-up that is already queued run before concluding.
-                tokio::time::sleep(Duration::from_millis(5)).await;
-                if engine.sends_in_flight() == 0 && engine.db.read(|c| queue::ready(c, now_ms(), 1))?.is_empty()
-                    || !engine.online.load(Ordering::SeqCst)
-                {
-                    report.completed = true;
-                    break;
-                }
+            if engine.is_quiet()? {
+                report.completed = true;
+                break;
             }
             let step = (deadline - now).min(Duration::from_millis(50));
             if let Ok(Ok(event)) = tokio::time::timeout(step, rx.recv()).await {
-                match event {
-                    Event::AttemptFinished { .. } => report.attempts += 1,
-                    Event::StateChanged { to: CommandState::Succeeded, .. } => report.succeeded += 1,
-                    Event::StateChanged { to: CommandState::Failed, .. } => report.failed += 1,
-                    _ => {}
-                }
+                count(&mut report, event);
             }
         }
         while let Ok(event) = rx.try_recv() {
-            match event {
-                Event::AttemptFinished { .. } => report.attempts += 1,
-                Event::StateChanged { to: CommandState::Succeeded, .. } => report.succeeded += 1,
-                Event::StateChanged { to: CommandState::Failed, .. } => report.failed += 1,
-                _ => {}
-            }
+            count(&mut report, event);
         }
         let status = self.status()?;
         report.remaining = status.pending + status.in_flight;

@@ -19,6 +19,7 @@ use crate::transport::OutgoingCommand;
 /// A state change to announce once its transaction has committed.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct Change {
+    pub seq: i64,
     pub id: CommandId,
     pub from: CommandState,
     pub to: CommandState,
@@ -350,7 +351,7 @@ fn transition(
     if !to.holds_keys() {
         release_keys(tx, seq)?;
     }
-    Ok(Change { id, from: state, to })
+    Ok(Change { seq, id, from: state, to })
 }
 
 /// Removes a finished command from its lanes and advances each lane's head.
@@ -577,6 +578,16 @@ pub(crate) fn squash_into(tx: &Transaction<'_>, from: i64, into: i64, now: i64) 
     tx.prepare_cached("DELETE FROM command_deps WHERE depends_on = ?1 OR (command_seq = ?2 AND depends_on = ?2)")?
         .execute(params![from, into])?;
     transition(tx, from, CommandState::Pending, CommandState::Discarded, now, Some(&Settlement::Discarded))
+}
+
+/// How a command settled, by seq.
+pub(crate) fn settlement(conn: &Connection, seq: i64) -> Result<Option<Settlement>> {
+    let outcome: Option<String> = conn
+        .prepare_cached("SELECT outcome FROM commands WHERE seq = ?1")?
+        .query_row(params![seq], |r| r.get(0))
+        .optional()?
+        .flatten();
+    Ok(outcome.and_then(|o| serde_json::from_str(&o).ok()))
 }
 
 /// The documents a command's ops touch, as (collection, id).

@@ -154,16 +154,21 @@ impl Engine {
         let mut collections = also;
         for c in changes {
             self.emit(Event::StateChanged { id: c.id, from: c.from, to: c.to });
-            let (docs, settlement) = match self.db.read(|conn| {
-                let cmd = crate::queue::load(conn, &c.id)?;
-                Ok((crate::queue::touched_docs(conn, cmd.seq)?, cmd.settlement))
-            }) {
-                Ok(found) => found,
-                Err(_) => continue,
-            };
+            // Only these transitions change how the command's documents read.
+            let visible = matches!(c.to, CommandState::Succeeded | CommandState::Failed | CommandState::Conflict)
+                || c.from == CommandState::Conflict;
+            if !visible {
+                continue;
+            }
+            let Ok(docs) = self.db.read(|conn| queue::touched_docs(conn, c.seq)) else { continue };
+            if docs.is_empty() {
+                continue;
+            }
             collections.extend(docs.iter().map(|(coll, _)| coll.clone()));
-            if let (CommandState::Failed, Some(Settlement::Failed { code, message })) = (c.to, settlement) {
-                if !docs.is_empty() {
+            if c.to == CommandState::Failed {
+                if let Ok(Some(Settlement::Failed { code, message })) =
+                    self.db.read(|conn| queue::settlement(conn, c.seq))
+                {
                     self.emit(Event::RolledBack { id: c.id, code, message, docs });
                 }
             }
@@ -190,6 +195,24 @@ impl Engine {
 
     pub(crate) fn is_drainer(&self) -> bool {
         lock(&self.lease).is_some_and(|l| l.expires_at > now_ms())
+    }
+
+    /// Whether there is nothing to send now: offline or without a transport, or no send in
+    /// progress, no command marked in flight and none ready.
+    pub(crate) fn is_quiet(&self) -> Result<bool> {
+        if self.transport.is_none() || !self.online.load(Ordering::SeqCst) {
+            return Ok(true);
+        }
+        if self.sends_in_flight() > 0 {
+            return Ok(false);
+        }
+        let now = now_ms();
+        self.db.read(|c| {
+            let in_flight: bool = c
+                .prepare_cached("SELECT EXISTS (SELECT 1 FROM commands WHERE state = 'in_flight')")?
+                .query_row([], |r| r.get(0))?;
+            Ok(!in_flight && queue::ready(c, now, 1)?.is_empty())
+        })
     }
 
     pub(crate) fn sends_in_flight(&self) -> usize {
