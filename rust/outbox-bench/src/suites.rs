@@ -210,6 +210,32 @@ pub async fn read(n: usize) -> Result<Vec<String>> {
     let list_line =
         Sample { bench: "read-list50", system: "outbox", n, ops: rounds, total: start.elapsed(), latencies: lat }
             .line();
+
+    // Subscription latency: enqueue a change to a document on the watched page and time
+    // until the watch delivers the new page.
+    let mut watch = ob.watch("products", query.clone())?;
+    watch.next().await.ok_or("watch ended")??;
+    let watch_rounds = 50;
+    let mut lat = Vec::with_capacity(watch_rounds);
+    let start = Instant::now();
+    for i in 0..watch_rounds {
+        // Let the throttle window pass so each round measures an isolated change.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let page = ob.list("products", &query)?;
+        let target = page.get(i % page.len().max(1)).map(|d| d.id.clone()).ok_or("empty page")?;
+        let t = Instant::now();
+        ob.enqueue(EnqueueRequest::new("adjustStock", format!(r#"{{"product_id":"{target}"}}"#)).op(
+            "products",
+            target,
+            OpKind::Patch(json!({"note": i})),
+        ))?;
+        watch.next().await.ok_or("watch ended")??;
+        lat.push(t.elapsed());
+    }
+    let watch_total = start.elapsed();
+    let watch_line =
+        Sample { bench: "read-watch", system: "outbox", n, ops: watch_rounds, total: watch_total, latencies: lat }
+            .line();
     ob.close();
-    Ok(vec![get_line, list_line])
+    Ok(vec![get_line, list_line, watch_line])
 }

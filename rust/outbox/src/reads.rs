@@ -14,7 +14,8 @@ use crate::outbox::Outbox;
 use crate::scheduler::Engine;
 use crate::store::{self, Doc, Query};
 
-/// How long a query subscription waits for a burst of changes to end before re-reading.
+/// Least time between two deliveries of a query subscription: an isolated change is
+/// delivered at once, a burst is folded into one delivery per window.
 const COALESCE: Duration = Duration::from_millis(16);
 
 impl Outbox {
@@ -55,7 +56,15 @@ impl Outbox {
         // Subscribe before the first read so no change can fall in between.
         let rx = engine.subscribe();
         let closed = engine.closed_signal();
-        Ok(QueryWatch { engine, rx, closed, collection: collection.to_string(), query, last: None })
+        Ok(QueryWatch {
+            engine,
+            rx,
+            closed,
+            collection: collection.to_string(),
+            query,
+            last: None,
+            last_delivery: std::time::Instant::now(),
+        })
     }
 
     /// Deletes every command, document and sync cursor in this database (logout).
@@ -102,6 +111,7 @@ pub struct QueryWatch {
     collection: String,
     query: Query,
     last: Option<Vec<Doc>>,
+    last_delivery: std::time::Instant,
 }
 
 impl QueryWatch {
@@ -123,6 +133,7 @@ impl QueryWatch {
             let first = self.read();
             if let Ok(docs) = &first {
                 self.last = Some(docs.clone());
+                self.last_delivery = std::time::Instant::now();
             }
             return Some(first);
         }
@@ -137,13 +148,17 @@ impl QueryWatch {
                 Err(broadcast::error::RecvError::Lagged(_)) => {}
                 Err(broadcast::error::RecvError::Closed) => return None,
             }
-            // Coalesce a burst: wait a moment and swallow what queued up meanwhile.
-            tokio::time::sleep(COALESCE).await;
+            // Throttle: at most one delivery per window; what queued up meanwhile is folded in.
+            let wait = COALESCE.saturating_sub(self.last_delivery.elapsed());
+            if !wait.is_zero() {
+                tokio::time::sleep(wait).await;
+            }
             while self.rx.try_recv().is_ok() {}
             match self.read() {
                 Ok(docs) if self.last.as_ref() == Some(&docs) => continue,
                 Ok(docs) => {
                     self.last = Some(docs.clone());
+                    self.last_delivery = std::time::Instant::now();
                     return Some(Ok(docs));
                 }
                 Err(Error::Closed) => return None,
