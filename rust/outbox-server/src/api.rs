@@ -241,8 +241,12 @@ fn run_batch(shared: &Shared, scope: &Scope, commands: Vec<WireCommand>) -> Resu
             blocked.extend(cmd.keys);
             continue;
         }
-        let command =
-            CommandRef { idempotency_key: &cmd.idempotency_key, command_id: &cmd.id, mutator: &cmd.mutator, keys: &cmd.keys };
+        let command = CommandRef {
+            idempotency_key: &cmd.idempotency_key,
+            command_id: &cmd.id,
+            mutator: &cmd.mutator,
+            keys: &cmd.keys,
+        };
         let execution = shared.storage.execute(scope, &command, &mut |tx| {
             mutators::apply(&cmd.mutator, cmd.mutator_version, &cmd.args, &cmd.base_versions, tx)
         })?;

@@ -95,12 +95,7 @@ pub fn snapshot(collection: &str, id: &str, current: Option<&StoredDoc>) -> Valu
     }
 }
 
-fn check_base(
-    base: Option<i64>,
-    collection: &str,
-    id: &str,
-    current: Option<&StoredDoc>,
-) -> Result<(), ApplyError> {
+fn check_base(base: Option<i64>, collection: &str, id: &str, current: Option<&StoredDoc>) -> Result<(), ApplyError> {
     let Some(base) = base else { return Ok(()) };
     let actual = current.map(|d| d.version).unwrap_or(0);
     if base == actual {

@@ -131,7 +131,12 @@ async fn test_base_version_mismatch_is_conflict_with_snapshot() {
 async fn test_patch_merges_and_delete_leaves_deleted_change() {
     let s = start().await;
     s.commands(vec![put("c1", "notes", "n1", json!({"text": "hi", "tags": {"a": 1, "b": 2}}))]).await;
-    let p = cmd("c2", "patch", json!({"collection": "notes", "id": "n1", "patch": {"tags": {"a": null}, "done": true}}), &[]);
+    let p = cmd(
+        "c2",
+        "patch",
+        json!({"collection": "notes", "id": "n1", "patch": {"tags": {"a": null}, "done": true}}),
+        &[],
+    );
     let r = &s.commands(vec![p]).await[0];
     assert_eq!(r["status"], "applied");
     assert_eq!(s.doc("ws-1", "notes", "n1").unwrap(), json!({"text": "hi", "tags": {"b": 2}, "done": true}));
@@ -161,7 +166,12 @@ async fn test_create_order_decrements_stock_and_insufficient_is_rejected() {
     assert_eq!(s.stock("gadget"), 4);
     assert_eq!(s.doc("ws-1", "orders", "o1").unwrap()["status"], "open");
 
-    let too_many = cmd("o2", "createOrder", json!({"id": "o2", "lines": [{"product_id": "widget", "qty": 5}, {"product_id": "gadget", "qty": 9}]}), &[]);
+    let too_many = cmd(
+        "o2",
+        "createOrder",
+        json!({"id": "o2", "lines": [{"product_id": "widget", "qty": 5}, {"product_id": "gadget", "qty": 9}]}),
+        &[],
+    );
     let r = &s.commands(vec![too_many]).await[0];
     assert_eq!(r["status"], "rejected");
     assert_eq!(r["error"]["code"], "insufficient_stock");
@@ -183,7 +193,8 @@ async fn test_rejection_is_not_stored_so_the_key_can_apply_later() {
 #[tokio::test]
 async fn test_void_order_restores_stock_once() {
     let s = start().await;
-    s.commands(vec![cmd("o1", "createOrder", json!({"id": "o1", "lines": [{"product_id": "widget", "qty": 4}]}), &[])]).await;
+    s.commands(vec![cmd("o1", "createOrder", json!({"id": "o1", "lines": [{"product_id": "widget", "qty": 4}]}), &[])])
+        .await;
     assert_eq!(s.stock("widget"), 6);
     let r = &s.commands(vec![cmd("v1", "voidOrder", json!({"id": "o1"}), &[])]).await[0];
     assert_eq!(r["status"], "applied");
@@ -223,7 +234,12 @@ async fn test_lane_stops_at_first_non_applied_and_later_commands_are_skipped() {
     let s = start().await;
     let results = s
         .commands(vec![
-            cmd("bad", "createOrder", json!({"id": "o1", "lines": [{"product_id": "gadget", "qty": 99}]}), &["register:1"]),
+            cmd(
+                "bad",
+                "createOrder",
+                json!({"id": "o1", "lines": [{"product_id": "gadget", "qty": 99}]}),
+                &["register:1"],
+            ),
             cmd("after", "adjustStock", json!({"product_id": "widget", "delta": 1}), &["register:1", "stock"]),
             cmd("chained", "adjustStock", json!({"product_id": "widget", "delta": 1}), &["stock"]),
             cmd("other", "adjustStock", json!({"product_id": "gadget", "delta": 1}), &["register:2"]),
@@ -235,7 +251,9 @@ async fn test_lane_stops_at_first_non_applied_and_later_commands_are_skipped() {
     assert_eq!(s.stock("widget"), 10);
     assert_eq!(s.stock("gadget"), 6);
     // Skipped commands were not recorded: resending applies them.
-    let again = s.commands(vec![cmd("after", "adjustStock", json!({"product_id": "widget", "delta": 1}), &["register:1"])]).await;
+    let again = s
+        .commands(vec![cmd("after", "adjustStock", json!({"product_id": "widget", "delta": 1}), &["register:1"])])
+        .await;
     assert_eq!(again[0]["status"], "applied");
 }
 
@@ -285,7 +303,8 @@ async fn test_oversized_body_is_413() {
 #[tokio::test]
 async fn test_changes_page_with_cursor() {
     let s = start().await;
-    let commands: Vec<Value> = (0..5).map(|i| put(&format!("c{i}"), "notes", &format!("n{i}"), json!({"i": i}))).collect();
+    let commands: Vec<Value> =
+        (0..5).map(|i| put(&format!("c{i}"), "notes", &format!("n{i}"), json!({"i": i}))).collect();
     s.commands(commands).await;
     let mut cursor: Option<String> = None;
     let mut seen = Vec::new();
@@ -302,7 +321,10 @@ async fn test_changes_page_with_cursor() {
         }
     }
     assert_eq!(pages, 3);
-    assert_eq!(seen, ["products:widget", "products:gadget", "notes:n0", "notes:n1", "notes:n2", "notes:n3", "notes:n4"]);
+    assert_eq!(
+        seen,
+        ["products:widget", "products:gadget", "notes:n0", "notes:n1", "notes:n2", "notes:n3", "notes:n4"]
+    );
     // Nothing new: same cursor, empty page.
     let page: Value = s.changes(ALICE, "ws-1", cursor.as_deref(), 3).await.json().await.unwrap();
     assert_eq!(page["changes"], json!([]));
@@ -410,7 +432,8 @@ async fn test_drop_after_commit_then_resend_is_duplicate_applied_once() {
     s.set_faults("drop_after_commit=1").await;
     let c = cmd("o1", "createOrder", json!({"id": "o1", "lines": [{"product_id": "widget", "qty": 2}]}), &["order:o1"]);
     let body = serde_json::to_vec(&json!({"commands": [c.clone()]})).unwrap();
-    let sent = s.http.post(s.url("/v1/commands")).bearer_auth(ALICE).header("x-workspace-id", "ws-1").body(body).send().await;
+    let sent =
+        s.http.post(s.url("/v1/commands")).bearer_auth(ALICE).header("x-workspace-id", "ws-1").body(body).send().await;
     assert!(sent.is_err(), "the answer must be dropped");
     // The effect committed anyway.
     assert_eq!(s.stock("widget"), 8);
@@ -436,17 +459,13 @@ async fn test_latency_fault_delays_the_answer() {
 #[tokio::test]
 async fn test_counted_fault_and_json_admin_body() {
     let s = start().await;
-    let resp = s
-        .http
-        .post(s.url("/v1/_faults"))
-        .json(&json!({"spec": "500=1#2", "seed": 1}))
-        .send()
-        .await
-        .unwrap();
+    let resp = s.http.post(s.url("/v1/_faults")).json(&json!({"spec": "500=1#2", "seed": 1})).send().await.unwrap();
     assert_eq!(resp.json::<Value>().await.unwrap()["spec"], "500=1#2");
     let mut statuses = Vec::new();
     for i in 0..3 {
-        statuses.push(s.post_as(ALICE, "ws-1", vec![put(&format!("c{i}"), "notes", "n", json!({}))]).await.status().as_u16());
+        statuses.push(
+            s.post_as(ALICE, "ws-1", vec![put(&format!("c{i}"), "notes", "n", json!({}))]).await.status().as_u16(),
+        );
     }
     assert_eq!(statuses, [500, 500, 200]);
     let bad = s.http.post(s.url("/v1/_faults")).body("500=lots").send().await.unwrap();
@@ -460,7 +479,9 @@ async fn test_seeded_random_faults_are_reproducible() {
         let s = start_with(|c| c.with_faults("500=0.5").unwrap().with_seed(99)).await;
         let mut statuses = Vec::new();
         for i in 0..20 {
-            statuses.push(s.post_as(ALICE, "ws-1", vec![put(&format!("c{i}"), "notes", "n", json!({}))]).await.status().as_u16());
+            statuses.push(
+                s.post_as(ALICE, "ws-1", vec![put(&format!("c{i}"), "notes", "n", json!({}))]).await.status().as_u16(),
+            );
         }
         assert!(statuses.contains(&500) && statuses.contains(&200), "{statuses:?}");
         runs.push(statuses);
@@ -491,7 +512,13 @@ async fn test_idempotency_survives_restart() {
 #[tokio::test]
 async fn test_dev_seed_users_and_catalog() {
     let s = start_with(|c| c.with_dev(true)).await;
-    let r = s.post_as("dev-alice", "ws-1", vec![cmd("o1", "createOrder", json!({"id": "o1", "lines": [{"product_id": "latte", "qty": 2}]}), &[])]).await;
+    let r = s
+        .post_as(
+            "dev-alice",
+            "ws-1",
+            vec![cmd("o1", "createOrder", json!({"id": "o1", "lines": [{"product_id": "latte", "qty": 2}]}), &[])],
+        )
+        .await;
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["results"][0]["status"], "applied");
     assert_eq!(body["results"][0]["result"]["total"], 840);

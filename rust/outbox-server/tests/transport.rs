@@ -12,7 +12,9 @@ use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::post;
 use common::*;
-use outbox::http::{parse_batch_response, HttpConfig, HttpError, HttpTransport, StaticToken, TokenError, TokenProvider};
+use outbox::http::{
+    parse_batch_response, HttpConfig, HttpError, HttpTransport, StaticToken, TokenError, TokenProvider,
+};
 use outbox::transport::{DocChange, Outcome, OutgoingCommand, PullOutcome, Transport};
 use proptest::prelude::*;
 use serde_json::{json, Value};
@@ -110,7 +112,12 @@ async fn test_applied_maps_result_and_changes() {
         outcomes[0],
         Outcome::Applied {
             result: json!({"version": 1}),
-            changes: vec![DocChange { collection: "notes".into(), id: "n1".into(), version: 1, doc: Some(json!({"text": "hi"})) }],
+            changes: vec![DocChange {
+                collection: "notes".into(),
+                id: "n1".into(),
+                version: 1,
+                doc: Some(json!({"text": "hi"}))
+            }],
         }
     );
     match &outcomes[1] {
@@ -201,7 +208,8 @@ async fn test_token_provider_errors_map_to_outcomes() {
         (TokenError::Unauthorized("signed out".into()), Outcome::Unauthorized),
         (TokenError::Offline("no network".into()), Outcome::Offline),
     ] {
-        let t = HttpTransport::new(HttpConfig::new(s.server.base_url(), "ws-1"), ScriptedTokens::new(vec![Err(err)])).unwrap();
+        let t = HttpTransport::new(HttpConfig::new(s.server.base_url(), "ws-1"), ScriptedTokens::new(vec![Err(err)]))
+            .unwrap();
         assert_eq!(t.send(vec![put_cmd("a", "n1", json!({}))]).await, vec![expected]);
     }
     let t = HttpTransport::new(
@@ -267,7 +275,8 @@ async fn test_500_is_retry_with_status() {
 #[tokio::test]
 async fn test_413_splits_the_batch_in_halves() {
     let s = start_with(|c| c.with_max_batch(2)).await;
-    let batch: Vec<OutgoingCommand> = (0..5).map(|i| put_cmd(&format!("c{i}"), &format!("n{i}"), json!({"i": i}))).collect();
+    let batch: Vec<OutgoingCommand> =
+        (0..5).map(|i| put_cmd(&format!("c{i}"), &format!("n{i}"), json!({"i": i}))).collect();
     let outcomes = transport(&s).send(batch).await;
     assert_eq!(outcomes.len(), 5);
     assert!(outcomes.iter().all(|o| matches!(o, Outcome::Applied { .. })), "{outcomes:?}");
@@ -295,7 +304,8 @@ async fn test_single_command_too_large_is_rejected() {
 #[tokio::test]
 async fn test_batches_over_max_are_chunked() {
     let s = start().await;
-    let batch: Vec<OutgoingCommand> = (0..150).map(|i| put_cmd(&format!("c{i}"), &format!("n{i}"), json!({}))).collect();
+    let batch: Vec<OutgoingCommand> =
+        (0..150).map(|i| put_cmd(&format!("c{i}"), &format!("n{i}"), json!({}))).collect();
     let outcomes = transport(&s).send(batch).await;
     assert_eq!(outcomes.len(), 150);
     assert!(outcomes.iter().all(|o| matches!(o, Outcome::Applied { .. })));
@@ -308,7 +318,10 @@ async fn test_connection_refused_is_offline() {
     let addr = listener.local_addr().unwrap();
     drop(listener);
     let t = transport_for(&format!("http://{addr}"), ALICE);
-    assert_eq!(t.send(vec![put_cmd("a", "n1", json!({})), put_cmd("b", "n2", json!({}))]).await, vec![Outcome::Offline, Outcome::Offline]);
+    assert_eq!(
+        t.send(vec![put_cmd("a", "n1", json!({})), put_cmd("b", "n2", json!({}))]).await,
+        vec![Outcome::Offline, Outcome::Offline]
+    );
     assert_eq!(t.pull(None, 10).await, PullOutcome::Offline);
 }
 
@@ -387,7 +400,8 @@ async fn test_unknown_status_for_one_command_is_retry_for_that_one() {
         r#"{"results": [{"id": "a", "status": "applied", "result": 1}, {"id": "b", "status": "teleported"}]}"#,
     )
     .await;
-    let outcomes = transport_for(&url, "t").send(vec![put_cmd("a", "n1", json!({})), put_cmd("b", "n2", json!({}))]).await;
+    let outcomes =
+        transport_for(&url, "t").send(vec![put_cmd("a", "n1", json!({})), put_cmd("b", "n2", json!({}))]).await;
     assert_eq!(outcomes[0], Outcome::applied(json!(1)));
     let reason = assert_retry(&outcomes[1], None);
     assert!(reason.contains("teleported"));
@@ -408,7 +422,8 @@ async fn test_huge_body_is_retry() {
 async fn test_pull_pages_through_the_change_feed() {
     let s = start().await;
     let t = transport(&s);
-    let batch: Vec<OutgoingCommand> = (0..4).map(|i| put_cmd(&format!("c{i}"), &format!("n{i}"), json!({"i": i}))).collect();
+    let batch: Vec<OutgoingCommand> =
+        (0..4).map(|i| put_cmd(&format!("c{i}"), &format!("n{i}"), json!({"i": i}))).collect();
     t.send(batch).await;
     t.send(vec![out("d", "delete", json!({"collection": "notes", "id": "n0"}), &[])]).await;
     let mut cursor = None;

@@ -8,8 +8,8 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBe
 use serde_json::Value;
 
 use super::{
-    AppliedEntry, ApplyError, ApplyFn, Change, ChangesPage, CommandRef, DocTx, Execution, Scope, Storage,
-    StorageError, StoredDoc, StoredResult,
+    AppliedEntry, ApplyError, ApplyFn, Change, ChangesPage, CommandRef, DocTx, Execution, Scope, Storage, StorageError,
+    StoredDoc, StoredResult,
 };
 
 const SCHEMA: &str = "
@@ -127,8 +127,7 @@ impl SqliteDocTx<'_, '_> {
             "INSERT INTO changes (workspace, seq, collection, id, version, doc) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             params![self.workspace, seq, collection, id, version, text],
         )?;
-        let change =
-            Change { seq, collection: collection.to_string(), id: id.to_string(), version, doc: doc.cloned() };
+        let change = Change { seq, collection: collection.to_string(), id: id.to_string(), version, doc: doc.cloned() };
         self.changes.push(change.clone());
         Ok(change)
     }
@@ -166,9 +165,8 @@ fn get_doc(conn: &Connection, workspace: &str, collection: &str, id: &str) -> Re
 }
 
 fn head_seq(conn: &Connection, workspace: &str) -> Result<i64, StorageError> {
-    let seq: Option<i64> = conn
-        .query_row("SELECT head_seq FROM workspaces WHERE id = ?1", params![workspace], |r| r.get(0))
-        .optional()?;
+    let seq: Option<i64> =
+        conn.query_row("SELECT head_seq FROM workspaces WHERE id = ?1", params![workspace], |r| r.get(0)).optional()?;
     Ok(seq.unwrap_or(0))
 }
 
@@ -181,11 +179,9 @@ impl Storage for SqliteStorage {
     fn is_member(&self, user: &str, workspace: &str) -> Result<bool, StorageError> {
         let conn = self.lock()?;
         let found: Option<i64> = conn
-            .query_row(
-                "SELECT 1 FROM members WHERE workspace = ?1 AND user_id = ?2",
-                params![workspace, user],
-                |r| r.get(0),
-            )
+            .query_row("SELECT 1 FROM members WHERE workspace = ?1 AND user_id = ?2", params![workspace, user], |r| {
+                r.get(0)
+            })
             .optional()?;
         Ok(found.is_some())
     }
@@ -256,7 +252,13 @@ impl Storage for SqliteStorage {
              WHERE workspace = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
         )?;
         let rows = stmt.query_map(params![workspace, after, i64::from(limit) + 1], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, i64>(3)?, r.get::<_, Option<String>>(4)?))
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, Option<String>>(4)?,
+            ))
         })?;
         let mut changes = Vec::new();
         for row in rows {
