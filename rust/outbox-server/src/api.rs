@@ -131,21 +131,48 @@ async fn kill_connection(kill: Option<Extension<ConnKill>>) -> Response {
     }
 }
 
-fn fault_response(code: u16, retry_after: Option<Duration>, as_date: bool) -> Response {
+/// An injected error answer, and the time its `Retry-After` allows the next attempt.
+fn fault_response(code: u16, retry_after: Option<Duration>, as_date: bool) -> (Response, Option<SystemTime>) {
     let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut r = error(status, "injected_fault", format!("injected fault: HTTP {code}"));
+    let mut not_before = None;
     if let Some(d) = retry_after {
         let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
+        let at = SystemTime::now() + Duration::from_secs(secs);
         let value = if as_date {
-            httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(secs))
+            let text = httpdate::fmt_http_date(at);
+            // The date has whole seconds: that truncated instant is what was allowed.
+            not_before = httpdate::parse_http_date(&text).ok();
+            text
         } else {
+            not_before = Some(at);
             secs.to_string()
         };
         if let Ok(v) = HeaderValue::from_str(&value) {
             r.headers_mut().insert(header::RETRY_AFTER, v);
         }
     }
-    r
+    (r, not_before)
+}
+
+/// Just the idempotency keys of a batch, read leniently for `Retry-After` accounting.
+#[derive(Deserialize)]
+struct KeysOnly {
+    commands: Vec<KeyOnly>,
+}
+
+#[derive(Deserialize)]
+struct KeyOnly {
+    idempotency_key: String,
+}
+
+fn batch_keys(body: &Result<Bytes, BytesRejection>) -> Vec<String> {
+    match body {
+        Ok(b) => serde_json::from_slice::<KeysOnly>(b)
+            .map(|k| k.commands.into_iter().map(|c| c.idempotency_key).collect())
+            .unwrap_or_default(),
+        Err(_) => Vec::new(),
+    }
 }
 
 async fn post_commands(
@@ -155,6 +182,8 @@ async fn post_commands(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     state.stats.request();
+    let keys = batch_keys(&body);
+    state.stats.check_retry_after(&keys, SystemTime::now());
     let decision = state.faults.decide();
     if let Some(d) = decision.latency {
         tokio::time::sleep(d).await;
@@ -162,7 +191,11 @@ async fn post_commands(
     match &decision.fault {
         Some(f @ FaultKind::Status { code, retry_after, as_date }) => {
             state.stats.fault(&f.label());
-            return fault_response(*code, *retry_after, *as_date);
+            let (response, not_before) = fault_response(*code, *retry_after, *as_date);
+            if let Some(at) = not_before {
+                state.stats.retry_after_sent(&keys, at);
+            }
+            return response;
         }
         Some(f @ FaultKind::Reset) => {
             state.stats.fault(&f.label());

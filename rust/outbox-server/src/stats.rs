@@ -1,7 +1,8 @@
 //! Counters for exactly-once checks (`GET /v1/_stats`), kept in memory since start.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
@@ -31,6 +32,24 @@ pub struct Totals {
     pub skipped: u64,
     /// Injected faults by label (`"500"`, `"reset"`, `"drop_after_commit"`, …).
     pub faults: BTreeMap<String, u64>,
+    /// How clients honoured the `Retry-After` of injected 429/503 answers.
+    pub retry_after: RetryAfterStats,
+}
+
+/// `Retry-After` accounting: after an injected answer with `Retry-After`, the next request
+/// carrying any of that batch's idempotency keys is checked against the time allowed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetryAfterStats {
+    /// Answers sent with `Retry-After`.
+    pub sent: u64,
+    /// Later attempts checked against it.
+    pub checked: u64,
+    /// Attempts that came earlier than allowed.
+    pub early: u64,
+    /// Largest earliness seen, in milliseconds.
+    pub max_early_ms: u64,
+    /// Largest lateness seen, in milliseconds (backoff and scheduling included).
+    pub max_late_ms: u64,
 }
 
 /// Body of `GET /v1/_stats`.
@@ -46,6 +65,7 @@ pub struct StatsSnapshot {
 #[derive(Default)]
 pub struct Stats {
     inner: Mutex<StatsSnapshot>,
+    not_before: Mutex<HashMap<String, SystemTime>>,
 }
 
 impl Stats {
@@ -93,6 +113,45 @@ impl Stats {
     /// Counts a skipped command.
     pub fn skipped(&self) {
         self.with(|s| s.totals.skipped += 1);
+    }
+
+    /// Records that the commands with `keys` were told to wait until `not_before`.
+    pub fn retry_after_sent(&self, keys: &[String], not_before: SystemTime) {
+        self.with(|s| s.totals.retry_after.sent += 1);
+        let mut nb = self.not_before.lock().unwrap_or_else(|p| p.into_inner());
+        for k in keys {
+            nb.insert(k.clone(), not_before);
+        }
+    }
+
+    /// Checks an incoming attempt of `keys` against earlier `Retry-After` answers.
+    pub fn check_retry_after(&self, keys: &[String], now: SystemTime) {
+        let due: Vec<SystemTime> = {
+            let mut nb = self.not_before.lock().unwrap_or_else(|p| p.into_inner());
+            if nb.is_empty() {
+                return;
+            }
+            keys.iter().filter_map(|k| nb.remove(k)).collect()
+        };
+        if due.is_empty() {
+            return;
+        }
+        self.with(|s| {
+            let r = &mut s.totals.retry_after;
+            for at in due {
+                r.checked += 1;
+                match at.duration_since(now) {
+                    Ok(early) if early > Duration::ZERO => {
+                        r.early += 1;
+                        r.max_early_ms = r.max_early_ms.max(early.as_millis() as u64);
+                    }
+                    _ => {
+                        let late = now.duration_since(at).unwrap_or_default();
+                        r.max_late_ms = r.max_late_ms.max(late.as_millis() as u64);
+                    }
+                }
+            }
+        });
     }
 
     /// A copy of the counters.

@@ -546,3 +546,18 @@ async fn test_binary_prints_listening_line_first() {
     assert_eq!(health.status(), 200);
     child.kill().await.unwrap();
 }
+
+#[tokio::test]
+async fn test_stats_catch_an_attempt_earlier_than_retry_after() {
+    let s = start().await;
+    s.set_faults("429=1:1s#1").await;
+    let c = put("c1", "notes", "n1", json!({}));
+    assert_eq!(s.post_as(ALICE, "ws-1", vec![c.clone()]).await.status(), 429);
+    // Straight back, ignoring Retry-After: counted as early.
+    assert_eq!(s.commands(vec![c]).await[0]["status"], "applied");
+    let ra = &s.stats().await["totals"]["retry_after"];
+    assert_eq!(ra["sent"], 1);
+    assert_eq!(ra["checked"], 1);
+    assert_eq!(ra["early"], 1);
+    assert!(ra["max_early_ms"].as_u64().unwrap() > 500, "{ra}");
+}
