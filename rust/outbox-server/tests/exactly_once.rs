@@ -97,10 +97,9 @@ async fn test_exactly_once_under_faults_small() {
     assert!(stats["totals"]["duplicates"].as_u64().unwrap() > 0);
 }
 
-/// The full run (2,000 commands over 50 keys). `cargo test -p outbox-server
-/// --test exactly_once -- --ignored --nocapture` prints the figures.
+/// The full run (2,000 commands over 50 keys, about 20 s). `cargo test -p
+/// outbox-server --test exactly_once -- --nocapture` prints the figures.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "long: about a minute"]
 async fn test_exactly_once_under_faults_2000() {
     drain_under_faults(2000, 50, "500=0.2,429=0.1:1s,reset=0.05,drop_after_commit=0.1", 2026).await;
 }

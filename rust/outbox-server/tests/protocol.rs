@@ -561,3 +561,26 @@ async fn test_stats_catch_an_attempt_earlier_than_retry_after() {
     assert_eq!(ra["early"], 1);
     assert!(ra["max_early_ms"].as_u64().unwrap() > 500, "{ra}");
 }
+
+#[tokio::test]
+async fn test_binary_refuses_a_bad_fault_spec() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_outbox-server"))
+        .args(["--addr", "127.0.0.1:0", "--faults", "500=often", "--db"])
+        .arg(dir.path().join("bin.db"))
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid fault spec"));
+}
+
+#[tokio::test]
+async fn test_get_faults_shows_the_active_spec() {
+    let s = start_with(|c| c.with_faults("503=0.5:2s,latency=0-10ms").unwrap()).await;
+    let body: Value = s.http.get(s.url("/v1/_faults")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(body["spec"], "503=0.5:2000ms,latency=0-10ms");
+    s.clear_faults().await;
+    let body: Value = s.http.get(s.url("/v1/_faults")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(body["spec"], "");
+}
