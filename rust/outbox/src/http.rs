@@ -25,6 +25,14 @@
 //!
 //! Tokens come from a [`TokenProvider`] on every request; they are sent only in the
 //! `Authorization` header (marked sensitive), never logged, never stored.
+//!
+//! TLS is rustls with the `ring` provider and Mozilla's root certificates compiled in
+//! (`webpki-roots`), HTTP/1.1 only: no OpenSSL, no aws-lc, and no platform verifier that
+//! would need JNI setup on Android. The `http` feature turns on reqwest's
+//! `rustls-no-provider`; a host crate that builds its own reqwest client in the same
+//! binary without a TLS provider feature of its own must install a rustls
+//! `CryptoProvider` first (reqwest panics otherwise), e.g.
+//! `rustls::crypto::ring::default_provider().install_default()`.
 
 use std::time::{Duration, SystemTime};
 
@@ -525,10 +533,13 @@ mod imp {
         pub async fn listen_stream(&self, nudge: Nudge) -> bool {
             let Ok(url) = self.url("v1/stream") else { return false };
             let build = || self.client.get(url.clone()).header(ACCEPT, "text/event-stream");
-            let mut response = match self.exchange(build, true).await {
-                Ok(r) => r,
-                Err(Exchange::Answer(StatusCode::NOT_FOUND, _, _)) => return false,
-                Err(_) => return true,
+            // Only the opening is bounded by the request timeout; the stream itself lives
+            // as long as events or keep-alives keep coming.
+            let opened = tokio::time::timeout(self.config.request_timeout, self.exchange(build, true)).await;
+            let mut response = match opened {
+                Ok(Ok(r)) => r,
+                Ok(Err(Exchange::Answer(StatusCode::NOT_FOUND, _, _))) => return false,
+                _ => return true,
             };
             let mut buffer: Vec<u8> = Vec::new();
             let mut event = String::new();
