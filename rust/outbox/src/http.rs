@@ -1,7 +1,7 @@
 //! The built-in HTTP transport (reqwest + rustls) speaking docs/protocol.md.
 //!
 //! [`HttpTransport`] sends a batch as one `POST /v1/commands` and maps the answer to one
-//! [`Outcome`] per command, in batch order:
+//! [`Outcome`](crate::transport::Outcome) per command, in batch order:
 //!
 //! | answer | outcome |
 //! | --- | --- |
