@@ -145,6 +145,15 @@ impl Server {
                 .await
                 .map_err(|e| std::io::Error::other(e.to_string()))??,
         );
+        Self::start_with_storage(config, storage).await
+    }
+
+    /// Like [`start`](Self::start) over a storage backend the caller opened
+    /// (`config.db_path` is then unused).
+    pub async fn start_with_storage(
+        config: ServerConfig,
+        storage: Arc<dyn Storage>,
+    ) -> Result<RunningServer, ServerError> {
         if config.dev {
             seed_dev(storage.as_ref())?;
         }

@@ -181,9 +181,18 @@ async fn test_token_is_never_written_to_the_device_database() {
     let id = ob.enqueue(EnqueueRequest::new("createOrder", order).keys(["order:o1"])).unwrap();
     let settled = tokio::time::timeout(Duration::from_secs(10), ob.wait_for(&id)).await.unwrap().unwrap();
     assert!(matches!(settled, Settlement::Succeeded { .. }));
+    let scan = |when: &str| {
+        let mut files = 0;
+        for entry in std::fs::read_dir(dir.path()).unwrap() {
+            let path = entry.unwrap().path();
+            let bytes = std::fs::read(&path).unwrap();
+            assert!(!bytes.windows(ALICE.len()).any(|w| w == ALICE.as_bytes()), "token in {path:?} {when}");
+            files += 1;
+        }
+        files
+    };
+    // While open (database, WAL and shared-memory files) and after closing.
+    assert!(scan("while open") >= 2);
     ob.close();
-    for entry in std::fs::read_dir(dir.path()).unwrap() {
-        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
-        assert!(!bytes.windows(ALICE.len()).any(|w| w == ALICE.as_bytes()), "token found on disk");
-    }
+    scan("after close");
 }
