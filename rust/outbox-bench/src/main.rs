@@ -1,20 +1,32 @@
 //! `outbox-bench`: measures the engine and prints one JSON line per result.
 //!
 //! ```text
-//! cargo run --release -p outbox-bench -- [--quick] [--bench enqueue|drain-local|open|read]...
+//! outbox-bench [--quick] [--n N]... [--bench NAME]... [--with-tanstack|--no-tanstack]
+//! outbox-bench report [--input results.jsonl] [--out-dir docs]
+//! outbox-bench torture [--kills N] [--seed S]
 //! ```
-//! Each line: `{"bench", "system", "n", "ops_per_s", "p50_ms", "p99_ms", "total_ms", "rss_mb"}`.
-//! Baselines run in the same process and the same run, so ratios compare like with like.
+//! Each line: `{"bench", "system", "n", "ops_per_s", "p50_ms", "p99_ms", "total_ms", "rss_mb"}`
+//! (plus `"skipped"` when a run was given up). Baselines run in the same process and the
+//! same run, so ratios compare like with like; TanStack runs as a `node` child process.
 
 mod measure;
+mod report;
 mod suites;
+mod tanstack;
+mod torture;
 
-use clap::Parser;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+const BENCHES: [&str; 5] = ["enqueue", "drain-local", "drain-http", "open", "read"];
 
 /// Command-line options.
 #[derive(Parser, Debug)]
-#[command(name = "outbox-bench", about = "Benchmarks for the Outbox engine")]
+#[command(name = "outbox-bench", about = "Benchmarks for the Outbox engine", args_conflicts_with_subcommands = true)]
 struct Args {
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
     /// Only n = 1k and 10k (the default also runs 100k).
     #[arg(long)]
     quick: bool,
@@ -22,12 +34,43 @@ struct Args {
     #[arg(long = "n")]
     sizes: Vec<usize>,
     /// Which benches to run (all when omitted).
-    #[arg(long = "bench", value_parser = ["enqueue", "drain-local", "open", "read"])]
+    #[arg(long = "bench", value_parser = BENCHES)]
     benches: Vec<String>,
+    /// Run the TanStack side by side (fails when node or the harness is missing). By
+    /// default it runs when `node` is on PATH.
+    #[arg(long, conflicts_with = "no_tanstack")]
+    with_tanstack: bool,
+    /// Never run the TanStack side by side.
+    #[arg(long)]
+    no_tanstack: bool,
+    /// Give up a TanStack run after this many seconds (killed by PID, reported as skipped).
+    #[arg(long, default_value_t = 180)]
+    tanstack_timeout: u64,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Writes docs/benchmarks.md and docs/benchmarks.png from result lines.
+    Report(report::ReportArgs),
+    /// Crash/fault torture: SIGKILLs draining client processes, checks exactly-once.
+    Torture(torture::TortureArgs),
+    /// Internal: one client process of the torture harness.
+    #[command(hide = true)]
+    TortureChild(torture::ChildArgs),
 }
 
 fn main() {
     let args = Args::parse();
+    let code = match args.cmd {
+        Some(Cmd::Report(r)) => report::run(&r),
+        Some(Cmd::Torture(t)) => torture::run(&t),
+        Some(Cmd::TortureChild(c)) => torture::child(&c),
+        None => run_benches(&args),
+    };
+    std::process::exit(code);
+}
+
+fn run_benches(args: &Args) -> i32 {
     let sizes = if !args.sizes.is_empty() {
         args.sizes.clone()
     } else if args.quick {
@@ -35,14 +78,28 @@ fn main() {
     } else {
         vec![1_000, 10_000, 100_000]
     };
-    let all = ["enqueue", "drain-local", "open", "read"];
     let benches: Vec<&str> =
-        if args.benches.is_empty() { all.to_vec() } else { args.benches.iter().map(String::as_str).collect() };
+        if args.benches.is_empty() { BENCHES.to_vec() } else { args.benches.iter().map(String::as_str).collect() };
+    let node = if args.no_tanstack {
+        None
+    } else {
+        match tanstack::Harness::locate() {
+            Ok(h) => Some(h),
+            Err(e) if args.with_tanstack => {
+                eprintln!("--with-tanstack: {e}");
+                return 1;
+            }
+            Err(e) => {
+                eprintln!("tanstack side by side skipped: {e}");
+                None
+            }
+        }
+    };
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("cannot start a runtime: {e}");
-            std::process::exit(1);
+            return 1;
         }
     };
     let mut failed = false;
@@ -51,6 +108,7 @@ fn main() {
             let result = match bench {
                 "enqueue" => suites::enqueue(n),
                 "drain-local" => rt.block_on(suites::drain_local(n)),
+                "drain-http" => rt.block_on(suites::drain_http(n)),
                 "open" => rt.block_on(suites::open(n)),
                 "read" => rt.block_on(suites::read(n)),
                 _ => unreachable!("clap restricts bench names"),
@@ -62,9 +120,18 @@ fn main() {
                     failed = true;
                 }
             }
+            if let Some(h) = &node {
+                if tanstack::BENCHES.contains(&bench) {
+                    match h.run(bench, n, Duration::from_secs(args.tanstack_timeout)) {
+                        Ok(line) => println!("{line}"),
+                        Err(e) => {
+                            eprintln!("tanstack {bench} n={n} failed: {e}");
+                            failed = true;
+                        }
+                    }
+                }
+            }
         }
     }
-    if failed {
-        std::process::exit(1);
-    }
+    i32::from(failed)
 }

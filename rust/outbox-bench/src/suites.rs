@@ -239,3 +239,41 @@ pub async fn read(n: usize) -> Result<Vec<String>> {
     ob.close();
     Ok(vec![get_line, list_line, watch_line])
 }
+
+/// Drains `n` pending commands to the reference server on loopback (in this process,
+/// fresh SQLite file) through the real HTTP transport, 100 commands per request and up to
+/// 4 requests in flight (the engine's default concurrency).
+pub async fn drain_http(n: usize) -> Result<Vec<String>> {
+    use outbox::http::{HttpConfig, HttpTransport, StaticToken};
+    let server_dir = tempfile::tempdir()?;
+    let server =
+        outbox_server::Server::start(outbox_server::ServerConfig::new(server_dir.path().join("server.db"))).await?;
+    server.add_user("bench", "tok-bench", &["ws"])?;
+    let transport = HttpTransport::new(
+        HttpConfig::new(server.base_url(), "ws").with_max_batch(100).with_request_timeout(Duration::from_secs(60)),
+        Arc::new(StaticToken::new("tok-bench")),
+    )?;
+    let dir = tempfile::tempdir()?;
+    let mut config = Config::new(dir.path().join("bench.db"), "bench", "ws").with_transport(Arc::new(transport));
+    config.start_online = false;
+    config.max_batch_size = 100;
+    config.attempt_timeout = Duration::from_secs(60);
+    let ob = Outbox::open(config)?;
+    ob.register_mutator("put", MutatorSpec::default())?;
+    for i in 0..n {
+        let args = json!({"collection": "orders", "id": format!("order-{i}"), "doc": serde_json::from_str::<serde_json::Value>(&order_args(i))?});
+        ob.enqueue(EnqueueRequest::new("put", args.to_string()))?;
+    }
+    let start = Instant::now();
+    ob.set_online(true)?;
+    let report = ob.drain_for(Duration::from_secs(600)).await?;
+    let total = start.elapsed();
+    let applied = server.stats().totals.applied as usize;
+    if report.remaining != 0 || ob.status()?.succeeded as usize != n || applied != n {
+        return Err(format!("drain left {} commands; server applied {applied} of {n}", report.remaining).into());
+    }
+    let line = Sample { bench: "drain-http", system: "outbox", n, ops: n, total, latencies: Vec::new() }.line();
+    ob.close();
+    server.shutdown().await;
+    Ok(vec![line])
+}
