@@ -248,7 +248,18 @@ fn markdown(rows: &BTreeMap<Key, Row>, torture: Option<&Value>, command: &str) -
 
     if let Some(t) = torture {
         let _ = writeln!(out, "## Torture (crash/fault)\n");
-        let _ = writeln!(out, "`outbox-bench torture` summary line:\n\n```json\n{t}\n```\n");
+        let _ = writeln!(
+            out,
+            "`outbox-bench torture --kills {kills}` (same machine, same session): client processes enqueue \
+             and drain through the real HTTP transport into the in-process reference server with faults \
+             on (default spec `500=0.1,429=0.05:1s,reset=0.05,drop_after_commit=0.1`) and are SIGKILLed at \
+             random moments; every 10th life runs two clients on one database. `acked` = enqueues that \
+             returned to the caller; `lost` = acked but never applied; `duplicates` = idempotency keys \
+             applied more than once (server counters); `applied_without_ack` = committed, then killed before \
+             the caller heard back (applied once, correctly); `lease_overlaps` = moments two live processes \
+             both reported holding the drainer lease.\n\n```json\n{t}\n```\n",
+            kills = t["kills"]
+        );
     }
 
     let _ = writeln!(out, "![time against n, log-log](benchmarks.png)\n");
@@ -311,7 +322,9 @@ const FAIRNESS: &str = "## What is compared (read before quoting a ratio)
 
 - **outbox**: the engine as shipped. `enqueue` commits each command in its own SQLite
   transaction with WAL and `synchronous=FULL` (an fsync per command) before returning.
-  `drain-local` and `open` use commands that also carry one optimistic document op each.
+  `drain-local` and `open` use commands that also carry one optimistic document op each;
+  `enqueue` writes the command alone (no optimistic op), while a TanStack transaction *is*
+  its collection mutations, so its enqueue always includes the optimistic insert.
 - **sqlite-raw**: rusqlite inserting the same bytes into a plain table with the same
   pragmas, one transaction per row: the floor for a durable SQLite enqueue.
 - **tanstack**: `@tanstack/offline-transactions` 1.0.53 (with `@tanstack/db` 0.8.7) under
