@@ -134,9 +134,7 @@ fn machine() -> String {
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
     let mem = std::fs::read_to_string("/proc/meminfo")
         .ok()
-        .and_then(|m| {
-            m.lines().find(|l| l.starts_with("MemTotal:"))?.split_whitespace().nth(1)?.parse::<f64>().ok()
-        })
+        .and_then(|m| m.lines().find(|l| l.starts_with("MemTotal:"))?.split_whitespace().nth(1)?.parse::<f64>().ok())
         .map_or("?".into(), |kb| format!("{:.1} GiB", kb / 1048576.0));
     let node = std::process::Command::new("node")
         .arg("--version")
@@ -356,9 +354,10 @@ const FAIRNESS: &str = "## What is compared (read before quoting a ratio)
 /// Time against n on log-log axes, one line per (bench, system).
 fn chart(rows: &BTreeMap<Key, Row>, path: &Path) -> Result<(), String> {
     use plotters::prelude::*;
-    let font = FONT_PATHS.iter().find_map(|p| std::fs::read(p).ok()).ok_or(
-        "no TTF font found (install fonts-dejavu-core: apt-get install -y fonts-dejavu-core)",
-    )?;
+    let font = FONT_PATHS
+        .iter()
+        .find_map(|p| std::fs::read(p).ok())
+        .ok_or("no TTF font found (install fonts-dejavu-core: apt-get install -y fonts-dejavu-core)")?;
     let font: &'static [u8] = Box::leak(font.into_boxed_slice());
     plotters::style::register_font("sans-serif", FontStyle::Normal, font)
         .map_err(|_| "cannot load the font".to_string())?;

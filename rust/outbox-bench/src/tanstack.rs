@@ -22,10 +22,8 @@ impl Harness {
     /// `tanstack/`). Installs the pinned dependencies with `npm ci` when they are missing
     /// (never inside a timed section).
     pub fn locate() -> Result<Harness, String> {
-        let version = Command::new("node")
-            .arg("--version")
-            .output()
-            .map_err(|e| format!("node not found on PATH ({e})"))?;
+        let version =
+            Command::new("node").arg("--version").output().map_err(|e| format!("node not found on PATH ({e})"))?;
         if !version.status.success() {
             return Err("`node --version` failed".into());
         }

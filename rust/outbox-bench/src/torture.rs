@@ -70,13 +70,24 @@ struct Client {
     name: String,
 }
 
-fn spawn(db: &std::path::Path, url: &str, life: usize, count: usize, finish: bool, tag: &str) -> Result<Client, String> {
+fn spawn(
+    db: &std::path::Path,
+    url: &str,
+    life: usize,
+    count: usize,
+    finish: bool,
+    tag: &str,
+) -> Result<Client, String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let mut cmd = Command::new(exe);
-    cmd.arg("torture-child")
-        .arg("--db")
-        .arg(db)
-        .args(["--url", url, "--life", &life.to_string(), "--count", &count.to_string()]);
+    cmd.arg("torture-child").arg("--db").arg(db).args([
+        "--url",
+        url,
+        "--life",
+        &life.to_string(),
+        "--count",
+        &count.to_string(),
+    ]);
     if finish {
         cmd.arg("--finish");
     }
@@ -117,12 +128,7 @@ impl Book {
 }
 
 /// Reads lines from every client until `until` says stop or the deadline passes.
-fn pump(
-    clients: &[&Client],
-    book: &mut Book,
-    deadline: Instant,
-    mut until: impl FnMut(&str, &str) -> bool,
-) -> bool {
+fn pump(clients: &[&Client], book: &mut Book, deadline: Instant, mut until: impl FnMut(&str, &str) -> bool) -> bool {
     let alive: HashSet<String> = clients.iter().map(|c| c.name.clone()).collect();
     loop {
         let mut any = false;
@@ -198,12 +204,13 @@ fn run_inner(args: &TortureArgs) -> Result<bool, String> {
         // Wait for each to be up, then let them run for a random while.
         let mut ready = HashSet::new();
         let want = clients.len();
-        let up = pump(&clients.iter().collect::<Vec<_>>(), &mut book, Instant::now() + Duration::from_secs(20), |w, l| {
-            if l == "ready" {
-                ready.insert(w.to_string());
-            }
-            ready.len() == want
-        });
+        let up =
+            pump(&clients.iter().collect::<Vec<_>>(), &mut book, Instant::now() + Duration::from_secs(20), |w, l| {
+                if l == "ready" {
+                    ready.insert(w.to_string());
+                }
+                ready.len() == want
+            });
         if !up {
             return Err(format!("life {life}: a client did not start"));
         }
@@ -297,8 +304,12 @@ async fn child_inner(args: &ChildArgs) -> Result<(), Box<dyn std::error::Error>>
     let mut config = Config::new(&args.db, "torture", "ws").with_transport(Arc::new(transport));
     config.lease_ttl = Duration::from_millis(1000);
     config.attempt_timeout = Duration::from_secs(3);
-    config.retry =
-        RetryPolicy { base: Duration::from_millis(10), cap: Duration::from_millis(500), jitter: 0.3, max_attempts: 10_000 };
+    config.retry = RetryPolicy {
+        base: Duration::from_millis(10),
+        cap: Duration::from_millis(500),
+        jitter: 0.3,
+        max_attempts: 10_000,
+    };
     let ob = Outbox::open(config)?;
     ob.register_mutator("put", MutatorSpec::default())?;
     let mut events = ob.subscribe()?;
@@ -324,7 +335,9 @@ async fn child_inner(args: &ChildArgs) -> Result<(), Box<dyn std::error::Error>>
             let s = ob.status()?;
             if s.pending == 0 && s.in_flight == 0 {
                 if s.failed + s.conflict + s.wedged > 0 {
-                    return Err(format!("ended with failed {} conflict {} wedged {}", s.failed, s.conflict, s.wedged).into());
+                    return Err(
+                        format!("ended with failed {} conflict {} wedged {}", s.failed, s.conflict, s.wedged).into()
+                    );
                 }
                 break;
             }
