@@ -25,7 +25,7 @@ impl outbox::Transport for ApplyAll {
 fn offline_outbox(dir: &tempfile::TempDir, transport: Option<Arc<dyn outbox::Transport>>) -> Result<Outbox> {
     let mut config = Config::new(dir.path().join("bench.db"), "bench", "ws");
     config.start_online = false;
-    config.max_batch_size = 50;
+    config.max_batch_size = 100; // the protocol's largest batch (docs/protocol.md §2)
     if let Some(t) = transport {
         config.transport = Some(t);
     }
@@ -256,7 +256,7 @@ pub async fn drain_http(n: usize) -> Result<Vec<String>> {
     let dir = tempfile::tempdir()?;
     let mut config = Config::new(dir.path().join("bench.db"), "bench", "ws").with_transport(Arc::new(transport));
     config.start_online = false;
-    config.max_batch_size = 100;
+    config.max_batch_size = 100; // the protocol's largest batch (docs/protocol.md §2)
     config.attempt_timeout = Duration::from_secs(60);
     let ob = Outbox::open(config)?;
     ob.register_mutator("put", MutatorSpec::default())?;

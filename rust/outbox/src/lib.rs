@@ -33,6 +33,7 @@ mod reads;
 pub mod retry;
 pub mod runtime;
 mod scheduler;
+mod settle;
 pub mod store;
 mod sync;
 pub mod testing;

@@ -30,7 +30,6 @@ use crate::events::Event;
 use crate::hooks::BeforeRetry;
 use crate::lease::{self, LeaseStatus};
 use crate::queue::{self, Change};
-use crate::retry;
 use crate::runtime;
 use crate::transport::{Outcome, OutgoingCommand, Transport};
 
@@ -39,7 +38,7 @@ const HOOK_WINDOW: usize = 1000;
 
 /// The lease as this engine last saw it.
 #[derive(Debug, Clone, Copy)]
-struct HeldLease {
+pub(crate) struct HeldLease {
     generation: i64,
     expires_at: i64,
 }
@@ -59,15 +58,17 @@ pub(crate) struct Engine {
     pub(crate) pull_wake: Notify,
     external_trigger: AtomicBool,
     events: broadcast::Sender<Event>,
-    owner: String,
-    lease: Mutex<Option<HeldLease>>,
+    pub(crate) owner: String,
+    pub(crate) lease: Mutex<Option<HeldLease>>,
     sends_in_flight: AtomicUsize,
-    not_sent_streak: AtomicU32,
+    pub(crate) not_sent_streak: AtomicU32,
     was_idle: AtomicBool,
     pub(crate) last_error: Mutex<Option<String>>,
     /// Unix ms of the last complete pull.
     pub(crate) last_pull: Mutex<Option<i64>>,
     tasks: Mutex<JoinSet<()>>,
+    /// Finished sends waiting to be recorded (group commit, see `settle`).
+    pub(crate) settle_queue: crate::settle::SettleQueue,
 }
 
 impl Engine {
@@ -96,6 +97,7 @@ impl Engine {
             last_error: Mutex::new(None),
             last_pull: Mutex::new(None),
             tasks: Mutex::new(JoinSet::new()),
+            settle_queue: Default::default(),
             config,
         })
     }
@@ -262,57 +264,104 @@ impl Engine {
     /// One scheduling pass. Returns how long to sleep if nothing wakes the loop earlier.
     fn pass(self: &Arc<Self>) -> Result<Duration> {
         let idle_sleep = Duration::from_secs(3600);
+        let finished = self.settle_queue.take();
         let Some(transport) = self.transport.clone() else { return Ok(idle_sleep) };
         if !self.online.load(Ordering::SeqCst) {
+            // Answers that arrived before going offline are still recorded.
+            self.record_alone(finished)?;
             return Ok(idle_sleep);
         }
-        let generation = match self.hold_lease()? {
-            Ok(g) => g,
-            Err(retry_in) => return Ok(retry_in),
+        let generation = match self.hold_lease() {
+            Ok(Ok(g)) => g,
+            Ok(Err(retry_in)) => return Ok(retry_in), // lease lost: those answers are fenced
+            Err(e) => {
+                self.settle_queue.requeue(finished);
+                return Err(e);
+            }
         };
         if self.external_trigger.swap(false, Ordering::SeqCst) {
             self.run_before_retry();
         }
         let now = now_ms();
         let cap_ms = self.config.retry.cap.as_millis() as i64;
-        self.db.write(|tx| queue::clamp_due(tx, now, cap_ms))?;
-
         let max_sends = self.config.max_concurrency.max(1);
         let free = max_sends.saturating_sub(self.sends_in_flight());
-        if free > 0 {
-            let batch_size = self.config.max_batch_size.max(1);
-            let seqs = self.db.read(|c| queue::ready(c, now, free * batch_size))?;
-            if !seqs.is_empty() {
-                self.was_idle.store(false, Ordering::SeqCst);
-                let started = self.db.write(|tx| {
-                    lease::check_fence(tx, &self.owner, generation)?;
-                    queue::start_attempts(tx, &seqs, now)
-                });
-                let started = match started {
-                    Err(Error::Fenced) => {
-                        self.lose_lease();
-                        return Ok(self.renew_interval());
-                    }
-                    other => other?,
-                };
-                for (_, cmd) in &started {
-                    self.emit(Event::AttemptStarted { id: parse_id(&cmd.id), attempt: cmd.attempt });
-                }
-                let per_batch = started.len().div_ceil(free).clamp(1, batch_size);
-                let mut started = started.into_iter().peekable();
-                while started.peek().is_some() {
-                    let batch: Vec<(i64, OutgoingCommand)> = started.by_ref().take(per_batch).collect();
-                    self.spawn_send(Arc::clone(&transport), batch, generation);
-                }
-            } else if self.sends_in_flight() == 0 && !self.was_idle.swap(true, Ordering::SeqCst) {
-                self.emit(Event::Idle);
-                // After a drain, bring the server's versions of what was sent.
-                self.request_pull();
+        let batch_size = self.config.max_batch_size.max(1);
+
+        // Record what finished and start what is ready in ONE transaction: settling frees
+        // lanes, so the ready set is read after it, inside the same transaction.
+        let written = self.db.write(|tx| {
+            lease::check_fence(tx, &self.owner, generation)?;
+            let recorded = self.record_in(tx, &finished, generation, now)?;
+            queue::clamp_due(tx, now, cap_ms)?;
+            let started = if free > 0 {
+                let seqs = queue::ready(tx, now, free * batch_size)?;
+                queue::start_attempts(tx, &seqs, now)?
+            } else {
+                Vec::new()
+            };
+            Ok((recorded, started))
+        });
+        let (recorded, started) = match written {
+            Ok(w) => w,
+            Err(Error::Fenced) => {
+                tracing::warn!("drainer lease lost while sending; the new drainer resends these commands");
+                self.lose_lease();
+                return Ok(self.renew_interval());
             }
+            Err(e) => {
+                self.settle_queue.requeue(finished);
+                return Err(e);
+            }
+        };
+        self.announce_recorded(&finished, recorded);
+        if !started.is_empty() {
+            self.was_idle.store(false, Ordering::SeqCst);
+            for (_, cmd) in &started {
+                self.emit(Event::AttemptStarted { id: crate::settle::parse_id(&cmd.id), attempt: cmd.attempt });
+            }
+            let per_batch = started.len().div_ceil(free).clamp(1, batch_size);
+            let mut started = started.into_iter().peekable();
+            while started.peek().is_some() {
+                let batch: Vec<(i64, OutgoingCommand)> = started.by_ref().take(per_batch).collect();
+                self.spawn_send(Arc::clone(&transport), batch, generation);
+            }
+        } else if free > 0 && self.sends_in_flight() == 0 && !self.was_idle.swap(true, Ordering::SeqCst) {
+            self.emit(Event::Idle);
+            // After a drain, bring the server's versions of what was sent.
+            self.request_pull();
         }
         let next_due = self.db.read(|c| queue::next_due(c, now))?;
         let until_due = next_due.map(|t| Duration::from_millis((t - now).max(0) as u64));
         Ok(until_due.map_or(self.renew_interval(), |d| d.min(self.renew_interval())))
+    }
+
+    /// Records finished sends without starting anything (offline).
+    fn record_alone(&self, finished: Vec<crate::settle::Finished>) -> Result<()> {
+        let Some(generation) = (*lock(&self.lease)).map(|l| l.generation) else {
+            return Ok(()); // no lease: whoever takes it resends these
+        };
+        if finished.is_empty() {
+            return Ok(());
+        }
+        let now = now_ms();
+        match self.db.write(|tx| {
+            lease::check_fence(tx, &self.owner, generation)?;
+            self.record_in(tx, &finished, generation, now)
+        }) {
+            Ok(recorded) => {
+                self.announce_recorded(&finished, recorded);
+                Ok(())
+            }
+            Err(Error::Fenced) => {
+                self.lose_lease();
+                Ok(())
+            }
+            Err(e) => {
+                self.settle_queue.requeue(finished);
+                Err(e)
+            }
+        }
     }
 
     /// Takes or renews the lease. `Ok(Err(d))`: another engine drains; look again in `d`.
@@ -350,7 +399,7 @@ impl Engine {
         }
     }
 
-    fn lose_lease(&self) {
+    pub(crate) fn lose_lease(&self) {
         if lock(&self.lease).take().is_some() {
             self.emit(Event::LeaseChanged { is_drainer: false });
         }
@@ -409,72 +458,12 @@ impl Engine {
             async move {
                 let commands: Vec<OutgoingCommand> = batch.iter().map(|(_, c)| c.clone()).collect();
                 let outcomes = send_guarded(transport, commands, timeout).await;
-                engine.settle_batch(&batch, outcomes, generation);
+                engine.finish_send(batch, outcomes, generation);
                 engine.sends_in_flight.fetch_sub(1, Ordering::SeqCst);
                 engine.trigger(false);
             },
             &handle,
         );
-    }
-
-    fn settle_batch(&self, batch: &[(i64, OutgoingCommand)], mut outcomes: Vec<Outcome>, generation: i64) {
-        outcomes.resize_with(batch.len(), || Outcome::retry("transport returned no outcome for this command"));
-        let all_not_sent = outcomes.iter().all(|o| matches!(o, Outcome::Offline | Outcome::Unauthorized));
-        let streak = if all_not_sent {
-            self.not_sent_streak.fetch_add(1, Ordering::SeqCst) + 1
-        } else {
-            self.not_sent_streak.store(0, Ordering::SeqCst);
-            0
-        };
-        if outcomes.iter().any(|o| matches!(o, Outcome::Unauthorized)) {
-            self.emit(Event::AuthRequired);
-        }
-        let now = now_ms();
-        let policy = &self.config.retry;
-        let mut finished = Vec::with_capacity(batch.len());
-        let server_collections: BTreeSet<String> = outcomes
-            .iter()
-            .flat_map(|o| match o {
-                Outcome::Applied { changes, .. } => changes.iter().map(|c| c.collection.clone()).collect(),
-                _ => Vec::new(),
-            })
-            .collect();
-        let result = self.db.write(|tx| {
-            lease::check_fence(tx, &self.owner, generation)?;
-            let mut changes = Vec::new();
-            for ((seq, cmd), outcome) in batch.iter().zip(outcomes) {
-                let label = outcome.label();
-                let (status, error) = describe(&outcome);
-                queue::end_attempt(tx, *seq, cmd.attempt, now, label, status, error.as_deref())?;
-                let disposition = retry::classify(outcome, cmd.attempt, streak, policy);
-                finished.push((parse_id(&cmd.id), cmd.attempt, label, error));
-                changes.extend(queue::settle(tx, *seq, disposition, now)?);
-            }
-            Ok(changes)
-        });
-        match result {
-            Ok(changes) => {
-                for (id, attempt, outcome, error) in finished {
-                    if let Some(e) = &error {
-                        *lock(&self.last_error) = Some(e.clone());
-                    }
-                    self.emit(Event::AttemptFinished { id, attempt, outcome: outcome.to_string(), error });
-                }
-                self.announce(&changes, server_collections);
-            }
-            Err(Error::Fenced) => {
-                tracing::warn!("drainer lease lost while sending; the new drainer resends these commands");
-                self.lose_lease();
-            }
-            Err(e) => {
-                // The outcome could not be stored (disk full, I/O). The commands stay
-                // `in_flight` on disk; taking the lease again resends them with the same
-                // idempotency keys, so nothing is lost or applied twice.
-                tracing::warn!(error = %e, "storing attempt outcomes failed");
-                *lock(&self.last_error) = Some(e.to_string());
-                lock(&self.lease).take();
-            }
-        }
     }
 }
 
@@ -498,22 +487,6 @@ async fn send_guarded(
     }
 }
 
-fn describe(outcome: &Outcome) -> (Option<u16>, Option<String>) {
-    match outcome {
-        Outcome::Applied { .. } => (None, None),
-        Outcome::Retry { reason, http_status, .. } => (*http_status, Some(reason.clone())),
-        Outcome::Rejected { code, message } => (None, Some(format!("{code}: {message}"))),
-        Outcome::Conflict { .. } => (Some(409), Some("conflict".into())),
-        Outcome::Unauthorized => (Some(401), Some("unauthorized".into())),
-        Outcome::Offline => (None, Some("server unreachable".into())),
-    }
-}
-
-fn parse_id(id: &str) -> crate::command::CommandId {
-    crate::command::CommandId(uuid::Uuid::parse_str(id).unwrap_or_default())
-}
-
-/// Locks a mutex whose data stays valid even if a holder panicked.
 pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }

@@ -1,0 +1,143 @@
+//! Recording what the transport answered.
+//!
+//! Every finished send is written in a SQLite transaction that ends its attempts, applies
+//! each command's disposition (succeeded, retry at a time, failed, conflict, wedged) and
+//! hands optimistic state over to the server's (see `queue::settle`). Send tasks never
+//! write: they queue their answers and wake the drain loop, which records every finished
+//! send **and** starts the next attempts in one transaction — one `fsync` per pass however
+//! many batches finished (group commit). Nothing is acknowledged to anyone (events,
+//! `wait_for`) before that commit; answers whose transaction failed stay queued in memory
+//! and are recorded by the next pass (their commands stay `in_flight` on disk meanwhile,
+//! so a crash resends them with the same idempotency keys).
+
+use std::collections::BTreeSet;
+use std::sync::atomic::Ordering;
+use std::sync::Mutex;
+
+use rusqlite::Transaction;
+
+use crate::command::CommandId;
+use crate::error::Result;
+use crate::events::Event;
+use crate::queue::{self, Change};
+use crate::retry;
+use crate::scheduler::{lock, Engine};
+use crate::transport::{Outcome, OutgoingCommand};
+
+/// One send's commands (with their `seq`) and the transport's answers.
+pub(crate) struct Finished {
+    batch: Vec<(i64, OutgoingCommand)>,
+    outcomes: Vec<Outcome>,
+    generation: i64,
+    /// Consecutive sends, this one included, that reached nobody (offline/unauthorized).
+    streak: u32,
+}
+
+/// Finished sends waiting for the drain loop to record them.
+#[derive(Default)]
+pub(crate) struct SettleQueue {
+    waiting: Mutex<Vec<Finished>>,
+}
+
+impl SettleQueue {
+    /// Everything waiting, oldest first.
+    pub(crate) fn take(&self) -> Vec<Finished> {
+        std::mem::take(&mut *lock(&self.waiting))
+    }
+
+    /// Puts sends back in front (their transaction failed; the next pass tries again).
+    pub(crate) fn requeue(&self, mut sends: Vec<Finished>) {
+        let mut waiting = lock(&self.waiting);
+        sends.append(&mut waiting);
+        *waiting = sends;
+    }
+}
+
+/// What a committed recording tells the rest of the engine.
+pub(crate) struct Recorded {
+    pub(crate) changes: Vec<Change>,
+    finished: Vec<(CommandId, u32, &'static str, Option<String>)>,
+}
+
+impl Engine {
+    /// Queues a finished send for the drain loop and wakes it.
+    pub(crate) fn finish_send(&self, batch: Vec<(i64, OutgoingCommand)>, mut outcomes: Vec<Outcome>, generation: i64) {
+        outcomes.resize_with(batch.len(), || Outcome::retry("transport returned no outcome for this command"));
+        let all_not_sent = outcomes.iter().all(|o| matches!(o, Outcome::Offline | Outcome::Unauthorized));
+        let streak = if all_not_sent {
+            self.not_sent_streak.fetch_add(1, Ordering::SeqCst) + 1
+        } else {
+            self.not_sent_streak.store(0, Ordering::SeqCst);
+            0
+        };
+        if outcomes.iter().any(|o| matches!(o, Outcome::Unauthorized)) {
+            self.emit(Event::AuthRequired);
+        }
+        lock(&self.settle_queue.waiting).push(Finished { batch, outcomes, generation, streak });
+    }
+
+    /// Ends the attempts of `sends` and applies each command's disposition inside `tx`.
+    /// Sends of another lease generation are skipped: taking the lease again already
+    /// returned their commands to `pending`, and they will be resent.
+    pub(crate) fn record_in(
+        &self,
+        tx: &Transaction<'_>,
+        sends: &[Finished],
+        generation: i64,
+        now: i64,
+    ) -> Result<Recorded> {
+        let policy = &self.config.retry;
+        let mut recorded = Recorded { changes: Vec::new(), finished: Vec::new() };
+        for send in sends {
+            if send.generation != generation {
+                tracing::warn!("dropping the answers of a send from lease generation {}", send.generation);
+                continue;
+            }
+            for ((seq, cmd), outcome) in send.batch.iter().zip(send.outcomes.iter().cloned()) {
+                let label = outcome.label();
+                let (status, error) = describe(&outcome);
+                queue::end_attempt(tx, *seq, cmd.attempt, now, label, status, error.as_deref())?;
+                let disposition = retry::classify(outcome, cmd.attempt, send.streak, policy);
+                recorded.finished.push((parse_id(&cmd.id), cmd.attempt, label, error));
+                recorded.changes.extend(queue::settle(tx, *seq, disposition, now)?);
+            }
+        }
+        Ok(recorded)
+    }
+
+    /// After the commit: events, `wait_for` wake-ups and watches.
+    pub(crate) fn announce_recorded(&self, sends: &[Finished], recorded: Recorded) {
+        let server_collections: BTreeSet<String> = sends
+            .iter()
+            .flat_map(|s| s.outcomes.iter())
+            .flat_map(|o| match o {
+                Outcome::Applied { changes, .. } => changes.iter().map(|c| c.collection.clone()).collect(),
+                _ => Vec::new(),
+            })
+            .collect();
+        for (id, attempt, outcome, error) in recorded.finished {
+            if let Some(e) = &error {
+                *lock(&self.last_error) = Some(e.clone());
+            }
+            self.emit(Event::AttemptFinished { id, attempt, outcome: outcome.to_string(), error });
+        }
+        self.announce(&recorded.changes, server_collections);
+    }
+}
+
+/// The HTTP status and error text an attempt's history records for an outcome.
+fn describe(outcome: &Outcome) -> (Option<u16>, Option<String>) {
+    match outcome {
+        Outcome::Applied { .. } => (None, None),
+        Outcome::Retry { reason, http_status, .. } => (*http_status, Some(reason.clone())),
+        Outcome::Rejected { code, message } => (None, Some(format!("{code}: {message}"))),
+        Outcome::Conflict { .. } => (Some(409), Some("conflict".into())),
+        Outcome::Unauthorized => (Some(401), Some("unauthorized".into())),
+        Outcome::Offline => (None, Some("server unreachable".into())),
+    }
+}
+
+/// A command id as sent (always a UUID we generated).
+pub(crate) fn parse_id(id: &str) -> CommandId {
+    CommandId(uuid::Uuid::parse_str(id).unwrap_or_default())
+}
