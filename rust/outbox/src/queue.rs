@@ -338,29 +338,39 @@ fn transition(
     now: i64,
     settlement: Option<&Settlement>,
 ) -> Result<Change> {
-    let (id, state, _) = current_state(tx, seq)?;
-    if state != expected || !state.can_become(to) {
-        return Err(Error::InvalidState { id: id.to_string(), state: state.to_string(), action: "move" });
+    let refuse = |tx: &Transaction<'_>| -> Result<Change> {
+        let (id, state, _) = current_state(tx, seq)?;
+        Err(Error::InvalidState { id: id.to_string(), state: state.to_string(), action: "move" })
+    };
+    if !expected.can_become(to) {
+        return refuse(tx);
     }
     let outcome = settlement.map(|s| serde_json::to_string(s).unwrap_or_default());
     let finished = (!to.holds_keys()).then_some(now);
-    tx.prepare_cached(
-        "UPDATE commands SET state = ?2, updated_at = ?3, outcome = COALESCE(?4, outcome), finished_at = ?5 WHERE seq = ?1",
-    )?
-    .execute(params![seq, to.as_str(), now, outcome, finished])?;
+    // The state check and the move are one statement: no row comes back unless the
+    // command was in `expected`.
+    let id: Option<String> = tx
+        .prepare_cached(
+            "UPDATE commands SET state = ?2, updated_at = ?3, outcome = COALESCE(?4, outcome), finished_at = ?5
+             WHERE seq = ?1 AND state = ?6 RETURNING id",
+        )?
+        .query_row(params![seq, to.as_str(), now, outcome, finished, expected.as_str()], |r| r.get(0))
+        .optional()?;
+    let Some(id) = id else { return refuse(tx) };
+    let id =
+        CommandId(uuid::Uuid::parse_str(&id).map_err(|_| Error::Corrupt { detail: format!("bad command id {id}") })?);
     if !to.holds_keys() {
         release_keys(tx, seq)?;
     }
-    Ok(Change { seq, id, from: state, to })
+    Ok(Change { seq, id, from: expected, to })
 }
 
 /// Removes a finished command from its lanes and advances each lane's head.
 fn release_keys(tx: &Transaction<'_>, seq: i64) -> Result<()> {
     let keys: Vec<String> = tx
-        .prepare_cached("SELECT key FROM command_keys WHERE command_seq = ?1")?
+        .prepare_cached("DELETE FROM command_keys WHERE command_seq = ?1 RETURNING key")?
         .query_map(params![seq], |r| r.get(0))?
         .collect::<rusqlite::Result<Vec<_>>>()?;
-    tx.prepare_cached("DELETE FROM command_keys WHERE command_seq = ?1")?.execute(params![seq])?;
     let mut next = tx.prepare_cached("SELECT MIN(command_seq) FROM command_keys WHERE key = ?1")?;
     let mut set_head = tx.prepare_cached("UPDATE lanes SET head_seq = ?2 WHERE key = ?1")?;
     let mut drop_lane = tx.prepare_cached("DELETE FROM lanes WHERE key = ?1")?;
