@@ -71,10 +71,10 @@ impl Outbox {
     ///
     /// Without `force`, refuses with [`Error::UnsentCommands`] while commands the server has
     /// not applied remain (pending, in flight, conflict, wedged or failed): dropping them
-    /// must be the caller's explicit decision.
-    pub fn wipe(&self, force: bool) -> Result<()> {
+    /// must be the caller's explicit decision. Returns how many such commands were dropped.
+    pub fn wipe(&self, force: bool) -> Result<u64> {
         let engine = self.engine()?;
-        let collections: Vec<String> = engine.db.write(|tx| {
+        let (unsent, collections): (u64, Vec<String>) = engine.db.write(|tx| {
             let unsent: i64 = tx.query_row(
                 "SELECT count(*) FROM commands WHERE state IN ('pending', 'in_flight', 'conflict', 'wedged', 'failed')",
                 [],
@@ -93,13 +93,37 @@ impl Outbox {
                  DELETE FROM pending_ops; DELETE FROM commands; DELETE FROM synced_docs; DELETE FROM collection_sync;
                  DELETE FROM meta WHERE key = 'pull_cursor';",
             )?;
-            Ok(collections)
+            Ok((unsent as u64, collections))
         })?;
-        tracing::info!(at = now_ms(), "outbox wiped");
+        tracing::info!(at = now_ms(), dropped_unsent = unsent, "outbox wiped");
         if !collections.is_empty() {
             engine.emit(Event::CollectionsChanged { collections });
         }
-        Ok(())
+        Ok(unsent)
+    }
+
+    /// Logout for good: [`Outbox::wipe`] (same `force` rule), then closes the engine and
+    /// deletes the database file with its `-wal` and `-shm` files. Returns how many unsent
+    /// commands were dropped. Every handle of this engine fails with `Closed` afterwards.
+    pub fn delete_database(&self, force: bool) -> Result<u64> {
+        let dropped = self.wipe(force)?;
+        self.close();
+        let path = self.path().to_path_buf();
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            let mut file = path.clone().into_os_string();
+            file.push(suffix);
+            match std::fs::remove_file(&file) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(Error::Open(crate::OpenError::Unwritable {
+                        path: std::path::PathBuf::from(file),
+                        detail: format!("cannot delete: {e}"),
+                    }))
+                }
+            }
+        }
+        Ok(dropped)
     }
 }
 

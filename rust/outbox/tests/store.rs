@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use common::*;
 use outbox::{
-    CommandState, Config, DocChange, DocStatus, EnqueueRequest, Error, Event, OpKind, OpenError, Outbox, Outcome,
-    PullOutcome, Query, Resolution,
+    CommandState, Config, DocChange, DocStatus, EnqueueRequest, Error, Event, MutatorSpec, OpKind, OpenError, Outbox,
+    Outcome, PullOutcome, Query, Resolution,
 };
 use serde_json::{json, Value};
 
@@ -396,11 +396,30 @@ async fn wipe_refuses_unsent_commands_unless_forced_and_then_clears_everything()
         .unwrap();
     assert!(matches!(h.outbox.wipe(false), Err(Error::UnsentCommands { count: 1 })));
     assert_eq!(h.outbox.status().unwrap().pending, 1, "nothing was dropped");
-    h.outbox.wipe(true).unwrap();
+    assert_eq!(h.outbox.wipe(true).unwrap(), 1, "reports the dropped command");
     assert_eq!(h.outbox.status().unwrap().pending, 0);
     assert_eq!(h.outbox.get("orders", "o1").unwrap(), None);
     // With nothing unsent, wipe needs no force.
-    h.outbox.wipe(false).unwrap();
+    assert_eq!(h.outbox.wipe(false).unwrap(), 0);
+}
+
+#[test]
+fn delete_database_refuses_unsent_commands_then_removes_every_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("logout.db");
+    let ob = Outbox::open(Config::new(&path, "alice", "ws-1")).unwrap();
+    ob.register_mutator("note", MutatorSpec::default()).unwrap();
+    ob.enqueue(EnqueueRequest::new("note", r#"{"id":"n1"}"#)).unwrap();
+    assert!(matches!(ob.delete_database(false), Err(Error::UnsentCommands { count: 1 })));
+    assert!(path.exists(), "refused: the file stays");
+    assert_eq!(ob.status().unwrap().pending, 1, "refused: nothing dropped");
+    assert_eq!(ob.delete_database(true).unwrap(), 1);
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(left.is_empty(), "database, WAL and SHM are gone: {left:?}");
+    assert!(matches!(ob.status(), Err(Error::Closed)));
+    // The user can sign in again: a fresh database at the same path.
+    let again = Outbox::open(Config::new(&path, "alice", "ws-1")).unwrap();
+    assert_eq!(again.status().unwrap().pending, 0);
 }
 
 #[test]

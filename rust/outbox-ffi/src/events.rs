@@ -1,0 +1,174 @@
+//! Engine events and the `status()` snapshot as they cross the boundary.
+
+use outbox::{Event as CoreEvent, Status as CoreStatus};
+
+use crate::types::CommandState;
+
+/// A document named by collection and id.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct DocRef {
+    /// Collection name.
+    pub collection: String,
+    /// Document id.
+    pub id: String,
+}
+
+/// Something that happened in the engine. Delivered to an `EventListener` after the state
+/// it describes is committed.
+#[derive(Debug, Clone, PartialEq, uniffi::Enum)]
+pub enum OutboxEvent {
+    /// A command was durably enqueued.
+    Enqueued {
+        /// The command.
+        id: String,
+        /// Its mutator.
+        mutator: String,
+    },
+    /// An attempt began.
+    AttemptStarted {
+        /// The command.
+        id: String,
+        /// 1-based attempt number.
+        attempt: u32,
+    },
+    /// An attempt ended.
+    AttemptFinished {
+        /// The command.
+        id: String,
+        /// 1-based attempt number.
+        attempt: u32,
+        /// `applied`, `retry`, `rejected`, `conflict`, `unauthorized` or `offline`.
+        outcome: String,
+        /// The failure, if any.
+        error: Option<String>,
+    },
+    /// A command moved between states.
+    StateChanged {
+        /// The command.
+        id: String,
+        /// Previous state.
+        from: CommandState,
+        /// New state.
+        to: CommandState,
+    },
+    /// Connectivity as reported by the platform.
+    OnlineChanged {
+        /// Whether the device is online.
+        online: bool,
+    },
+    /// App lifecycle as reported by the platform.
+    ForegroundChanged {
+        /// Whether the app is in the foreground.
+        foreground: bool,
+    },
+    /// This engine became, or stopped being, the drainer for its file.
+    LeaseChanged {
+        /// Whether this engine now sends.
+        is_drainer: bool,
+    },
+    /// The server refused the credentials; sending pauses with backoff.
+    AuthRequired,
+    /// Nothing is in flight and nothing is ready to send right now.
+    Idle,
+    /// Documents in these collections may read differently now.
+    CollectionsChanged {
+        /// Affected collections.
+        collections: Vec<String>,
+    },
+    /// A command failed and its optimistic changes are no longer shown.
+    RolledBack {
+        /// The command.
+        id: String,
+        /// Why (`dependency_failed` when a predecessor failed).
+        code: String,
+        /// Human-readable reason.
+        message: String,
+        /// The documents it had changed.
+        docs: Vec<DocRef>,
+    },
+    /// A pull from the server's change feed completed.
+    Synced,
+    /// This listener fell behind and missed `missed` events; re-read `status()`.
+    Lagged {
+        /// How many events were dropped for this listener.
+        missed: u64,
+    },
+}
+
+/// A snapshot of the queue, for status bars and offline banners.
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct Status {
+    /// Commands waiting to be sent (including those waiting for a retry).
+    pub pending: u64,
+    /// Commands being sent now.
+    pub in_flight: u64,
+    /// Permanently rejected commands not yet discarded.
+    pub failed: u64,
+    /// Commands waiting for conflict resolution.
+    pub conflict: u64,
+    /// Commands whose attempts are exhausted.
+    pub wedged: u64,
+    /// Succeeded commands still kept for inspection.
+    pub succeeded: u64,
+    /// Age of the oldest unfinished command, ms.
+    pub oldest_pending_age_ms: Option<u64>,
+    /// Time until the next scheduled retry, ms.
+    pub next_attempt_in_ms: Option<u64>,
+    /// The last failure reported by an attempt.
+    pub last_error: Option<String>,
+    /// Whether the platform reports the device online.
+    pub online: bool,
+    /// Whether the app is in the foreground.
+    pub foreground: bool,
+    /// Whether this engine holds the drainer lease.
+    pub is_drainer: bool,
+}
+
+impl From<CoreEvent> for OutboxEvent {
+    fn from(e: CoreEvent) -> Self {
+        match e {
+            CoreEvent::Enqueued { id, mutator } => OutboxEvent::Enqueued { id: id.to_string(), mutator },
+            CoreEvent::AttemptStarted { id, attempt } => OutboxEvent::AttemptStarted { id: id.to_string(), attempt },
+            CoreEvent::AttemptFinished { id, attempt, outcome, error } => {
+                OutboxEvent::AttemptFinished { id: id.to_string(), attempt, outcome, error }
+            }
+            CoreEvent::StateChanged { id, from, to } => {
+                OutboxEvent::StateChanged { id: id.to_string(), from: from.into(), to: to.into() }
+            }
+            CoreEvent::OnlineChanged { online } => OutboxEvent::OnlineChanged { online },
+            CoreEvent::ForegroundChanged { foreground } => OutboxEvent::ForegroundChanged { foreground },
+            CoreEvent::LeaseChanged { is_drainer } => OutboxEvent::LeaseChanged { is_drainer },
+            CoreEvent::AuthRequired => OutboxEvent::AuthRequired,
+            CoreEvent::Idle => OutboxEvent::Idle,
+            CoreEvent::CollectionsChanged { collections } => OutboxEvent::CollectionsChanged { collections },
+            CoreEvent::RolledBack { id, code, message, docs } => OutboxEvent::RolledBack {
+                id: id.to_string(),
+                code,
+                message,
+                docs: docs.into_iter().map(|(collection, id)| DocRef { collection, id }).collect(),
+            },
+            CoreEvent::Synced => OutboxEvent::Synced,
+            CoreEvent::Lagged { missed } => OutboxEvent::Lagged { missed },
+        }
+    }
+}
+
+impl From<CoreStatus> for Status {
+    fn from(s: CoreStatus) -> Self {
+        let ms = |d: std::time::Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        Status {
+            pending: s.pending,
+            in_flight: s.in_flight,
+            failed: s.failed,
+            conflict: s.conflict,
+            wedged: s.wedged,
+            succeeded: s.succeeded,
+            oldest_pending_age_ms: s.oldest_pending_age.map(ms),
+            next_attempt_in_ms: s.next_attempt_in.map(ms),
+            last_error: s.last_error,
+            online: s.online,
+            foreground: s.foreground,
+            is_drainer: s.is_drainer,
+        }
+    }
+}

@@ -1,0 +1,38 @@
+//! UniFFI surface of the Outbox engine, for Kotlin, Swift and React Native.
+//!
+//! A thin shell over the `outbox` core crate: each exported item converts its arguments,
+//! calls the core and converts the result. JSON crosses as text, ids as strings, times
+//! and durations as milliseconds. One error type, [`OutboxError`], with a stable
+//! [`OutboxError::code`]. Foreign traits: [`TokenProvider`], [`Transport`],
+//! [`EventListener`], [`DocsListener`] and [`Logger`]. No panic crosses the boundary.
+#![warn(missing_docs)]
+
+mod callbacks;
+mod error;
+mod events;
+mod logging;
+mod outbox;
+mod subscription;
+mod types;
+
+pub use crate::callbacks::{
+    DocChange, DocsListener, EventListener, LogLevel, Logger, Outcome, OutgoingCommand, PullOutcome, TokenProvider,
+    Transport,
+};
+pub use crate::error::{OutboxError, TokenError};
+pub use crate::events::{DocRef, OutboxEvent, Status};
+pub use crate::logging::{dropped_log_records, set_logger};
+pub use crate::outbox::{Edit, Outbox};
+pub use crate::subscription::Subscription;
+pub use crate::types::{
+    Attempt, Command, CommandState, Doc, DocStatus, DrainReport, Durability, EnqueueRequest, Filter, MutatorOptions,
+    OpKind, OptimisticOp, OutboxConfig, PeekFilter, Query, Resolution, Settlement,
+};
+
+/// The version of the Outbox library.
+#[uniffi::export]
+pub fn outbox_version() -> String {
+    env!("CARGO_PKG_VERSION").to_string()
+}
+
+uniffi::setup_scaffolding!();

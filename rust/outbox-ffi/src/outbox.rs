@@ -1,0 +1,434 @@
+//! The exported `Outbox` object: converts arguments, forwards to the core engine
+//! (`outbox::Outbox`) and converts results. No queue behaviour lives here.
+//!
+//! Every call runs inside a panic guard: a panic in the core becomes
+//! [`OutboxError::Internal`] instead of unwinding into the host. Async calls run on the
+//! core's tokio runtime; listeners are called from runtime tasks, never inside a call.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Duration;
+
+use outbox::http::{HttpConfig, HttpTransport};
+use outbox::{Config as CoreConfig, Edit as CoreEdit, Outbox as CoreOutbox, Transport as CoreTransport};
+
+use crate::callbacks::{
+    call_foreign, DocsListener, EventListener, TokenBridge, TokenProvider, Transport, TransportBridge,
+};
+use crate::error::OutboxError;
+use crate::events::Status;
+use crate::subscription::Subscription;
+use crate::types::{
+    ms, parse_id, Command, Doc, DrainReport, EnqueueRequest, MutatorOptions, OutboxConfig, PeekFilter, Query,
+    Resolution,
+};
+
+/// Runs a synchronous call, turning a panic into [`OutboxError::Internal`].
+pub(crate) fn guard<T>(f: impl FnOnce() -> Result<T, OutboxError>) -> Result<T, OutboxError> {
+    std::panic::catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|p| Err(OutboxError::panic(p.as_ref())))
+}
+
+/// Runs an async call on the core's runtime, turning a panic into [`OutboxError::Internal`].
+pub(crate) async fn run<T, F>(fut: F) -> Result<T, OutboxError>
+where
+    T: Send + 'static,
+    F: Future<Output = Result<T, OutboxError>> + Send + 'static,
+{
+    match outbox::runtime::handle().spawn(fut).await {
+        Ok(r) => r,
+        Err(e) if e.is_panic() => Err(OutboxError::panic(e.into_panic().as_ref())),
+        Err(_) => Err(OutboxError::Closed { detail: "the outbox runtime stopped".into() }),
+    }
+}
+
+/// An edit of never-attempted pending commands (see `edit_pending`).
+#[derive(Debug, Clone, PartialEq, uniffi::Enum)]
+pub enum Edit {
+    /// Replace a command's args (JSON text).
+    Rewrite {
+        /// The command.
+        id: String,
+        /// New args as JSON text.
+        args: String,
+    },
+    /// Drop a command (discarded; its optimistic changes rolled back).
+    Drop {
+        /// The command.
+        id: String,
+    },
+    /// Fold `ids` into `into`, which gets `args`; all must hold the same keys.
+    Squash {
+        /// The command that remains.
+        into: String,
+        /// The commands folded into it.
+        ids: Vec<String>,
+        /// The remaining command's new args (JSON text).
+        args: String,
+    },
+}
+
+/// An offline-first write queue and local store over one SQLite file.
+///
+/// Open one per (user, workspace) database file; opening the same path again in this
+/// process returns the same engine. Commands are durable when `enqueue` returns, sent in
+/// per-key order with retries, and applied once by the server.
+#[derive(uniffi::Object)]
+pub struct Outbox {
+    inner: CoreOutbox,
+}
+
+#[uniffi::export(async_runtime = "tokio")]
+impl Outbox {
+    /// Opens (creating or migrating) the database and starts the engine.
+    ///
+    /// Commands go to `transport` when given, else over HTTP to `config.server_url` with
+    /// tokens from `token_provider` (required then), else nowhere (they stay queued). A
+    /// corrupt database or one from a newer version is refused and left untouched.
+    #[uniffi::constructor]
+    pub fn open(
+        config: OutboxConfig,
+        token_provider: Option<Arc<dyn TokenProvider>>,
+        transport: Option<Arc<dyn Transport>>,
+    ) -> Result<Arc<Outbox>, OutboxError> {
+        guard(|| {
+            let _runtime = outbox::runtime::handle().enter();
+            let core = core_config(config, token_provider, transport)?;
+            Ok(Arc::new(Outbox { inner: CoreOutbox::open(core)? }))
+        })
+    }
+
+    /// Allows `name` to be enqueued, with its key pointers and size limit.
+    pub fn register_mutator(&self, name: String, options: MutatorOptions) -> Result<(), OutboxError> {
+        guard(|| Ok(self.inner.register_mutator(&name, options.into())?))
+    }
+
+    /// Durably enqueues a command with its optimistic changes and returns its id. When
+    /// this returns the command is on disk; bad input is refused and nothing is written.
+    pub fn enqueue(&self, request: EnqueueRequest) -> Result<String, OutboxError> {
+        guard(|| Ok(self.inner.enqueue(request.try_into()?)?.to_string()))
+    }
+
+    /// Waits until the command settles (succeeded, failed, conflict, wedged or discarded)
+    /// and returns how. Works across restarts: the state is read from the database.
+    pub async fn wait_for(&self, id: String) -> Result<crate::types::Settlement, OutboxError> {
+        let inner = self.inner.clone();
+        run(async move {
+            let id = parse_id(&id)?;
+            Ok(inner.wait_for(&id).await?.into())
+        })
+        .await
+    }
+
+    /// One command with its attempt history.
+    pub fn command(&self, id: String) -> Result<Command, OutboxError> {
+        guard(|| Ok(self.inner.command(&parse_id(&id)?)?.into()))
+    }
+
+    /// Commands in enqueue order, filtered.
+    pub fn peek(&self, filter: PeekFilter) -> Result<Vec<Command>, OutboxError> {
+        guard(|| Ok(self.inner.peek(&filter.into())?.into_iter().map(Into::into).collect()))
+    }
+
+    /// Sends a `wedged` command again with a fresh attempt budget.
+    pub fn retry(&self, id: String) -> Result<(), OutboxError> {
+        guard(|| Ok(self.inner.retry(&parse_id(&id)?)?))
+    }
+
+    /// Gives up a command that is pending, failed, in conflict or wedged; its optimistic
+    /// changes are rolled back. This is the explicit decision that drops a command.
+    pub fn discard(&self, id: String) -> Result<(), OutboxError> {
+        guard(|| Ok(self.inner.discard(&parse_id(&id)?)?))
+    }
+
+    /// Resolves a command in `conflict`: send again with new args, or discard.
+    pub fn resolve_conflict(&self, id: String, resolution: Resolution) -> Result<(), OutboxError> {
+        guard(|| Ok(self.inner.resolve_conflict(&parse_id(&id)?, resolution.into())?))
+    }
+
+    /// Rewrites, drops or squashes never-attempted pending commands, all or none.
+    pub fn edit_pending(&self, edits: Vec<Edit>) -> Result<(), OutboxError> {
+        guard(|| {
+            let edits = edits.into_iter().map(CoreEdit::try_from).collect::<Result<Vec<_>, _>>()?;
+            Ok(self.inner.edit_pending(&edits)?)
+        })
+    }
+
+    /// One document with pending changes applied, or none.
+    pub fn get(&self, collection: String, id: String) -> Result<Option<Doc>, OutboxError> {
+        guard(|| Ok(self.inner.get(&collection, &id)?.map(Into::into)))
+    }
+
+    /// Documents matching `query`, with pending changes applied.
+    pub fn list(&self, collection: String, query: Query) -> Result<Vec<Doc>, OutboxError> {
+        guard(|| Ok(self.inner.list(&collection, &query.try_into()?)?.into_iter().map(Into::into).collect()))
+    }
+
+    /// How many documents match `query` (limit and offset ignored).
+    pub fn count(&self, collection: String, query: Query) -> Result<u64, OutboxError> {
+        guard(|| Ok(self.inner.count(&collection, &query.try_into()?)?))
+    }
+
+    /// Indexes a top-level field so filters and ordering on it stay fast.
+    pub fn create_index(&self, collection: String, field: String) -> Result<(), OutboxError> {
+        guard(|| Ok(self.inner.create_index(&collection, &field)?))
+    }
+
+    /// When each collection last received server data (Unix ms), by collection.
+    pub fn last_synced_at(&self) -> Result<HashMap<String, i64>, OutboxError> {
+        guard(|| Ok(self.inner.last_synced_at()?.into_iter().collect()))
+    }
+
+    /// Live query: `listener` gets the current result, then every changed result (bursts
+    /// are coalesced). Cancel the returned handle (or drop it) to stop.
+    pub fn watch(
+        &self,
+        collection: String,
+        query: Query,
+        listener: Arc<dyn DocsListener>,
+    ) -> Result<Arc<Subscription>, OutboxError> {
+        guard(|| {
+            let mut watch = self.inner.watch(&collection, query.try_into()?)?;
+            let task = outbox::runtime::handle().spawn(async move {
+                while let Some(result) = watch.next().await {
+                    let listener = Arc::clone(&listener);
+                    match result {
+                        Ok(docs) => {
+                            let docs = docs.into_iter().map(Into::into).collect();
+                            call_foreign("DocsListener.on_docs", move || listener.on_docs(docs));
+                        }
+                        Err(e) => call_foreign("DocsListener.on_error", move || listener.on_error(e.into())),
+                    }
+                }
+            });
+            Ok(Subscription::new(task))
+        })
+    }
+
+    /// Engine events from now on, in order, delivered to `listener` from an engine thread.
+    /// Cancel the returned handle (or drop it) to stop.
+    pub fn subscribe(&self, listener: Arc<dyn EventListener>) -> Result<Arc<Subscription>, OutboxError> {
+        guard(|| {
+            let mut events = self.inner.subscribe()?;
+            let task = outbox::runtime::handle().spawn(async move {
+                while let Some(event) = events.next().await {
+                    let listener = Arc::clone(&listener);
+                    call_foreign("EventListener.on_event", move || listener.on_event(event.into()));
+                }
+            });
+            Ok(Subscription::new(task))
+        })
+    }
+
+    /// A snapshot of the queue for status bars and offline banners.
+    pub fn status(&self) -> Result<Status, OutboxError> {
+        guard(|| Ok(self.inner.status()?.into()))
+    }
+
+    /// Sends (and pulls) now, e.g. from a "sync now" button.
+    pub fn sync_now(&self) -> Result<(), OutboxError> {
+        guard(|| Ok(self.inner.sync_now()?))
+    }
+
+    /// Reports connectivity; going online starts a drain and a pull.
+    pub fn set_online(&self, online: bool) -> Result<(), OutboxError> {
+        guard(|| Ok(self.inner.set_online(online)?))
+    }
+
+    /// Reports that the app came to the foreground (drains and pulls).
+    pub fn on_foreground(&self) -> Result<(), OutboxError> {
+        guard(|| Ok(self.inner.on_foreground()?))
+    }
+
+    /// Reports that the app went to the background.
+    pub fn on_background(&self) -> Result<(), OutboxError> {
+        guard(|| Ok(self.inner.on_background()?))
+    }
+
+    /// Drains for at most `budget_ms` (a platform background task's time) and reports
+    /// what happened; returns early once nothing is left to send now.
+    pub async fn drain_for(&self, budget_ms: u64) -> Result<DrainReport, OutboxError> {
+        let inner = self.inner.clone();
+        run(async move { Ok(inner.drain_for(Duration::from_millis(budget_ms)).await?.into()) }).await
+    }
+
+    /// Deletes every command, document and cursor in this database (logout). Without
+    /// `force` it refuses while commands the server has not applied remain; with `force`
+    /// they are dropped and their number returned.
+    pub fn wipe(&self, force: bool) -> Result<u64, OutboxError> {
+        guard(|| Ok(self.inner.wipe(force)?))
+    }
+
+    /// Logout for good: `wipe(force)`, then closes the engine and deletes the database
+    /// file with its `-wal` and `-shm` files. Returns how many unsent commands were dropped.
+    pub fn delete_database(&self, force: bool) -> Result<u64, OutboxError> {
+        guard(|| Ok(self.inner.delete_database(force)?))
+    }
+
+    /// The database file this engine uses.
+    pub fn path(&self) -> String {
+        self.inner.path().display().to_string()
+    }
+
+    /// Stops the engine: in-flight sends are abandoned and resume, under the same
+    /// idempotency keys, at the next open. Calls after this fail with `Closed`. (Named
+    /// `shutdown` because `close` is the bindings' own "free this handle" in Kotlin and
+    /// Swift; freeing a handle does not stop the engine, this does.)
+    pub fn shutdown(&self) {
+        let _ = guard(|| {
+            self.inner.close();
+            Ok(())
+        });
+    }
+}
+
+fn core_config(
+    config: OutboxConfig,
+    token_provider: Option<Arc<dyn TokenProvider>>,
+    transport: Option<Arc<dyn Transport>>,
+) -> Result<CoreConfig, OutboxError> {
+    let mut core = CoreConfig::new(config.path, config.user_id, config.workspace_id.clone());
+    core.start_online = config.start_online;
+    if let Some(d) = config.durability {
+        core.durability = d.into();
+    }
+    core.max_size_bytes = config.max_size_bytes;
+    if let Some(n) = config.max_concurrency {
+        core.max_concurrency = n as usize;
+    }
+    if let Some(n) = config.max_batch_size {
+        core.max_batch_size = n as usize;
+    }
+    if let Some(n) = config.max_attempts {
+        core.retry.max_attempts = n;
+    }
+    if let Some(d) = ms(config.retry_base_ms) {
+        core.retry.base = d;
+    }
+    if let Some(d) = ms(config.retry_cap_ms) {
+        core.retry.cap = d;
+    }
+    if let Some(d) = ms(config.attempt_timeout_ms) {
+        core.attempt_timeout = d;
+    }
+    if let Some(d) = ms(config.lease_ttl_ms) {
+        core.lease_ttl = d;
+    }
+    if let Some(d) = ms(config.retention_ms) {
+        core.retention = d;
+    }
+    core.transport = match (transport, config.server_url) {
+        (Some(t), _) => Some(Arc::new(TransportBridge(t)) as Arc<dyn CoreTransport>),
+        (None, Some(url)) => {
+            let tokens = token_provider
+                .ok_or_else(|| OutboxError::config("server_url is set but no token_provider was given"))?;
+            let http = HttpTransport::new(HttpConfig::new(url, config.workspace_id), Arc::new(TokenBridge(tokens)))
+                .map_err(|e| OutboxError::config(e.to_string()))?;
+            Some(Arc::new(http) as Arc<dyn CoreTransport>)
+        }
+        (None, None) => None,
+    };
+    Ok(core)
+}
+
+impl TryFrom<Edit> for CoreEdit {
+    type Error = OutboxError;
+    fn try_from(e: Edit) -> Result<Self, OutboxError> {
+        Ok(match e {
+            Edit::Rewrite { id, args } => CoreEdit::Rewrite { id: parse_id(&id)?, args },
+            Edit::Drop { id } => CoreEdit::Drop { id: parse_id(&id)? },
+            Edit::Squash { into, ids, args } => CoreEdit::Squash {
+                into: parse_id(&into)?,
+                ids: ids.iter().map(|id| parse_id(id)).collect::<Result<_, _>>()?,
+                args,
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::Settlement;
+
+    #[test]
+    fn a_panic_in_a_sync_call_becomes_internal() {
+        let r: Result<(), OutboxError> = guard(|| panic!("boom in the core"));
+        match r {
+            Err(OutboxError::Internal { details, .. }) => assert_eq!(details, "boom in the core"),
+            other => panic!("expected Internal, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_panic_in_an_async_call_becomes_internal() {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let r: Result<(), OutboxError> = rt.block_on(run(async { panic!("async boom") }));
+        let err = r.unwrap_err();
+        assert_eq!(err.code(), "internal");
+    }
+
+    #[test]
+    fn every_exported_impl_with_async_methods_names_the_tokio_runtime() {
+        for (file, text) in [
+            ("outbox.rs", include_str!("outbox.rs")),
+            ("subscription.rs", include_str!("subscription.rs")),
+            ("logging.rs", include_str!("logging.rs")),
+        ] {
+            let mut attr = "";
+            for line in text.lines().map(str::trim) {
+                if line.starts_with("#[uniffi::export") {
+                    attr = line;
+                }
+                if line.starts_with("pub async fn") {
+                    assert!(
+                        attr.contains("async_runtime = \"tokio\""),
+                        "{file}: {line} lacks async_runtime = \"tokio\""
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn open_enqueue_and_wait_through_the_ffi_types() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = OutboxConfig {
+            path: dir.path().join("ffi.db").display().to_string(),
+            user_id: "alice".into(),
+            workspace_id: "ws-1".into(),
+            server_url: None,
+            start_online: false,
+            max_concurrency: None,
+            max_batch_size: None,
+            max_attempts: None,
+            retry_base_ms: None,
+            retry_cap_ms: None,
+            attempt_timeout_ms: None,
+            lease_ttl_ms: None,
+            durability: None,
+            retention_ms: None,
+            max_size_bytes: None,
+        };
+        let ob = Outbox::open(config, None, None).unwrap();
+        ob.register_mutator("note".into(), MutatorOptions { version: 1, key_pointers: vec![], max_args_bytes: None })
+            .unwrap();
+        let request = EnqueueRequest {
+            mutator: "note".into(),
+            args: r#"{"id":"n1"}"#.into(),
+            keys: vec![],
+            after: vec!["not-a-uuid".into()],
+            ops: vec![],
+            metadata: None,
+        };
+        assert_eq!(ob.enqueue(request.clone()).unwrap_err().code(), "unknown_command");
+        let id = ob.enqueue(EnqueueRequest { after: vec![], ..request }).unwrap();
+        assert_eq!(ob.status().unwrap().pending, 1);
+        ob.discard(id.clone()).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        assert_eq!(rt.block_on(ob.wait_for(id)).unwrap(), Settlement::Discarded);
+        ob.shutdown();
+        assert_eq!(ob.status().unwrap_err().code(), "closed");
+    }
+}
