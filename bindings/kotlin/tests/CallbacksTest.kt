@@ -31,6 +31,7 @@ import uniffi.outbox_ffi.PullOutcome
 import uniffi.outbox_ffi.Query
 import uniffi.outbox_ffi.Settlement
 import uniffi.outbox_ffi.Transport
+import uniffi.outbox_ffi.clearLogger
 import uniffi.outbox_ffi.setLogger
 
 /** A Kotlin transport: applies everything, records what it was sent; can throw once. */
@@ -79,7 +80,7 @@ class CallbacksTest {
     @Test
     fun aKotlinTransportSendsCommandsWithTheirIdempotencyKeys() = runBlocking {
         val transport = RecordingTransport()
-        val ob = Outbox.open(config(tempDb()), null, transport)
+        val ob = Outbox.openWithTransport(config(tempDb()), transport)
         ob.registerMutator("createOrder", MutatorOptions())
         val id = ob.enqueue(order("k-custom"))
         val settled = assertIs<Settlement.Succeeded>(withTimeout(10_000) { ob.waitFor(id) })
@@ -95,7 +96,7 @@ class CallbacksTest {
     @Test
     fun aTransportThatThrowsIsRetriedAndTheEngineGoesOn() = runBlocking {
         val transport = RecordingTransport(throwFirst = true)
-        val ob = Outbox.open(config(tempDb()), null, transport)
+        val ob = Outbox.openWithTransport(config(tempDb()), transport)
         ob.registerMutator("createOrder", MutatorOptions())
         val id = ob.enqueue(order("k-throws"))
         assertIs<Settlement.Succeeded>(withTimeout(10_000) { ob.waitFor(id) })
@@ -193,7 +194,7 @@ class CallbacksTest {
         assertEquals(1uL, ob.wipe(true))
         eventually("the wipe is logged") { lines.any { it.contains("outbox wiped") && it.startsWith("INFO") } }
         assertTrue(lines.none { it.contains("k-log") }, "no args in logs: $lines")
-        setLogger(null, LogLevel.INFO)
+        clearLogger()
         ob.shutdown()
     }
 }

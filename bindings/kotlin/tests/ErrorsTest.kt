@@ -50,7 +50,7 @@ class ErrorsTest {
         val db = tempDb()
         val garbage = ByteArray(8192) { (it * 31 % 251).toByte() }
         db.writeBytes(garbage)
-        val e = assertFailsWith<OutboxException.DbCorrupt> { Outbox.open(config(db), null, null) }
+        val e = assertFailsWith<OutboxException.DbCorrupt> { Outbox.open(config(db)) }
         assertEquals("db_corrupt", e.code())
         assertTrue(garbage.contentEquals(db.readBytes()), "the file is byte-for-byte untouched")
     }
@@ -58,11 +58,11 @@ class ErrorsTest {
     @Test
     fun anUnwritableLocationAndABadConfigAreTypedErrors() {
         val cfg = OutboxConfig(path = "/proc/outbox-cannot-live-here/o.db", userId = "alice", workspaceId = "ws-1")
-        assertEquals("db_unwritable", assertFailsWith<OutboxException.DbUnwritable> { Outbox.open(cfg, null, null) }.code())
+        assertEquals("db_unwritable", assertFailsWith<OutboxException.DbUnwritable> { Outbox.open(cfg) }.code())
         val noTokens = config(tempDb()).copy(serverUrl = "http://127.0.0.1:9")
-        assertEquals("invalid_config", assertFailsWith<OutboxException.InvalidConfig> { Outbox.open(noTokens, null, null) }.code())
+        assertEquals("invalid_config", assertFailsWith<OutboxException.InvalidConfig> { Outbox.open(noTokens) }.code())
         val zero = config(tempDb()).copy(maxConcurrency = 0u)
-        assertEquals("invalid_config", assertFailsWith<OutboxException.InvalidConfig> { Outbox.open(zero, null, null) }.code())
+        assertEquals("invalid_config", assertFailsWith<OutboxException.InvalidConfig> { Outbox.open(zero) }.code())
     }
 
     @Test
@@ -74,7 +74,7 @@ class ErrorsTest {
 
     @Test
     fun aFullDiskIsStorageFullAndLosesNothingAlreadyQueued() {
-        val ob = Outbox.open(config(tempDb()).copy(startOnline = false, maxSizeBytes = 256uL * 1024uL), null, null)
+        val ob = Outbox.open(config(tempDb()).copy(startOnline = false, maxSizeBytes = 256uL * 1024uL))
         ob.registerMutator("createOrder", MutatorOptions())
         var queued = 0
         val e = assertFailsWith<OutboxException.StorageFull> {

@@ -75,7 +75,8 @@ fun config(db: File, server: TestServer? = null, online: Boolean = true) = Outbo
 
 /** Opens an outbox with `createOrder` and `put` registered. */
 fun openOutbox(db: File, server: TestServer? = null, online: Boolean = true, tokens: TokenProvider? = null): Outbox {
-    val ob = Outbox.open(config(db, server, online), tokens ?: if (server != null) CountingTokens() else null, null)
+    val cfg = config(db, server, online)
+    val ob = if (server != null) Outbox.openWithTokens(cfg, tokens ?: CountingTokens()) else Outbox.open(cfg)
     ob.registerMutator("createOrder", MutatorOptions())
     ob.registerMutator("put", MutatorOptions())
     return ob

@@ -21,7 +21,7 @@ pub use crate::callbacks::{
 };
 pub use crate::error::{OutboxError, TokenError};
 pub use crate::events::{DocRef, OutboxEvent, Status};
-pub use crate::logging::{dropped_log_records, set_logger};
+pub use crate::logging::{clear_logger, dropped_log_records, set_logger};
 pub use crate::outbox::{Edit, Outbox};
 pub use crate::subscription::Subscription;
 pub use crate::types::{

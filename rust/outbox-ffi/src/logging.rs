@@ -32,10 +32,22 @@ static SINK: RwLock<Option<Sink>> = RwLock::new(None);
 static INSTALL: Once = Once::new();
 static DROPPED: AtomicU64 = AtomicU64::new(0);
 
-/// Sends the library's log records at `level` and above to `logger`; `None` stops logging.
-/// May be called at any time; the last call wins.
+/// Sends the library's log records at `level` and above to `logger`. May be called at any
+/// time; the last call wins. [`clear_logger`] stops logging.
 #[uniffi::export]
-pub fn set_logger(logger: Option<Arc<dyn Logger>>, level: LogLevel) {
+pub fn set_logger(logger: Arc<dyn Logger>, level: LogLevel) {
+    install(Some(logger), level);
+}
+
+/// Stops sending log records to the app.
+#[uniffi::export]
+pub fn clear_logger() {
+    install(None, LogLevel::Error);
+}
+
+// The logger is not an `Option` parameter: uniffi-bindgen-react-native 0.31.0-5 cannot
+// lower an optional foreign-trait object (see docs/react-native.md).
+fn install(logger: Option<Arc<dyn Logger>>, level: LogLevel) {
     INSTALL.call_once(|| {
         let subscriber = tracing_subscriber::registry().with(ForwardLayer);
         // A Rust host may already have its own subscriber; then it keeps the records.

@@ -81,22 +81,45 @@ pub struct Outbox {
 
 #[uniffi::export(async_runtime = "tokio")]
 impl Outbox {
-    /// Opens (creating or migrating) the database and starts the engine.
-    ///
-    /// Commands go to `transport` when given, else over HTTP to `config.server_url` with
-    /// tokens from `token_provider` (required then), else nowhere (they stay queued). A
+    /// Opens (creating or migrating) the database and starts the engine with no network:
+    /// commands stay queued (use `open_with_tokens` or `open_with_transport` to send). A
     /// corrupt database or one from a newer version is refused and left untouched.
     #[uniffi::constructor]
-    pub fn open(
+    pub fn open(config: OutboxConfig) -> Result<Arc<Outbox>, OutboxError> {
+        if config.server_url.is_some() {
+            return Err(OutboxError::config("server_url is set: open with open_with_tokens to supply a TokenProvider"));
+        }
+        Self::open_inner(config, None)
+    }
+
+    /// Opens the database and sends commands over HTTP to `config.server_url` (required),
+    /// asking `token_provider` for a bearer token before every request.
+    #[uniffi::constructor]
+    pub fn open_with_tokens(
         config: OutboxConfig,
-        token_provider: Option<Arc<dyn TokenProvider>>,
-        transport: Option<Arc<dyn Transport>>,
+        token_provider: Arc<dyn TokenProvider>,
     ) -> Result<Arc<Outbox>, OutboxError> {
         guard(|| {
+            let url =
+                config.server_url.clone().ok_or_else(|| OutboxError::config("open_with_tokens needs server_url"))?;
             let _runtime = outbox::runtime::handle().enter();
-            let core = core_config(config, token_provider, transport)?;
-            Ok(Arc::new(Outbox { inner: CoreOutbox::open(core)? }))
+            let http = HttpTransport::new(
+                HttpConfig::new(url, config.workspace_id.clone()),
+                Arc::new(TokenBridge(token_provider)),
+            )
+            .map_err(|e| OutboxError::config(e.to_string()))?;
+            Self::open_inner(config, Some(Arc::new(http)))
         })
+    }
+
+    /// Opens the database and sends commands through the app's own `transport` (its own
+    /// network stack). `config.server_url` is ignored.
+    #[uniffi::constructor]
+    pub fn open_with_transport(
+        config: OutboxConfig,
+        transport: Arc<dyn Transport>,
+    ) -> Result<Arc<Outbox>, OutboxError> {
+        Self::open_inner(config, Some(Arc::new(TransportBridge(transport))))
     }
 
     /// Allows `name` to be enqueued, with its key pointers and size limit.
@@ -283,11 +306,16 @@ impl Outbox {
     }
 }
 
-fn core_config(
-    config: OutboxConfig,
-    token_provider: Option<Arc<dyn TokenProvider>>,
-    transport: Option<Arc<dyn Transport>>,
-) -> Result<CoreConfig, OutboxError> {
+impl Outbox {
+    fn open_inner(config: OutboxConfig, transport: Option<Arc<dyn CoreTransport>>) -> Result<Arc<Outbox>, OutboxError> {
+        guard(|| {
+            let _runtime = outbox::runtime::handle().enter();
+            Ok(Arc::new(Outbox { inner: CoreOutbox::open(core_config(config, transport))? }))
+        })
+    }
+}
+
+fn core_config(config: OutboxConfig, transport: Option<Arc<dyn CoreTransport>>) -> CoreConfig {
     let mut core = CoreConfig::new(config.path, config.user_id, config.workspace_id.clone());
     core.start_online = config.start_online;
     if let Some(d) = config.durability {
@@ -318,18 +346,8 @@ fn core_config(
     if let Some(d) = ms(config.retention_ms) {
         core.retention = d;
     }
-    core.transport = match (transport, config.server_url) {
-        (Some(t), _) => Some(Arc::new(TransportBridge(t)) as Arc<dyn CoreTransport>),
-        (None, Some(url)) => {
-            let tokens = token_provider
-                .ok_or_else(|| OutboxError::config("server_url is set but no token_provider was given"))?;
-            let http = HttpTransport::new(HttpConfig::new(url, config.workspace_id), Arc::new(TokenBridge(tokens)))
-                .map_err(|e| OutboxError::config(e.to_string()))?;
-            Some(Arc::new(http) as Arc<dyn CoreTransport>)
-        }
-        (None, None) => None,
-    };
-    Ok(core)
+    core.transport = transport;
+    core
 }
 
 impl TryFrom<Edit> for CoreEdit {
@@ -411,7 +429,7 @@ mod tests {
             retention_ms: None,
             max_size_bytes: None,
         };
-        let ob = Outbox::open(config, None, None).unwrap();
+        let ob = Outbox::open(config).unwrap();
         ob.register_mutator("note".into(), MutatorOptions { version: 1, key_pointers: vec![], max_args_bytes: None })
             .unwrap();
         let request = EnqueueRequest {

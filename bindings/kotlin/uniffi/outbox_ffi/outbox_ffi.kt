@@ -767,6 +767,8 @@ internal object IntegrityCheckingUniffiLib {
     }
     external fun uniffi_outbox_ffi_checksum_func_outbox_version(
     ): Int
+    external fun uniffi_outbox_ffi_checksum_func_clear_logger(
+    ): Int
     external fun uniffi_outbox_ffi_checksum_func_dropped_log_records(
     ): Int
     external fun uniffi_outbox_ffi_checksum_func_set_logger(
@@ -843,6 +845,10 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_outbox_ffi_checksum_constructor_outbox_open(
     ): Int
+    external fun uniffi_outbox_ffi_checksum_constructor_outbox_open_with_tokens(
+    ): Int
+    external fun uniffi_outbox_ffi_checksum_constructor_outbox_open_with_transport(
+    ): Int
     external fun ffi_outbox_ffi_uniffi_contract_version(
     ): Int
 
@@ -914,7 +920,11 @@ external fun uniffi_outbox_ffi_fn_clone_outbox(`handle`: Long,uniffi_out_err: Un
 ): Long
 external fun uniffi_outbox_ffi_fn_free_outbox(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
 ): Unit
-external fun uniffi_outbox_ffi_fn_constructor_outbox_open(`config`: RustBuffer.ByValue,`tokenProvider`: RustBuffer.ByValue,`transport`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+external fun uniffi_outbox_ffi_fn_constructor_outbox_open(`config`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+): Long
+external fun uniffi_outbox_ffi_fn_constructor_outbox_open_with_tokens(`config`: RustBuffer.ByValue,`tokenProvider`: Long,uniffi_out_err: UniffiRustCallStatus, 
+): Long
+external fun uniffi_outbox_ffi_fn_constructor_outbox_open_with_transport(`config`: RustBuffer.ByValue,`transport`: Long,uniffi_out_err: UniffiRustCallStatus, 
 ): Long
 external fun uniffi_outbox_ffi_fn_method_outbox_command(`ptr`: Long,`id`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
 ): RustBuffer.ByValue
@@ -980,9 +990,11 @@ external fun uniffi_outbox_ffi_fn_method_outboxerror_code(`ptr`: RustBuffer.ByVa
 ): RustBuffer.ByValue
 external fun uniffi_outbox_ffi_fn_func_outbox_version(uniffi_out_err: UniffiRustCallStatus, 
 ): RustBuffer.ByValue
+external fun uniffi_outbox_ffi_fn_func_clear_logger(uniffi_out_err: UniffiRustCallStatus, 
+): Unit
 external fun uniffi_outbox_ffi_fn_func_dropped_log_records(uniffi_out_err: UniffiRustCallStatus, 
 ): Long
-external fun uniffi_outbox_ffi_fn_func_set_logger(`logger`: RustBuffer.ByValue,`level`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+external fun uniffi_outbox_ffi_fn_func_set_logger(`logger`: Long,`level`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
 ): Unit
 external fun ffi_outbox_ffi_rustbuffer_alloc(`size`: Long,uniffi_out_err: UniffiRustCallStatus, 
 ): RustBuffer.ByValue
@@ -1106,10 +1118,13 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if (lib.uniffi_outbox_ffi_checksum_func_outbox_version() != 55419) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if (lib.uniffi_outbox_ffi_checksum_func_clear_logger() != 46962) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if (lib.uniffi_outbox_ffi_checksum_func_dropped_log_records() != 63893) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if (lib.uniffi_outbox_ffi_checksum_func_set_logger() != 3779) {
+    if (lib.uniffi_outbox_ffi_checksum_func_set_logger() != 65036) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if (lib.uniffi_outbox_ffi_checksum_method_docslistener_on_docs() != 39898) {
@@ -1217,7 +1232,13 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if (lib.uniffi_outbox_ffi_checksum_method_subscription_is_finished() != 23356) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if (lib.uniffi_outbox_ffi_checksum_constructor_outbox_open() != 47883) {
+    if (lib.uniffi_outbox_ffi_checksum_constructor_outbox_open() != 22384) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if (lib.uniffi_outbox_ffi_checksum_constructor_outbox_open_with_tokens() != 46408) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if (lib.uniffi_outbox_ffi_checksum_constructor_outbox_open_with_transport() != 55416) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
 }
@@ -3520,18 +3541,48 @@ open class Outbox: Disposable, AutoCloseable, OutboxInterface
     companion object {
         
     /**
-     * Opens (creating or migrating) the database and starts the engine.
-     *
-     * Commands go to `transport` when given, else over HTTP to `config.server_url` with
-     * tokens from `token_provider` (required then), else nowhere (they stay queued). A
+     * Opens (creating or migrating) the database and starts the engine with no network:
+     * commands stay queued (use `open_with_tokens` or `open_with_transport` to send). A
      * corrupt database or one from a newer version is refused and left untouched.
      */
-    @Throws(OutboxException::class) fun `open`(`config`: OutboxConfig, `tokenProvider`: TokenProvider?, `transport`: Transport?): Outbox {
+    @Throws(OutboxException::class) fun `open`(`config`: OutboxConfig): Outbox {
             return FfiConverterTypeOutbox.lift(
     uniffiRustCallWithError(OutboxException) { _status ->
     UniffiLib.uniffi_outbox_ffi_fn_constructor_outbox_open(
     
-        FfiConverterTypeOutboxConfig.lower(`config`),FfiConverterOptionalTypeTokenProvider.lower(`tokenProvider`),FfiConverterOptionalTypeTransport.lower(`transport`),_status)
+        FfiConverterTypeOutboxConfig.lower(`config`),_status)
+}
+    )
+    }
+    
+
+        
+    /**
+     * Opens the database and sends commands over HTTP to `config.server_url` (required),
+     * asking `token_provider` for a bearer token before every request.
+     */
+    @Throws(OutboxException::class) fun `openWithTokens`(`config`: OutboxConfig, `tokenProvider`: TokenProvider): Outbox {
+            return FfiConverterTypeOutbox.lift(
+    uniffiRustCallWithError(OutboxException) { _status ->
+    UniffiLib.uniffi_outbox_ffi_fn_constructor_outbox_open_with_tokens(
+    
+        FfiConverterTypeOutboxConfig.lower(`config`),FfiConverterTypeTokenProvider.lower(`tokenProvider`),_status)
+}
+    )
+    }
+    
+
+        
+    /**
+     * Opens the database and sends commands through the app's own `transport` (its own
+     * network stack). `config.server_url` is ignored.
+     */
+    @Throws(OutboxException::class) fun `openWithTransport`(`config`: OutboxConfig, `transport`: Transport): Outbox {
+            return FfiConverterTypeOutbox.lift(
+    uniffiRustCallWithError(OutboxException) { _status ->
+    UniffiLib.uniffi_outbox_ffi_fn_constructor_outbox_open_with_transport(
+    
+        FfiConverterTypeOutboxConfig.lower(`config`),FfiConverterTypeTransport.lower(`transport`),_status)
 }
     )
     }
@@ -8427,102 +8478,6 @@ public object FfiConverterOptionalString: FfiConverterRustBuffer<kotlin.String?>
 /**
  * @suppress
  */
-public object FfiConverterOptionalTypeLogger: FfiConverterRustBuffer<Logger?> {
-    override fun read(buf: ByteBuffer): Logger? {
-        if (buf.get().toInt() == 0) {
-            return null
-        }
-        return FfiConverterTypeLogger.read(buf)
-    }
-
-    override fun allocationSize(value: Logger?): ULong {
-        if (value == null) {
-            return 1UL
-        } else {
-            return 1UL + FfiConverterTypeLogger.allocationSize(value)
-        }
-    }
-
-    override fun write(value: Logger?, buf: ByteBuffer) {
-        if (value == null) {
-            buf.put(0)
-        } else {
-            buf.put(1)
-            FfiConverterTypeLogger.write(value, buf)
-        }
-    }
-}
-
-
-
-
-/**
- * @suppress
- */
-public object FfiConverterOptionalTypeTokenProvider: FfiConverterRustBuffer<TokenProvider?> {
-    override fun read(buf: ByteBuffer): TokenProvider? {
-        if (buf.get().toInt() == 0) {
-            return null
-        }
-        return FfiConverterTypeTokenProvider.read(buf)
-    }
-
-    override fun allocationSize(value: TokenProvider?): ULong {
-        if (value == null) {
-            return 1UL
-        } else {
-            return 1UL + FfiConverterTypeTokenProvider.allocationSize(value)
-        }
-    }
-
-    override fun write(value: TokenProvider?, buf: ByteBuffer) {
-        if (value == null) {
-            buf.put(0)
-        } else {
-            buf.put(1)
-            FfiConverterTypeTokenProvider.write(value, buf)
-        }
-    }
-}
-
-
-
-
-/**
- * @suppress
- */
-public object FfiConverterOptionalTypeTransport: FfiConverterRustBuffer<Transport?> {
-    override fun read(buf: ByteBuffer): Transport? {
-        if (buf.get().toInt() == 0) {
-            return null
-        }
-        return FfiConverterTypeTransport.read(buf)
-    }
-
-    override fun allocationSize(value: Transport?): ULong {
-        if (value == null) {
-            return 1UL
-        } else {
-            return 1UL + FfiConverterTypeTransport.allocationSize(value)
-        }
-    }
-
-    override fun write(value: Transport?, buf: ByteBuffer) {
-        if (value == null) {
-            buf.put(0)
-        } else {
-            buf.put(1)
-            FfiConverterTypeTransport.write(value, buf)
-        }
-    }
-}
-
-
-
-
-/**
- * @suppress
- */
 public object FfiConverterOptionalTypeDoc: FfiConverterRustBuffer<Doc?> {
     override fun read(buf: ByteBuffer): Doc? {
         if (buf.get().toInt() == 0) {
@@ -9009,6 +8964,18 @@ public object FfiConverterMapStringLong: FfiConverterRustBuffer<Map<kotlin.Strin
     
 
         /**
+         * Stops sending log records to the app.
+         */ fun `clearLogger`()
+        = 
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_outbox_ffi_fn_func_clear_logger(
+    
+        _status)
+}
+    
+    
+
+        /**
          * How many log records were dropped because the logger fell behind.
          */ fun `droppedLogRecords`(): kotlin.ULong {
             return FfiConverterULong.lift(
@@ -9022,14 +8989,14 @@ public object FfiConverterMapStringLong: FfiConverterRustBuffer<Map<kotlin.Strin
     
 
         /**
-         * Sends the library's log records at `level` and above to `logger`; `None` stops logging.
-         * May be called at any time; the last call wins.
-         */ fun `setLogger`(`logger`: Logger?, `level`: LogLevel)
+         * Sends the library's log records at `level` and above to `logger`. May be called at any
+         * time; the last call wins. [`clear_logger`] stops logging.
+         */ fun `setLogger`(`logger`: Logger, `level`: LogLevel)
         = 
     uniffiRustCall() { _status ->
     UniffiLib.uniffi_outbox_ffi_fn_func_set_logger(
     
-        FfiConverterOptionalTypeLogger.lower(`logger`),FfiConverterTypeLogLevel.lower(`level`),_status)
+        FfiConverterTypeLogger.lower(`logger`),FfiConverterTypeLogLevel.lower(`level`),_status)
 }
     
     

@@ -1447,18 +1447,40 @@ open class Outbox: OutboxProtocol, @unchecked Sendable {
 
     
     /**
-     * Opens (creating or migrating) the database and starts the engine.
-     *
-     * Commands go to `transport` when given, else over HTTP to `config.server_url` with
-     * tokens from `token_provider` (required then), else nowhere (they stay queued). A
+     * Opens (creating or migrating) the database and starts the engine with no network:
+     * commands stay queued (use `open_with_tokens` or `open_with_transport` to send). A
      * corrupt database or one from a newer version is refused and left untouched.
      */
-public static func `open`(config: OutboxConfig, tokenProvider: TokenProvider?, transport: Transport?)throws  -> Outbox  {
+public static func `open`(config: OutboxConfig)throws  -> Outbox  {
     return try  FfiConverterTypeOutbox_lift(try rustCallWithError(FfiConverterTypeOutboxError_lift) {
     uniffi_outbox_ffi_fn_constructor_outbox_open(
+        FfiConverterTypeOutboxConfig_lower(config),$0
+    )
+})
+}
+    
+    /**
+     * Opens the database and sends commands over HTTP to `config.server_url` (required),
+     * asking `token_provider` for a bearer token before every request.
+     */
+public static func openWithTokens(config: OutboxConfig, tokenProvider: TokenProvider)throws  -> Outbox  {
+    return try  FfiConverterTypeOutbox_lift(try rustCallWithError(FfiConverterTypeOutboxError_lift) {
+    uniffi_outbox_ffi_fn_constructor_outbox_open_with_tokens(
         FfiConverterTypeOutboxConfig_lower(config),
-        FfiConverterOptionTypeTokenProvider.lower(tokenProvider),
-        FfiConverterOptionTypeTransport.lower(transport),$0
+        FfiConverterTypeTokenProvider_lower(tokenProvider),$0
+    )
+})
+}
+    
+    /**
+     * Opens the database and sends commands through the app's own `transport` (its own
+     * network stack). `config.server_url` is ignored.
+     */
+public static func openWithTransport(config: OutboxConfig, transport: Transport)throws  -> Outbox  {
+    return try  FfiConverterTypeOutbox_lift(try rustCallWithError(FfiConverterTypeOutboxError_lift) {
+    uniffi_outbox_ffi_fn_constructor_outbox_open_with_transport(
+        FfiConverterTypeOutboxConfig_lower(config),
+        FfiConverterTypeTransport_lower(transport),$0
     )
 })
 }
@@ -6361,78 +6383,6 @@ fileprivate struct FfiConverterOptionString: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
-fileprivate struct FfiConverterOptionTypeLogger: FfiConverterRustBuffer {
-    typealias SwiftType = Logger?
-
-    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
-        guard let value = value else {
-            writeInt(&buf, Int8(0))
-            return
-        }
-        writeInt(&buf, Int8(1))
-        FfiConverterTypeLogger.write(value, into: &buf)
-    }
-
-    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
-        switch try readInt(&buf) as Int8 {
-        case 0: return nil
-        case 1: return try FfiConverterTypeLogger.read(from: &buf)
-        default: throw UniffiInternalError.unexpectedOptionalTag
-        }
-    }
-}
-
-#if swift(>=5.8)
-@_documentation(visibility: private)
-#endif
-fileprivate struct FfiConverterOptionTypeTokenProvider: FfiConverterRustBuffer {
-    typealias SwiftType = TokenProvider?
-
-    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
-        guard let value = value else {
-            writeInt(&buf, Int8(0))
-            return
-        }
-        writeInt(&buf, Int8(1))
-        FfiConverterTypeTokenProvider.write(value, into: &buf)
-    }
-
-    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
-        switch try readInt(&buf) as Int8 {
-        case 0: return nil
-        case 1: return try FfiConverterTypeTokenProvider.read(from: &buf)
-        default: throw UniffiInternalError.unexpectedOptionalTag
-        }
-    }
-}
-
-#if swift(>=5.8)
-@_documentation(visibility: private)
-#endif
-fileprivate struct FfiConverterOptionTypeTransport: FfiConverterRustBuffer {
-    typealias SwiftType = Transport?
-
-    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
-        guard let value = value else {
-            writeInt(&buf, Int8(0))
-            return
-        }
-        writeInt(&buf, Int8(1))
-        FfiConverterTypeTransport.write(value, into: &buf)
-    }
-
-    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
-        switch try readInt(&buf) as Int8 {
-        case 0: return nil
-        case 1: return try FfiConverterTypeTransport.read(from: &buf)
-        default: throw UniffiInternalError.unexpectedOptionalTag
-        }
-    }
-}
-
-#if swift(>=5.8)
-@_documentation(visibility: private)
-#endif
 fileprivate struct FfiConverterOptionTypeDoc: FfiConverterRustBuffer {
     typealias SwiftType = Doc?
 
@@ -6975,6 +6925,14 @@ public func outboxVersion() -> String  {
 })
 }
 /**
+ * Stops sending log records to the app.
+ */
+public func clearLogger()  {try! rustCall() {
+    uniffi_outbox_ffi_fn_func_clear_logger($0
+    )
+}
+}
+/**
  * How many log records were dropped because the logger fell behind.
  */
 public func droppedLogRecords() -> UInt64  {
@@ -6984,12 +6942,12 @@ public func droppedLogRecords() -> UInt64  {
 })
 }
 /**
- * Sends the library's log records at `level` and above to `logger`; `None` stops logging.
- * May be called at any time; the last call wins.
+ * Sends the library's log records at `level` and above to `logger`. May be called at any
+ * time; the last call wins. [`clear_logger`] stops logging.
  */
-public func setLogger(logger: Logger?, level: LogLevel)  {try! rustCall() {
+public func setLogger(logger: Logger, level: LogLevel)  {try! rustCall() {
     uniffi_outbox_ffi_fn_func_set_logger(
-        FfiConverterOptionTypeLogger.lower(logger),
+        FfiConverterTypeLogger_lower(logger),
         FfiConverterTypeLogLevel_lower(level),$0
     )
 }
@@ -7013,10 +6971,13 @@ private let initializationResult: InitializationResult = {
     if (uniffi_outbox_ffi_checksum_func_outbox_version() != 55419) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_outbox_ffi_checksum_func_clear_logger() != 46962) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_outbox_ffi_checksum_func_dropped_log_records() != 63893) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_outbox_ffi_checksum_func_set_logger() != 3779) {
+    if (uniffi_outbox_ffi_checksum_func_set_logger() != 65036) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_outbox_ffi_checksum_method_docslistener_on_docs() != 39898) {
@@ -7124,7 +7085,13 @@ private let initializationResult: InitializationResult = {
     if (uniffi_outbox_ffi_checksum_method_subscription_is_finished() != 23356) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_outbox_ffi_checksum_constructor_outbox_open() != 47883) {
+    if (uniffi_outbox_ffi_checksum_constructor_outbox_open() != 22384) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_outbox_ffi_checksum_constructor_outbox_open_with_tokens() != 46408) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_outbox_ffi_checksum_constructor_outbox_open_with_transport() != 55416) {
         return InitializationResult.apiChecksumMismatch
     }
 

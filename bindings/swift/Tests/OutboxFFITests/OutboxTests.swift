@@ -81,8 +81,10 @@ func config(_ path: String, _ server: TestServer? = nil, online: Bool = true) ->
 }
 
 func openOutbox(_ path: String, _ server: TestServer? = nil, online: Bool = true, tokens: TokenProvider? = nil) throws -> Outbox {
-    let ob = try Outbox.open(config: config(path, server, online: online),
-                             tokenProvider: tokens ?? (server != nil ? CountingTokens() : nil), transport: nil)
+    let cfg = config(path, server, online: online)
+    let ob = server != nil
+        ? try Outbox.openWithTokens(config: cfg, tokenProvider: tokens ?? CountingTokens())
+        : try Outbox.open(config: cfg)
     try ob.registerMutator(name: "createOrder", options: MutatorOptions())
     try ob.registerMutator(name: "put", options: MutatorOptions())
     return ob
@@ -213,7 +215,7 @@ final class OutboxTests: XCTestCase {
 
     func testSwiftTransportSendsWithIdempotencyKeys() async throws {
         let transport = RecordingTransport()
-        let ob = try Outbox.open(config: config(tempDb()), tokenProvider: nil, transport: transport)
+        let ob = try Outbox.openWithTransport(config: config(tempDb()), transport: transport)
         try ob.registerMutator(name: "createOrder", options: MutatorOptions())
         let id = try ob.enqueue(request: order("s-custom"))
         guard case .succeeded(let result) = try await ob.waitFor(id: id) else { return XCTFail() }
@@ -264,7 +266,7 @@ final class OutboxTests: XCTestCase {
         let path = tempDb()
         let garbage = Data((0..<8192).map { UInt8(($0 * 31) % 251) })
         try garbage.write(to: URL(fileURLWithPath: path))
-        XCTAssertThrowsError(try Outbox.open(config: config(path), tokenProvider: nil, transport: nil)) { e in
+        XCTAssertThrowsError(try Outbox.open(config: config(path))) { e in
             XCTAssertEqual((e as? OutboxError)?.code(), "db_corrupt")
         }
         XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: path)), garbage)

@@ -458,7 +458,17 @@ void uniffi_outbox_ffi_fn_free_outbox(uint64_t handle, RustCallStatus *_Nonnull 
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_FN_CONSTRUCTOR_OUTBOX_OPEN
 #define UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_FN_CONSTRUCTOR_OUTBOX_OPEN
-uint64_t uniffi_outbox_ffi_fn_constructor_outbox_open(RustBuffer config, RustBuffer token_provider, RustBuffer transport, RustCallStatus *_Nonnull out_status
+uint64_t uniffi_outbox_ffi_fn_constructor_outbox_open(RustBuffer config, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_FN_CONSTRUCTOR_OUTBOX_OPEN_WITH_TOKENS
+#define UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_FN_CONSTRUCTOR_OUTBOX_OPEN_WITH_TOKENS
+uint64_t uniffi_outbox_ffi_fn_constructor_outbox_open_with_tokens(RustBuffer config, uint64_t token_provider, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_FN_CONSTRUCTOR_OUTBOX_OPEN_WITH_TRANSPORT
+#define UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_FN_CONSTRUCTOR_OUTBOX_OPEN_WITH_TRANSPORT
+uint64_t uniffi_outbox_ffi_fn_constructor_outbox_open_with_transport(RustBuffer config, uint64_t transport, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_FN_METHOD_OUTBOX_COMMAND
@@ -622,6 +632,12 @@ RustBuffer uniffi_outbox_ffi_fn_func_outbox_version(RustCallStatus *_Nonnull out
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_FN_FUNC_CLEAR_LOGGER
+#define UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_FN_FUNC_CLEAR_LOGGER
+void uniffi_outbox_ffi_fn_func_clear_logger(RustCallStatus *_Nonnull out_status
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_FN_FUNC_DROPPED_LOG_RECORDS
 #define UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_FN_FUNC_DROPPED_LOG_RECORDS
 uint64_t uniffi_outbox_ffi_fn_func_dropped_log_records(RustCallStatus *_Nonnull out_status
@@ -630,7 +646,7 @@ uint64_t uniffi_outbox_ffi_fn_func_dropped_log_records(RustCallStatus *_Nonnull 
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_FN_FUNC_SET_LOGGER
 #define UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_FN_FUNC_SET_LOGGER
-void uniffi_outbox_ffi_fn_func_set_logger(RustBuffer logger, RustBuffer level, RustCallStatus *_Nonnull out_status
+void uniffi_outbox_ffi_fn_func_set_logger(uint64_t logger, RustBuffer level, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_FFI_OUTBOX_FFI_RUSTBUFFER_ALLOC
@@ -899,6 +915,12 @@ uint16_t uniffi_outbox_ffi_checksum_func_outbox_version(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_CHECKSUM_FUNC_CLEAR_LOGGER
+#define UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_CHECKSUM_FUNC_CLEAR_LOGGER
+uint16_t uniffi_outbox_ffi_checksum_func_clear_logger(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_CHECKSUM_FUNC_DROPPED_LOG_RECORDS
 #define UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_CHECKSUM_FUNC_DROPPED_LOG_RECORDS
 uint16_t uniffi_outbox_ffi_checksum_func_dropped_log_records(void
@@ -1124,6 +1146,18 @@ uint16_t uniffi_outbox_ffi_checksum_method_subscription_is_finished(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_CHECKSUM_CONSTRUCTOR_OUTBOX_OPEN
 #define UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_CHECKSUM_CONSTRUCTOR_OUTBOX_OPEN
 uint16_t uniffi_outbox_ffi_checksum_constructor_outbox_open(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_CHECKSUM_CONSTRUCTOR_OUTBOX_OPEN_WITH_TOKENS
+#define UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_CHECKSUM_CONSTRUCTOR_OUTBOX_OPEN_WITH_TOKENS
+uint16_t uniffi_outbox_ffi_checksum_constructor_outbox_open_with_tokens(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_CHECKSUM_CONSTRUCTOR_OUTBOX_OPEN_WITH_TRANSPORT
+#define UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_CHECKSUM_CONSTRUCTOR_OUTBOX_OPEN_WITH_TRANSPORT
+uint16_t uniffi_outbox_ffi_checksum_constructor_outbox_open_with_transport(void
     
 );
 #endif

@@ -1,0 +1,303 @@
+/**
+ * The one file that knows the generated bindings: turns them into a {@link Backend} of
+ * plain TypeScript values. JSON text is parsed, `bigint` counts and times become numbers,
+ * generated enums become string unions, and every generated error becomes an
+ * {@link OutboxError} with the engine's stable code (`OutboxError.code(e)` in Rust).
+ *
+ * The same code runs over the JSI flavour (the app) and the N-API flavour (Node tests):
+ * both generated modules have the same declarations.
+ */
+import type * as Generated from '../generated/outbox_ffi';
+import type { Backend, EnqueueInput, NativeOutbox, OpenOptions } from './backend';
+import { OutboxError, snakeCase } from './errors';
+import type {
+  Attempt,
+  Command,
+  CommandState,
+  Doc,
+  DocStatus,
+  DrainReport,
+  Json,
+  MutatorOptions,
+  OptimisticOp,
+  OutboxEvent,
+  PeekFilter,
+  Query,
+  QueueStatus,
+  Resolution,
+  Settlement,
+  Unsubscribe,
+} from './types';
+
+/** The generated module (`src/generated/outbox_ffi`, or the N-API copy in tests). */
+export type GeneratedModule = Omit<typeof Generated, 'default'>;
+
+/** Builds the backend over a generated module. */
+export function fromBindings(m: GeneratedModule): Backend {
+  const convert = converters(m);
+  return {
+    async open(options: OpenOptions): Promise<NativeOutbox> {
+      const config = m.OutboxConfig.create({
+        path: options.path,
+        userId: options.userId,
+        workspaceId: options.workspaceId,
+        serverUrl: options.serverUrl ?? undefined,
+        startOnline: options.startOnline,
+        maxConcurrency: options.maxConcurrency ?? undefined,
+        maxAttempts: options.maxAttempts ?? undefined,
+        attemptTimeoutMs: options.attemptTimeoutMs === null ? undefined : BigInt(options.attemptTimeoutMs),
+      });
+      const token = options.token;
+      const native = convert.guard(() => {
+        if (options.serverUrl === null) return m.Outbox.open(config);
+        if (token === null) throw new OutboxError('invalid_config', 'serverUrl needs a token (string or function)');
+        // Called before every request; a JS exception becomes a retriable token failure.
+        return m.Outbox.openWithTokens(config, { token: async () => token() });
+      });
+      return wrap(m, native, convert);
+    },
+  };
+}
+
+function wrap(m: GeneratedModule, ob: Generated.OutboxLike, c: Converters): NativeOutbox {
+  const { guard, guardAsync } = c;
+  return {
+    registerMutator: (name: string, o: MutatorOptions) =>
+      guard(() =>
+        ob.registerMutator(
+          name,
+          m.MutatorOptions.create({ version: o.version ?? 1, keyPointers: o.keyPointers ?? [], maxArgsBytes: o.maxArgsBytes }),
+        ),
+      ),
+    enqueue: (input: EnqueueInput) => guard(() => ob.enqueue(c.request(input))),
+    waitFor: (id: string) => guardAsync(async () => c.settlement(await ob.waitFor(id))),
+    command: (id: string) => {
+      try {
+        return c.command(ob.command(id));
+      } catch (e) {
+        const err = c.error(e);
+        if (err.code === 'unknown_command') return null;
+        throw err;
+      }
+    },
+    peek: (f: PeekFilter) =>
+      guard(() =>
+        ob
+          .peek(
+            m.PeekFilter.create({
+              states: (f.states ?? []).map(c.toState),
+              mutator: f.mutator,
+              limit: f.limit ?? 100,
+            }),
+          )
+          .map(c.command),
+      ),
+    retry: (id: string) => guard(() => ob.retry(id)),
+    discard: (id: string) => guard(() => ob.discard(id)),
+    resolve: (id: string, r: Resolution) => guard(() => ob.resolveConflict(id, c.resolution(r))),
+    get: (collection: string, id: string) =>
+      guard(() => {
+        const d = ob.get(collection, id);
+        return d === undefined ? null : c.doc(d);
+      }),
+    list: (collection: string, q: Query) => guard(() => ob.list(collection, c.query(q)).map(c.doc)),
+    watch(collection, q, onDocs, onError): Unsubscribe {
+      const sub = guard(() =>
+        ob.watch(collection, c.query(q), {
+          onDocs: (docs) => onDocs(docs.map(c.doc)),
+          onError: (e) => onError(c.error(e)),
+        }),
+      );
+      return () => sub.cancel();
+    },
+    events(listener: (e: OutboxEvent) => void): Unsubscribe {
+      const sub = guard(() => ob.subscribe({ onEvent: (e) => listener(c.event(e)) }));
+      return () => sub.cancel();
+    },
+    status: () => guard(() => c.status(ob.status())),
+    syncNow: () => guard(() => ob.syncNow()),
+    setOnline: (online: boolean) => guard(() => ob.setOnline(online)),
+    onForeground: () => guard(() => ob.onForeground()),
+    onBackground: () => guard(() => ob.onBackground()),
+    drainFor: (budgetMs: number) =>
+      guardAsync(async () => {
+        const r = await ob.drainFor(BigInt(Math.round(budgetMs)));
+        const report: DrainReport = { succeeded: Number(r.succeeded), remaining: Number(r.remaining), completed: r.completed };
+        return report;
+      }),
+    wipe: () =>
+      guardAsync(async () => {
+        ob.wipe(false);
+      }),
+    close: () =>
+      guardAsync(async () => {
+        ob.shutdown();
+      }),
+  };
+}
+
+type Converters = ReturnType<typeof converters>;
+
+function converters(m: GeneratedModule) {
+  const parse = (text: string): Json => (text === '' ? null : (JSON.parse(text) as Json));
+  const num = (v: bigint | number | undefined | null): number | null => (v === undefined || v === null ? null : Number(v));
+  const stateName = (s: Generated.CommandState): CommandState => snakeCase(m.CommandState[s]) as CommandState;
+  const docStatus = (s: Generated.DocStatus): DocStatus => snakeCase(m.DocStatus[s]) as DocStatus;
+
+  function error(e: unknown): OutboxError {
+    if (e instanceof OutboxError) return e;
+    if (m.OutboxError.instanceOf(e)) {
+      const inner = (e as { inner: { detail: string; details?: string } }).inner;
+      return new OutboxError(m.OutboxError.code(e), inner.detail, inner.details ?? null);
+    }
+    // A panic or an internal binding failure: never an untyped error.
+    const text = e instanceof Error ? e.message : String(e);
+    return new OutboxError('internal', 'internal error in the outbox library', text);
+  }
+
+  function guard<T>(f: () => T): T {
+    try {
+      return f();
+    } catch (e) {
+      throw error(e);
+    }
+  }
+
+  async function guardAsync<T>(f: () => Promise<T>): Promise<T> {
+    try {
+      return await f();
+    } catch (e) {
+      throw error(e);
+    }
+  }
+
+  function settlement(s: Generated.Settlement): Settlement {
+    if (m.Settlement.Succeeded.instanceOf(s)) return { kind: 'succeeded', result: parse(s.inner.result) };
+    if (m.Settlement.Failed.instanceOf(s)) return { kind: 'failed', code: s.inner.code, message: s.inner.message };
+    if (m.Settlement.Conflict.instanceOf(s)) return { kind: 'conflict', serverSnapshot: parse(s.inner.serverSnapshot) };
+    if (m.Settlement.Wedged.instanceOf(s)) return { kind: 'wedged', reason: s.inner.reason };
+    return { kind: 'discarded' };
+  }
+
+  function attempt(a: Generated.Attempt): Attempt {
+    return {
+      number: a.number,
+      startedAt: Number(a.startedAtMs),
+      endedAt: num(a.endedAtMs),
+      outcome: a.outcome ?? null,
+      httpStatus: a.httpStatus ?? null,
+      error: a.error ?? null,
+    };
+  }
+
+  function command(x: Generated.Command): Command {
+    return {
+      id: x.id,
+      seq: Number(x.seq),
+      mutator: x.mutator,
+      mutatorVersion: x.mutatorVersion,
+      args: parse(x.args),
+      keys: x.keys,
+      createdAt: Number(x.createdAtMs),
+      state: stateName(x.state),
+      attempts: x.attempts,
+      nextAttemptAt: Number(x.nextAttemptAtMs),
+      lastError: x.lastError ?? null,
+      settlement: x.settlement === undefined ? null : settlement(x.settlement),
+      history: x.history.map(attempt),
+    };
+  }
+
+  function doc(d: Generated.Doc): Doc {
+    return {
+      collection: d.collection,
+      id: d.id,
+      value: parse(d.value),
+      version: num(d.version),
+      status: docStatus(d.status),
+      commands: d.commands,
+    };
+  }
+
+  function toState(s: CommandState): Generated.CommandState {
+    const name = s.replace(/(^|_)([a-z])/g, (_, __, ch: string) => ch.toUpperCase()) as keyof typeof m.CommandState;
+    const v = m.CommandState[name];
+    if (typeof v !== 'number') throw new OutboxError('invalid_request', `unknown command state ${JSON.stringify(s)}`);
+    return v as Generated.CommandState;
+  }
+
+  function op(o: OptimisticOp): Generated.OptimisticOp {
+    let kind: Generated.OpKind;
+    if ('insert' in o) kind = new m.OpKind.Insert({ value: JSON.stringify(o.insert) });
+    else if ('patch' in o) kind = new m.OpKind.Patch({ patch: JSON.stringify(o.patch) });
+    else kind = new m.OpKind.Delete();
+    return m.OptimisticOp.create({ collection: o.collection, id: o.id, kind });
+  }
+
+  function request(input: EnqueueInput): Generated.EnqueueRequest {
+    return m.EnqueueRequest.create({
+      mutator: input.mutator,
+      args: JSON.stringify(input.args),
+      keys: input.keys,
+      after: input.after,
+      ops: input.optimistic.map(op),
+      metadata: input.metadata === null ? undefined : JSON.stringify(input.metadata),
+    });
+  }
+
+  function query(q: Query): Generated.Query {
+    return m.Query.create({
+      filters: Object.entries(q.where ?? {}).map(([field, value]) => m.Filter.create({ field, value: JSON.stringify(value) })),
+      orderBy: q.orderBy,
+      descending: q.descending ?? false,
+      limit: q.limit,
+      offset: q.offset ?? 0,
+    });
+  }
+
+  function resolution(r: Resolution): Generated.Resolution {
+    return r.kind === 'discard' ? new m.Resolution.Discard() : new m.Resolution.RetryWith({ args: JSON.stringify(r.args) });
+  }
+
+  function status(s: Generated.Status): QueueStatus {
+    return {
+      pending: Number(s.pending),
+      inFlight: Number(s.inFlight),
+      failed: Number(s.failed),
+      conflict: Number(s.conflict),
+      wedged: Number(s.wedged),
+      succeeded: Number(s.succeeded),
+      online: s.online,
+      isDrainer: s.isDrainer,
+      oldestPendingAgeMs: num(s.oldestPendingAgeMs),
+    };
+  }
+
+  function event(e: Generated.OutboxEvent): OutboxEvent {
+    const E = m.OutboxEvent;
+    if (E.Enqueued.instanceOf(e)) return { type: 'enqueued', id: e.inner.id, mutator: e.inner.mutator };
+    if (E.AttemptStarted.instanceOf(e)) return { type: 'attemptStarted', id: e.inner.id, attempt: e.inner.attempt };
+    if (E.AttemptFinished.instanceOf(e)) {
+      const { id, attempt: n, outcome, error: err } = e.inner;
+      return { type: 'attemptFinished', id, attempt: n, outcome, error: err ?? null };
+    }
+    if (E.StateChanged.instanceOf(e)) {
+      return { type: 'stateChanged', id: e.inner.id, from: stateName(e.inner.from), to: stateName(e.inner.to) };
+    }
+    if (E.OnlineChanged.instanceOf(e)) return { type: 'onlineChanged', online: e.inner.online };
+    if (E.ForegroundChanged.instanceOf(e)) return { type: 'foregroundChanged', foreground: e.inner.foreground };
+    if (E.LeaseChanged.instanceOf(e)) return { type: 'leaseChanged', isDrainer: e.inner.isDrainer };
+    if (E.AuthRequired.instanceOf(e)) return { type: 'authRequired' };
+    if (E.Idle.instanceOf(e)) return { type: 'idle' };
+    if (E.CollectionsChanged.instanceOf(e)) return { type: 'collectionsChanged', collections: e.inner.collections };
+    if (E.RolledBack.instanceOf(e)) {
+      const { id, code, message, docs } = e.inner;
+      return { type: 'rolledBack', id, code, message, docs: docs.map((d) => ({ collection: d.collection, id: d.id })) };
+    }
+    if (E.Synced.instanceOf(e)) return { type: 'synced' };
+    const missed = E.Lagged.instanceOf(e) ? Number(e.inner.missed) : 0;
+    return { type: 'lagged', missed };
+  }
+
+  return { error, guard, guardAsync, settlement, command, doc, toState, request, query, resolution, status, event };
+}

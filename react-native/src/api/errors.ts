@@ -1,0 +1,60 @@
+/**
+ * Typed errors. Every failure of the Outbox API is an {@link OutboxError} with a stable
+ * machine-readable `code`; codes are only ever added, never renamed or removed.
+ */
+
+/** Codes that the engine and this package produce (other strings may be added later). */
+export type OutboxErrorCode =
+  | 'unknown_mutator'
+  | 'invalid_json'
+  | 'args_too_large'
+  | 'invalid_key'
+  | 'invalid_request'
+  | 'unknown_command'
+  | 'invalid_state'
+  | 'immutable'
+  | 'storage_full'
+  | 'db_newer_version'
+  | 'db_corrupt'
+  | 'db_unwritable'
+  | 'scope_mismatch'
+  | 'invalid_config'
+  | 'closed'
+  | 'internal'
+  // Other codes reported by the engine keep their own string.
+  | (string & {});
+
+/** An error from Outbox. Match on `code`, show `message`. */
+export class OutboxError extends Error {
+  /** Stable machine-readable code, e.g. `unknown_mutator`. */
+  readonly code: OutboxErrorCode;
+  /** Extra diagnostic text (never tokens, arguments or documents). */
+  readonly details: string | null;
+
+  /** An error with `code` and `message`. */
+  constructor(code: OutboxErrorCode, message: string, details: string | null = null) {
+    super(message);
+    this.name = 'OutboxError';
+    this.code = code;
+    this.details = details;
+    Object.setPrototypeOf(this, new.target.prototype);
+  }
+}
+
+/** Whether `e` is an {@link OutboxError}, optionally with the given `code`. */
+export function isOutboxError(e: unknown, code?: OutboxErrorCode): e is OutboxError {
+  return e instanceof OutboxError && (code === undefined || e.code === code);
+}
+
+/** `UnknownMutator` → `unknown_mutator`. */
+export function snakeCase(name: string): string {
+  return name
+    .replace(/([a-z0-9])([A-Z])/g, '$1_$2')
+    .replace(/([A-Z])([A-Z][a-z])/g, '$1_$2')
+    .toLowerCase();
+}
+
+/** An error for bad input caught in TypeScript before it reaches the engine. */
+export function invalidArgument(what: string): OutboxError {
+  return new OutboxError('invalid_request', what);
+}

@@ -1,0 +1,22 @@
+/**
+ * Everything of the public API that does not depend on the native backend. `src/index.tsx`
+ * (the app) and the Node tests each add `createOutbox` bound to their backend.
+ */
+export { Outbox, makeCreateOutbox } from './outbox';
+export type { OutboxConfig } from './outbox';
+export { OutboxError, isOutboxError } from './errors';
+export type { OutboxErrorCode } from './errors';
+export { foregroundFromAppState, onlineFromNetInfo } from './platform';
+export type { AppStateLike, NetInfoLike, NetInfoStateLike, Platform } from './platform';
+export type { Backend, NativeOutbox, OpenOptions } from './backend';
+export * from './types';
+export {
+  OutboxProvider,
+  useMutation,
+  useOutbox,
+  usePendingCommands,
+  useQuery,
+  useRecordStatus,
+  useSyncStatus,
+} from '../react/hooks';
+export type { MutationResult, QueryResult, RecordStatus, SyncStatusResult } from '../react/hooks';

@@ -1,0 +1,226 @@
+/**
+ * Public types of the Outbox React Native API. Plain data only: JSON values are parsed,
+ * ids are strings, counts and times are numbers (milliseconds since the Unix epoch).
+ */
+
+/** Any JSON value. */
+export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+
+/** A JSON object. */
+export type JsonObject = { [key: string]: Json };
+
+/** Where a command stands. `succeeded` is final; `failed`, `conflict` and `wedged` wait for a decision. */
+export type CommandState =
+  | 'pending'
+  | 'in_flight'
+  | 'succeeded'
+  | 'failed'
+  | 'conflict'
+  | 'wedged'
+  | 'discarded';
+
+/** Where a document stands relative to the server. */
+export type DocStatus = 'synced' | 'pending' | 'failed' | 'conflict';
+
+/** How a settled command ended, or why it waits for a decision. */
+export type Settlement =
+  | { kind: 'succeeded'; result: Json }
+  | { kind: 'failed'; code: string; message: string }
+  | { kind: 'conflict'; serverSnapshot: Json }
+  | { kind: 'wedged'; reason: string }
+  | { kind: 'discarded' };
+
+/** A document as the app sees it: the server's state with pending local changes applied. */
+export interface Doc<T = Json> {
+  /** Collection name. */
+  collection: string;
+  /** Document id. */
+  id: string;
+  /** The merged document. */
+  value: T;
+  /** Server version of the synced part; `null` until the server has sent it. */
+  version: number | null;
+  /** Sync status, for "pending" badges. */
+  status: DocStatus;
+  /** Unfinished (or failed) commands touching it, oldest first. */
+  commands: string[];
+}
+
+/** Which documents `list`, `watch` and `useQuery` return. */
+export interface Query {
+  /** Top-level field equals value; all must hold. */
+  where?: JsonObject;
+  /** Sort by this top-level field (then by id); by id when absent. */
+  orderBy?: string;
+  /** Sort descending. */
+  descending?: boolean;
+  /** At most this many. */
+  limit?: number;
+  /** Skip this many first. */
+  offset?: number;
+}
+
+/** A local change shown at once and rolled back if the command fails. */
+export type OptimisticOp =
+  | { collection: string; id: string; insert: JsonObject }
+  | { collection: string; id: string; patch: JsonObject }
+  | { collection: string; id: string; delete: true };
+
+/** Options for `enqueue`. */
+export interface EnqueueOptions {
+  /** Explicit scheduling keys; derived from the args when absent. */
+  keys?: string[];
+  /** Commands (on other keys) that must succeed first, e.g. a payment after its order. */
+  after?: string[];
+  /** Local changes written in the same transaction as the command. */
+  optimistic?: OptimisticOp[];
+  /** Extra JSON metadata; a `trace_id` field is sent to the server. */
+  metadata?: JsonObject;
+}
+
+/** How a mutator is handled locally. Registering is the allowlist. */
+export interface MutatorOptions {
+  /** Version of the argument shape (default 1). */
+  version?: number;
+  /** JSON pointers into the args whose values are the command's keys, e.g. `/order_id`. */
+  keyPointers?: string[];
+  /** Largest accepted args in bytes of JSON text (default 256 KiB). */
+  maxArgsBytes?: number;
+}
+
+/** One attempt in a command's history. */
+export interface Attempt {
+  /** 1-based attempt number. */
+  number: number;
+  /** Start time. */
+  startedAt: number;
+  /** End time; `null` while in flight or if the process died. */
+  endedAt: number | null;
+  /** `applied`, `retry`, `rejected`, `conflict`, `unauthorized` or `offline`. */
+  outcome: string | null;
+  /** HTTP status when there was one. */
+  httpStatus: number | null;
+  /** Error text for failed attempts. */
+  error: string | null;
+}
+
+/** A command as stored on the device. */
+export interface Command {
+  /** Its id (a UUID). */
+  id: string;
+  /** Enqueue order within this database. */
+  seq: number;
+  /** Mutator name. */
+  mutator: string;
+  /** Mutator version at enqueue. */
+  mutatorVersion: number;
+  /** Arguments. */
+  args: Json;
+  /** Scheduling keys (empty for the unkeyed lane). */
+  keys: string[];
+  /** Enqueue time. */
+  createdAt: number;
+  /** Current state. */
+  state: CommandState;
+  /** Attempts that counted toward the limit. */
+  attempts: number;
+  /** When the next attempt is due. */
+  nextAttemptAt: number;
+  /** The last failure, if any. */
+  lastError: string | null;
+  /** How it settled, once it has. */
+  settlement: Settlement | null;
+  /** Attempt history, oldest first (filled by `command(id)`, empty in `peek`). */
+  history: Attempt[];
+}
+
+/** The engine's queue counters (a snapshot). */
+export interface QueueStatus {
+  /** Commands waiting to be sent, including those waiting for a retry. */
+  pending: number;
+  /** Commands being sent now. */
+  inFlight: number;
+  /** Permanently rejected commands not yet discarded. */
+  failed: number;
+  /** Commands waiting for conflict resolution. */
+  conflict: number;
+  /** Commands whose attempts are exhausted. */
+  wedged: number;
+  /** Succeeded commands still kept for inspection. */
+  succeeded: number;
+  /** Whether the engine believes the device is online. */
+  online: boolean;
+  /** Whether this engine is the drainer for its database. */
+  isDrainer: boolean;
+  /** Age of the oldest unfinished command in ms; `null` when there is none. */
+  oldestPendingAgeMs: number | null;
+}
+
+/** The last thing that went wrong while syncing, for an error line in the UI. */
+export interface SyncError {
+  /** Machine-readable code when there is one (`unauthorized`, a server rejection code, ...). */
+  code: string | null;
+  /** Human-readable text. */
+  message: string;
+  /** The command concerned, if any. */
+  commandId: string | null;
+  /** When it happened. */
+  at: number;
+}
+
+/** Everything an offline banner and a "sync now" button need. */
+export interface SyncStatus extends QueueStatus {
+  /** Commands still to send (`pending + inFlight`). */
+  outstanding: number;
+  /** Whether commands are being sent right now. */
+  syncing: boolean;
+  /** Progress of the current drain: done of total; both 0 when the queue is empty. */
+  progress: { done: number; total: number };
+  /** The last sync error; cleared when a later attempt is applied. */
+  lastError: SyncError | null;
+}
+
+/** Result of `drainFor`. */
+export interface DrainReport {
+  /** Commands that succeeded during the drain. */
+  succeeded: number;
+  /** Commands still outstanding when it ended. */
+  remaining: number;
+  /** Whether the queue was empty when it ended. */
+  completed: boolean;
+}
+
+/** How to settle a command in `conflict`. */
+export type Resolution = { kind: 'discard' } | { kind: 'retryWith'; args: JsonObject };
+
+/** What `peek` lists. */
+export interface PeekFilter {
+  /** Only these states (all unfinished ones when absent). */
+  states?: CommandState[];
+  /** Only this mutator. */
+  mutator?: string;
+  /** At most this many, oldest first. */
+  limit?: number;
+}
+
+/** Something that happened in the engine. */
+export type OutboxEvent =
+  | { type: 'enqueued'; id: string; mutator: string }
+  | { type: 'attemptStarted'; id: string; attempt: number }
+  | { type: 'attemptFinished'; id: string; attempt: number; outcome: string; error: string | null }
+  | { type: 'stateChanged'; id: string; from: CommandState; to: CommandState }
+  | { type: 'onlineChanged'; online: boolean }
+  | { type: 'foregroundChanged'; foreground: boolean }
+  | { type: 'leaseChanged'; isDrainer: boolean }
+  | { type: 'authRequired' }
+  | { type: 'idle' }
+  | { type: 'collectionsChanged'; collections: string[] }
+  | { type: 'rolledBack'; id: string; code: string; message: string; docs: { collection: string; id: string }[] }
+  | { type: 'synced' }
+  | { type: 'lagged'; missed: number };
+
+/** The `type` of an {@link OutboxEvent}. */
+export type OutboxEventType = OutboxEvent['type'];
+
+/** Stops a subscription. Calling it twice is harmless. */
+export type Unsubscribe = () => void;

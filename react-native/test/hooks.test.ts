@@ -1,0 +1,171 @@
+/**
+ * React hooks rendered with react-test-renderer over the real library (N-API) and the real
+ * reference server; NetInfo is a test double.
+ */
+import assert from 'node:assert/strict';
+import { after, afterEach, before, describe, test } from 'node:test';
+
+import {
+  aliceConfig,
+  createOutbox,
+  Opened,
+  OutboxError,
+  reportedErrors,
+  tempDir,
+  useMutation,
+  usePendingCommands,
+  useQuery,
+  useRecordStatus,
+  useSyncStatus,
+} from './support/outbox';
+import { FakeNetInfo } from './support/platform';
+import { act, renderHook, waitForHook } from './support/render';
+import { startServer } from './support/server';
+import type { TestServer } from './support/server';
+import { keepAlive } from './support/wait';
+
+let server: TestServer;
+let stopKeepAlive: () => void;
+const opened = new Opened();
+const cleanups: (() => void)[] = [];
+
+function dir(): string {
+  const t = tempDir();
+  cleanups.push(t.remove);
+  return t.dir;
+}
+
+before(async () => {
+  stopKeepAlive = keepAlive();
+  server = await startServer();
+});
+after(async () => {
+  await server.stop();
+  stopKeepAlive();
+});
+afterEach(async () => {
+  await opened.closeAll();
+  for (const c of cleanups.splice(0)) c();
+  assert.deepEqual(reportedErrors.splice(0), []);
+});
+
+const order = (id: string, productId = 'espresso') => ({ id, lines: [{ product_id: productId, qty: 1 }] });
+
+describe('hooks', () => {
+  test('useSyncStatus: offline banner data follows NetInfo and the queue', async () => {
+    const netInfo = new FakeNetInfo({ isConnected: false, isInternetReachable: false });
+    const ob = opened.track(await createOutbox(aliceConfig(dir(), server.url, { platform: { netInfo } })));
+    const probe = await renderHook(ob, () => useSyncStatus());
+    await waitForHook(probe, 'offline', (s) => !s.online);
+    await act(async () => {
+      await ob.enqueue('createOrder', order('rn-hook-status-1'));
+      await ob.enqueue('createOrder', order('rn-hook-status-2'));
+    });
+    await waitForHook(probe, '2 pending', (s) => s.pending === 2 && s.outstanding === 2);
+    assert.equal(typeof probe.current.syncNow, 'function');
+    await act(async () => netInfo.set({ isConnected: true, isInternetReachable: true }));
+    await waitForHook(probe, 'online and drained', (s) => s.online && s.outstanding === 0);
+    assert.ok(probe.history.some((s) => s.progress.total === 2), 'progress showed the drain of 2');
+    await act(async () => probe.current.syncNow());
+    await probe.unmount();
+  });
+
+  test('useMutation: enqueues and reports the live state of its command to succeeded', async () => {
+    const ob = opened.track(await createOutbox(aliceConfig(dir(), server.url, { startOnline: false })));
+    const probe = await renderHook(ob, () => useMutation('createOrder'));
+    assert.equal(probe.current.state, null);
+    let id = '';
+    await act(async () => {
+      id = await probe.current.mutate(order('rn-hook-mut-1', 'latte'));
+    });
+    await waitForHook(probe, 'pending', (m) => m.commandId === id && m.state === 'pending');
+    await act(async () => ob.setOnline(true));
+    const done = await waitForHook(probe, 'succeeded', (m) => m.state === 'succeeded');
+    assert.equal(done.settlement?.kind, 'succeeded');
+    assert.ok(probe.history.some((m) => m.state === 'in_flight') || done.command?.attempts === 1);
+    await probe.unmount();
+  });
+
+  test('useMutation: a refused enqueue sets error with its code', async () => {
+    const ob = opened.track(await createOutbox(aliceConfig(dir(), server.url, { startOnline: false })));
+    const probe = await renderHook(ob, () => useMutation('notRegistered'));
+    await act(async () => {
+      await assert.rejects(probe.current.mutate({ id: 'x' }), (e: unknown) => e instanceof OutboxError && e.code === 'unknown_mutator');
+    });
+    assert.equal(probe.current.error?.code, 'unknown_mutator');
+    assert.equal(probe.current.commandId, null);
+    await probe.unmount();
+  });
+
+  test('useQuery: shows optimistic documents at once and the server version after sync', async () => {
+    const ob = opened.track(await createOutbox(aliceConfig(dir(), server.url, { startOnline: false })));
+    const probe = await renderHook(ob, () => useQuery<{ status: string; total?: number }>('orders', { orderBy: 'status' }));
+    await waitForHook(probe, 'first result', (r) => !r.loading);
+    assert.deepEqual(probe.current.data, []);
+    await act(async () => {
+      await ob.enqueue('createOrder', order('rn-hook-q-1', 'bagel'), {
+        optimistic: [{ collection: 'orders', id: 'rn-hook-q-1', insert: { status: 'open' } }],
+      });
+    });
+    await waitForHook(probe, 'optimistic order', (r) => r.data.length === 1 && r.data[0]?.status === 'pending');
+    await act(async () => ob.setOnline(true));
+    // Other tests' orders arrive with the pull too: look at this one.
+    const mine = (q: typeof probe.current) => q.data.find((d) => d.id === 'rn-hook-q-1');
+    const r = await waitForHook(probe, 'synced order', (q) => mine(q)?.status === 'synced');
+    assert.equal(mine(r)?.value.total, 300);
+    await probe.unmount();
+  });
+
+  test('useRecordStatus: pending while queued, synced after the server applied it', async () => {
+    const ob = opened.track(await createOutbox(aliceConfig(dir(), server.url, { startOnline: false })));
+    const probe = await renderHook(ob, () => useRecordStatus('orders', 'rn-hook-rec-1'));
+    await waitForHook(probe, 'not found', (r) => !r.loading && r.status === null);
+    await act(async () => {
+      await ob.enqueue('createOrder', order('rn-hook-rec-1'), {
+        optimistic: [{ collection: 'orders', id: 'rn-hook-rec-1', insert: { status: 'open' } }],
+      });
+    });
+    await waitForHook(probe, 'pending', (r) => r.status === 'pending');
+    await act(async () => ob.setOnline(true));
+    await waitForHook(probe, 'synced', (r) => r.status === 'synced');
+    await probe.unmount();
+  });
+
+  test('usePendingCommands: lists queued commands and empties after the drain', async () => {
+    const ob = opened.track(await createOutbox(aliceConfig(dir(), server.url, { startOnline: false })));
+    const probe = await renderHook(ob, () => usePendingCommands());
+    await act(async () => {
+      await ob.enqueue('createOrder', order('rn-hook-pend-1'));
+      await ob.enqueue('adjustStock', { product_id: 'muffin', delta: 5 });
+    });
+    const listed = await waitForHook(probe, 'two commands', (c) => c.length === 2);
+    assert.deepEqual(
+      listed.map((c) => c.mutator),
+      ['createOrder', 'adjustStock'],
+    );
+    await act(async () => ob.setOnline(true));
+    await waitForHook(probe, 'empty', (c) => c.length === 0);
+    await probe.unmount();
+  });
+
+  test('hooks outside <OutboxProvider> fail with a clear typed error', async () => {
+    const errors: unknown[] = [];
+    const origError = console.error;
+    console.error = () => {}; // React logs the render error; the test checks it below.
+    try {
+      await renderHook(null, () => {
+        try {
+          return useSyncStatus();
+        } catch (e) {
+          errors.push(e);
+          return null;
+        }
+      });
+    } finally {
+      console.error = origError;
+    }
+    assert.ok(errors[0] instanceof OutboxError);
+    assert.equal(errors[0].code, 'invalid_state');
+    assert.match(errors[0].message, /OutboxProvider/);
+  });
+});
