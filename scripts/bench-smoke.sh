@@ -9,7 +9,7 @@
 # cargo runs under `flock /tmp/outbox-cargo.lock` (shared build machine); set
 # BENCH_SMOKE_NO_LOCK=1 when the caller already holds that lock.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 
 N="${BENCH_SMOKE_N:-200}"
 KILLS="${BENCH_SMOKE_KILLS:-20}"
@@ -99,6 +99,7 @@ for e in expected:
 sys.exit(1 if bad else 0)
 EOF
   else
+    # shellcheck disable=SC2016 # a JavaScript program, not shell
     node -e '
 const fs = require("fs"); const [path, exp] = process.argv.slice(1);
 const fields = ["bench","system","n","ops_per_s","p50_ms","p99_ms","total_ms","rss_mb"];

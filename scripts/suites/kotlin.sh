@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Suite `kotlin`: the generated Kotlin bindings on a real JVM against the real library and
 # the real reference server on loopback, plus the Android adapters' logic (compiled against
-# small stubs of the Android system classes, which cannot run here).
+# small stubs of the Android system classes, which cannot run here), and shellcheck over
+# the scripts (scripts/build-android.sh and build-ios.sh cannot run here).
 #
 # 1. builds the workspace and checks that the checked-in Kotlin and Swift bindings are what
 #    the library generates (scripts/generate-bindings.sh --check);
@@ -12,12 +13,15 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 . scripts/suites/lib.sh
 ensure_rust
-ensure_apt libjna-java junit5 default-jre-headless
+ensure_apt libjna-java junit5 default-jre-headless shellcheck
 
 ROOT=$PWD
 LIB_DIR=$ROOT/target/debug
 KT_TOOLS=$ROOT/bindings/kotlin/tools
 OUT=$ROOT/build/kotlin
+
+log "kotlin: shellcheck (build scripts for Android/iOS, suites)"
+shellcheck -x scripts/*.sh scripts/suites/*.sh
 
 log "kotlin: build + generated bindings up to date"
 ./scripts/generate-bindings.sh --check
@@ -47,6 +51,7 @@ rm -rf "$OUT" && mkdir -p "$OUT"
 
 log "kotlin: JVM tests"
 [ -x "$LIB_DIR/outbox-server" ] || { echo "missing $LIB_DIR/outbox-server" >&2; exit 1; }
-OUTBOX_SERVER_BIN=$LIB_DIR/outbox-server java -Djna.library.path="$LIB_DIR" \
+# Expected panics (throwing test callbacks) print one line each, not a backtrace.
+RUST_BACKTRACE=0 OUTBOX_SERVER_BIN=$LIB_DIR/outbox-server java -Djna.library.path="$LIB_DIR" \
   -cp "$OUT/classes:$CP:$KL/kotlin-stdlib.jar:$J/junit-jupiter-engine.jar" \
   outbox.testrunner.RunTestsKt "${packages[@]}"

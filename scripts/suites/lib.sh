@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared helpers for scripts/suites/*.sh (sourced, not run).
 
 log() { printf '\n=== %s ===\n' "$*"; }

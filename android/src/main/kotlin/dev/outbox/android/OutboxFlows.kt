@@ -1,0 +1,44 @@
+package dev.outbox.android
+
+import kotlinx.coroutines.Dispatchers
+import kotlinx.coroutines.channels.Channel
+import kotlinx.coroutines.channels.awaitClose
+import kotlinx.coroutines.flow.Flow
+import kotlinx.coroutines.flow.buffer
+import kotlinx.coroutines.flow.callbackFlow
+import kotlinx.coroutines.flow.conflate
+import kotlinx.coroutines.flow.flowOn
+import kotlinx.coroutines.flow.map
+import kotlinx.coroutines.flow.onStart
+import uniffi.outbox_ffi.EventListener
+import uniffi.outbox_ffi.Outbox
+import uniffi.outbox_ffi.OutboxEvent
+import uniffi.outbox_ffi.Status
+
+/**
+ * The engine's events as a cold [Flow]: each collector gets its own `subscribe` listener, and
+ * cancelling the collector cancels its `Subscription`. Events arrive in the engine's order;
+ * the buffer is unbounded, so a slow collector delays but never loses what it has been sent (the
+ * engine itself reports events it had to drop as `OutboxEvent.Lagged`).
+ */
+fun Outbox.events(): Flow<OutboxEvent> = callbackFlow {
+    val subscription = subscribe(object : EventListener {
+        override fun onEvent(event: OutboxEvent) {
+            trySend(event)
+        }
+    })
+    awaitClose { subscription.cancel() }
+}.buffer(Channel.UNLIMITED)
+
+/**
+ * `status()` snapshots as a cold [Flow]: the current one at once, then a fresh one after events
+ * (bursts are conflated, so a collector sees the latest state, not every step). Reads run on
+ * [Dispatchers.IO].
+ */
+fun Outbox.statusUpdates(): Flow<Status> =
+    events()
+        .map { }
+        .onStart { emit(Unit) }
+        .conflate()
+        .map { status() }
+        .flowOn(Dispatchers.IO)
