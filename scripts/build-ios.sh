@@ -49,6 +49,9 @@ for triple in "$DEVICE" "${SIMS[@]}"; do
 done
 
 # --- build: one static library per target -------------------------------------------------
+# The shipped library: whole-program LTO and one codegen unit (smaller; see
+# build-android.sh). Panics stay `unwind`: the FFI catches them at the boundary.
+export CARGO_PROFILE_RELEASE_LTO=fat CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1
 for triple in "$DEVICE" "${SIMS[@]}"; do
   echo "building $CRATE (release, staticlib) for $triple"
   cargo rustc -p "$CRATE" --lib --release --locked --target "$triple" --crate-type staticlib
