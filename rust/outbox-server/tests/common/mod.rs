@@ -60,6 +60,7 @@ impl Backend {
 
 /// One `#[tokio::test]` per backend for each listed `async fn name(b: Backend)`.
 /// `multi_thread` before the names picks a two-worker runtime.
+#[allow(unused_macros)]
 macro_rules! backend_tests {
     (@attr [$attr:meta] $($name:ident),+ $(,)?) => {
         mod sqlite {
