@@ -55,6 +55,21 @@ impl PostgresConfig {
         self
     }
 
+    /// Whether every host in the URL is on this machine (loopback addresses, `localhost`
+    /// or a Unix socket); load and stress tools refuse anything else.
+    pub fn is_local(&self) -> Result<bool, StorageError> {
+        let pg: tokio_postgres::Config = self
+            .url
+            .parse()
+            .map_err(|e: tokio_postgres::Error| StorageError::Config(format!("unreadable database URL: {e}")))?;
+        Ok(pg.get_hosts().iter().all(|h| match h {
+            tokio_postgres::config::Host::Tcp(name) => {
+                name == "localhost" || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+            }
+            tokio_postgres::config::Host::Unix(_) => true,
+        }) && pg.get_hostaddrs().iter().all(|ip| ip.is_loopback()))
+    }
+
     /// Sets the largest pool.
     pub fn with_pool_size(mut self, pool_size: usize) -> Self {
         self.pool_size = pool_size.max(1);
@@ -320,6 +335,14 @@ mod tests {
         for bad in ["", "1abc", "Ab", "a-b", "a;drop", &"x".repeat(41)] {
             assert!(check_schema(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn only_loopback_hosts_are_local() {
+        assert!(PostgresConfig::new("postgres://u@127.0.0.1:5432/db").is_local().unwrap());
+        assert!(PostgresConfig::new("postgres://u@localhost/db").is_local().unwrap());
+        assert!(!PostgresConfig::new("postgres://u@10.0.0.5/db").is_local().unwrap());
+        assert!(!PostgresConfig::new("postgres://u@db.example.com/db").is_local().unwrap());
     }
 
     #[test]
