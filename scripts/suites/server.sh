@@ -15,3 +15,5 @@ start_private_postgres -c fsync=off -c synchronous_commit=off -c full_page_write
 export OUTBOX_TEST_DATABASE_URL="$PG_URL"
 log "server: cargo test -p outbox-server (SQLite and PostgreSQL)"
 cargo_locked test -p outbox-server
+log "server: load smoke (2 nodes over PostgreSQL, 20 clients, 2 s, exactly-once check)"
+cargo_locked run -q -p outbox-bench -- load --clients 20 --nodes 2 --secs 2 --database-url "$PG_URL"
