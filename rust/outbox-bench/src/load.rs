@@ -5,7 +5,7 @@
 //! number over one PostgreSQL database (`--database-url`, a fresh schema per run so runs
 //! never mix). Client `c` is user `u<c>` in workspace `w<c mod workspaces>` and sends
 //! batches of `put`s with fresh idempotency keys, round robin over the nodes. Every
-//! `--resend-every`th batch is sent a second time to the next node, as a client does
+//! `--resend-every`th batch (default 5th) is sent a second time to the next node, as a client does
 //! after a lost answer; every command of the resend must come back `duplicate`.
 //!
 //! Bounded twice: each client stops at `--secs` or after `--max-batches` batches, and
@@ -55,7 +55,7 @@ pub struct LoadArgs {
     #[arg(long, default_value_t = 50)]
     workspaces: usize,
     /// Every Nth batch is resent to the next node (0: never).
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 5)]
     resend_every: usize,
     /// Pooled PostgreSQL connections per node.
     #[arg(long, default_value_t = 16)]
@@ -306,7 +306,7 @@ pub fn markdown(lines: &[Value]) -> String {
         "`outbox-bench load` (same machine; the nodes, the clients and, for PostgreSQL, a private \
          PostgreSQL 15 cluster with default durability settings all share its 2 CPUs): simulated \
          clients, one request in flight each, push batches of `put`s to in-process server nodes on \
-         127.0.0.1, round robin over the nodes; every 10th batch is resent to the next node and must \
+         127.0.0.1, round robin over the nodes; every 5th batch is resent to the next node and must \
          come back `duplicate`. `commands/s` counts commands applied (resends excluded); latency is per \
          request. `exactly once` checks the shared apply log: every acknowledged key present, none \
          twice, and the nodes' applied counters add up to the log.\n"

@@ -206,3 +206,45 @@ async fn test_stream_on_one_node_is_nudged_by_a_commit_on_the_other() {
     }
     assert!(!text.contains(r#"{"cursor":"1"}"#), "{text}");
 }
+
+#[tokio::test]
+async fn test_binary_serves_from_postgres_with_database_url() {
+    use tokio::io::AsyncBufReadExt;
+    let Some(Backend::Postgres(pg)) = Backend::postgres() else {
+        eprintln!("skipped: {DATABASE_URL_VAR} is not set");
+        return;
+    };
+    let schema = pg.schema.clone().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // The URL comes from DATABASE_URL, the way a deployment passes it.
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_outbox-server"))
+        .args(["--addr", "127.0.0.1:0", "--dev", "--pg-schema", &schema, "--db"])
+        .arg(dir.path().join("must-not-be-created.db"))
+        .env("DATABASE_URL", &pg.url)
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let first = tokio::time::timeout(Duration::from_secs(20), lines.next_line()).await.unwrap().unwrap().unwrap();
+    let url = first.strip_prefix("listening on ").expect(&first).to_string();
+    let body = json!({"commands": [cmd("o1", "createOrder", json!({"id": "o1", "lines": [{"product_id": "latte", "qty": 2}]}), &[])]});
+    let r: Value = client()
+        .post(format!("{url}/v1/commands"))
+        .bearer_auth("dev-alice")
+        .header("x-workspace-id", "ws-1")
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r["results"][0]["status"], "applied", "{r}");
+    assert!(!dir.path().join("must-not-be-created.db").exists());
+    child.kill().await.unwrap();
+    // The data is in PostgreSQL: a library server on the same schema sees the order.
+    let s = Backend::Postgres(pg).start().await;
+    assert_eq!(s.doc("ws-1", "orders", "o1").await.unwrap()["total"], 840);
+}
