@@ -300,7 +300,7 @@ pub fn markdown(lines: &[Value]) -> String {
     if lines.is_empty() {
         return out;
     }
-    let _ = writeln!(out, "## Load (issue 11)\n");
+    let _ = writeln!(out, "\n## Load (issue 11)\n");
     let _ = writeln!(
         out,
         "`outbox-bench load [--nodes M] [--database-url URL]` with its defaults (200 clients, \
