@@ -4,11 +4,13 @@
 //! outbox-bench [--quick] [--n N]... [--bench NAME]... [--with-tanstack|--no-tanstack]
 //! outbox-bench report [--input results.jsonl] [--out-dir docs]
 //! outbox-bench torture [--kills N] [--seed S]
+//! outbox-bench load [--clients 200] [--nodes M] [--database-url postgres://127.0.0.1/…] [--secs 10]
 //! ```
 //! Each line: `{"bench", "system", "n", "ops_per_s", "p50_ms", "p99_ms", "total_ms", "rss_mb"}`
 //! (plus `"skipped"` when a run was given up). Baselines run in the same process and the
 //! same run, so ratios compare like with like; TanStack runs as a `node` child process.
 
+mod load;
 mod measure;
 mod report;
 mod suites;
@@ -54,6 +56,9 @@ enum Cmd {
     Report(report::ReportArgs),
     /// Crash/fault torture: SIGKILLs draining client processes, checks exactly-once.
     Torture(torture::TortureArgs),
+    /// Load test: simulated clients pushing batches to server nodes on 127.0.0.1, then an
+    /// exactly-once check.
+    Load(load::LoadArgs),
     /// Internal: one client process of the torture harness.
     #[command(hide = true)]
     TortureChild(torture::ChildArgs),
@@ -64,6 +69,7 @@ fn main() {
     let code = match args.cmd {
         Some(Cmd::Report(r)) => report::run(&r),
         Some(Cmd::Torture(t)) => torture::run(&t),
+        Some(Cmd::Load(l)) => load::run(&l),
         Some(Cmd::TortureChild(c)) => torture::child(&c),
         None => run_benches(&args),
     };

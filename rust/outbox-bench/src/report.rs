@@ -60,10 +60,15 @@ fn run_inner(args: &ReportArgs) -> Result<(), String> {
     };
     let mut rows: BTreeMap<Key, Row> = BTreeMap::new();
     let mut torture: Option<Value> = None;
+    let mut load: Vec<Value> = Vec::new();
     for (i, line) in text.lines().enumerate().filter(|(_, l)| l.trim_start().starts_with('{')) {
         let v: Value = serde_json::from_str(line).map_err(|e| format!("line {}: {e}", i + 1))?;
         if v["bench"] == "torture" {
             torture = Some(v);
+            continue;
+        }
+        if v["bench"] == "load" {
+            load.push(v);
             continue;
         }
         let s = |k: &str| v[k].as_str().map(str::to_string);
@@ -87,7 +92,8 @@ fn run_inner(args: &ReportArgs) -> Result<(), String> {
     std::fs::create_dir_all(&args.out_dir).map_err(|e| e.to_string())?;
     let png = args.out_dir.join("benchmarks.png");
     chart(&rows, &png)?;
-    let md = markdown(&rows, torture.as_ref(), &args.command);
+    let mut md = markdown(&rows, torture.as_ref(), &args.command);
+    md.push_str(&crate::load::markdown(&load));
     let md_path = args.out_dir.join("benchmarks.md");
     std::fs::write(&md_path, md).map_err(|e| e.to_string())?;
     eprintln!("wrote {} and {}", md_path.display(), png.display());

@@ -248,7 +248,7 @@ pub async fn drain_http(n: usize) -> Result<Vec<String>> {
     let server_dir = tempfile::tempdir()?;
     let server =
         outbox_server::Server::start(outbox_server::ServerConfig::new(server_dir.path().join("server.db"))).await?;
-    server.add_user("bench", "tok-bench", &["ws"])?;
+    server.add_user("bench", "tok-bench", &["ws"]).await?;
     let transport = HttpTransport::new(
         HttpConfig::new(server.base_url(), "ws").with_max_batch(100).with_request_timeout(Duration::from_secs(60)),
         Arc::new(StaticToken::new("tok-bench")),

@@ -181,7 +181,7 @@ fn run_inner(args: &TortureArgs) -> Result<bool, String> {
         .map_err(|e| e.to_string())?
         .with_seed(args.seed);
     let server = rt.block_on(outbox_server::Server::start(config)).map_err(|e| e.to_string())?;
-    server.add_user("torture", TOKEN, &["ws"]).map_err(|e| e.to_string())?;
+    rt.block_on(server.add_user("torture", TOKEN, &["ws"])).map_err(|e| e.to_string())?;
     let url = server.base_url();
     let db = dir.path().join("client.db");
     let mut rng = fastrand::Rng::with_seed(args.seed);

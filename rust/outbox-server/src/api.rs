@@ -18,13 +18,13 @@ use serde_json::json;
 use tokio::sync::{broadcast, Notify};
 
 use crate::faults::{FaultKind, FaultSpec, Faults};
-use crate::mutators;
+use crate::mutators::MutatorCall;
 use crate::protocol::{
     BatchResponse, ChangesResponse, CommandBatch, CommandResult, CommandStatus, ErrorBody, WireChange, WireCommand,
     WireError,
 };
 use crate::stats::Stats;
-use crate::storage::{ApplyError, CommandRef, Execution, Scope, Storage, StorageError};
+use crate::storage::{ApplyError, ChangeNotice, CommandRef, Execution, Scope, Storage, StorageError};
 
 /// Per-connection switch a handler pulls to close its connection without answering.
 #[derive(Clone, Default)]
@@ -35,8 +35,11 @@ pub(crate) struct Shared {
     pub(crate) storage: Arc<dyn Storage>,
     pub(crate) faults: Faults,
     pub(crate) stats: Stats,
-    /// `(workspace, head seq)` whenever a workspace's change log advanced.
-    pub(crate) changed: broadcast::Sender<(String, i64)>,
+    /// A notice whenever a workspace's change log advanced.
+    pub(crate) changed: broadcast::Sender<ChangeNotice>,
+    /// Whether this node nudges its own subscribers after a commit. Off when the storage
+    /// reports every node's commits itself ([`Storage::notifications`]).
+    pub(crate) local_nudges: bool,
     pub(crate) max_batch: usize,
 }
 
@@ -68,17 +71,6 @@ fn storage_error(e: StorageError) -> Response {
     error(StatusCode::INTERNAL_SERVER_ERROR, "internal", "storage failure")
 }
 
-/// Runs blocking storage work off the async workers.
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, StorageError> + Send + 'static,
-) -> Result<T, Response> {
-    match tokio::task::spawn_blocking(f).await {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(storage_error(e)),
-        Err(_) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, "internal", "worker failed")),
-    }
-}
-
 /// Resolves the bearer token and workspace header to a [`Scope`], or the 400/401/403
 /// answer.
 async fn authorize(state: &AppState, headers: &HeaderMap) -> Result<Scope, Response> {
@@ -100,14 +92,13 @@ async fn authorize(state: &AppState, headers: &HeaderMap) -> Result<Scope, Respo
         return Err(error(StatusCode::BAD_REQUEST, "missing_workspace", "X-Workspace-Id header is required"));
     }
     let workspace = workspace.to_string();
-    let storage = state.storage.clone();
-    let ws = workspace.clone();
-    let found = blocking(move || {
-        let Some(user) = storage.user_for_token(&token)? else { return Ok(None) };
-        let member = storage.is_member(&user, &ws)?;
-        Ok(Some((user, member)))
-    })
-    .await?;
+    let found = async {
+        let Some(user) = state.storage.user_for_token(&token).await? else { return Ok(None) };
+        let member = state.storage.is_member(&user, &workspace).await?;
+        Ok::<_, StorageError>(Some((user, member)))
+    }
+    .await
+    .map_err(storage_error)?;
     match found {
         None => Err(unauthorized("unknown token")),
         Some((_, false)) => Err(error(StatusCode::FORBIDDEN, "forbidden", "not a member of this workspace")),
@@ -225,15 +216,15 @@ async fn post_commands(
             format!("{} commands in one batch; at most {}", batch.commands.len(), state.max_batch),
         );
     }
-    let shared = state.clone();
-    let ws = scope.workspace.clone();
-    let results = match blocking(move || run_batch(&shared, &scope, batch.commands)).await {
+    let results = match run_batch(&state, &scope, batch.commands).await {
         Ok(r) => r,
-        Err(resp) => return resp,
+        Err(e) => return storage_error(e),
     };
-    if let Some(seq) = results.iter().filter_map(|r| r.server_seq).max() {
-        // No receivers is fine: nobody is listening.
-        let _ = state.changed.send((ws, seq));
+    if state.local_nudges {
+        if let Some(seq) = results.iter().filter_map(|r| r.server_seq).max() {
+            // No receivers is fine: nobody is listening.
+            let _ = state.changed.send(ChangeNotice::Workspace { workspace: scope.workspace, seq });
+        }
     }
     if let Some(f @ FaultKind::DropAfterCommit) = &decision.fault {
         state.stats.fault(&f.label());
@@ -256,10 +247,14 @@ fn not_applied(id: String, status: CommandStatus, code: &str, message: String) -
 
 /// Applies a batch in order, one transaction per command, stopping lanes at their first
 /// command that is not applied.
-fn run_batch(shared: &Shared, scope: &Scope, commands: Vec<WireCommand>) -> Result<Vec<CommandResult>, StorageError> {
+async fn run_batch(
+    shared: &Shared,
+    scope: &Scope,
+    commands: Vec<WireCommand>,
+) -> Result<Vec<CommandResult>, StorageError> {
     let mut blocked: HashSet<String> = HashSet::new();
     let mut results = Vec::with_capacity(commands.len());
-    for cmd in commands {
+    for mut cmd in commands {
         if let Some(key) = cmd.keys.iter().find(|k| blocked.contains(*k)) {
             shared.stats.skipped();
             let message = format!("an earlier command on key {key:?} in this batch was not applied");
@@ -274,15 +269,20 @@ fn run_batch(shared: &Shared, scope: &Scope, commands: Vec<WireCommand>) -> Resu
             blocked.extend(cmd.keys);
             continue;
         }
+        // Moved, not copied: nothing below reads the arguments again.
+        let call = MutatorCall {
+            name: cmd.mutator.clone(),
+            version: cmd.mutator_version,
+            args: std::mem::take(&mut cmd.args),
+            base_versions: std::mem::take(&mut cmd.base_versions),
+        };
         let command = CommandRef {
             idempotency_key: &cmd.idempotency_key,
             command_id: &cmd.id,
             mutator: &cmd.mutator,
             keys: &cmd.keys,
         };
-        let execution = shared.storage.execute(scope, &command, &mut |tx| {
-            mutators::apply(&cmd.mutator, cmd.mutator_version, &cmd.args, &cmd.base_versions, tx)
-        })?;
+        let execution = shared.storage.execute(scope, &command, Box::new(call)).await?;
         let result = match execution {
             Execution::Applied(stored) => {
                 shared.stats.applied(&cmd.idempotency_key);
@@ -354,11 +354,9 @@ async fn get_changes(
         },
     };
     let limit = q.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
-    let storage = state.storage.clone();
-    let ws = scope.workspace;
-    let page = match blocking(move || storage.changes_after(&ws, after, limit)).await {
+    let page = match state.storage.changes_after(&scope.workspace, after, limit).await {
         Ok(p) => p,
-        Err(r) => return r,
+        Err(e) => return storage_error(e),
     };
     let cursor = page.changes.last().map(|c| c.seq).unwrap_or(after).to_string();
     Json(ChangesResponse {
@@ -380,11 +378,9 @@ async fn stream(State(state): State<AppState>, headers: HeaderMap) -> Response {
     };
     // Subscribe before reading the head so no change falls between the two.
     let rx = state.changed.subscribe();
-    let storage = state.storage.clone();
-    let ws = scope.workspace.clone();
-    let head = match blocking(move || storage.head_seq(&ws)).await {
+    let head = match state.storage.head_seq(&scope.workspace).await {
         Ok(h) => h,
-        Err(r) => return r,
+        Err(e) => return storage_error(e),
     };
     let initial = Some(changed_event(head));
     let events = futures_util::stream::unfold((rx, scope.workspace, initial), |(mut rx, ws, first)| async move {
@@ -393,8 +389,14 @@ async fn stream(State(state): State<AppState>, headers: HeaderMap) -> Response {
         }
         loop {
             match rx.recv().await {
-                Ok((w, seq)) if w == ws => return Some((Ok(changed_event(seq)), (rx, ws, None))),
-                Ok(_) => continue,
+                Ok(ChangeNotice::Workspace { workspace, seq }) if workspace == ws => {
+                    return Some((Ok(changed_event(seq)), (rx, ws, None)))
+                }
+                Ok(ChangeNotice::Workspace { .. }) => continue,
+                // Nudge anyway, the client pulls from its own cursor.
+                Ok(ChangeNotice::Unknown) => {
+                    return Some((Ok(Event::default().event("changed").data("{}")), (rx, ws, None)))
+                }
                 // Missed some: nudge anyway, the client pulls from its own cursor.
                 Err(broadcast::error::RecvError::Lagged(_)) => {
                     return Some((Ok(Event::default().event("changed").data("{}")), (rx, ws, None)))
@@ -450,9 +452,8 @@ async fn get_stats(State(state): State<AppState>) -> Response {
 }
 
 async fn get_log(State(state): State<AppState>) -> Response {
-    let storage = state.storage.clone();
-    match blocking(move || storage.apply_log()).await {
+    match state.storage.apply_log().await {
         Ok(entries) => Json(json!({"entries": entries})).into_response(),
-        Err(r) => r,
+        Err(e) => storage_error(e),
     }
 }

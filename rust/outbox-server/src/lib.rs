@@ -1,6 +1,7 @@
 //! The Outbox reference sync server: the wire protocol of docs/protocol.md over axum,
-//! SQLite storage with idempotency records written in the same transaction as each
-//! command's effect, built-in document and point-of-sale mutators, and fault injection.
+//! SQLite or PostgreSQL storage with idempotency records written in the same transaction
+//! as each command's effect, built-in document and point-of-sale mutators, and fault
+//! injection. Over PostgreSQL several nodes can serve one database (docs/server.md).
 //!
 //! Tests start it in-process on a free loopback port:
 //!
@@ -8,7 +9,7 @@
 //! # async fn demo() -> Result<(), outbox_server::ServerError> {
 //! use outbox_server::{Server, ServerConfig};
 //! let server = Server::start(ServerConfig::new("/tmp/server.db").with_admin(true)).await?;
-//! server.add_user("alice", "token-a", &["ws-1"])?;
+//! server.add_user("alice", "token-a", &["ws-1"]).await?;
 //! println!("{}", server.base_url());
 //! server.shutdown().await;
 //! # Ok(()) }
@@ -38,15 +39,17 @@ use tower_service::Service;
 use crate::api::{ConnKill, Shared};
 use crate::faults::{FaultSpec, FaultSpecError, Faults};
 use crate::stats::{Stats, StatsSnapshot};
-use crate::storage::{SqliteStorage, Storage, StorageError};
+use crate::storage::{ChangeNotice, PgStorage, PostgresConfig, SqliteStorage, Storage, StorageError};
 
 /// Everything needed to start a server.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     /// Address to listen on; port 0 picks a free port. Default `127.0.0.1:0`.
     pub addr: SocketAddr,
-    /// SQLite database file (created if missing).
+    /// SQLite database file (created if missing); unused when [`postgres`](Self::postgres) is set.
     pub db_path: PathBuf,
+    /// Store everything in PostgreSQL instead of SQLite (several nodes may share it).
+    pub postgres: Option<PostgresConfig>,
     /// Seed the development users, workspaces and POS catalog (see [`seed_dev`]).
     pub dev: bool,
     /// Fault spec active from the start (see [`faults`]).
@@ -67,6 +70,7 @@ impl ServerConfig {
         ServerConfig {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             db_path: db_path.into(),
+            postgres: None,
             dev: false,
             faults: FaultSpec::default(),
             seed: None,
@@ -79,6 +83,12 @@ impl ServerConfig {
     /// Sets the listen address.
     pub fn with_addr(mut self, addr: SocketAddr) -> Self {
         self.addr = addr;
+        self
+    }
+
+    /// Uses PostgreSQL instead of the SQLite file.
+    pub fn with_postgres(mut self, postgres: PostgresConfig) -> Self {
+        self.postgres = Some(postgres);
         self
     }
 
@@ -136,15 +146,11 @@ pub enum ServerError {
 pub struct Server;
 
 impl Server {
-    /// Opens the database, seeds it when asked, binds the address and serves until
+    /// Opens the database (PostgreSQL when `config.postgres` is set, else the SQLite
+    /// file), seeds it when asked, binds the address and serves until
     /// [`RunningServer::shutdown`].
     pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
-        let db_path = config.db_path.clone();
-        let storage: Arc<dyn Storage> = Arc::new(
-            tokio::task::spawn_blocking(move || SqliteStorage::open(&db_path))
-                .await
-                .map_err(|e| std::io::Error::other(e.to_string()))??,
-        );
+        let storage = open_storage(&config).await?;
         Self::start_with_storage(config, storage).await
     }
 
@@ -155,23 +161,53 @@ impl Server {
         storage: Arc<dyn Storage>,
     ) -> Result<RunningServer, ServerError> {
         if config.dev {
-            seed_dev(storage.as_ref())?;
+            seed_dev(storage.as_ref()).await?;
         }
         let listener =
             TcpListener::bind(config.addr).await.map_err(|source| ServerError::Bind { addr: config.addr, source })?;
         let addr = listener.local_addr()?;
         let (changed, _) = broadcast::channel(256);
+        let notices = storage.notifications();
         let shared = Arc::new(Shared {
             storage: storage.clone(),
             faults: Faults::new(config.faults.clone(), config.seed),
             stats: Stats::default(),
-            changed,
+            changed: changed.clone(),
+            local_nudges: notices.is_none(),
             max_batch: config.max_batch,
         });
+        let forwarder = notices.map(|rx| tokio::spawn(forward_notices(rx, changed)));
         let router = api::router(shared.clone(), config.admin, config.max_body_bytes);
         let (stop_tx, stop_rx) = watch::channel(false);
         let task = tokio::spawn(accept_loop(listener, router, stop_rx));
-        Ok(RunningServer { addr, shared, stop: stop_tx, task })
+        Ok(RunningServer { addr, shared, stop: stop_tx, task, forwarder })
+    }
+}
+
+/// The storage `config` asks for.
+async fn open_storage(config: &ServerConfig) -> Result<Arc<dyn Storage>, ServerError> {
+    if let Some(pg) = &config.postgres {
+        return Ok(Arc::new(PgStorage::connect(pg).await?));
+    }
+    let db_path = config.db_path.clone();
+    let sqlite = tokio::task::spawn_blocking(move || SqliteStorage::open(&db_path))
+        .await
+        .map_err(|e| StorageError::Worker(e.to_string()))??;
+    Ok(Arc::new(sqlite))
+}
+
+/// Passes the storage's notices (every node's commits) to this node's stream subscribers.
+async fn forward_notices(mut rx: broadcast::Receiver<ChangeNotice>, changed: broadcast::Sender<ChangeNotice>) {
+    loop {
+        match rx.recv().await {
+            Ok(notice) => {
+                let _ = changed.send(notice);
+            }
+            Err(broadcast::error::RecvError::Lagged(_)) => {
+                let _ = changed.send(ChangeNotice::Unknown);
+            }
+            Err(broadcast::error::RecvError::Closed) => break,
+        }
     }
 }
 
@@ -222,6 +258,7 @@ pub struct RunningServer {
     shared: Arc<Shared>,
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
+    forwarder: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl RunningServer {
@@ -241,17 +278,17 @@ impl RunningServer {
     }
 
     /// Creates `user` with `token` and makes it a member of each workspace.
-    pub fn add_user(&self, user: &str, token: &str, workspaces: &[&str]) -> Result<(), StorageError> {
-        self.shared.storage.add_user(user, token)?;
+    pub async fn add_user(&self, user: &str, token: &str, workspaces: &[&str]) -> Result<(), StorageError> {
+        self.shared.storage.add_user(user, token).await?;
         for ws in workspaces {
-            self.shared.storage.add_member(user, ws)?;
+            self.shared.storage.add_member(user, ws).await?;
         }
         Ok(())
     }
 
     /// Writes a document outside any command.
-    pub fn seed_doc(&self, workspace: &str, collection: &str, id: &str, doc: &Value) -> Result<(), StorageError> {
-        self.shared.storage.seed_doc(workspace, collection, id, doc)?;
+    pub async fn seed_doc(&self, workspace: &str, collection: &str, id: &str, doc: &Value) -> Result<(), StorageError> {
+        self.shared.storage.seed_doc(workspace, collection, id, doc).await?;
         Ok(())
     }
 
@@ -269,17 +306,21 @@ impl RunningServer {
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
         let _ = self.task.await;
+        if let Some(f) = self.forwarder {
+            f.abort();
+            let _ = f.await;
+        }
     }
 }
 
 /// The development seed: `alice`/`dev-alice` in `ws-1`, `bob`/`dev-bob` in `ws-2`, and a
 /// POS catalog (collection `products`, `{name, price (cents), stock}`) in both workspaces.
 /// Existing products are left as they are, so restarting with `--dev` keeps the data.
-pub fn seed_dev(storage: &dyn Storage) -> Result<(), StorageError> {
-    storage.add_user("alice", "dev-alice")?;
-    storage.add_member("alice", "ws-1")?;
-    storage.add_user("bob", "dev-bob")?;
-    storage.add_member("bob", "ws-2")?;
+pub async fn seed_dev(storage: &dyn Storage) -> Result<(), StorageError> {
+    storage.add_user("alice", "dev-alice").await?;
+    storage.add_member("alice", "ws-1").await?;
+    storage.add_user("bob", "dev-bob").await?;
+    storage.add_member("bob", "ws-2").await?;
     let catalog = [
         ("espresso", "Espresso", 280, 200),
         ("latte", "Latte", 420, 200),
@@ -290,8 +331,9 @@ pub fn seed_dev(storage: &dyn Storage) -> Result<(), StorageError> {
     ];
     for ws in ["ws-1", "ws-2"] {
         for (id, name, price, stock) in catalog {
-            if storage.get_doc(ws, mutators::PRODUCTS, id)?.is_none() {
-                storage.seed_doc(ws, mutators::PRODUCTS, id, &json!({"name": name, "price": price, "stock": stock}))?;
+            if storage.get_doc(ws, mutators::PRODUCTS, id).await?.is_none() {
+                let doc = json!({"name": name, "price": price, "stock": stock});
+                storage.seed_doc(ws, mutators::PRODUCTS, id, &doc).await?;
             }
         }
     }

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
+use outbox_server::storage::PostgresConfig;
 use outbox_server::{Server, ServerConfig};
 
 /// Reference sync server for Outbox (docs/protocol.md).
@@ -15,9 +16,20 @@ struct Args {
     /// Address to listen on (`127.0.0.1:0` picks a free port).
     #[arg(long, default_value = "127.0.0.1:8787")]
     addr: SocketAddr,
-    /// SQLite database file.
+    /// SQLite database file (when no PostgreSQL URL is given).
     #[arg(long, default_value = "outbox-server.db")]
     db: PathBuf,
+    /// Store everything in PostgreSQL instead (`postgres://user@host:port/db`); several
+    /// nodes may share one database. Defaults to the `DATABASE_URL` environment variable.
+    #[arg(long)]
+    database_url: Option<String>,
+    /// PostgreSQL schema for the tables (created if missing; PostgreSQL only); default:
+    /// the connection's `search_path`.
+    #[arg(long)]
+    pg_schema: Option<String>,
+    /// Most pooled PostgreSQL connections.
+    #[arg(long, default_value_t = 16)]
+    pool_size: usize,
     /// Seed dev users (alice/dev-alice in ws-1, bob/dev-bob in ws-2) and a POS catalog.
     #[arg(long)]
     dev: bool,
@@ -36,6 +48,14 @@ struct Args {
 async fn main() -> ExitCode {
     let args = Args::parse();
     let mut config = ServerConfig::new(args.db).with_addr(args.addr).with_dev(args.dev).with_admin(args.admin);
+    let database_url = args.database_url.or_else(|| std::env::var("DATABASE_URL").ok().filter(|u| !u.is_empty()));
+    if let Some(url) = database_url {
+        let mut pg = PostgresConfig::new(url).with_pool_size(args.pool_size);
+        if let Some(schema) = args.pg_schema {
+            pg = pg.with_schema(schema);
+        }
+        config = config.with_postgres(pg);
+    }
     if let Some(seed) = args.seed {
         config = config.with_seed(seed);
     }

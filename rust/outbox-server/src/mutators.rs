@@ -1,11 +1,14 @@
 //! The server's built-in mutators: generic documents and the point-of-sale set.
 //!
 //! Every mutator runs inside one storage transaction ([`crate::storage::DocTx`]); returning
-//! an error rolls everything back. Codes are stable strings (docs/protocol.md).
+//! an error rolls everything back. Mutators are async because the transaction is (the
+//! PostgreSQL backend awaits each read and write). Codes are stable strings (docs/protocol.md).
 
 use serde_json::{json, Map, Value};
 
-use crate::storage::{ApplyError, DocTx, StoredDoc};
+use async_trait::async_trait;
+
+use crate::storage::{Apply, ApplyError, DocTx, StoredDoc};
 
 /// Highest mutator version the built-in mutators understand.
 pub const SUPPORTED_VERSION: u32 = 1;
@@ -26,7 +29,7 @@ pub fn is_known(name: &str) -> bool {
 /// Runs mutator `name` with `args`. `base_versions` is the command's
 /// `{"collection:id": version}` map, used by the document mutators when the args carry no
 /// `base_version` of their own.
-pub fn apply(
+pub async fn apply(
     name: &str,
     version: u32,
     args: &Value,
@@ -44,13 +47,33 @@ pub fn apply(
     }
     let args = args.as_object().ok_or_else(|| invalid("args must be a JSON object"))?;
     match name {
-        "put" => put(args, base_versions, tx),
-        "patch" => patch(args, base_versions, tx),
-        "delete" => delete(args, base_versions, tx),
-        "createOrder" => create_order(args, tx),
-        "adjustStock" => adjust_stock(args, tx),
-        "voidOrder" => void_order(args, tx),
+        "put" => put(args, base_versions, tx).await,
+        "patch" => patch(args, base_versions, tx).await,
+        "delete" => delete(args, base_versions, tx).await,
+        "createOrder" => create_order(args, tx).await,
+        "adjustStock" => adjust_stock(args, tx).await,
+        "voidOrder" => void_order(args, tx).await,
         _ => Err(ApplyError::rejected("unknown_mutator", format!("no mutator named {name:?}"))),
+    }
+}
+
+/// One call of a built-in mutator, owned so it can move into a storage task.
+#[derive(Debug, Clone)]
+pub struct MutatorCall {
+    /// Mutator name.
+    pub name: String,
+    /// Version of the argument shape.
+    pub version: u32,
+    /// The command's arguments.
+    pub args: Value,
+    /// The command's `{"collection:id": version}` map.
+    pub base_versions: Map<String, Value>,
+}
+
+#[async_trait]
+impl Apply for MutatorCall {
+    async fn apply(&self, tx: &mut dyn DocTx) -> Result<Value, ApplyError> {
+        apply(&self.name, self.version, &self.args, &self.base_versions, tx).await
     }
 }
 
@@ -108,36 +131,36 @@ fn check_base(base: Option<i64>, collection: &str, id: &str, current: Option<&St
     })
 }
 
-fn put(args: &Map<String, Value>, bv: &Map<String, Value>, tx: &mut dyn DocTx) -> Result<Value, ApplyError> {
+async fn put(args: &Map<String, Value>, bv: &Map<String, Value>, tx: &mut dyn DocTx) -> Result<Value, ApplyError> {
     let collection = str_arg(args, "collection")?;
     let id = str_arg(args, "id")?;
     let doc = args.get("doc").filter(|d| d.is_object()).ok_or_else(|| invalid("`doc` must be a JSON object"))?;
-    let current = tx.get(collection, id)?;
+    let current = tx.get(collection, id).await?;
     check_base(base_version(args, bv, collection, id)?, collection, id, current.as_ref())?;
-    let change = tx.put(collection, id, doc)?;
+    let change = tx.put(collection, id, doc).await?;
     Ok(json!({"version": change.version}))
 }
 
-fn patch(args: &Map<String, Value>, bv: &Map<String, Value>, tx: &mut dyn DocTx) -> Result<Value, ApplyError> {
+async fn patch(args: &Map<String, Value>, bv: &Map<String, Value>, tx: &mut dyn DocTx) -> Result<Value, ApplyError> {
     let collection = str_arg(args, "collection")?;
     let id = str_arg(args, "id")?;
     let patch = args.get("patch").filter(|p| p.is_object()).ok_or_else(|| invalid("`patch` must be a JSON object"))?;
-    let current = tx.get(collection, id)?;
+    let current = tx.get(collection, id).await?;
     check_base(base_version(args, bv, collection, id)?, collection, id, current.as_ref())?;
     let Some(mut doc) = current.and_then(|d| d.doc) else {
         return Err(ApplyError::rejected("not_found", format!("{collection}:{id} does not exist")));
     };
     merge_patch(&mut doc, patch);
-    let change = tx.put(collection, id, &doc)?;
+    let change = tx.put(collection, id, &doc).await?;
     Ok(json!({"version": change.version}))
 }
 
-fn delete(args: &Map<String, Value>, bv: &Map<String, Value>, tx: &mut dyn DocTx) -> Result<Value, ApplyError> {
+async fn delete(args: &Map<String, Value>, bv: &Map<String, Value>, tx: &mut dyn DocTx) -> Result<Value, ApplyError> {
     let collection = str_arg(args, "collection")?;
     let id = str_arg(args, "id")?;
-    let current = tx.get(collection, id)?;
+    let current = tx.get(collection, id).await?;
     check_base(base_version(args, bv, collection, id)?, collection, id, current.as_ref())?;
-    match tx.delete(collection, id)? {
+    match tx.delete(collection, id).await? {
         Some(change) => Ok(json!({"deleted": true, "version": change.version})),
         None => Ok(json!({"deleted": false})),
     }
@@ -163,8 +186,8 @@ pub fn merge_patch(target: &mut Value, patch: &Value) {
     }
 }
 
-fn product(tx: &mut dyn DocTx, product_id: &str) -> Result<Map<String, Value>, ApplyError> {
-    match tx.get(PRODUCTS, product_id)?.and_then(|d| d.doc) {
+async fn product(tx: &mut dyn DocTx, product_id: &str) -> Result<Map<String, Value>, ApplyError> {
+    match tx.get(PRODUCTS, product_id).await?.and_then(|d| d.doc) {
         Some(Value::Object(map)) => Ok(map),
         _ => Err(ApplyError::rejected("unknown_product", format!("no product {product_id:?}"))),
     }
@@ -174,13 +197,13 @@ fn stock_of(product: &Map<String, Value>) -> i64 {
     product.get("stock").and_then(Value::as_i64).unwrap_or(0)
 }
 
-fn create_order(args: &Map<String, Value>, tx: &mut dyn DocTx) -> Result<Value, ApplyError> {
+async fn create_order(args: &Map<String, Value>, tx: &mut dyn DocTx) -> Result<Value, ApplyError> {
     let id = str_arg(args, "id")?;
     let lines = args.get("lines").and_then(Value::as_array).ok_or_else(|| invalid("`lines` must be an array"))?;
     if lines.is_empty() {
         return Err(invalid("`lines` must not be empty"));
     }
-    if tx.get(ORDERS, id)?.and_then(|d| d.doc).is_some() {
+    if tx.get(ORDERS, id).await?.and_then(|d| d.doc).is_some() {
         return Err(ApplyError::rejected("order_exists", format!("order {id:?} already exists")));
     }
     // Sum quantities per product first, so two lines of one product are checked together.
@@ -200,7 +223,7 @@ fn create_order(args: &Map<String, Value>, tx: &mut dyn DocTx) -> Result<Value, 
     let mut total: i64 = 0;
     let mut updated = Vec::new();
     for (pid, qty) in &wanted {
-        let mut p = product(tx, pid)?;
+        let mut p = product(tx, pid).await?;
         let stock = stock_of(&p);
         if stock < *qty {
             return Err(ApplyError::rejected(
@@ -214,19 +237,19 @@ fn create_order(args: &Map<String, Value>, tx: &mut dyn DocTx) -> Result<Value, 
         updated.push((pid.clone(), p));
     }
     for (pid, p) in updated {
-        tx.put(PRODUCTS, &pid, &Value::Object(p))?;
+        tx.put(PRODUCTS, &pid, &Value::Object(p)).await?;
     }
     let mut order = args.clone();
     order.insert("status".into(), json!("open"));
     order.insert("total".into(), json!(total));
-    let change = tx.put(ORDERS, id, &Value::Object(order))?;
+    let change = tx.put(ORDERS, id, &Value::Object(order)).await?;
     Ok(json!({"order_id": id, "total": total, "version": change.version}))
 }
 
-fn adjust_stock(args: &Map<String, Value>, tx: &mut dyn DocTx) -> Result<Value, ApplyError> {
+async fn adjust_stock(args: &Map<String, Value>, tx: &mut dyn DocTx) -> Result<Value, ApplyError> {
     let pid = str_arg(args, "product_id")?;
     let delta = int_arg(args, "delta")?;
-    let mut p = product(tx, pid)?;
+    let mut p = product(tx, pid).await?;
     let stock = stock_of(&p).saturating_add(delta);
     if stock < 0 {
         return Err(ApplyError::rejected(
@@ -235,13 +258,13 @@ fn adjust_stock(args: &Map<String, Value>, tx: &mut dyn DocTx) -> Result<Value, 
         ));
     }
     p.insert("stock".into(), json!(stock));
-    tx.put(PRODUCTS, pid, &Value::Object(p))?;
+    tx.put(PRODUCTS, pid, &Value::Object(p)).await?;
     Ok(json!({"product_id": pid, "stock": stock}))
 }
 
-fn void_order(args: &Map<String, Value>, tx: &mut dyn DocTx) -> Result<Value, ApplyError> {
+async fn void_order(args: &Map<String, Value>, tx: &mut dyn DocTx) -> Result<Value, ApplyError> {
     let id = str_arg(args, "id")?;
-    let Some(Value::Object(mut order)) = tx.get(ORDERS, id)?.and_then(|d| d.doc) else {
+    let Some(Value::Object(mut order)) = tx.get(ORDERS, id).await?.and_then(|d| d.doc) else {
         return Err(ApplyError::rejected("not_found", format!("no order {id:?}")));
     };
     if order.get("status").and_then(Value::as_str) == Some("voided") {
@@ -254,14 +277,14 @@ fn void_order(args: &Map<String, Value>, tx: &mut dyn DocTx) -> Result<Value, Ap
         else {
             continue;
         };
-        if let Ok(mut p) = product(tx, pid) {
+        if let Ok(mut p) = product(tx, pid).await {
             let stock = stock_of(&p).saturating_add(qty);
             p.insert("stock".into(), json!(stock));
-            tx.put(PRODUCTS, pid, &Value::Object(p))?;
+            tx.put(PRODUCTS, pid, &Value::Object(p)).await?;
         }
     }
     order.insert("status".into(), json!("voided"));
-    let change = tx.put(ORDERS, id, &Value::Object(order))?;
+    let change = tx.put(ORDERS, id, &Value::Object(order)).await?;
     Ok(json!({"order_id": id, "status": "voided", "version": change.version}))
 }
 

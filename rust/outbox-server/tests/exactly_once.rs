@@ -1,6 +1,7 @@
 //! The whole path: the real engine (SQLite on the device side) draining through
 //! HttpTransport into the real server (SQLite on the server side) under injected faults.
 
+#[macro_use]
 mod common;
 
 use std::collections::HashMap;
@@ -30,8 +31,8 @@ fn device(dir: &tempfile::TempDir, name: &str, base_url: &str, token: &str, user
 
 /// Drains `n` commands over `lanes` keys through `spec`; asserts exactly-once, per-key
 /// order and Retry-After, and returns the server's stats.
-async fn drain_under_faults(n: usize, lanes: usize, spec: &str, seed: u64) -> Value {
-    let s = start_with(|c| c.with_faults(spec).unwrap().with_seed(seed)).await;
+async fn drain_under_faults(b: &Backend, n: usize, lanes: usize, spec: &str, seed: u64) -> Value {
+    let s = b.start_with(|c| c.with_faults(spec).unwrap().with_seed(seed)).await;
     let dir = tempfile::tempdir().unwrap();
     let ob = device(&dir, "device.db", &s.server.base_url(), ALICE, "alice");
     let started = Instant::now();
@@ -86,9 +87,8 @@ async fn drain_under_faults(n: usize, lanes: usize, spec: &str, seed: u64) -> Va
     stats
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn test_exactly_once_under_faults_small() {
-    let stats = drain_under_faults(300, 15, "500=0.2,429=0.1:1s,reset=0.05,drop_after_commit=0.1", 7).await;
+async fn test_exactly_once_under_faults_small(b: Backend) {
+    let stats = drain_under_faults(&b, 300, 15, "500=0.2,429=0.1:1s,reset=0.05,drop_after_commit=0.1", 7).await;
     // The faults really happened, including answers lost after commit.
     let faults = &stats["totals"]["faults"];
     for kind in ["500", "429", "reset", "drop_after_commit"] {
@@ -99,14 +99,12 @@ async fn test_exactly_once_under_faults_small() {
 
 /// The full run (2,000 commands over 50 keys, about 20 s). `cargo test -p
 /// outbox-server --test exactly_once -- --nocapture` prints the figures.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn test_exactly_once_under_faults_2000() {
-    drain_under_faults(2000, 50, "500=0.2,429=0.1:1s,reset=0.05,drop_after_commit=0.1", 2026).await;
+async fn test_exactly_once_under_faults_2000(b: Backend) {
+    drain_under_faults(&b, 2000, 50, "500=0.2,429=0.1:1s,reset=0.05,drop_after_commit=0.1", 2026).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn test_throughput_without_faults() {
-    let s = start().await;
+async fn test_throughput_without_faults(b: Backend) {
+    let s = b.start().await;
     let dir = tempfile::tempdir().unwrap();
     let ob = device(&dir, "device.db", &s.server.base_url(), ALICE, "alice");
     let n = 500;
@@ -131,9 +129,8 @@ async fn test_throughput_without_faults() {
     ob.close();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn test_conflict_round_trip_between_two_devices() {
-    let s = start().await;
+async fn test_conflict_round_trip_between_two_devices(b: Backend) {
+    let s = b.start().await;
     let dir = tempfile::tempdir().unwrap();
     let a = device(&dir, "a.db", &s.server.base_url(), ALICE, "alice");
     let b = device(&dir, "b.db", &s.server.base_url(), CAROL, "carol");
@@ -167,14 +164,13 @@ async fn test_conflict_round_trip_between_two_devices() {
     .await
     .unwrap();
     assert_eq!(settled["version"], 2);
-    assert_eq!(s.doc("ws-1", "notes", "shared").unwrap(), json!({"text": "a and b"}));
+    assert_eq!(s.doc("ws-1", "notes", "shared").await.unwrap(), json!({"text": "a and b"}));
     a.close();
     b.close();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn test_token_is_never_written_to_the_device_database() {
-    let s = start().await;
+async fn test_token_is_never_written_to_the_device_database(b: Backend) {
+    let s = b.start().await;
     let dir = tempfile::tempdir().unwrap();
     let ob = device(&dir, "device.db", &s.server.base_url(), ALICE, "alice");
     let order = json!({"id": "o1", "lines": [{"product_id": "widget", "qty": 1}]}).to_string();
@@ -196,3 +192,12 @@ async fn test_token_is_never_written_to_the_device_database() {
     ob.close();
     scan("after close");
 }
+
+backend_tests!(
+    multi_thread;
+    test_exactly_once_under_faults_small,
+    test_exactly_once_under_faults_2000,
+    test_throughput_without_faults,
+    test_conflict_round_trip_between_two_devices,
+    test_token_is_never_written_to_the_device_database,
+);

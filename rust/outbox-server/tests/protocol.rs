@@ -1,5 +1,6 @@
 //! The wire protocol of docs/protocol.md against a real server on loopback.
 
+#[macro_use]
 mod common;
 
 use std::time::{Duration, Instant};
@@ -12,17 +13,15 @@ async fn error_code(resp: reqwest::Response) -> String {
     body["error"]["code"].as_str().unwrap().to_string()
 }
 
-#[tokio::test]
-async fn test_healthz() {
-    let s = start().await;
+async fn test_healthz(b: Backend) {
+    let s = b.start().await;
     let resp = s.http.get(s.url("/healthz")).send().await.unwrap();
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.json::<Value>().await.unwrap(), json!({"status": "ok"}));
 }
 
-#[tokio::test]
-async fn test_missing_and_unknown_token_are_401() {
-    let s = start().await;
+async fn test_missing_and_unknown_token_are_401(b: Backend) {
+    let s = b.start().await;
     let body = serde_json::to_vec(&json!({"commands": [put("c1", "notes", "n1", json!({"t": 1}))]})).unwrap();
     let resp = s.post_raw(None, Some("ws-1"), body.clone()).await;
     assert_eq!(resp.status(), 401);
@@ -31,32 +30,29 @@ async fn test_missing_and_unknown_token_are_401() {
     let resp = s.post_raw(Some("nope"), Some("ws-1"), body).await;
     assert_eq!(resp.status(), 401);
     assert_eq!(s.stats().await["totals"]["applied"], 0);
-    assert!(s.doc("ws-1", "notes", "n1").is_none());
+    assert!(s.doc("ws-1", "notes", "n1").await.is_none());
 }
 
-#[tokio::test]
-async fn test_cross_workspace_is_403_and_nothing_applied() {
-    let s = start().await;
+async fn test_cross_workspace_is_403_and_nothing_applied(b: Backend) {
+    let s = b.start().await;
     let resp = s.post_as(BOB, "ws-1", vec![put("c1", "notes", "n1", json!({"t": 1}))]).await;
     assert_eq!(resp.status(), 403);
     assert_eq!(error_code(resp).await, "forbidden");
-    assert!(s.doc("ws-1", "notes", "n1").is_none());
+    assert!(s.doc("ws-1", "notes", "n1").await.is_none());
     let resp = s.changes(BOB, "ws-1", None, 10).await;
     assert_eq!(resp.status(), 403);
 }
 
-#[tokio::test]
-async fn test_missing_workspace_header_is_400() {
-    let s = start().await;
+async fn test_missing_workspace_header_is_400(b: Backend) {
+    let s = b.start().await;
     let body = serde_json::to_vec(&json!({"commands": []})).unwrap();
     let resp = s.post_raw(Some(ALICE), None, body).await;
     assert_eq!(resp.status(), 400);
     assert_eq!(error_code(resp).await, "missing_workspace");
 }
 
-#[tokio::test]
-async fn test_malformed_body_is_400_json_error() {
-    let s = start().await;
+async fn test_malformed_body_is_400_json_error(b: Backend) {
+    let s = b.start().await;
     for body in [&b"{not json"[..], br#"{"commands": 5}"#, br#"{"commands":[{"id":"x"}]}"#] {
         let resp = s.post_raw(Some(ALICE), Some("ws-1"), body.to_vec()).await;
         assert_eq!(resp.status(), 400);
@@ -64,9 +60,8 @@ async fn test_malformed_body_is_400_json_error() {
     }
 }
 
-#[tokio::test]
-async fn test_put_is_applied_with_changes_and_server_seq() {
-    let s = start().await;
+async fn test_put_is_applied_with_changes_and_server_seq(b: Backend) {
+    let s = b.start().await;
     let results = s.commands(vec![put("c1", "notes", "n1", json!({"text": "hi"}))]).await;
     let r = &results[0];
     assert_eq!(r["id"], "c1");
@@ -78,9 +73,8 @@ async fn test_put_is_applied_with_changes_and_server_seq() {
     assert!(r.get("error").is_none());
 }
 
-#[tokio::test]
-async fn test_repeat_key_is_duplicate_with_stored_result() {
-    let s = start().await;
+async fn test_repeat_key_is_duplicate_with_stored_result(b: Backend) {
+    let s = b.start().await;
     let c = put("c1", "notes", "n1", json!({"text": "hi"}));
     let first = s.commands(vec![c.clone()]).await;
     let second = s.commands(vec![c]).await;
@@ -88,7 +82,7 @@ async fn test_repeat_key_is_duplicate_with_stored_result() {
     assert_eq!(second[0]["result"], first[0]["result"]);
     assert_eq!(second[0]["changes"], first[0]["changes"]);
     assert_eq!(second[0]["server_seq"], first[0]["server_seq"]);
-    assert_eq!(s.doc("ws-1", "notes", "n1").unwrap(), json!({"text": "hi"}));
+    assert_eq!(s.doc("ws-1", "notes", "n1").await.unwrap(), json!({"text": "hi"}));
     let stats = s.stats().await;
     assert_eq!(stats["keys"]["key-c1"], json!({"applied": 1, "duplicates": 1}));
     // Only one change-log row for it.
@@ -96,20 +90,18 @@ async fn test_repeat_key_is_duplicate_with_stored_result() {
     assert_eq!(page["changes"].as_array().unwrap().len(), 1);
 }
 
-#[tokio::test]
-async fn test_idempotency_is_scoped_per_user() {
-    let s = start().await;
+async fn test_idempotency_is_scoped_per_user(b: Backend) {
+    let s = b.start().await;
     let c = cmd("c1", "adjustStock", json!({"product_id": "widget", "delta": 1}), &["p"]);
     assert_eq!(s.commands(vec![c.clone()]).await[0]["status"], "applied");
     let resp = s.post_as(CAROL, "ws-1", vec![c]).await;
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["results"][0]["status"], "applied");
-    assert_eq!(s.stock("widget"), 12);
+    assert_eq!(s.stock("widget").await, 12);
 }
 
-#[tokio::test]
-async fn test_base_version_mismatch_is_conflict_with_snapshot() {
-    let s = start().await;
+async fn test_base_version_mismatch_is_conflict_with_snapshot(b: Backend) {
+    let s = b.start().await;
     let mut a = put("a", "notes", "n1", json!({"text": "first"}));
     a["args"]["base_version"] = json!(0);
     assert_eq!(s.commands(vec![a]).await[0]["status"], "applied");
@@ -120,16 +112,15 @@ async fn test_base_version_mismatch_is_conflict_with_snapshot() {
     assert_eq!(r["status"], "conflict");
     assert_eq!(r["error"]["code"], "version_conflict");
     assert_eq!(r["snapshot"], json!({"collection": "notes", "id": "n1", "version": 1, "doc": {"text": "first"}}));
-    assert_eq!(s.doc("ws-1", "notes", "n1").unwrap(), json!({"text": "first"}));
+    assert_eq!(s.doc("ws-1", "notes", "n1").await.unwrap(), json!({"text": "first"}));
     // Conflicts are not stored: the same key with the right base applies.
     b["base_versions"] = json!({"notes:n1": 1});
     assert_eq!(s.commands(vec![b]).await[0]["status"], "applied");
     assert_eq!(s.stats().await["totals"]["conflicts"], 1);
 }
 
-#[tokio::test]
-async fn test_patch_merges_and_delete_leaves_deleted_change() {
-    let s = start().await;
+async fn test_patch_merges_and_delete_leaves_deleted_change(b: Backend) {
+    let s = b.start().await;
     s.commands(vec![put("c1", "notes", "n1", json!({"text": "hi", "tags": {"a": 1, "b": 2}}))]).await;
     let p = cmd(
         "c2",
@@ -139,7 +130,7 @@ async fn test_patch_merges_and_delete_leaves_deleted_change() {
     );
     let r = &s.commands(vec![p]).await[0];
     assert_eq!(r["status"], "applied");
-    assert_eq!(s.doc("ws-1", "notes", "n1").unwrap(), json!({"text": "hi", "tags": {"b": 2}, "done": true}));
+    assert_eq!(s.doc("ws-1", "notes", "n1").await.unwrap(), json!({"text": "hi", "tags": {"b": 2}, "done": true}));
     let d = cmd("c3", "delete", json!({"collection": "notes", "id": "n1"}), &[]);
     let r = &s.commands(vec![d]).await[0];
     assert_eq!(r["changes"], json!([{"collection": "notes", "id": "n1", "version": 3, "deleted": true}]));
@@ -149,9 +140,8 @@ async fn test_patch_merges_and_delete_leaves_deleted_change() {
     assert_eq!(r["error"]["code"], "not_found");
 }
 
-#[tokio::test]
-async fn test_create_order_decrements_stock_and_insufficient_is_rejected() {
-    let s = start().await;
+async fn test_create_order_decrements_stock_and_insufficient_is_rejected(b: Backend) {
+    let s = b.start().await;
     let order = cmd(
         "o1",
         "createOrder",
@@ -162,9 +152,9 @@ async fn test_create_order_decrements_stock_and_insufficient_is_rejected() {
     assert_eq!(r["status"], "applied");
     assert_eq!(r["result"]["total"], 550);
     assert_eq!(r["changes"].as_array().unwrap().len(), 3);
-    assert_eq!(s.stock("widget"), 7);
-    assert_eq!(s.stock("gadget"), 4);
-    assert_eq!(s.doc("ws-1", "orders", "o1").unwrap()["status"], "open");
+    assert_eq!(s.stock("widget").await, 7);
+    assert_eq!(s.stock("gadget").await, 4);
+    assert_eq!(s.doc("ws-1", "orders", "o1").await.unwrap()["status"], "open");
 
     let too_many = cmd(
         "o2",
@@ -176,50 +166,46 @@ async fn test_create_order_decrements_stock_and_insufficient_is_rejected() {
     assert_eq!(r["status"], "rejected");
     assert_eq!(r["error"]["code"], "insufficient_stock");
     // All or nothing: the widget line did not go through either.
-    assert_eq!(s.stock("widget"), 7);
-    assert!(s.doc("ws-1", "orders", "o2").is_none());
+    assert_eq!(s.stock("widget").await, 7);
+    assert!(s.doc("ws-1", "orders", "o2").await.is_none());
 }
 
-#[tokio::test]
-async fn test_rejection_is_not_stored_so_the_key_can_apply_later() {
-    let s = start().await;
+async fn test_rejection_is_not_stored_so_the_key_can_apply_later(b: Backend) {
+    let s = b.start().await;
     let order = cmd("o1", "createOrder", json!({"id": "o1", "lines": [{"product_id": "gadget", "qty": 8}]}), &[]);
     assert_eq!(s.commands(vec![order.clone()]).await[0]["error"]["code"], "insufficient_stock");
     s.commands(vec![cmd("restock", "adjustStock", json!({"product_id": "gadget", "delta": 10}), &[])]).await;
     assert_eq!(s.commands(vec![order]).await[0]["status"], "applied");
-    assert_eq!(s.stock("gadget"), 7);
+    assert_eq!(s.stock("gadget").await, 7);
 }
 
-#[tokio::test]
-async fn test_void_order_restores_stock_once() {
-    let s = start().await;
+async fn test_void_order_restores_stock_once(b: Backend) {
+    let s = b.start().await;
     s.commands(vec![cmd("o1", "createOrder", json!({"id": "o1", "lines": [{"product_id": "widget", "qty": 4}]}), &[])])
         .await;
-    assert_eq!(s.stock("widget"), 6);
+    assert_eq!(s.stock("widget").await, 6);
     let r = &s.commands(vec![cmd("v1", "voidOrder", json!({"id": "o1"}), &[])]).await[0];
     assert_eq!(r["status"], "applied");
-    assert_eq!(s.stock("widget"), 10);
-    assert_eq!(s.doc("ws-1", "orders", "o1").unwrap()["status"], "voided");
+    assert_eq!(s.stock("widget").await, 10);
+    assert_eq!(s.doc("ws-1", "orders", "o1").await.unwrap()["status"], "voided");
     let r = &s.commands(vec![cmd("v2", "voidOrder", json!({"id": "o1"}), &[])]).await[0];
     assert_eq!(r["error"]["code"], "already_voided");
-    assert_eq!(s.stock("widget"), 10);
+    assert_eq!(s.stock("widget").await, 10);
 }
 
-#[tokio::test]
-async fn test_adjust_stock_cannot_go_negative() {
-    let s = start().await;
+async fn test_adjust_stock_cannot_go_negative(b: Backend) {
+    let s = b.start().await;
     let r = &s.commands(vec![cmd("a", "adjustStock", json!({"product_id": "gadget", "delta": -6}), &[])]).await[0];
     assert_eq!(r["error"]["code"], "insufficient_stock");
     let r = &s.commands(vec![cmd("b", "adjustStock", json!({"product_id": "nope", "delta": 1}), &[])]).await[0];
     assert_eq!(r["error"]["code"], "unknown_product");
     let r = &s.commands(vec![cmd("c", "adjustStock", json!({"product_id": "gadget"}), &[])]).await[0];
     assert_eq!(r["error"]["code"], "invalid_args");
-    assert_eq!(s.stock("gadget"), 5);
+    assert_eq!(s.stock("gadget").await, 5);
 }
 
-#[tokio::test]
-async fn test_unknown_mutator_and_version_are_rejected() {
-    let s = start().await;
+async fn test_unknown_mutator_and_version_are_rejected(b: Backend) {
+    let s = b.start().await;
     let r = &s.commands(vec![cmd("x", "launchRockets", json!({}), &[])]).await[0];
     assert_eq!(r["status"], "rejected");
     assert_eq!(r["error"]["code"], "unknown_mutator");
@@ -229,9 +215,8 @@ async fn test_unknown_mutator_and_version_are_rejected() {
     assert_eq!(r["error"]["code"], "unsupported_mutator_version");
 }
 
-#[tokio::test]
-async fn test_lane_stops_at_first_non_applied_and_later_commands_are_skipped() {
-    let s = start().await;
+async fn test_lane_stops_at_first_non_applied_and_later_commands_are_skipped(b: Backend) {
+    let s = b.start().await;
     let results = s
         .commands(vec![
             cmd(
@@ -248,8 +233,8 @@ async fn test_lane_stops_at_first_non_applied_and_later_commands_are_skipped() {
     let statuses: Vec<&str> = results.iter().map(|r| r["status"].as_str().unwrap()).collect();
     assert_eq!(statuses, ["rejected", "skipped", "skipped", "applied"]);
     assert_eq!(results[1]["error"]["code"], "skipped");
-    assert_eq!(s.stock("widget"), 10);
-    assert_eq!(s.stock("gadget"), 6);
+    assert_eq!(s.stock("widget").await, 10);
+    assert_eq!(s.stock("gadget").await, 6);
     // Skipped commands were not recorded: resending applies them.
     let again = s
         .commands(vec![cmd("after", "adjustStock", json!({"product_id": "widget", "delta": 1}), &["register:1"])])
@@ -257,9 +242,8 @@ async fn test_lane_stops_at_first_non_applied_and_later_commands_are_skipped() {
     assert_eq!(again[0]["status"], "applied");
 }
 
-#[tokio::test]
-async fn test_batch_applies_in_order() {
-    let s = start().await;
+async fn test_batch_applies_in_order(b: Backend) {
+    let s = b.start().await;
     let results = s
         .commands(vec![
             put("c1", "notes", "n", json!({"v": 1})),
@@ -269,16 +253,15 @@ async fn test_batch_applies_in_order() {
         .await;
     let versions: Vec<i64> = results.iter().map(|r| r["changes"][0]["version"].as_i64().unwrap()).collect();
     assert_eq!(versions, [1, 2, 3]);
-    assert_eq!(s.doc("ws-1", "notes", "n").unwrap(), json!({"v": 2, "w": 3}));
+    assert_eq!(s.doc("ws-1", "notes", "n").await.unwrap(), json!({"v": 2, "w": 3}));
     let log: Value = s.http.get(s.url("/v1/_log")).send().await.unwrap().json().await.unwrap();
     let ids: Vec<&str> = log["entries"].as_array().unwrap().iter().map(|e| e["command_id"].as_str().unwrap()).collect();
     assert_eq!(ids, ["c1", "c2", "c3"]);
     assert_eq!(log["entries"][0]["keys"], json!(["notes:n"]));
 }
 
-#[tokio::test]
-async fn test_batch_over_100_is_413_and_nothing_applied() {
-    let s = start().await;
+async fn test_batch_over_100_is_413_and_nothing_applied(b: Backend) {
+    let s = b.start().await;
     let commands: Vec<Value> = (0..101).map(|i| put(&format!("c{i}"), "notes", &format!("n{i}"), json!({}))).collect();
     let resp = s.post_as(ALICE, "ws-1", commands.clone()).await;
     assert_eq!(resp.status(), 413);
@@ -288,21 +271,20 @@ async fn test_batch_over_100_is_413_and_nothing_applied() {
     assert_eq!(results.len(), 100);
 }
 
-#[tokio::test]
-async fn test_oversized_body_is_413() {
-    let s = start_with(|mut c| {
-        c.max_body_bytes = 1024;
-        c
-    })
-    .await;
+async fn test_oversized_body_is_413(b: Backend) {
+    let s = b
+        .start_with(|mut c| {
+            c.max_body_bytes = 1024;
+            c
+        })
+        .await;
     let resp = s.post_as(ALICE, "ws-1", vec![put("c", "notes", "n", json!({"blob": "x".repeat(4096)}))]).await;
     assert_eq!(resp.status(), 413);
     assert_eq!(error_code(resp).await, "payload_too_large");
 }
 
-#[tokio::test]
-async fn test_changes_page_with_cursor() {
-    let s = start().await;
+async fn test_changes_page_with_cursor(b: Backend) {
+    let s = b.start().await;
     let commands: Vec<Value> =
         (0..5).map(|i| put(&format!("c{i}"), "notes", &format!("n{i}"), json!({"i": i}))).collect();
     s.commands(commands).await;
@@ -335,17 +317,15 @@ async fn test_changes_page_with_cursor() {
     assert_eq!(page["cursor"], "0");
 }
 
-#[tokio::test]
-async fn test_bad_cursor_is_400() {
-    let s = start().await;
+async fn test_bad_cursor_is_400(b: Backend) {
+    let s = b.start().await;
     let resp = s.changes(ALICE, "ws-1", Some("abc"), 10).await;
     assert_eq!(resp.status(), 400);
     assert_eq!(error_code(resp).await, "invalid_cursor");
 }
 
-#[tokio::test]
-async fn test_stream_sends_changed_nudges() {
-    let s = start().await;
+async fn test_stream_sends_changed_nudges(b: Backend) {
+    let s = b.start().await;
     let mut resp =
         s.http.get(s.url("/v1/stream")).bearer_auth(ALICE).header("x-workspace-id", "ws-1").send().await.unwrap();
     assert_eq!(resp.status(), 200);
@@ -369,29 +349,26 @@ async fn test_stream_sends_changed_nudges() {
     assert!(!text.contains(r#"{"cursor":"1"}"#));
 }
 
-#[tokio::test]
-async fn test_stream_requires_auth() {
-    let s = start().await;
+async fn test_stream_requires_auth(b: Backend) {
+    let s = b.start().await;
     let resp = s.http.get(s.url("/v1/stream")).header("x-workspace-id", "ws-1").send().await.unwrap();
     assert_eq!(resp.status(), 401);
 }
 
-#[tokio::test]
-async fn test_fault_500_answers_before_applying() {
-    let s = start().await;
+async fn test_fault_500_answers_before_applying(b: Backend) {
+    let s = b.start().await;
     s.set_faults("500=1").await;
     let resp = s.post_as(ALICE, "ws-1", vec![put("c1", "notes", "n1", json!({}))]).await;
     assert_eq!(resp.status(), 500);
     assert_eq!(error_code(resp).await, "injected_fault");
-    assert!(s.doc("ws-1", "notes", "n1").is_none());
+    assert!(s.doc("ws-1", "notes", "n1").await.is_none());
     s.clear_faults().await;
     assert_eq!(s.commands(vec![put("c1", "notes", "n1", json!({}))]).await[0]["status"], "applied");
     assert_eq!(s.stats().await["totals"]["faults"]["500"], 1);
 }
 
-#[tokio::test]
-async fn test_fault_429_and_503_send_retry_after() {
-    let s = start().await;
+async fn test_fault_429_and_503_send_retry_after(b: Backend) {
+    let s = b.start().await;
     s.set_faults("429=1:2s#1,503=1:3s:date").await;
     let resp = s.post_as(ALICE, "ws-1", vec![put("c1", "notes", "n1", json!({}))]).await;
     assert_eq!(resp.status(), 429);
@@ -402,12 +379,11 @@ async fn test_fault_429_and_503_send_retry_after() {
     let at = httpdate::parse_http_date(&date).unwrap();
     let wait = at.duration_since(std::time::SystemTime::now()).unwrap_or_default();
     assert!(wait <= Duration::from_secs(3), "{wait:?}");
-    assert!(s.doc("ws-1", "notes", "n1").is_none());
+    assert!(s.doc("ws-1", "notes", "n1").await.is_none());
 }
 
-#[tokio::test]
-async fn test_fault_reset_closes_without_answer_and_applies_nothing() {
-    let s = start().await;
+async fn test_fault_reset_closes_without_answer_and_applies_nothing(b: Backend) {
+    let s = b.start().await;
     s.set_faults("reset=1").await;
     let body = serde_json::to_vec(&json!({"commands": [put("c1", "notes", "n1", json!({}))]})).unwrap();
     let err = s
@@ -420,15 +396,14 @@ async fn test_fault_reset_closes_without_answer_and_applies_nothing() {
         .await
         .unwrap_err();
     assert!(!err.is_connect(), "{err:?}");
-    assert!(s.doc("ws-1", "notes", "n1").is_none());
+    assert!(s.doc("ws-1", "notes", "n1").await.is_none());
     let stats = s.stats().await;
     assert_eq!(stats["totals"]["faults"]["reset"], 1);
     assert_eq!(stats["totals"]["applied"], 0);
 }
 
-#[tokio::test]
-async fn test_drop_after_commit_then_resend_is_duplicate_applied_once() {
-    let s = start().await;
+async fn test_drop_after_commit_then_resend_is_duplicate_applied_once(b: Backend) {
+    let s = b.start().await;
     s.set_faults("drop_after_commit=1").await;
     let c = cmd("o1", "createOrder", json!({"id": "o1", "lines": [{"product_id": "widget", "qty": 2}]}), &["order:o1"]);
     let body = serde_json::to_vec(&json!({"commands": [c.clone()]})).unwrap();
@@ -436,29 +411,27 @@ async fn test_drop_after_commit_then_resend_is_duplicate_applied_once() {
         s.http.post(s.url("/v1/commands")).bearer_auth(ALICE).header("x-workspace-id", "ws-1").body(body).send().await;
     assert!(sent.is_err(), "the answer must be dropped");
     // The effect committed anyway.
-    assert_eq!(s.stock("widget"), 8);
+    assert_eq!(s.stock("widget").await, 8);
     s.clear_faults().await;
     let r = &s.commands(vec![c]).await[0];
     assert_eq!(r["status"], "duplicate");
     assert_eq!(r["result"]["order_id"], "o1");
-    assert_eq!(s.stock("widget"), 8);
+    assert_eq!(s.stock("widget").await, 8);
     let stats = s.stats().await;
     assert_eq!(stats["keys"]["key-o1"], json!({"applied": 1, "duplicates": 1}));
     assert_eq!(stats["totals"]["faults"]["drop_after_commit"], 1);
 }
 
-#[tokio::test]
-async fn test_latency_fault_delays_the_answer() {
-    let s = start().await;
+async fn test_latency_fault_delays_the_answer(b: Backend) {
+    let s = b.start().await;
     s.set_faults("latency=250-250ms").await;
     let started = Instant::now();
     s.commands(vec![put("c1", "notes", "n1", json!({}))]).await;
     assert!(started.elapsed() >= Duration::from_millis(250));
 }
 
-#[tokio::test]
-async fn test_counted_fault_and_json_admin_body() {
-    let s = start().await;
+async fn test_counted_fault_and_json_admin_body(b: Backend) {
+    let s = b.start().await;
     let resp = s.http.post(s.url("/v1/_faults")).json(&json!({"spec": "500=1#2", "seed": 1})).send().await.unwrap();
     assert_eq!(resp.json::<Value>().await.unwrap()["spec"], "500=1#2");
     let mut statuses = Vec::new();
@@ -472,11 +445,10 @@ async fn test_counted_fault_and_json_admin_body() {
     assert_eq!(bad.status(), 400);
 }
 
-#[tokio::test]
-async fn test_seeded_random_faults_are_reproducible() {
+async fn test_seeded_random_faults_are_reproducible(b: Backend) {
     let mut runs = Vec::new();
     for _ in 0..2 {
-        let s = start_with(|c| c.with_faults("500=0.5").unwrap().with_seed(99)).await;
+        let s = b.start_with(|c| c.with_faults("500=0.5").unwrap().with_seed(99)).await;
         let mut statuses = Vec::new();
         for i in 0..20 {
             statuses.push(
@@ -489,29 +461,26 @@ async fn test_seeded_random_faults_are_reproducible() {
     assert_eq!(runs[0], runs[1]);
 }
 
-#[tokio::test]
-async fn test_admin_endpoints_are_off_without_flag() {
-    let s = start_with(|c| c.with_admin(false)).await;
+async fn test_admin_endpoints_are_off_without_flag(b: Backend) {
+    let s = b.start_with(|c| c.with_admin(false)).await;
     assert_eq!(s.http.get(s.url("/v1/_stats")).send().await.unwrap().status(), 404);
     assert_eq!(s.http.post(s.url("/v1/_faults")).body("500=1").send().await.unwrap().status(), 404);
 }
 
-#[tokio::test]
-async fn test_idempotency_survives_restart() {
-    let s = start().await;
+async fn test_idempotency_survives_restart(b: Backend) {
+    let s = b.start().await;
     let c = cmd("a1", "adjustStock", json!({"product_id": "widget", "delta": 5}), &[]);
     assert_eq!(s.commands(vec![c.clone()]).await[0]["status"], "applied");
-    let TestServer { server, dir, .. } = s;
+    let TestServer { server, dir, backend, .. } = s;
     server.shutdown().await;
-    let s = start_in(dir, |c| c).await;
+    let s = start_in(&backend, dir, |c| c).await;
     let r = &s.commands(vec![c]).await[0];
     assert_eq!(r["status"], "duplicate");
-    assert_eq!(s.stock("widget"), 15);
+    assert_eq!(s.stock("widget").await, 15);
 }
 
-#[tokio::test]
-async fn test_dev_seed_users_and_catalog() {
-    let s = start_with(|c| c.with_dev(true)).await;
+async fn test_dev_seed_users_and_catalog(b: Backend) {
+    let s = b.start_with(|c| c.with_dev(true)).await;
     let r = s
         .post_as(
             "dev-alice",
@@ -547,9 +516,8 @@ async fn test_binary_prints_listening_line_first() {
     child.kill().await.unwrap();
 }
 
-#[tokio::test]
-async fn test_stats_catch_an_attempt_earlier_than_retry_after() {
-    let s = start().await;
+async fn test_stats_catch_an_attempt_earlier_than_retry_after(b: Backend) {
+    let s = b.start().await;
     s.set_faults("429=1:1s#1").await;
     let c = put("c1", "notes", "n1", json!({}));
     assert_eq!(s.post_as(ALICE, "ws-1", vec![c.clone()]).await.status(), 429);
@@ -575,12 +543,49 @@ async fn test_binary_refuses_a_bad_fault_spec() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("invalid fault spec"));
 }
 
-#[tokio::test]
-async fn test_get_faults_shows_the_active_spec() {
-    let s = start_with(|c| c.with_faults("503=0.5:2s,latency=0-10ms").unwrap()).await;
+async fn test_get_faults_shows_the_active_spec(b: Backend) {
+    let s = b.start_with(|c| c.with_faults("503=0.5:2s,latency=0-10ms").unwrap()).await;
     let body: Value = s.http.get(s.url("/v1/_faults")).send().await.unwrap().json().await.unwrap();
     assert_eq!(body["spec"], "503=0.5:2000ms,latency=0-10ms");
     s.clear_faults().await;
     let body: Value = s.http.get(s.url("/v1/_faults")).send().await.unwrap().json().await.unwrap();
     assert_eq!(body["spec"], "");
 }
+
+backend_tests!(
+    test_healthz,
+    test_missing_and_unknown_token_are_401,
+    test_cross_workspace_is_403_and_nothing_applied,
+    test_missing_workspace_header_is_400,
+    test_malformed_body_is_400_json_error,
+    test_put_is_applied_with_changes_and_server_seq,
+    test_repeat_key_is_duplicate_with_stored_result,
+    test_idempotency_is_scoped_per_user,
+    test_base_version_mismatch_is_conflict_with_snapshot,
+    test_patch_merges_and_delete_leaves_deleted_change,
+    test_create_order_decrements_stock_and_insufficient_is_rejected,
+    test_rejection_is_not_stored_so_the_key_can_apply_later,
+    test_void_order_restores_stock_once,
+    test_adjust_stock_cannot_go_negative,
+    test_unknown_mutator_and_version_are_rejected,
+    test_lane_stops_at_first_non_applied_and_later_commands_are_skipped,
+    test_batch_applies_in_order,
+    test_batch_over_100_is_413_and_nothing_applied,
+    test_oversized_body_is_413,
+    test_changes_page_with_cursor,
+    test_bad_cursor_is_400,
+    test_stream_sends_changed_nudges,
+    test_stream_requires_auth,
+    test_fault_500_answers_before_applying,
+    test_fault_429_and_503_send_retry_after,
+    test_fault_reset_closes_without_answer_and_applies_nothing,
+    test_drop_after_commit_then_resend_is_duplicate_applied_once,
+    test_latency_fault_delays_the_answer,
+    test_counted_fault_and_json_admin_body,
+    test_seeded_random_faults_are_reproducible,
+    test_admin_endpoints_are_off_without_flag,
+    test_idempotency_survives_restart,
+    test_dev_seed_users_and_catalog,
+    test_stats_catch_an_attempt_earlier_than_retry_after,
+    test_get_faults_shows_the_active_spec,
+);

@@ -1,6 +1,7 @@
 //! The core's HttpTransport against the real server (and, for broken answers, tiny
 //! handlers on loopback).
 
+#[macro_use]
 mod common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -98,9 +99,8 @@ fn assert_retry(o: &Outcome, status: Option<u16>) -> String {
     }
 }
 
-#[tokio::test]
-async fn test_applied_maps_result_and_changes() {
-    let s = start().await;
+async fn test_applied_maps_result_and_changes(b: Backend) {
+    let s = b.start().await;
     let t = transport(&s);
     let outcomes = t
         .send(vec![
@@ -126,9 +126,8 @@ async fn test_applied_maps_result_and_changes() {
     }
 }
 
-#[tokio::test]
-async fn test_duplicate_maps_to_applied_with_the_stored_result() {
-    let s = start().await;
+async fn test_duplicate_maps_to_applied_with_the_stored_result(b: Backend) {
+    let s = b.start().await;
     let t = transport(&s);
     let c = out("o1", "createOrder", json!({"id": "o1", "lines": [{"product_id": "widget", "qty": 1}]}), &["order:o1"]);
     let first = t.send(vec![c.clone()]).await;
@@ -138,12 +137,11 @@ async fn test_duplicate_maps_to_applied_with_the_stored_result() {
     assert_eq!(first, second);
     assert!(matches!(first[0], Outcome::Applied { .. }));
     assert_eq!(s.stats().await["keys"]["key-o1"], json!({"applied": 1, "duplicates": 1}));
-    assert_eq!(s.stock("widget"), 9);
+    assert_eq!(s.stock("widget").await, 9);
 }
 
-#[tokio::test]
-async fn test_rejected_and_conflict_and_skipped() {
-    let s = start().await;
+async fn test_rejected_and_conflict_and_skipped(b: Backend) {
+    let s = b.start().await;
     let t = transport(&s);
     t.send(vec![put_cmd("seed", "n1", json!({"v": 1}))]).await;
     let mut stale = put_cmd("stale", "n1", json!({"v": 2}));
@@ -173,27 +171,24 @@ async fn test_rejected_and_conflict_and_skipped() {
     );
 }
 
-#[tokio::test]
-async fn test_unknown_mutator_is_rejected() {
-    let s = start().await;
+async fn test_unknown_mutator_is_rejected(b: Backend) {
+    let s = b.start().await;
     let outcomes = transport(&s).send(vec![out("x", "nope", json!({}), &[])]).await;
     assert!(matches!(&outcomes[0], Outcome::Rejected { code, .. } if code == "unknown_mutator"));
 }
 
-#[tokio::test]
-async fn test_401_refreshes_once_then_unauthorized() {
-    let s = start().await;
+async fn test_401_refreshes_once_then_unauthorized(b: Backend) {
+    let s = b.start().await;
     let tokens = ScriptedTokens::new(vec![Ok("stale".into()), Ok("still-bad".into())]);
     let t = HttpTransport::new(HttpConfig::new(s.server.base_url(), "ws-1"), tokens.clone()).unwrap();
     let outcomes = t.send(vec![put_cmd("a", "n1", json!({})), put_cmd("b", "n2", json!({}))]).await;
     assert_eq!(outcomes, vec![Outcome::Unauthorized, Outcome::Unauthorized]);
     assert_eq!(tokens.calls(), vec![false, true]);
-    assert!(s.doc("ws-1", "notes", "n1").is_none());
+    assert!(s.doc("ws-1", "notes", "n1").await.is_none());
 }
 
-#[tokio::test]
-async fn test_401_then_refreshed_token_applies() {
-    let s = start().await;
+async fn test_401_then_refreshed_token_applies(b: Backend) {
+    let s = b.start().await;
     let tokens = ScriptedTokens::new(vec![Ok("expired".into()), Ok(ALICE.into())]);
     let t = HttpTransport::new(HttpConfig::new(s.server.base_url(), "ws-1"), tokens.clone()).unwrap();
     let outcomes = t.send(vec![put_cmd("a", "n1", json!({}))]).await;
@@ -201,9 +196,8 @@ async fn test_401_then_refreshed_token_applies() {
     assert_eq!(tokens.calls(), vec![false, true]);
 }
 
-#[tokio::test]
-async fn test_token_provider_errors_map_to_outcomes() {
-    let s = start().await;
+async fn test_token_provider_errors_map_to_outcomes(b: Backend) {
+    let s = b.start().await;
     for (err, expected) in [
         (TokenError::Unauthorized("signed out".into()), Outcome::Unauthorized),
         (TokenError::Offline("no network".into()), Outcome::Offline),
@@ -222,9 +216,8 @@ async fn test_token_provider_errors_map_to_outcomes() {
     assert_eq!(s.stats().await["totals"]["requests"], 0);
 }
 
-#[tokio::test]
-async fn test_403_is_rejected_forbidden() {
-    let s = start().await;
+async fn test_403_is_rejected_forbidden(b: Backend) {
+    let s = b.start().await;
     let t = transport_for(&s.server.base_url(), BOB);
     let outcomes = t.send(vec![put_cmd("a", "n1", json!({})), put_cmd("b", "n2", json!({}))]).await;
     for o in &outcomes {
@@ -233,9 +226,8 @@ async fn test_403_is_rejected_forbidden() {
     assert_eq!(outcomes.len(), 2);
 }
 
-#[tokio::test]
-async fn test_429_retry_after_seconds() {
-    let s = start().await;
+async fn test_429_retry_after_seconds(b: Backend) {
+    let s = b.start().await;
     s.set_faults("429=1:2s").await;
     let outcomes = transport(&s).send(vec![put_cmd("a", "n1", json!({})), put_cmd("b", "n2", json!({}))]).await;
     for o in outcomes {
@@ -249,9 +241,8 @@ async fn test_429_retry_after_seconds() {
     }
 }
 
-#[tokio::test]
-async fn test_503_retry_after_http_date() {
-    let s = start().await;
+async fn test_503_retry_after_http_date(b: Backend) {
+    let s = b.start().await;
     s.set_faults("503=1:5s:date").await;
     match &transport(&s).send(vec![put_cmd("a", "n1", json!({}))]).await[0] {
         Outcome::Retry { retry_after: Some(d), http_status: Some(503), .. } => {
@@ -262,9 +253,8 @@ async fn test_503_retry_after_http_date() {
     }
 }
 
-#[tokio::test]
-async fn test_500_is_retry_with_status() {
-    let s = start().await;
+async fn test_500_is_retry_with_status(b: Backend) {
+    let s = b.start().await;
     s.set_faults("500=1").await;
     let o = &transport(&s).send(vec![put_cmd("a", "n1", json!({}))]).await[0];
     let reason = assert_retry(o, Some(500));
@@ -272,9 +262,8 @@ async fn test_500_is_retry_with_status() {
     assert!(matches!(o, Outcome::Retry { retry_after: None, .. }));
 }
 
-#[tokio::test]
-async fn test_413_splits_the_batch_in_halves() {
-    let s = start_with(|c| c.with_max_batch(2)).await;
+async fn test_413_splits_the_batch_in_halves(b: Backend) {
+    let s = b.start_with(|c| c.with_max_batch(2)).await;
     let batch: Vec<OutgoingCommand> =
         (0..5).map(|i| put_cmd(&format!("c{i}"), &format!("n{i}"), json!({"i": i}))).collect();
     let outcomes = transport(&s).send(batch).await;
@@ -287,13 +276,13 @@ async fn test_413_splits_the_batch_in_halves() {
     assert_eq!(s.stats().await["totals"]["requests"], 5);
 }
 
-#[tokio::test]
-async fn test_single_command_too_large_is_rejected() {
-    let s = start_with(|mut c| {
-        c.max_body_bytes = 2048;
-        c
-    })
-    .await;
+async fn test_single_command_too_large_is_rejected(b: Backend) {
+    let s = b
+        .start_with(|mut c| {
+            c.max_body_bytes = 2048;
+            c
+        })
+        .await;
     let outcomes = transport(&s)
         .send(vec![put_cmd("small", "n1", json!({})), put_cmd("huge", "n2", json!({"blob": "x".repeat(8192)}))])
         .await;
@@ -301,9 +290,8 @@ async fn test_single_command_too_large_is_rejected() {
     assert!(matches!(&outcomes[1], Outcome::Rejected { code, .. } if code == "payload_too_large"), "{outcomes:?}");
 }
 
-#[tokio::test]
-async fn test_batches_over_max_are_chunked() {
-    let s = start().await;
+async fn test_batches_over_max_are_chunked(b: Backend) {
+    let s = b.start().await;
     let batch: Vec<OutgoingCommand> =
         (0..150).map(|i| put_cmd(&format!("c{i}"), &format!("n{i}"), json!({}))).collect();
     let outcomes = transport(&s).send(batch).await;
@@ -325,25 +313,23 @@ async fn test_connection_refused_is_offline() {
     assert_eq!(t.pull(None, 10).await, PullOutcome::Offline);
 }
 
-#[tokio::test]
-async fn test_reset_is_retry_and_nothing_applied() {
-    let s = start().await;
+async fn test_reset_is_retry_and_nothing_applied(b: Backend) {
+    let s = b.start().await;
     s.set_faults("reset=1").await;
     let reason = assert_retry(&transport(&s).send(vec![put_cmd("a", "n1", json!({}))]).await[0], None);
     assert!(reason.contains("connection lost"), "{reason}");
-    assert!(s.doc("ws-1", "notes", "n1").is_none());
+    assert!(s.doc("ws-1", "notes", "n1").await.is_none());
 }
 
-#[tokio::test]
-async fn test_drop_after_commit_is_retry_then_resend_applies_once() {
-    let s = start().await;
+async fn test_drop_after_commit_is_retry_then_resend_applies_once(b: Backend) {
+    let s = b.start().await;
     s.set_faults("drop_after_commit=1#1").await;
     let t = transport(&s);
     let c = out("o1", "createOrder", json!({"id": "o1", "lines": [{"product_id": "gadget", "qty": 2}]}), &["order:o1"]);
     assert_retry(&t.send(vec![c.clone()]).await[0], None);
     let second = t.send(vec![c]).await;
     assert!(matches!(&second[0], Outcome::Applied { result, .. } if result["order_id"] == "o1"), "{second:?}");
-    assert_eq!(s.stock("gadget"), 3);
+    assert_eq!(s.stock("gadget").await, 3);
     assert_eq!(s.stats().await["keys"]["key-o1"], json!({"applied": 1, "duplicates": 1}));
 }
 
@@ -418,9 +404,8 @@ async fn test_huge_body_is_retry() {
     assert!(reason.contains("larger than"), "{reason}");
 }
 
-#[tokio::test]
-async fn test_pull_pages_through_the_change_feed() {
-    let s = start().await;
+async fn test_pull_pages_through_the_change_feed(b: Backend) {
+    let s = b.start().await;
     let t = transport(&s);
     let batch: Vec<OutgoingCommand> =
         (0..4).map(|i| put_cmd(&format!("c{i}"), &format!("n{i}"), json!({"i": i}))).collect();
@@ -445,9 +430,8 @@ async fn test_pull_pages_through_the_change_feed() {
     assert_eq!(cursor.as_deref(), Some("7"));
 }
 
-#[tokio::test]
-async fn test_pull_unauthorized_and_forbidden() {
-    let s = start().await;
+async fn test_pull_unauthorized_and_forbidden(b: Backend) {
+    let s = b.start().await;
     assert_eq!(transport_for(&s.server.base_url(), "bad").pull(None, 10).await, PullOutcome::Unauthorized);
     match transport_for(&s.server.base_url(), BOB).pull(None, 10).await {
         PullOutcome::Failed(reason) => assert!(reason.contains("403"), "{reason}"),
@@ -455,9 +439,8 @@ async fn test_pull_unauthorized_and_forbidden() {
     }
 }
 
-#[tokio::test]
-async fn test_listen_nudges_on_changes() {
-    let s = start().await;
+async fn test_listen_nudges_on_changes(b: Backend) {
+    let s = b.start().await;
     let t = Arc::new(transport(&s));
     let count = Arc::new(AtomicUsize::new(0));
     let notify = Arc::new(tokio::sync::Notify::new());
@@ -498,9 +481,8 @@ async fn test_invalid_base_url_is_an_error() {
     assert!(HttpTransport::new(HttpConfig::new("https://sync.example.invalid/base/", "ws-1"), tokens).is_ok());
 }
 
-#[tokio::test]
-async fn test_base_url_with_path_prefix() {
-    let s = start().await;
+async fn test_base_url_with_path_prefix(b: Backend) {
+    let s = b.start().await;
     // A trailing slash or none both work.
     let t = transport_for(&format!("{}/", s.server.base_url()), ALICE);
     assert!(matches!(t.send(vec![put_cmd("a", "n1", json!({}))]).await[0], Outcome::Applied { .. }));
@@ -560,3 +542,26 @@ proptest! {
         }
     }
 }
+
+backend_tests!(
+    test_applied_maps_result_and_changes,
+    test_duplicate_maps_to_applied_with_the_stored_result,
+    test_rejected_and_conflict_and_skipped,
+    test_unknown_mutator_is_rejected,
+    test_401_refreshes_once_then_unauthorized,
+    test_401_then_refreshed_token_applies,
+    test_token_provider_errors_map_to_outcomes,
+    test_403_is_rejected_forbidden,
+    test_429_retry_after_seconds,
+    test_503_retry_after_http_date,
+    test_500_is_retry_with_status,
+    test_413_splits_the_batch_in_halves,
+    test_single_command_too_large_is_rejected,
+    test_batches_over_max_are_chunked,
+    test_reset_is_retry_and_nothing_applied,
+    test_drop_after_commit_is_retry_then_resend_applies_once,
+    test_pull_pages_through_the_change_feed,
+    test_pull_unauthorized_and_forbidden,
+    test_listen_nudges_on_changes,
+    test_base_url_with_path_prefix,
+);

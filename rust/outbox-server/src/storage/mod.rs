@@ -7,22 +7,59 @@
 //! rows and the idempotency record together, then commits. A rejected or conflicting
 //! command rolls back and leaves no record, so nothing was applied and nothing is stored.
 //!
-//! [`sqlite::SqliteStorage`] is the only backend today; the trait is shaped so a
-//! PostgreSQL backend can implement the same contract and run the same tests.
+//! Two backends implement the same contract and run the same tests:
+//!
+//! - [`sqlite::SqliteStorage`] (the default): one writer connection behind a mutex; the
+//!   blocking calls run on tokio's blocking pool.
+//! - [`postgres::PgStorage`]: a connection pool over PostgreSQL, so several server nodes
+//!   can share one database. The idempotency key is claimed through a `UNIQUE` constraint
+//!   (two nodes racing on one key apply it once), change-log sequence numbers are handed
+//!   out under a per-workspace row lock (so they are assigned in commit order and a cursor
+//!   never skips a commit), and commits are announced to every node with `NOTIFY`.
+//!
+//! The trait is async; mutators are async too ([`DocTx`] awaits the database), so the
+//! PostgreSQL backend never blocks a runtime thread.
 
+pub mod postgres;
 pub mod sqlite;
 
+use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use tokio::sync::broadcast;
 
+pub use postgres::{PgStorage, PostgresConfig};
 pub use sqlite::SqliteStorage;
 
 /// A storage failure (the database, not the command, went wrong).
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
-    /// The database reported an error.
+    /// SQLite reported an error.
     #[error("database error: {0}")]
     Database(#[from] rusqlite::Error),
+    /// PostgreSQL reported an error.
+    #[error("postgres error: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    /// No pooled PostgreSQL connection could be had.
+    #[error("postgres pool: {0}")]
+    Pool(String),
+    /// The PostgreSQL configuration (URL, schema name) is unusable.
+    #[error("invalid postgres configuration: {0}")]
+    Config(String),
+    /// The database was migrated by a newer server; it is left untouched.
+    #[error("database schema version {found} is newer than this server supports ({supported})")]
+    NewerSchema {
+        /// Version found in the database.
+        found: i32,
+        /// Highest version this build knows.
+        supported: i32,
+    },
+    /// A stored row is not what this server wrote.
+    #[error("inconsistent stored data: {0}")]
+    Inconsistent(String),
+    /// A blocking storage task failed (panicked or was cancelled).
+    #[error("storage worker failed: {0}")]
+    Worker(String),
     /// A stored JSON value could not be read back.
     #[error("stored JSON is unreadable: {0}")]
     Json(#[from] serde_json::Error),
@@ -97,15 +134,38 @@ impl From<rusqlite::Error> for ApplyError {
     }
 }
 
+impl From<tokio_postgres::Error> for ApplyError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        ApplyError::Storage(StorageError::Postgres(e))
+    }
+}
+
 /// Document access inside one command's transaction.
-pub trait DocTx {
+#[async_trait]
+pub trait DocTx: Send {
     /// Reads a document (tombstones included) as of this transaction.
-    fn get(&mut self, collection: &str, id: &str) -> Result<Option<StoredDoc>, StorageError>;
+    async fn get(&mut self, collection: &str, id: &str) -> Result<Option<StoredDoc>, StorageError>;
     /// Writes a document: bumps its version and appends a change-log row.
-    fn put(&mut self, collection: &str, id: &str, doc: &Value) -> Result<Change, StorageError>;
+    async fn put(&mut self, collection: &str, id: &str, doc: &Value) -> Result<Change, StorageError> {
+        self.write(collection, id, Some(doc)).await
+    }
     /// Deletes a document (leaves a tombstone) and appends a change-log row; `None` when
     /// there was no live document.
-    fn delete(&mut self, collection: &str, id: &str) -> Result<Option<Change>, StorageError>;
+    async fn delete(&mut self, collection: &str, id: &str) -> Result<Option<Change>, StorageError> {
+        match self.get(collection, id).await? {
+            Some(StoredDoc { doc: Some(_), .. }) => Ok(Some(self.write(collection, id, None).await?)),
+            _ => Ok(None),
+        }
+    }
+    /// Writes (`Some`) or tombstones (`None`) a document; what `put` and `delete` share.
+    async fn write(&mut self, collection: &str, id: &str, doc: Option<&Value>) -> Result<Change, StorageError>;
+}
+
+/// The work one command does inside its transaction: the mutator call.
+#[async_trait]
+pub trait Apply: Send + Sync {
+    /// Runs the mutator against `tx`; its result is stored with the idempotency record.
+    async fn apply(&self, tx: &mut dyn DocTx) -> Result<Value, ApplyError>;
 }
 
 /// Who is asking: the authenticated user inside one workspace.
@@ -118,7 +178,7 @@ pub struct Scope {
 }
 
 /// What identifies one command for idempotency and the apply log.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 pub struct CommandRef<'a> {
     /// The client's idempotency key.
     pub idempotency_key: &'a str,
@@ -182,31 +242,55 @@ pub struct ChangesPage {
     pub has_more: bool,
 }
 
-/// The mutator a storage transaction runs; returns the mutator's result.
-pub type ApplyFn<'a> = &'a mut dyn FnMut(&mut dyn DocTx) -> Result<Value, ApplyError>;
+/// A nudge that a workspace's change log advanced (what `GET /v1/stream` forwards).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChangeNotice {
+    /// `workspace`'s change log reached `seq`.
+    Workspace {
+        /// Workspace id.
+        workspace: String,
+        /// Its change-log head after the commit.
+        seq: i64,
+    },
+    /// Something may have changed anywhere (notifications were missed, e.g. while the
+    /// listener reconnected): every subscriber is nudged.
+    Unknown,
+}
 
-/// The server's storage backend.
-///
-/// Methods are blocking; the HTTP layer calls them from `spawn_blocking`.
+/// The server's storage backend. One [`execute`](Self::execute) call is one transaction.
+#[async_trait]
 pub trait Storage: Send + Sync + 'static {
+    /// Short backend name for logs and benchmark lines (`"sqlite"`, `"postgres"`).
+    fn backend(&self) -> &'static str;
     /// The user a bearer token belongs to, if any.
-    fn user_for_token(&self, token: &str) -> Result<Option<String>, StorageError>;
+    async fn user_for_token(&self, token: &str) -> Result<Option<String>, StorageError>;
     /// Whether `user` belongs to `workspace`.
-    fn is_member(&self, user: &str, workspace: &str) -> Result<bool, StorageError>;
+    async fn is_member(&self, user: &str, workspace: &str) -> Result<bool, StorageError>;
     /// Runs one command exactly once (see the module docs).
-    fn execute(&self, scope: &Scope, command: &CommandRef<'_>, apply: ApplyFn<'_>) -> Result<Execution, StorageError>;
+    async fn execute(
+        &self,
+        scope: &Scope,
+        command: &CommandRef<'_>,
+        apply: Box<dyn Apply>,
+    ) -> Result<Execution, StorageError>;
     /// Reads up to `limit` changes after `after` in `workspace`.
-    fn changes_after(&self, workspace: &str, after: i64, limit: u32) -> Result<ChangesPage, StorageError>;
+    async fn changes_after(&self, workspace: &str, after: i64, limit: u32) -> Result<ChangesPage, StorageError>;
     /// The workspace's latest change-log position (0 when empty).
-    fn head_seq(&self, workspace: &str) -> Result<i64, StorageError>;
+    async fn head_seq(&self, workspace: &str) -> Result<i64, StorageError>;
     /// Reads a document's current state.
-    fn get_doc(&self, workspace: &str, collection: &str, id: &str) -> Result<Option<StoredDoc>, StorageError>;
+    async fn get_doc(&self, workspace: &str, collection: &str, id: &str) -> Result<Option<StoredDoc>, StorageError>;
     /// The apply log, oldest first.
-    fn apply_log(&self) -> Result<Vec<AppliedEntry>, StorageError>;
+    async fn apply_log(&self) -> Result<Vec<AppliedEntry>, StorageError>;
     /// Creates (or keeps) a user and maps `token` to it.
-    fn add_user(&self, user: &str, token: &str) -> Result<(), StorageError>;
+    async fn add_user(&self, user: &str, token: &str) -> Result<(), StorageError>;
     /// Makes `user` a member of `workspace` (creating the workspace).
-    fn add_member(&self, user: &str, workspace: &str) -> Result<(), StorageError>;
+    async fn add_member(&self, user: &str, workspace: &str) -> Result<(), StorageError>;
     /// Writes a document outside any command (seeding); appears in the change feed.
-    fn seed_doc(&self, workspace: &str, collection: &str, id: &str, doc: &Value) -> Result<Change, StorageError>;
+    async fn seed_doc(&self, workspace: &str, collection: &str, id: &str, doc: &Value) -> Result<Change, StorageError>;
+    /// Commits of *every* node sharing this database, when the backend can see them
+    /// (PostgreSQL `LISTEN`). `None` means only this process writes, and the server
+    /// nudges its own subscribers after each commit.
+    fn notifications(&self) -> Option<broadcast::Receiver<ChangeNotice>> {
+        None
+    }
 }

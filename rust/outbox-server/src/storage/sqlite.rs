@@ -1,14 +1,19 @@
 //! The SQLite backend: one writer connection behind a mutex, WAL, `synchronous=FULL`.
+//!
+//! Every call runs on tokio's blocking pool. One writer and `BEGIN IMMEDIATE` serialise all
+//! commands, so change-log sequence numbers are assigned in commit order by construction.
 
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
+use async_trait::async_trait;
+use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::Value;
+use tokio::runtime::Handle;
 
 use super::{
-    AppliedEntry, ApplyError, ApplyFn, Change, ChangesPage, CommandRef, DocTx, Execution, Scope, Storage, StorageError,
+    AppliedEntry, Apply, ApplyError, Change, ChangesPage, CommandRef, DocTx, Execution, Scope, Storage, StorageError,
     StoredDoc, StoredResult,
 };
 
@@ -65,11 +70,12 @@ CREATE TABLE IF NOT EXISTS apply_log (
 
 /// SQLite storage (the default backend).
 pub struct SqliteStorage {
-    conn: Mutex<Connection>,
+    conn: Arc<Mutex<Connection>>,
 }
 
 impl SqliteStorage {
-    /// Opens (creating if needed) the database at `path` and its schema.
+    /// Opens (creating if needed) the database at `path` and its schema. Blocking: call
+    /// it from a blocking context (as [`crate::Server::start`] does).
     pub fn open(path: &Path) -> Result<Self, StorageError> {
         let conn = Connection::open(path)?;
         // WAL: readers do not block the writer. FULL: an acknowledged command survives
@@ -78,11 +84,21 @@ impl SqliteStorage {
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.busy_timeout(Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
-        Ok(SqliteStorage { conn: Mutex::new(conn) })
+        Ok(SqliteStorage { conn: Arc::new(Mutex::new(conn)) })
     }
 
-    fn lock(&self) -> Result<MutexGuard<'_, Connection>, StorageError> {
-        self.conn.lock().map_err(|_| StorageError::Poisoned)
+    /// Runs `f` with the connection on tokio's blocking pool.
+    async fn with_conn<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, StorageError> + Send + 'static,
+    ) -> Result<T, StorageError> {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut guard = conn.lock().map_err(|_| StorageError::Poisoned)?;
+            f(&mut guard)
+        })
+        .await
+        .map_err(|e| StorageError::Worker(e.to_string()))?
     }
 }
 
@@ -93,16 +109,40 @@ fn parse_doc(text: Option<String>) -> Result<Option<Value>, StorageError> {
     })
 }
 
-struct SqliteDocTx<'t, 'c> {
-    tx: &'t Transaction<'c>,
-    workspace: &'t str,
+/// One `BEGIN IMMEDIATE` transaction over the writer connection; rolls back on drop unless
+/// committed. Holds `&mut Connection` (not a `rusqlite::Transaction`, which is not `Send`)
+/// so it can serve as the mutators' [`DocTx`].
+struct SqliteTx<'c> {
+    conn: &'c mut Connection,
+    workspace: String,
     changes: Vec<Change>,
+    done: bool,
 }
 
-impl SqliteDocTx<'_, '_> {
+impl<'c> SqliteTx<'c> {
+    fn begin(conn: &'c mut Connection, workspace: &str) -> Result<Self, StorageError> {
+        conn.execute_batch("BEGIN IMMEDIATE")?;
+        Ok(SqliteTx { conn, workspace: workspace.to_string(), changes: Vec::new(), done: false })
+    }
+
+    fn commit(mut self) -> Result<(), StorageError> {
+        self.done = true;
+        if let Err(e) = self.conn.execute_batch("COMMIT") {
+            let _ = self.conn.execute_batch("ROLLBACK");
+            return Err(e.into());
+        }
+        Ok(())
+    }
+
+    fn rollback(mut self) -> Result<(), StorageError> {
+        self.done = true;
+        self.conn.execute_batch("ROLLBACK")?;
+        Ok(())
+    }
+
     fn next_seq(&mut self) -> Result<i64, StorageError> {
-        self.tx.execute("INSERT OR IGNORE INTO workspaces (id, head_seq) VALUES (?1, 0)", params![self.workspace])?;
-        let seq: i64 = self.tx.query_row(
+        self.conn.execute("INSERT OR IGNORE INTO workspaces (id, head_seq) VALUES (?1, 0)", params![self.workspace])?;
+        let seq: i64 = self.conn.query_row(
             "UPDATE workspaces SET head_seq = head_seq + 1 WHERE id = ?1 RETURNING head_seq",
             params![self.workspace],
             |r| r.get(0),
@@ -110,20 +150,20 @@ impl SqliteDocTx<'_, '_> {
         Ok(seq)
     }
 
-    fn write(&mut self, collection: &str, id: &str, doc: Option<&Value>) -> Result<Change, StorageError> {
-        let current = self.get(collection, id)?;
+    fn write_now(&mut self, collection: &str, id: &str, doc: Option<&Value>) -> Result<Change, StorageError> {
+        let current = get_doc(self.conn, &self.workspace, collection, id)?;
         let version = current.map(|d| d.version).unwrap_or(0) + 1;
         let text = match doc {
             Some(v) => Some(serde_json::to_string(v)?),
             None => None,
         };
-        self.tx.execute(
+        self.conn.execute(
             "INSERT INTO docs (workspace, collection, id, version, doc) VALUES (?1, ?2, ?3, ?4, ?5)
              ON CONFLICT (workspace, collection, id) DO UPDATE SET version = excluded.version, doc = excluded.doc",
             params![self.workspace, collection, id, version, text],
         )?;
         let seq = self.next_seq()?;
-        self.tx.execute(
+        self.conn.execute(
             "INSERT INTO changes (workspace, seq, collection, id, version, doc) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             params![self.workspace, seq, collection, id, version, text],
         )?;
@@ -133,30 +173,29 @@ impl SqliteDocTx<'_, '_> {
     }
 }
 
-impl DocTx for SqliteDocTx<'_, '_> {
-    fn get(&mut self, collection: &str, id: &str) -> Result<Option<StoredDoc>, StorageError> {
-        get_doc(self.tx, self.workspace, collection, id)
-    }
-
-    fn put(&mut self, collection: &str, id: &str, doc: &Value) -> Result<Change, StorageError> {
-        self.write(collection, id, Some(doc))
-    }
-
-    fn delete(&mut self, collection: &str, id: &str) -> Result<Option<Change>, StorageError> {
-        match self.get(collection, id)? {
-            Some(StoredDoc { doc: Some(_), .. }) => Ok(Some(self.write(collection, id, None)?)),
-            _ => Ok(None),
+impl Drop for SqliteTx<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = self.conn.execute_batch("ROLLBACK");
         }
+    }
+}
+
+#[async_trait]
+impl DocTx for SqliteTx<'_> {
+    async fn get(&mut self, collection: &str, id: &str) -> Result<Option<StoredDoc>, StorageError> {
+        get_doc(self.conn, &self.workspace, collection, id)
+    }
+
+    async fn write(&mut self, collection: &str, id: &str, doc: Option<&Value>) -> Result<Change, StorageError> {
+        self.write_now(collection, id, doc)
     }
 }
 
 fn get_doc(conn: &Connection, workspace: &str, collection: &str, id: &str) -> Result<Option<StoredDoc>, StorageError> {
     let row: Option<(i64, Option<String>)> = conn
-        .query_row(
-            "SELECT version, doc FROM docs WHERE workspace = ?1 AND collection = ?2 AND id = ?3",
-            params![workspace, collection, id],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
+        .prepare_cached("SELECT version, doc FROM docs WHERE workspace = ?1 AND collection = ?2 AND id = ?3")?
+        .query_row(params![workspace, collection, id], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
     match row {
         Some((version, text)) => Ok(Some(StoredDoc { version, doc: parse_doc(text)? })),
@@ -170,175 +209,244 @@ fn head_seq(conn: &Connection, workspace: &str) -> Result<i64, StorageError> {
     Ok(seq.unwrap_or(0))
 }
 
-impl Storage for SqliteStorage {
-    fn user_for_token(&self, token: &str) -> Result<Option<String>, StorageError> {
-        let conn = self.lock()?;
-        Ok(conn.query_row("SELECT user_id FROM tokens WHERE token = ?1", params![token], |r| r.get(0)).optional()?)
+/// [`Storage::execute`] on the blocking pool. The mutator future only awaits this
+/// transaction, whose calls complete at once, so `block_on` merely drives it.
+fn execute_blocking(
+    conn: &mut Connection,
+    scope: &Scope,
+    command: &OwnedCommand,
+    apply: &dyn Apply,
+    runtime: &Handle,
+) -> Result<Execution, StorageError> {
+    let mut tx = SqliteTx::begin(conn, &scope.workspace)?;
+    let stored: Option<String> = tx
+        .conn
+        .query_row(
+            "SELECT response FROM idempotency WHERE workspace = ?1 AND user_id = ?2 AND idempotency_key = ?3",
+            params![scope.workspace, scope.user, command.idempotency_key],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if let Some(text) = stored {
+        let result: StoredResult = serde_json::from_str(&text)?;
+        tx.rollback()?;
+        return Ok(Execution::Duplicate(result));
     }
-
-    fn is_member(&self, user: &str, workspace: &str) -> Result<bool, StorageError> {
-        let conn = self.lock()?;
-        let found: Option<i64> = conn
-            .query_row("SELECT 1 FROM members WHERE workspace = ?1 AND user_id = ?2", params![workspace, user], |r| {
-                r.get(0)
-            })
-            .optional()?;
-        Ok(found.is_some())
-    }
-
-    fn execute(&self, scope: &Scope, command: &CommandRef<'_>, apply: ApplyFn<'_>) -> Result<Execution, StorageError> {
-        let mut conn = self.lock()?;
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let stored: Option<String> = tx
-            .query_row(
-                "SELECT response FROM idempotency WHERE workspace = ?1 AND user_id = ?2 AND idempotency_key = ?3",
-                params![scope.workspace, scope.user, command.idempotency_key],
-                |r| r.get(0),
-            )
-            .optional()?;
-        if let Some(text) = stored {
-            let result: StoredResult = serde_json::from_str(&text)?;
+    let outcome = runtime.block_on(apply.apply(&mut tx));
+    let changes = std::mem::take(&mut tx.changes);
+    let result = match outcome {
+        Ok(result) => result,
+        Err(ApplyError::Storage(e)) => return Err(e),
+        Err(other) => {
             tx.rollback()?;
-            return Ok(Execution::Duplicate(result));
+            return Ok(Execution::NotApplied(other));
         }
-        let mut doc_tx = SqliteDocTx { tx: &tx, workspace: &scope.workspace, changes: Vec::new() };
-        let outcome = apply(&mut doc_tx);
-        let changes = std::mem::take(&mut doc_tx.changes);
-        let result = match outcome {
-            Ok(result) => result,
-            Err(ApplyError::Storage(e)) => return Err(e),
-            Err(other) => {
-                tx.rollback()?;
-                return Ok(Execution::NotApplied(other));
+    };
+    let server_seq = match changes.last() {
+        Some(c) => c.seq,
+        None => head_seq(tx.conn, &scope.workspace)?,
+    };
+    let stored = StoredResult { result, changes, server_seq };
+    tx.conn.execute(
+        "INSERT INTO idempotency (workspace, user_id, idempotency_key, command_id, response)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![
+            scope.workspace,
+            scope.user,
+            command.idempotency_key,
+            command.command_id,
+            serde_json::to_string(&stored)?
+        ],
+    )?;
+    tx.conn.execute(
+        "INSERT INTO apply_log (workspace, user_id, idempotency_key, command_id, mutator, keys, server_seq)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            scope.workspace,
+            scope.user,
+            command.idempotency_key,
+            command.command_id,
+            command.mutator,
+            serde_json::to_string(&command.keys)?,
+            server_seq
+        ],
+    )?;
+    tx.commit()?;
+    Ok(Execution::Applied(stored))
+}
+
+/// [`CommandRef`] owned, to move into a blocking task.
+struct OwnedCommand {
+    idempotency_key: String,
+    command_id: String,
+    mutator: String,
+    keys: Vec<String>,
+}
+
+impl From<&CommandRef<'_>> for OwnedCommand {
+    fn from(c: &CommandRef<'_>) -> Self {
+        OwnedCommand {
+            idempotency_key: c.idempotency_key.to_string(),
+            command_id: c.command_id.to_string(),
+            mutator: c.mutator.to_string(),
+            keys: c.keys.to_vec(),
+        }
+    }
+}
+
+#[async_trait]
+impl Storage for SqliteStorage {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn user_for_token(&self, token: &str) -> Result<Option<String>, StorageError> {
+        let token = token.to_string();
+        self.with_conn(move |conn| {
+            Ok(conn
+                .query_row("SELECT user_id FROM tokens WHERE token = ?1", params![token], |r| r.get(0))
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn is_member(&self, user: &str, workspace: &str) -> Result<bool, StorageError> {
+        let (user, workspace) = (user.to_string(), workspace.to_string());
+        self.with_conn(move |conn| {
+            let found: Option<i64> = conn
+                .query_row(
+                    "SELECT 1 FROM members WHERE workspace = ?1 AND user_id = ?2",
+                    params![workspace, user],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            Ok(found.is_some())
+        })
+        .await
+    }
+
+    async fn execute(
+        &self,
+        scope: &Scope,
+        command: &CommandRef<'_>,
+        apply: Box<dyn Apply>,
+    ) -> Result<Execution, StorageError> {
+        let scope = scope.clone();
+        let command = OwnedCommand::from(command);
+        let runtime = Handle::current();
+        self.with_conn(move |conn| execute_blocking(conn, &scope, &command, apply.as_ref(), &runtime)).await
+    }
+
+    async fn changes_after(&self, workspace: &str, after: i64, limit: u32) -> Result<ChangesPage, StorageError> {
+        let workspace = workspace.to_string();
+        self.with_conn(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT seq, collection, id, version, doc FROM changes
+                 WHERE workspace = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+            )?;
+            let rows = stmt.query_map(params![workspace, after, i64::from(limit) + 1], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, Option<String>>(4)?,
+                ))
+            })?;
+            let mut changes = Vec::new();
+            for row in rows {
+                let (seq, collection, id, version, doc) = row?;
+                changes.push(Change { seq, collection, id, version, doc: parse_doc(doc)? });
             }
-        };
-        let server_seq = match changes.last() {
-            Some(c) => c.seq,
-            None => head_seq(&tx, &scope.workspace)?,
-        };
-        let stored = StoredResult { result, changes, server_seq };
-        tx.execute(
-            "INSERT INTO idempotency (workspace, user_id, idempotency_key, command_id, response)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![
-                scope.workspace,
-                scope.user,
-                command.idempotency_key,
-                command.command_id,
-                serde_json::to_string(&stored)?
-            ],
-        )?;
-        tx.execute(
-            "INSERT INTO apply_log (workspace, user_id, idempotency_key, command_id, mutator, keys, server_seq)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![
-                scope.workspace,
-                scope.user,
-                command.idempotency_key,
-                command.command_id,
-                command.mutator,
-                serde_json::to_string(command.keys)?,
-                server_seq
-            ],
-        )?;
-        tx.commit()?;
-        Ok(Execution::Applied(stored))
+            let has_more = changes.len() > limit as usize;
+            changes.truncate(limit as usize);
+            Ok(ChangesPage { changes, has_more })
+        })
+        .await
     }
 
-    fn changes_after(&self, workspace: &str, after: i64, limit: u32) -> Result<ChangesPage, StorageError> {
-        let conn = self.lock()?;
-        let mut stmt = conn.prepare_cached(
-            "SELECT seq, collection, id, version, doc FROM changes
-             WHERE workspace = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
-        )?;
-        let rows = stmt.query_map(params![workspace, after, i64::from(limit) + 1], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, i64>(3)?,
-                r.get::<_, Option<String>>(4)?,
-            ))
-        })?;
-        let mut changes = Vec::new();
-        for row in rows {
-            let (seq, collection, id, version, doc) = row?;
-            changes.push(Change { seq, collection, id, version, doc: parse_doc(doc)? });
-        }
-        let has_more = changes.len() > limit as usize;
-        changes.truncate(limit as usize);
-        Ok(ChangesPage { changes, has_more })
+    async fn head_seq(&self, workspace: &str) -> Result<i64, StorageError> {
+        let workspace = workspace.to_string();
+        self.with_conn(move |conn| head_seq(conn, &workspace)).await
     }
 
-    fn head_seq(&self, workspace: &str) -> Result<i64, StorageError> {
-        let conn = self.lock()?;
-        head_seq(&conn, workspace)
+    async fn get_doc(&self, workspace: &str, collection: &str, id: &str) -> Result<Option<StoredDoc>, StorageError> {
+        let (workspace, collection, id) = (workspace.to_string(), collection.to_string(), id.to_string());
+        self.with_conn(move |conn| get_doc(conn, &workspace, &collection, &id)).await
     }
 
-    fn get_doc(&self, workspace: &str, collection: &str, id: &str) -> Result<Option<StoredDoc>, StorageError> {
-        let conn = self.lock()?;
-        get_doc(&conn, workspace, collection, id)
+    async fn apply_log(&self) -> Result<Vec<AppliedEntry>, StorageError> {
+        self.with_conn(|conn| {
+            let mut stmt = conn.prepare(
+                "SELECT n, workspace, user_id, idempotency_key, command_id, mutator, keys, server_seq
+                 FROM apply_log ORDER BY n",
+            )?;
+            let rows = stmt.query_map([], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, String>(5)?,
+                    r.get::<_, String>(6)?,
+                    r.get::<_, i64>(7)?,
+                ))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (n, workspace, user, idempotency_key, command_id, mutator, keys, server_seq) = row?;
+                out.push(AppliedEntry {
+                    n,
+                    workspace,
+                    user,
+                    idempotency_key,
+                    command_id,
+                    mutator,
+                    keys: serde_json::from_str(&keys)?,
+                    server_seq,
+                });
+            }
+            Ok(out)
+        })
+        .await
     }
 
-    fn apply_log(&self) -> Result<Vec<AppliedEntry>, StorageError> {
-        let conn = self.lock()?;
-        let mut stmt = conn.prepare(
-            "SELECT n, workspace, user_id, idempotency_key, command_id, mutator, keys, server_seq
-             FROM apply_log ORDER BY n",
-        )?;
-        let rows = stmt.query_map([], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, String>(3)?,
-                r.get::<_, String>(4)?,
-                r.get::<_, String>(5)?,
-                r.get::<_, String>(6)?,
-                r.get::<_, i64>(7)?,
-            ))
-        })?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (n, workspace, user, idempotency_key, command_id, mutator, keys, server_seq) = row?;
-            out.push(AppliedEntry {
-                n,
-                workspace,
-                user,
-                idempotency_key,
-                command_id,
-                mutator,
-                keys: serde_json::from_str(&keys)?,
-                server_seq,
-            });
-        }
-        Ok(out)
+    async fn add_user(&self, user: &str, token: &str) -> Result<(), StorageError> {
+        let (user, token) = (user.to_string(), token.to_string());
+        self.with_conn(move |conn| {
+            conn.execute(
+                "INSERT INTO tokens (token, user_id) VALUES (?1, ?2)
+                 ON CONFLICT (token) DO UPDATE SET user_id = excluded.user_id",
+                params![token, user],
+            )?;
+            Ok(())
+        })
+        .await
     }
 
-    fn add_user(&self, user: &str, token: &str) -> Result<(), StorageError> {
-        let conn = self.lock()?;
-        conn.execute(
-            "INSERT INTO tokens (token, user_id) VALUES (?1, ?2) ON CONFLICT (token) DO UPDATE SET user_id = excluded.user_id",
-            params![token, user],
-        )?;
-        Ok(())
+    async fn add_member(&self, user: &str, workspace: &str) -> Result<(), StorageError> {
+        let (user, workspace) = (user.to_string(), workspace.to_string());
+        self.with_conn(move |conn| {
+            conn.execute("INSERT OR IGNORE INTO workspaces (id, head_seq) VALUES (?1, 0)", params![workspace])?;
+            conn.execute(
+                "INSERT OR IGNORE INTO members (workspace, user_id) VALUES (?1, ?2)",
+                params![workspace, user],
+            )?;
+            Ok(())
+        })
+        .await
     }
 
-    fn add_member(&self, user: &str, workspace: &str) -> Result<(), StorageError> {
-        let conn = self.lock()?;
-        conn.execute("INSERT OR IGNORE INTO workspaces (id, head_seq) VALUES (?1, 0)", params![workspace])?;
-        conn.execute("INSERT OR IGNORE INTO members (workspace, user_id) VALUES (?1, ?2)", params![workspace, user])?;
-        Ok(())
-    }
-
-    fn seed_doc(&self, workspace: &str, collection: &str, id: &str, doc: &Value) -> Result<Change, StorageError> {
-        let mut conn = self.lock()?;
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let change = {
-            let mut doc_tx = SqliteDocTx { tx: &tx, workspace, changes: Vec::new() };
-            doc_tx.put(collection, id, doc)?
-        };
-        tx.commit()?;
-        Ok(change)
+    async fn seed_doc(&self, workspace: &str, collection: &str, id: &str, doc: &Value) -> Result<Change, StorageError> {
+        let (workspace, collection, id, doc) =
+            (workspace.to_string(), collection.to_string(), id.to_string(), doc.clone());
+        self.with_conn(move |conn| {
+            let mut tx = SqliteTx::begin(conn, &workspace)?;
+            let change = tx.write_now(&collection, &id, Some(&doc))?;
+            tx.commit()?;
+            Ok(change)
+        })
+        .await
     }
 }

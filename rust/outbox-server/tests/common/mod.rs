@@ -1,9 +1,95 @@
-//! Shared helpers: a real server on 127.0.0.1:0 over a temporary SQLite file.
+//! Shared helpers: a real server on 127.0.0.1:0 over a temporary SQLite file or, when
+//! `OUTBOX_TEST_DATABASE_URL` is set, over a fresh schema of that PostgreSQL database.
+//!
+//! Scenarios are `async fn test_x(b: Backend)`; [`backend_tests!`] turns each into one
+//! `#[tokio::test]` per backend (`sqlite::test_x`, `postgres::test_x`), in the style of
+//! matrix-rust-sdk's `statestore_integration_tests!`. Without the variable the PostgreSQL
+//! variants pass after printing that they were skipped.
 #![allow(dead_code)]
 
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use outbox_server::storage::PostgresConfig;
 use outbox_server::{RunningServer, Server, ServerConfig};
 use serde_json::{json, Value};
 use tempfile::TempDir;
+
+/// The variable naming the PostgreSQL database the `postgres::` variants run against.
+pub const DATABASE_URL_VAR: &str = "OUTBOX_TEST_DATABASE_URL";
+
+/// Which storage a scenario runs on.
+#[derive(Clone, Debug)]
+pub enum Backend {
+    /// A SQLite file in the test's temporary directory.
+    Sqlite,
+    /// A schema of its own in the database at the URL.
+    Postgres(PostgresConfig),
+}
+
+impl Backend {
+    /// PostgreSQL with a fresh, unique schema, or `None` when the variable is unset.
+    pub fn postgres() -> Option<Backend> {
+        let url = std::env::var(DATABASE_URL_VAR).ok().filter(|u| !u.is_empty())?;
+        static N: AtomicU32 = AtomicU32::new(0);
+        let schema = format!("t{}_{}_{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed), fastrand::u32(..));
+        Some(Backend::Postgres(PostgresConfig::new(url).with_schema(schema).with_pool_size(8)))
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        matches!(self, Backend::Postgres(_))
+    }
+
+    /// The config for a server on this backend (the SQLite file lives in `dir`).
+    pub fn config(&self, dir: &TempDir) -> ServerConfig {
+        let config = ServerConfig::new(dir.path().join("server.db")).with_admin(true);
+        match self {
+            Backend::Sqlite => config,
+            Backend::Postgres(pg) => config.with_postgres(pg.clone()),
+        }
+    }
+
+    pub async fn start(&self) -> TestServer {
+        self.start_with(|c| c).await
+    }
+
+    pub async fn start_with(&self, f: impl FnOnce(ServerConfig) -> ServerConfig) -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        start_in(self, dir, f).await
+    }
+}
+
+/// One `#[tokio::test]` per backend for each listed `async fn name(b: Backend)`.
+/// `multi_thread` before the names picks a two-worker runtime.
+#[allow(unused_macros)]
+macro_rules! backend_tests {
+    (@attr [$attr:meta] $($name:ident),+ $(,)?) => {
+        mod sqlite {
+            $(
+                #[$attr]
+                async fn $name() {
+                    super::$name($crate::common::Backend::Sqlite).await
+                }
+            )+
+        }
+        mod postgres {
+            $(
+                #[$attr]
+                async fn $name() {
+                    match $crate::common::Backend::postgres() {
+                        Some(b) => super::$name(b).await,
+                        None => eprintln!("skipped: {} is not set", $crate::common::DATABASE_URL_VAR),
+                    }
+                }
+            )+
+        }
+    };
+    (multi_thread; $($name:ident),+ $(,)?) => {
+        backend_tests!(@attr [tokio::test(flavor = "multi_thread", worker_threads = 2)] $($name),+);
+    };
+    ($($name:ident),+ $(,)?) => {
+        backend_tests!(@attr [tokio::test] $($name),+);
+    };
+}
 
 pub const ALICE: &str = "tok-alice";
 pub const BOB: &str = "tok-bob";
@@ -12,6 +98,7 @@ pub const CAROL: &str = "tok-carol";
 pub struct TestServer {
     pub server: RunningServer,
     pub dir: TempDir,
+    pub backend: Backend,
     pub http: reqwest::Client,
 }
 
@@ -22,26 +109,26 @@ pub fn client() -> reqwest::Client {
     reqwest::Client::new()
 }
 
-pub async fn start() -> TestServer {
-    start_with(|c| c).await
-}
-
-pub async fn start_with(f: impl FnOnce(ServerConfig) -> ServerConfig) -> TestServer {
-    let dir = tempfile::tempdir().unwrap();
-    start_in(dir, f).await
-}
-
-pub async fn start_in(dir: TempDir, f: impl FnOnce(ServerConfig) -> ServerConfig) -> TestServer {
-    let config = f(ServerConfig::new(dir.path().join("server.db")).with_admin(true));
+/// Starts a server on `backend` (reusing `dir`'s SQLite file, or the backend's schema,
+/// when they already hold data) with the test users and two products.
+pub async fn start_in(backend: &Backend, dir: TempDir, f: impl FnOnce(ServerConfig) -> ServerConfig) -> TestServer {
+    let config = f(backend.config(&dir));
     let server = Server::start(config).await.unwrap();
-    server.add_user("alice", ALICE, &["ws-1"]).unwrap();
-    server.add_user("bob", BOB, &["ws-2"]).unwrap();
-    server.add_user("carol", CAROL, &["ws-1"]).unwrap();
-    if server.storage().get_doc("ws-1", "products", "widget").unwrap().is_none() {
-        server.seed_doc("ws-1", "products", "widget", &json!({"name": "Widget", "price": 100, "stock": 10})).unwrap();
-        server.seed_doc("ws-1", "products", "gadget", &json!({"name": "Gadget", "price": 250, "stock": 5})).unwrap();
+    seed(&server).await;
+    TestServer { server, dir, backend: backend.clone(), http: client() }
+}
+
+/// Users alice and carol in ws-1, bob in ws-2; products widget (10) and gadget (5).
+pub async fn seed(server: &RunningServer) {
+    server.add_user("alice", ALICE, &["ws-1"]).await.unwrap();
+    server.add_user("bob", BOB, &["ws-2"]).await.unwrap();
+    server.add_user("carol", CAROL, &["ws-1"]).await.unwrap();
+    if server.storage().get_doc("ws-1", "products", "widget").await.unwrap().is_none() {
+        let widget = json!({"name": "Widget", "price": 100, "stock": 10});
+        server.seed_doc("ws-1", "products", "widget", &widget).await.unwrap();
+        let gadget = json!({"name": "Gadget", "price": 250, "stock": 5});
+        server.seed_doc("ws-1", "products", "gadget", &gadget).await.unwrap();
     }
-    TestServer { server, dir, http: client() }
 }
 
 /// A wire command with idempotency key `key-<id>`.
@@ -113,11 +200,11 @@ impl TestServer {
         assert_eq!(resp.status(), 200);
     }
 
-    pub fn doc(&self, ws: &str, collection: &str, id: &str) -> Option<Value> {
-        self.server.storage().get_doc(ws, collection, id).unwrap().and_then(|d| d.doc)
+    pub async fn doc(&self, ws: &str, collection: &str, id: &str) -> Option<Value> {
+        self.server.storage().get_doc(ws, collection, id).await.unwrap().and_then(|d| d.doc)
     }
 
-    pub fn stock(&self, product: &str) -> i64 {
-        self.doc("ws-1", "products", product).unwrap()["stock"].as_i64().unwrap()
+    pub async fn stock(&self, product: &str) -> i64 {
+        self.doc("ws-1", "products", product).await.unwrap()["stock"].as_i64().unwrap()
     }
 }

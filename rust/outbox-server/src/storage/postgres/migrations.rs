@@ -1,0 +1,50 @@
+//! The PostgreSQL schema history: numbered SQL files, applied forward only.
+//!
+//! [`migrate`] runs every step above the database's version and records each one in
+//! `outbox_schema`, all in one transaction under a transaction-scoped advisory lock, so
+//! several nodes starting at once migrate exactly once and never see half a schema. A
+//! database whose version is newer than [`CURRENT_VERSION`] gets
+//! [`StorageError::NewerSchema`] and is left untouched.
+
+use tokio_postgres::Client;
+
+use crate::storage::StorageError;
+
+/// The schema version this build writes.
+pub const CURRENT_VERSION: i32 = 1;
+
+/// `(version, SQL)` of every step, in order.
+const STEPS: &[(i32, &str)] = &[(1, include_str!("migrations/0001_init.sql"))];
+
+/// Advisory lock key held while migrating (any constant; "outbox" in ASCII).
+const MIGRATION_LOCK: i64 = 0x6f7574626f78;
+
+/// Creates `schema` when given, then brings the tables in the session's `search_path`
+/// up to [`CURRENT_VERSION`].
+pub(crate) async fn migrate(client: &mut Client, schema: Option<&str>) -> Result<i32, StorageError> {
+    let tx = client.transaction().await?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).await?;
+    if let Some(schema) = schema {
+        // `schema` was checked to be a plain lower-case identifier.
+        tx.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {schema}")).await?;
+    }
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS outbox_schema (
+             version    INTEGER PRIMARY KEY,
+             applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
+         )",
+    )
+    .await?;
+    let found: Option<i32> = tx.query_one("SELECT max(version) FROM outbox_schema", &[]).await?.try_get(0)?;
+    let found = found.unwrap_or(0);
+    if found > CURRENT_VERSION {
+        tx.rollback().await?;
+        return Err(StorageError::NewerSchema { found, supported: CURRENT_VERSION });
+    }
+    for (version, sql) in STEPS.iter().filter(|(v, _)| *v > found) {
+        tx.batch_execute(sql).await?;
+        tx.execute("INSERT INTO outbox_schema (version) VALUES ($1)", &[version]).await?;
+    }
+    tx.commit().await?;
+    Ok(CURRENT_VERSION)
+}
