@@ -3,15 +3,12 @@
  * reference server; NetInfo is a test double.
  */
 import assert from 'node:assert/strict';
-import { after, afterEach, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 
 import {
   aliceConfig,
   createOutbox,
-  Opened,
   OutboxError,
-  reportedErrors,
-  tempDir,
   useMutation,
   usePendingCommands,
   useQuery,
@@ -20,41 +17,18 @@ import {
 } from './support/outbox';
 import { FakeNetInfo } from './support/platform';
 import { act, renderHook, waitForHook } from './support/render';
-import { startServer } from './support/server';
-import type { TestServer } from './support/server';
-import { keepAlive } from './support/wait';
+import { suiteFixture } from './support/fixture';
 
-let server: TestServer;
-let stopKeepAlive: () => void;
-const opened = new Opened();
-const cleanups: (() => void)[] = [];
-
-function dir(): string {
-  const t = tempDir();
-  cleanups.push(t.remove);
-  return t.dir;
-}
-
-before(async () => {
-  stopKeepAlive = keepAlive();
-  server = await startServer();
-});
-after(async () => {
-  await server.stop();
-  stopKeepAlive();
-});
-afterEach(async () => {
-  await opened.closeAll();
-  for (const c of cleanups.splice(0)) c();
-  assert.deepEqual(reportedErrors.splice(0), []);
-});
+const fx = suiteFixture();
+const { opened } = fx;
+const dir = () => fx.dir();
 
 const order = (id: string, productId = 'espresso') => ({ id, lines: [{ product_id: productId, qty: 1 }] });
 
 describe('hooks', () => {
   test('useSyncStatus: offline banner data follows NetInfo and the queue', async () => {
     const netInfo = new FakeNetInfo({ isConnected: false, isInternetReachable: false });
-    const ob = opened.track(await createOutbox(aliceConfig(dir(), server.url, { platform: { netInfo } })));
+    const ob = opened.track(await createOutbox(aliceConfig(dir(), fx.server.url, { platform: { netInfo } })));
     const probe = await renderHook(ob, () => useSyncStatus());
     await waitForHook(probe, 'offline', (s) => !s.online);
     await act(async () => {
@@ -71,7 +45,7 @@ describe('hooks', () => {
   });
 
   test('useMutation: enqueues and reports the live state of its command to succeeded', async () => {
-    const ob = opened.track(await createOutbox(aliceConfig(dir(), server.url, { startOnline: false })));
+    const ob = opened.track(await createOutbox(aliceConfig(dir(), fx.server.url, { startOnline: false })));
     const probe = await renderHook(ob, () => useMutation('createOrder'));
     assert.equal(probe.current.state, null);
     let id = '';
@@ -87,7 +61,7 @@ describe('hooks', () => {
   });
 
   test('useMutation: a refused enqueue sets error with its code', async () => {
-    const ob = opened.track(await createOutbox(aliceConfig(dir(), server.url, { startOnline: false })));
+    const ob = opened.track(await createOutbox(aliceConfig(dir(), fx.server.url, { startOnline: false })));
     const probe = await renderHook(ob, () => useMutation('notRegistered'));
     await act(async () => {
       await assert.rejects(probe.current.mutate({ id: 'x' }), (e: unknown) => e instanceof OutboxError && e.code === 'unknown_mutator');
@@ -98,7 +72,7 @@ describe('hooks', () => {
   });
 
   test('useQuery: shows optimistic documents at once and the server version after sync', async () => {
-    const ob = opened.track(await createOutbox(aliceConfig(dir(), server.url, { startOnline: false })));
+    const ob = opened.track(await createOutbox(aliceConfig(dir(), fx.server.url, { startOnline: false })));
     const probe = await renderHook(ob, () => useQuery<{ status: string; total?: number }>('orders', { orderBy: 'status' }));
     await waitForHook(probe, 'first result', (r) => !r.loading);
     assert.deepEqual(probe.current.data, []);
@@ -117,7 +91,7 @@ describe('hooks', () => {
   });
 
   test('useRecordStatus: pending while queued, synced after the server applied it', async () => {
-    const ob = opened.track(await createOutbox(aliceConfig(dir(), server.url, { startOnline: false })));
+    const ob = opened.track(await createOutbox(aliceConfig(dir(), fx.server.url, { startOnline: false })));
     const probe = await renderHook(ob, () => useRecordStatus('orders', 'rn-hook-rec-1'));
     await waitForHook(probe, 'not found', (r) => !r.loading && r.status === null);
     await act(async () => {
@@ -132,7 +106,7 @@ describe('hooks', () => {
   });
 
   test('usePendingCommands: lists queued commands and empties after the drain', async () => {
-    const ob = opened.track(await createOutbox(aliceConfig(dir(), server.url, { startOnline: false })));
+    const ob = opened.track(await createOutbox(aliceConfig(dir(), fx.server.url, { startOnline: false })));
     const probe = await renderHook(ob, () => usePendingCommands());
     await act(async () => {
       await ob.enqueue('createOrder', order('rn-hook-pend-1'));

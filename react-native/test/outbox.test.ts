@@ -2,43 +2,21 @@
  * The public promise API against the real library (N-API) and the real reference server.
  */
 import assert from 'node:assert/strict';
-import { after, afterEach, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 
-import { aliceConfig, createOutbox, isOutboxError, Opened, OutboxError, reportedErrors, tempDir } from './support/outbox';
+import { aliceConfig, createOutbox, isOutboxError, OutboxError, tempDir } from './support/outbox';
 import type { Doc, OutboxEvent } from './support/outbox';
-import { startServer } from './support/server';
-import type { TestServer } from './support/server';
-import { keepAlive, until } from './support/wait';
+import { suiteFixture } from './support/fixture';
+import { until } from './support/wait';
 
-let server: TestServer;
-let stopKeepAlive: () => void;
-const opened = new Opened();
-const dirs: (() => void)[] = [];
-
-function dir(): string {
-  const t = tempDir();
-  dirs.push(t.remove);
-  return t.dir;
-}
+const fx = suiteFixture();
+const { opened } = fx;
+const dir = () => fx.dir();
 
 interface Stats {
   totals: { applied: number; duplicates: number };
   keys: Record<string, { applied: number; duplicates: number }>;
 }
-
-before(async () => {
-  stopKeepAlive = keepAlive();
-  server = await startServer();
-});
-after(async () => {
-  await server.stop();
-  stopKeepAlive();
-});
-afterEach(async () => {
-  await opened.closeAll();
-  for (const remove of dirs.splice(0)) remove();
-  assert.deepEqual(reportedErrors.splice(0), [], 'no error reached onError');
-});
 
 const order = (id: string, productId = 'espresso', qty = 1) => ({ id, lines: [{ product_id: productId, qty }] });
 
@@ -57,7 +35,7 @@ describe('createOutbox', () => {
   test('a database that cannot be created is a typed error from the engine', async () => {
     const d = dir();
     await assert.rejects(
-      createOutbox(aliceConfig(d, server.url, { path: `${d}/no/such/folder/x.db` })),
+      createOutbox(aliceConfig(d, fx.server.url, { path: `${d}/no/such/folder/x.db` })),
       (e: unknown) => e instanceof OutboxError && e.code !== 'internal' && e.message.length > 0,
     );
   });
@@ -65,7 +43,7 @@ describe('createOutbox', () => {
 
 describe('enqueue and drain', () => {
   test('enqueue offline keeps the command pending and sends nothing', async () => {
-    const ob = opened.track(await createOutbox(aliceConfig(dir(), server.url, { startOnline: false })));
+    const ob = opened.track(await createOutbox(aliceConfig(dir(), fx.server.url, { startOnline: false })));
     const id = await ob.enqueue('createOrder', order('rn-offline-1'));
     assert.match(id, /^[0-9a-f-]{36}$/);
     const status = await ob.status();
@@ -76,12 +54,12 @@ describe('enqueue and drain', () => {
     assert.equal(cmd?.state, 'pending');
     assert.equal(cmd?.mutator, 'createOrder');
     assert.deepEqual(cmd?.args, order('rn-offline-1'));
-    const stats = (await server.getJson('/v1/_stats')) as Stats;
+    const stats = (await fx.server.getJson('/v1/_stats')) as Stats;
     assert.equal(Object.keys(stats.keys).length, 0, 'the server saw no command');
   });
 
   test('setOnline(true) drains: the command succeeds exactly once with the server result', async () => {
-    const ob = opened.track(await createOutbox(aliceConfig(dir(), server.url, { startOnline: false })));
+    const ob = opened.track(await createOutbox(aliceConfig(dir(), fx.server.url, { startOnline: false })));
     const id = await ob.enqueue('createOrder', order('rn-drain-1', 'latte', 2));
     await ob.setOnline(true);
     const settlement = await ob.waitFor(id);
@@ -89,25 +67,25 @@ describe('enqueue and drain', () => {
     assert.ok(settlement.kind === 'succeeded');
     assert.deepEqual((settlement.result as { total: number }).total, 840);
     await until('the queue to be empty', async () => (await ob.status()).outstanding === 0);
-    const stats = (await server.getJson('/v1/_stats')) as Stats;
+    const stats = (await fx.server.getJson('/v1/_stats')) as Stats;
     const applied = Object.values(stats.keys).filter((k) => k.applied > 0);
     assert.ok(applied.length >= 1);
     assert.ok(Object.values(stats.keys).every((k) => k.applied <= 1), 'no command applied twice');
   });
 
   test('commands on one key reach the server in enqueue order', async () => {
-    const ob = opened.track(await createOutbox(aliceConfig(dir(), server.url, { startOnline: false })));
+    const ob = opened.track(await createOutbox(aliceConfig(dir(), fx.server.url, { startOnline: false })));
     const ids: string[] = [];
     for (let i = 1; i <= 5; i++) ids.push(await ob.enqueue('adjustStock', { product_id: 'bagel', delta: i }));
     await ob.setOnline(true);
     for (const id of ids) assert.equal((await ob.waitFor(id)).kind, 'succeeded');
-    const log = (await server.getJson('/v1/_log')) as { entries: { command_id: string }[] };
+    const log = (await fx.server.getJson('/v1/_log')) as { entries: { command_id: string }[] };
     const seen = log.entries.map((e) => e.command_id).filter((c) => ids.includes(c));
     assert.deepEqual(seen, ids);
   });
 
   test('a rejected command settles as failed with the server code and its optimistic change is rolled back', async () => {
-    const ob = opened.track(await createOutbox(aliceConfig(dir(), server.url, { startOnline: false })));
+    const ob = opened.track(await createOutbox(aliceConfig(dir(), fx.server.url, { startOnline: false })));
     const rolledBack: OutboxEvent[] = [];
     const stop = ob.on('rolledBack', (e) => rolledBack.push(e));
     const id = await ob.enqueue('createOrder', order('rn-reject-1', 'no-such-product'), {
@@ -126,7 +104,7 @@ describe('enqueue and drain', () => {
   });
 
   test('an optimistic insert is visible at once and synced after the drain', async () => {
-    const ob = opened.track(await createOutbox(aliceConfig(dir(), server.url, { startOnline: false })));
+    const ob = opened.track(await createOutbox(aliceConfig(dir(), fx.server.url, { startOnline: false })));
     await ob.enqueue('createOrder', order('rn-opt-1', 'muffin'), {
       optimistic: [{ collection: 'orders', id: 'rn-opt-1', insert: { lines: order('rn-opt-1').lines, status: 'open' } }],
     });
@@ -145,7 +123,7 @@ describe('enqueue and drain', () => {
   });
 
   test('discard removes a pending command and its optimistic change', async () => {
-    const ob = opened.track(await createOutbox(aliceConfig(dir(), server.url, { startOnline: false })));
+    const ob = opened.track(await createOutbox(aliceConfig(dir(), fx.server.url, { startOnline: false })));
     const id = await ob.enqueue('createOrder', order('rn-discard-1'), {
       optimistic: [{ collection: 'orders', id: 'rn-discard-1', insert: { status: 'open' } }],
     });
@@ -158,7 +136,7 @@ describe('enqueue and drain', () => {
 
 describe('errors', () => {
   test('an unknown mutator is refused with code unknown_mutator and nothing is written', async () => {
-    const ob = opened.track(await createOutbox(aliceConfig(dir(), server.url, { startOnline: false })));
+    const ob = opened.track(await createOutbox(aliceConfig(dir(), fx.server.url, { startOnline: false })));
     await assert.rejects(ob.enqueue('refundEverything', { id: 'x' }), (e: unknown) => {
       assert.ok(e instanceof OutboxError);
       assert.equal(e.code, 'unknown_mutator');
@@ -170,7 +148,7 @@ describe('errors', () => {
 
   test('oversized args are refused with code args_too_large', async () => {
     const ob = opened.track(
-      await createOutbox(aliceConfig(dir(), server.url, { startOnline: false, mutators: { createOrder: { maxArgsBytes: 64 } } })),
+      await createOutbox(aliceConfig(dir(), fx.server.url, { startOnline: false, mutators: { createOrder: { maxArgsBytes: 64 } } })),
     );
     await assert.rejects(ob.enqueue('createOrder', { id: 'x'.repeat(100), lines: [] }), (e: unknown) =>
       isOutboxError(e, 'args_too_large'),
@@ -178,7 +156,7 @@ describe('errors', () => {
   });
 
   test('unknown command ids and bad arguments are typed errors', async () => {
-    const ob = opened.track(await createOutbox(aliceConfig(dir(), server.url, { startOnline: false })));
+    const ob = opened.track(await createOutbox(aliceConfig(dir(), fx.server.url, { startOnline: false })));
     await assert.rejects(ob.retry('00000000-0000-7000-8000-000000000000'), (e: unknown) => isOutboxError(e, 'unknown_command'));
     await assert.rejects(ob.discard('not-a-uuid'), (e: unknown) => e instanceof OutboxError && e.code !== 'internal');
     await assert.rejects(ob.enqueue('', {}), (e: unknown) => isOutboxError(e, 'invalid_request'));
@@ -186,7 +164,7 @@ describe('errors', () => {
   });
 
   test('calls after close reject with code closed', async () => {
-    const ob = await createOutbox(aliceConfig(dir(), server.url, { startOnline: false }));
+    const ob = await createOutbox(aliceConfig(dir(), fx.server.url, { startOnline: false }));
     await ob.close();
     await assert.rejects(ob.enqueue('createOrder', order('rn-closed')), (e: unknown) => isOutboxError(e, 'closed'));
     await assert.rejects(ob.status(), (e: unknown) => isOutboxError(e, 'closed'));
@@ -197,7 +175,7 @@ describe('errors', () => {
     let calls = 0;
     const ob = opened.track(
       await createOutbox(
-        aliceConfig(dir(), server.url, {
+        aliceConfig(dir(), fx.server.url, {
           token: async () => {
             calls += 1;
             return 'not-a-valid-token';
@@ -215,7 +193,7 @@ describe('errors', () => {
 
 describe('subscriptions', () => {
   test('events arrive in order and unsubscribe stops them', async () => {
-    const ob = opened.track(await createOutbox(aliceConfig(dir(), server.url, { startOnline: false })));
+    const ob = opened.track(await createOutbox(aliceConfig(dir(), fx.server.url, { startOnline: false })));
     const seen: OutboxEvent[] = [];
     const stop = ob.on((e) => seen.push(e));
     const id = await ob.enqueue('createOrder', order('rn-events-1'));
@@ -238,7 +216,7 @@ describe('subscriptions', () => {
   });
 
   test('watch delivers the current result, then changes, until unsubscribed', async () => {
-    const ob = opened.track(await createOutbox(aliceConfig(dir(), server.url, { startOnline: false })));
+    const ob = opened.track(await createOutbox(aliceConfig(dir(), fx.server.url, { startOnline: false })));
     const results: Doc[][] = [];
     const stop = ob.watch('orders', { where: { status: 'open' } }, (docs) => results.push(docs));
     await until('the first result', () => results.length >= 1);
@@ -257,7 +235,7 @@ describe('subscriptions', () => {
   });
 
   test('sync status counts outstanding commands and progress of the drain', async () => {
-    const ob = opened.track(await createOutbox(aliceConfig(dir(), server.url, { startOnline: false })));
+    const ob = opened.track(await createOutbox(aliceConfig(dir(), fx.server.url, { startOnline: false })));
     const ids = [];
     for (let i = 0; i < 3; i++) ids.push(await ob.enqueue('createOrder', order(`rn-progress-${i}`, 'juice')));
     await until('3 outstanding', () => ob.syncStatus.outstanding === 3);
@@ -277,12 +255,12 @@ describe('subscriptions', () => {
 describe('restart', () => {
   test('pending commands and optimistic state survive close and reopen, then drain once', async () => {
     const d = dir();
-    const first = await createOutbox(aliceConfig(d, server.url, { startOnline: false }));
+    const first = await createOutbox(aliceConfig(d, fx.server.url, { startOnline: false }));
     const id = await first.enqueue('createOrder', order('rn-restart-1', 'croissant'), {
       optimistic: [{ collection: 'orders', id: 'rn-restart-1', insert: { status: 'open' } }],
     });
     await first.close();
-    const second = opened.track(await createOutbox(aliceConfig(d, server.url, { startOnline: false })));
+    const second = opened.track(await createOutbox(aliceConfig(d, fx.server.url, { startOnline: false })));
     const pending = await second.peek();
     assert.deepEqual(
       pending.map((c) => [c.id, c.state]),
@@ -291,7 +269,7 @@ describe('restart', () => {
     assert.equal((await second.get('orders', 'rn-restart-1'))?.status, 'pending');
     await second.setOnline(true);
     assert.equal((await second.waitFor(id)).kind, 'succeeded');
-    const stats = (await server.getJson('/v1/_stats')) as Stats;
+    const stats = (await fx.server.getJson('/v1/_stats')) as Stats;
     const cmd = await second.command(id);
     assert.ok(cmd);
     assert.ok(Object.values(stats.keys).every((k) => k.applied <= 1));

@@ -3,39 +3,17 @@
  * doubles in place of the React Native system modules, over the real library and server.
  */
 import assert from 'node:assert/strict';
-import { after, afterEach, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 
-import { aliceConfig, createOutbox, foregroundFromAppState, onlineFromNetInfo, Opened, reportedErrors, tempDir } from './support/outbox';
+import { aliceConfig, createOutbox, foregroundFromAppState, onlineFromNetInfo, tempDir } from './support/outbox';
 import type { OutboxEvent } from './support/outbox';
 import { FakeAppState, FakeNetInfo } from './support/platform';
-import { startServer } from './support/server';
-import type { TestServer } from './support/server';
-import { keepAlive, sleep, until } from './support/wait';
+import { suiteFixture } from './support/fixture';
+import { sleep, until } from './support/wait';
 
-let server: TestServer;
-let stopKeepAlive: () => void;
-const opened = new Opened();
-const cleanups: (() => void)[] = [];
-
-function dir(): string {
-  const t = tempDir();
-  cleanups.push(t.remove);
-  return t.dir;
-}
-
-before(async () => {
-  stopKeepAlive = keepAlive();
-  server = await startServer();
-});
-after(async () => {
-  await server.stop();
-  stopKeepAlive();
-});
-afterEach(async () => {
-  await opened.closeAll();
-  for (const c of cleanups.splice(0)) c();
-  assert.deepEqual(reportedErrors.splice(0), []);
-});
+const fx = suiteFixture();
+const { opened } = fx;
+const dir = () => fx.dir();
 
 describe('NetInfo', () => {
   test('maps NetInfo states to online/offline/unknown', () => {
@@ -48,7 +26,7 @@ describe('NetInfo', () => {
 
   test('going offline queues, coming back online drains, by default', async () => {
     const netInfo = new FakeNetInfo({ isConnected: false, isInternetReachable: false });
-    const ob = opened.track(await createOutbox(aliceConfig(dir(), server.url, { platform: { netInfo } })));
+    const ob = opened.track(await createOutbox(aliceConfig(dir(), fx.server.url, { platform: { netInfo } })));
     await until('offline from NetInfo', async () => (await ob.status()).online === false);
     const id = await ob.enqueue('createOrder', { id: 'rn-netinfo-1', lines: [{ product_id: 'espresso', qty: 1 }] });
     await sleep(100);
@@ -63,7 +41,7 @@ describe('NetInfo', () => {
   test('autoOnline: false leaves connectivity to the app', async () => {
     const netInfo = new FakeNetInfo({ isConnected: false, isInternetReachable: false });
     const ob = opened.track(
-      await createOutbox(aliceConfig(dir(), server.url, { platform: { netInfo }, autoOnline: false })),
+      await createOutbox(aliceConfig(dir(), fx.server.url, { platform: { netInfo }, autoOnline: false })),
     );
     assert.equal(netInfo.listenerCount, 0);
     await sleep(20);
@@ -81,7 +59,7 @@ describe('AppState', () => {
 
   test('background and active reach the engine as lifecycle events; inactive is ignored', async () => {
     const appState = new FakeAppState('active');
-    const ob = opened.track(await createOutbox(aliceConfig(dir(), server.url, { startOnline: false, platform: { appState } })));
+    const ob = opened.track(await createOutbox(aliceConfig(dir(), fx.server.url, { startOnline: false, platform: { appState } })));
     const seen: boolean[] = [];
     ob.on('foregroundChanged', (e: Extract<OutboxEvent, { type: 'foregroundChanged' }>) => seen.push(e.foreground));
     appState.set('inactive');
@@ -98,7 +76,7 @@ describe('AppState', () => {
   test('autoLifecycle: false does not subscribe to AppState', async () => {
     const appState = new FakeAppState('active');
     opened.track(
-      await createOutbox(aliceConfig(dir(), server.url, { startOnline: false, platform: { appState }, autoLifecycle: false })),
+      await createOutbox(aliceConfig(dir(), fx.server.url, { startOnline: false, platform: { appState }, autoLifecycle: false })),
     );
     assert.equal(appState.listenerCount, 0);
   });
