@@ -40,7 +40,7 @@ ensure_apt() {
 # The bin directory of the newest installed PostgreSQL (Debian keeps it off PATH).
 pg_bindir() {
   local d
-  d="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)"
+  d="$(printf '%s\n' /usr/lib/postgresql/*/bin | sort -V | tail -n 1)"
   if [ -n "$d" ] && [ -x "$d/initdb" ]; then
     echo "$d"
   elif command -v initdb >/dev/null 2>&1; then

@@ -67,7 +67,7 @@ pub struct OutboxConfig {
     /// Commit durability (default `Full`).
     #[uniffi(default = None)]
     pub durability: Option<Durability>,
-    /// How long succeeded and discarded commands are kept for inspection, ms (24 h).
+    /// How long succeeded and discarded commands are kept for inspection, ms (7 days).
     #[uniffi(default = None)]
     pub retention_ms: Option<u64>,
     /// Optional cap on the database size; writes beyond it fail with `StorageFull`.

@@ -46,7 +46,8 @@ pub struct Config {
     pub start_online: bool,
     /// Optional cap on the database size; writes beyond it fail with `StorageFull`.
     pub max_size_bytes: Option<u64>,
-    /// How long succeeded and discarded commands are kept for inspection (24 h).
+    /// How long succeeded and discarded commands, with their attempt history, are kept for
+    /// inspection (7 days). Older ones are pruned when this engine takes the drainer lease.
     pub retention: Duration,
 }
 
@@ -66,7 +67,7 @@ impl Config {
             durability: Durability::Full,
             start_online: true,
             max_size_bytes: None,
-            retention: Duration::from_secs(24 * 3600),
+            retention: Duration::from_secs(7 * 24 * 3600),
         }
     }
 

@@ -1,6 +1,7 @@
 //! Promise 1: durable before dispatch; restarts lose nothing and keep idempotency keys.
 mod common;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
@@ -108,4 +109,41 @@ async fn wait_for_reports_closed_engine() {
     let r = tokio::time::timeout(WAIT, waiter).await.unwrap().unwrap();
     assert!(matches!(r, Err(outbox::Error::Closed)));
     assert!(matches!(h.outbox.enqueue(EnqueueRequest::new("note", "{}")), Err(outbox::Error::Closed)));
+}
+
+#[tokio::test]
+async fn succeeded_commands_and_their_history_are_pruned_after_the_retention_age() {
+    assert_eq!(outbox::Config::new("x.db", "u", "w").retention, Duration::from_secs(7 * 24 * 3600), "default 7 days");
+    let dir = tempfile::tempdir().unwrap();
+    let transport = Arc::new(outbox::testing::ScriptedTransport::new());
+    let mut c = config(&dir, &transport);
+    c.retention = Duration::from_millis(200);
+    let ob = Outbox::open(c.clone()).unwrap();
+    register_all(&ob);
+    let done = ob.enqueue(EnqueueRequest::new("createOrder", r#"{"id":"old"}"#)).unwrap();
+    assert!(matches!(ob.wait_for(&done).await.unwrap(), outbox::Settlement::Succeeded { .. }));
+    assert_eq!(ob.command(&done).unwrap().history.len(), 1);
+    ob.set_online(false).unwrap();
+    let waiting = ob.enqueue(EnqueueRequest::new("createOrder", r#"{"id":"new"}"#)).unwrap();
+    ob.close();
+
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    transport.hold(); // the unsent command stays unfinished while the engine drains
+    let ob = Outbox::open(c).unwrap();
+    register_all(&ob);
+    // Pruning runs when the engine takes the drainer lease at open.
+    let deadline = std::time::Instant::now() + WAIT;
+    while ob.command(&done).is_ok() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(matches!(ob.command(&done), Err(outbox::Error::UnknownCommand { .. })), "the succeeded command is pruned");
+    let state = ob.command(&waiting).unwrap().state;
+    assert!(matches!(state, CommandState::Pending | CommandState::InFlight), "an unsent command is never pruned");
+    let orphans: i64 = rusqlite::Connection::open(dir.path().join("outbox.db"))
+        .unwrap()
+        .query_row("SELECT count(*) FROM attempts WHERE command_seq NOT IN (SELECT seq FROM commands)", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(orphans, 0, "its attempt history went with it");
 }
