@@ -1570,7 +1570,7 @@ export type OutboxConfig = {
      */
     durability?: Durability,
     /**
-     * How long succeeded and discarded commands are kept for inspection, ms (24 h).
+     * How long succeeded and discarded commands are kept for inspection, ms (7 days).
      */
     retentionMs?: bigint,
     /**

@@ -5472,7 +5472,7 @@ data class OutboxConfig (
     var `durability`: Durability? = null 
     , 
     /**
-     * How long succeeded and discarded commands are kept for inspection, ms (24 h).
+     * How long succeeded and discarded commands are kept for inspection, ms (7 days).
      */
     var `retentionMs`: kotlin.ULong? = null 
     , 

@@ -3640,7 +3640,7 @@ public struct OutboxConfig: Equatable, Hashable {
      */
     public var durability: Durability?
     /**
-     * How long succeeded and discarded commands are kept for inspection, ms (24 h).
+     * How long succeeded and discarded commands are kept for inspection, ms (7 days).
      */
     public var retentionMs: UInt64?
     /**
@@ -3694,7 +3694,7 @@ public struct OutboxConfig: Equatable, Hashable {
          * Commit durability (default `Full`).
          */durability: Durability? = nil, 
         /**
-         * How long succeeded and discarded commands are kept for inspection, ms (24 h).
+         * How long succeeded and discarded commands are kept for inspection, ms (7 days).
          */retentionMs: UInt64? = nil, 
         /**
          * Optional cap on the database size; writes beyond it fail with `StorageFull`.
