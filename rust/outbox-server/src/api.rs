@@ -216,9 +216,18 @@ async fn post_commands(
             format!("{} commands in one batch; at most {}", batch.commands.len(), state.max_batch),
         );
     }
-    let results = match run_batch(&state, &scope, batch.commands).await {
-        Ok(r) => r,
-        Err(e) => return storage_error(e),
+    // The batch runs in its own task: a client that disconnects (timeout, reset) drops this
+    // handler, and a commit must never be separated from its counters and lane bookkeeping
+    // by that cancellation (the answer is lost, the effect and its record are not).
+    let (task_state, task_scope) = (state.clone(), scope.clone());
+    let batch_task = tokio::spawn(async move { run_batch(&task_state, &task_scope, batch.commands).await });
+    let results = match batch_task.await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => return storage_error(e),
+        Err(e) => {
+            tracing::error!(error = %e, "command batch task failed");
+            return error(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the batch could not be completed");
+        }
     };
     if state.local_nudges {
         if let Some(seq) = results.iter().filter_map(|r| r.server_seq).max() {
