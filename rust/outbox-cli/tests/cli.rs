@@ -151,7 +151,12 @@ fn newer_and_corrupt_databases_are_refused_untouched() {
     let dir = tempfile::tempdir().unwrap();
     let newer = dir.path().join("newer.db");
     Outbox::open(Config::new(&newer, "a", "w")).unwrap().close();
-    rusqlite::Connection::open(&newer).unwrap().pragma_update(None, "user_version", 99).unwrap();
+    let conn = rusqlite::Connection::open(&newer).unwrap();
+    conn.pragma_update(None, "user_version", 99).unwrap();
+    // Into the main file now: a connection of this test process that closes later would
+    // otherwise checkpoint it there while the CLI runs.
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())).unwrap();
+    drop(conn);
     let before = std::fs::read(&newer).unwrap();
     let o = outbox(&["discard", newer.to_str().unwrap(), "019a0000-0000-7000-8000-000000000001", "--force"]);
     assert_eq!(o.status.code(), Some(3));

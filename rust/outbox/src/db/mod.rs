@@ -35,8 +35,15 @@ impl Db {
     /// Opens (creating and migrating when needed) the database at `path`.
     pub(crate) fn open(path: &Path, durability: Durability, max_size_bytes: Option<u64>) -> Result<Db, OpenError> {
         let mut writer = open_connection(path)?;
-        let version = schema_version(&writer, path)?;
+        let version = match schema_version(&writer, path) {
+            Ok(v) => v,
+            Err(e) => {
+                close_untouched(writer);
+                return Err(e);
+            }
+        };
         if version > CURRENT_VERSION {
+            close_untouched(writer);
             return Err(OpenError::NewerVersion { found: version, supported: CURRENT_VERSION });
         }
         configure(&writer, durability, max_size_bytes).map_err(|e| open_failure(path, e))?;
@@ -93,6 +100,15 @@ fn open_connection(path: &Path) -> Result<Connection, OpenError> {
     let conn = Connection::open_with_flags(path, flags).map_err(|e| open_failure(path, e))?;
     conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| open_failure(path, e))?;
     Ok(conn)
+}
+
+/// Closes a connection to a file that is being refused without the checkpoint SQLite runs
+/// when the last connection closes: frames another process left in the WAL stay there, so
+/// the database file keeps every byte it had.
+fn close_untouched(conn: Connection) {
+    // A connection that cannot take the setting is closed as it is (nothing was written).
+    let _ = conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true);
+    drop(conn);
 }
 
 /// Reads `user_version` (which also proves the file is a SQLite database) and checks that
