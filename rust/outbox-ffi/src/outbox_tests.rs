@@ -1,0 +1,82 @@
+//! Unit tests of the boundary: panics become errors, async exports name the runtime, and
+//! a round trip through the FFI types.
+
+use super::*;
+use crate::types::Settlement;
+
+#[test]
+fn a_panic_in_a_sync_call_becomes_internal() {
+    let r: Result<(), OutboxError> = guard(|| panic!("boom in the core"));
+    match r {
+        Err(OutboxError::Internal { details, .. }) => assert_eq!(details, "boom in the core"),
+        other => panic!("expected Internal, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_panic_in_an_async_call_becomes_internal() {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let r: Result<(), OutboxError> = rt.block_on(run(async { panic!("async boom") }));
+    let err = r.unwrap_err();
+    assert_eq!(err.code(), "internal");
+}
+
+#[test]
+fn every_exported_impl_with_async_methods_names_the_tokio_runtime() {
+    for (file, text) in [
+        ("outbox.rs", include_str!("outbox.rs")),
+        ("subscription.rs", include_str!("subscription.rs")),
+        ("logging.rs", include_str!("logging.rs")),
+    ] {
+        let mut attr = "";
+        for line in text.lines().map(str::trim) {
+            if line.starts_with("#[uniffi::export") {
+                attr = line;
+            }
+            if line.starts_with("pub async fn") {
+                assert!(attr.contains("async_runtime = \"tokio\""), "{file}: {line} lacks async_runtime = \"tokio\"");
+            }
+        }
+    }
+}
+
+#[test]
+fn open_enqueue_and_wait_through_the_ffi_types() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = OutboxConfig {
+        path: dir.path().join("ffi.db").display().to_string(),
+        user_id: "alice".into(),
+        workspace_id: "ws-1".into(),
+        server_url: None,
+        start_online: false,
+        max_concurrency: None,
+        max_batch_size: None,
+        max_attempts: None,
+        retry_base_ms: None,
+        retry_cap_ms: None,
+        attempt_timeout_ms: None,
+        lease_ttl_ms: None,
+        durability: None,
+        retention_ms: None,
+        max_size_bytes: None,
+    };
+    let ob = Outbox::open(config).unwrap();
+    ob.register_mutator("note".into(), MutatorOptions { version: 1, key_pointers: vec![], max_args_bytes: None })
+        .unwrap();
+    let request = EnqueueRequest {
+        mutator: "note".into(),
+        args: r#"{"id":"n1"}"#.into(),
+        keys: vec![],
+        after: vec!["not-a-uuid".into()],
+        ops: vec![],
+        metadata: None,
+    };
+    assert_eq!(ob.enqueue(request.clone()).unwrap_err().code(), "unknown_command");
+    let id = ob.enqueue(EnqueueRequest { after: vec![], ..request }).unwrap();
+    assert_eq!(ob.status().unwrap().pending, 1);
+    ob.discard(id.clone()).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    assert_eq!(rt.block_on(ob.wait_for(id)).unwrap(), Settlement::Discarded);
+    ob.shutdown();
+    assert_eq!(ob.status().unwrap_err().code(), "closed");
+}
