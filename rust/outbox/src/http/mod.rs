@@ -54,20 +54,23 @@ pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
 
 #[cfg(feature = "http")]
 pub use imp::*;
+#[cfg(feature = "http")]
+pub use wire::parse_batch_response;
+
+#[cfg(feature = "http")]
+mod wire;
 
 #[cfg(feature = "http")]
 mod imp {
     use std::sync::Arc;
-    use std::time::{Duration, SystemTime};
+    use std::time::Duration;
 
     use async_trait::async_trait;
-    use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
+    use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
     use reqwest::{Client, Response, StatusCode, Url};
-    use serde::Deserialize;
-    use serde_json::Value;
 
-    use super::parse_retry_after;
-    use crate::transport::{ChangePage, DocChange, Nudge, Outcome, OutgoingCommand, PullOutcome, Transport};
+    use super::wire::{describe, parse_batch_response, retry_with, ChangesResponse, ErrorBody};
+    use crate::transport::{ChangePage, Nudge, Outcome, OutgoingCommand, PullOutcome, Transport};
 
     /// Most commands the protocol accepts in one request.
     pub const MAX_BATCH: usize = 100;
@@ -229,135 +232,6 @@ mod imp {
         Answer(StatusCode, HeaderMap, Vec<u8>),
         /// No answer (see the reason's outcome).
         Failed(Outcome),
-    }
-
-    #[derive(Deserialize)]
-    struct WireError {
-        #[serde(default)]
-        code: String,
-        #[serde(default)]
-        message: String,
-    }
-
-    #[derive(Deserialize)]
-    struct ErrorBody {
-        error: WireError,
-    }
-
-    #[derive(Deserialize)]
-    struct WireChange {
-        collection: String,
-        id: String,
-        version: i64,
-        #[serde(default)]
-        doc: Option<Value>,
-        #[serde(default)]
-        deleted: bool,
-    }
-
-    impl WireChange {
-        fn into_change(self) -> Result<DocChange, String> {
-            let doc = match (self.deleted, self.doc) {
-                (true, _) => None,
-                (false, Some(doc)) if !doc.is_null() => Some(doc),
-                (false, _) => {
-                    return Err(format!("change {}:{} has neither doc nor deleted", self.collection, self.id))
-                }
-            };
-            Ok(DocChange { collection: self.collection, id: self.id, version: self.version, doc })
-        }
-    }
-
-    #[derive(Deserialize)]
-    struct WireResult {
-        id: String,
-        status: String,
-        #[serde(default)]
-        result: Option<Value>,
-        #[serde(default)]
-        changes: Option<Vec<WireChange>>,
-        #[serde(default)]
-        error: Option<WireError>,
-        #[serde(default)]
-        snapshot: Option<Value>,
-    }
-
-    #[derive(Deserialize)]
-    struct BatchResponse {
-        results: Vec<WireResult>,
-    }
-
-    #[derive(Deserialize)]
-    struct ChangesResponse {
-        changes: Vec<WireChange>,
-        cursor: String,
-        has_more: bool,
-    }
-
-    fn retry_with(reason: String, status: StatusCode, headers: &HeaderMap) -> Outcome {
-        let retry_after = headers
-            .get(RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| parse_retry_after(v, SystemTime::now()));
-        Outcome::Retry { reason, retry_after, http_status: Some(status.as_u16()) }
-    }
-
-    /// `"HTTP 500: code: message"` from an error answer, without echoing arbitrary bodies.
-    fn describe(status: StatusCode, body: &[u8]) -> String {
-        match serde_json::from_slice::<ErrorBody>(body) {
-            Ok(e) => format!("HTTP {}: {}: {}", status.as_u16(), e.error.code, truncate(&e.error.message, 200)),
-            Err(_) => format!("HTTP {}", status.as_u16()),
-        }
-    }
-
-    fn truncate(s: &str, max: usize) -> &str {
-        match s.char_indices().nth(max) {
-            Some((i, _)) => &s[..i],
-            None => s,
-        }
-    }
-
-    /// Maps the body of a 200 answer to one outcome per command of `batch`; `Err` is the
-    /// reason to retry the whole batch (unreadable body, wrong count, mismatched ids).
-    /// Never panics, whatever the bytes.
-    pub fn parse_batch_response(batch: &[OutgoingCommand], body: &[u8]) -> Result<Vec<Outcome>, String> {
-        let parsed: BatchResponse =
-            serde_json::from_slice(body).map_err(|e| format!("unreadable response body: {e}"))?;
-        if parsed.results.len() != batch.len() {
-            return Err(format!(
-                "response has {} results for a batch of {} commands",
-                parsed.results.len(),
-                batch.len()
-            ));
-        }
-        let mut outcomes = Vec::with_capacity(batch.len());
-        for (cmd, r) in batch.iter().zip(parsed.results) {
-            if r.id != cmd.id {
-                return Err("response results do not match the batch's command ids".to_string());
-            }
-            let outcome = match r.status.as_str() {
-                "applied" | "duplicate" => {
-                    let mut changes = Vec::new();
-                    for c in r.changes.unwrap_or_default() {
-                        changes.push(c.into_change()?);
-                    }
-                    Outcome::Applied { result: r.result.unwrap_or(Value::Null), changes }
-                }
-                "rejected" => {
-                    let e = r.error.unwrap_or(WireError { code: String::new(), message: String::new() });
-                    let code = if e.code.is_empty() { "rejected".to_string() } else { e.code };
-                    Outcome::Rejected { code, message: e.message }
-                }
-                "conflict" => Outcome::Conflict { server_snapshot: r.snapshot.unwrap_or(Value::Null) },
-                "skipped" => {
-                    let why = r.error.map(|e| e.message).unwrap_or_default();
-                    Outcome::retry(format!("skipped: {}", truncate(&why, 200)))
-                }
-                other => Outcome::retry(format!("unknown result status {:?}", truncate(other, 40))),
-            };
-            outcomes.push(outcome);
-        }
-        Ok(outcomes)
     }
 
     impl HttpTransport {
