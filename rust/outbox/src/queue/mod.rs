@@ -16,6 +16,9 @@ use crate::retry::Disposition;
 use crate::store;
 use crate::transport::OutgoingCommand;
 
+mod edits;
+pub(crate) use edits::{editable, editable_seq, keys_of, rewrite_args, squash_into};
+
 /// A state change to announce once its transaction has committed.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct Change {
@@ -540,54 +543,6 @@ pub(crate) fn reset_in_flight(tx: &Transaction<'_>, now: i64) -> Result<Vec<Chan
         changes.push(transition(tx, seq, CommandState::InFlight, CommandState::Pending, now, None)?);
     }
     Ok(changes)
-}
-
-/// Never-attempted pending commands, oldest first (what `before_retry` may edit).
-pub(crate) fn editable(conn: &Connection, limit: usize) -> Result<Vec<Command>> {
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM commands WHERE state = 'pending' AND attempts = 0 ORDER BY seq LIMIT ?1"
-    ))?;
-    let cmds = stmt.query_map(params![limit as i64], row_to_command)?.collect::<rusqlite::Result<Vec<_>>>()?;
-    cmds.into_iter().map(|c| with_relations(conn, c)).collect()
-}
-
-/// Checks that a command may still be edited, returning its seq.
-pub(crate) fn editable_seq(tx: &Transaction<'_>, id: &CommandId) -> Result<i64> {
-    let seq = seq_of(tx, id)?;
-    let (_, state, attempts) = current_state(tx, seq)?;
-    if attempts > 0 || state == CommandState::InFlight {
-        return Err(Error::Immutable { id: id.to_string() });
-    }
-    if state != CommandState::Pending {
-        return Err(Error::InvalidState { id: id.to_string(), state: state.to_string(), action: "edit" });
-    }
-    Ok(seq)
-}
-
-/// Replaces the args of a never-attempted command.
-pub(crate) fn rewrite_args(tx: &Transaction<'_>, seq: i64, args: &str, now: i64) -> Result<()> {
-    tx.prepare_cached("UPDATE commands SET args = ?2, updated_at = ?3 WHERE seq = ?1")?
-        .execute(params![seq, args, now])?;
-    Ok(())
-}
-
-/// The keys of a command (including the unkeyed lane marker).
-pub(crate) fn keys_of(tx: &Transaction<'_>, seq: i64) -> Result<Vec<String>> {
-    Ok(tx
-        .prepare_cached("SELECT key FROM command_keys WHERE command_seq = ?1 ORDER BY key")?
-        .query_map(params![seq], |r| r.get(0))?
-        .collect::<rusqlite::Result<Vec<_>>>()?)
-}
-
-/// Folds command `from` into `into`: its ops move over, its dependants now wait for
-/// `into`, and it is discarded without rolling anything back.
-pub(crate) fn squash_into(tx: &Transaction<'_>, from: i64, into: i64, now: i64) -> Result<Change> {
-    store::move_ops(tx, from, into)?;
-    tx.prepare_cached("UPDATE OR IGNORE command_deps SET depends_on = ?2 WHERE depends_on = ?1")?
-        .execute(params![from, into])?;
-    tx.prepare_cached("DELETE FROM command_deps WHERE depends_on = ?1 OR (command_seq = ?2 AND depends_on = ?2)")?
-        .execute(params![from, into])?;
-    transition(tx, from, CommandState::Pending, CommandState::Discarded, now, Some(&Settlement::Discarded))
 }
 
 /// How a command settled, by seq.
