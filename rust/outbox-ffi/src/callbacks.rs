@@ -184,11 +184,7 @@ pub trait Transport: Send + Sync {
 /// Calls a foreign callback, turning an undeclared exception (a panic here) into a log line.
 pub(crate) fn call_foreign(what: &str, f: impl FnOnce()) {
     if let Err(payload) = std::panic::catch_unwind(AssertUnwindSafe(f)) {
-        let text = payload
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| payload.downcast_ref::<String>().cloned())
-            .unwrap_or_default();
+        let text = crate::error::panic_text(payload.as_ref());
         tracing::warn!(callback = what, error = %text, "a foreign callback threw; skipped");
     }
 }

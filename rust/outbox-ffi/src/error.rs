@@ -200,14 +200,19 @@ impl OutboxError {
 
     /// The error for a panic caught at the boundary.
     pub(crate) fn panic(payload: &(dyn std::any::Any + Send)) -> Self {
-        let text = payload
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| payload.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "non-text panic payload".to_string());
+        let text = panic_text(payload);
         tracing::error!(panic = %text, "panic caught at the FFI boundary");
         OutboxError::Internal { detail: "internal error in the outbox library".into(), details: text }
     }
+}
+
+/// The message of a caught panic (a `&str` or `String` payload), or a placeholder.
+pub(crate) fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-text panic payload".to_string())
 }
 
 /// Why a [`crate::TokenProvider`] could not produce a token. Decides what the engine does
