@@ -11,13 +11,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/suites/lib.sh
 ensure_rust
+resolve_target_dir
 
 check=0
 [ "${1:-}" = "--check" ] && check=1
 
 cargo_locked build --workspace --quiet
-LIB=target/debug/liboutbox_ffi.so
-BINDGEN=target/debug/uniffi-bindgen
+LIB=$OUTBOX_TARGET_DIR/debug/liboutbox_ffi.so
+BINDGEN=$OUTBOX_TARGET_DIR/debug/uniffi-bindgen
 KT_OUT=bindings/kotlin
 SWIFT_OUT=bindings/swift/Sources/OutboxFFI
 

@@ -13,10 +13,11 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 . scripts/suites/lib.sh
 ensure_rust
+resolve_target_dir
 ensure_apt libjna-java junit5 default-jre-headless shellcheck
 
 ROOT=$PWD
-LIB_DIR=$ROOT/target/debug
+LIB_DIR=$OUTBOX_TARGET_DIR/debug
 KT_TOOLS=$ROOT/bindings/kotlin/tools
 OUT=$ROOT/build/kotlin
 

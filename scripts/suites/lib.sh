@@ -24,6 +24,19 @@ cargo_locked() {
   fi
 }
 
+# The cargo target directory (where `cargo build` puts debug/ and release/), honouring
+# CARGO_TARGET_DIR and .cargo/config: read once from `cargo metadata` into the exported
+# OUTBOX_TARGET_DIR, which nested scripts reuse. Call it in the script's own shell (not in
+# `$(...)`), after ensure_rust, then use "$OUTBOX_TARGET_DIR/debug/...", never "target/debug".
+resolve_target_dir() {
+  if [ -z "${OUTBOX_TARGET_DIR:-}" ]; then
+    OUTBOX_TARGET_DIR=$(cargo_locked metadata --format-version 1 --no-deps \
+      | grep -o '"target_directory":"[^"]*"' | head -n 1 | cut -d'"' -f4)
+    [ -n "$OUTBOX_TARGET_DIR" ] || { echo "cargo metadata gave no target_directory" >&2; return 1; }
+    export OUTBOX_TARGET_DIR
+  fi
+}
+
 # apt packages by name, installed only when missing.
 ensure_apt() {
   local missing=()

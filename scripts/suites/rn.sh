@@ -14,11 +14,12 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 . scripts/suites/lib.sh
 ensure_rust
+resolve_target_dir
 ensure_apt g++
 
 ROOT=$PWD
 RN=$ROOT/react-native
-LIB=$ROOT/target/debug/liboutbox_ffi.so
+LIB=$OUTBOX_TARGET_DIR/debug/liboutbox_ffi.so
 RN_VERSION=0.79.2
 HEADERS=$ROOT/build/rn/react-native-$RN_VERSION
 UBRN_TARGET=${UBRN_TARGET_DIR:-$HOME/.cache/ubrn-target}
@@ -75,7 +76,7 @@ fi
 log "rn: node:test through the public TypeScript API"
 TAP=$(mktemp)
 set +e
-(cd "$RN" && OUTBOX_SERVER_BIN="$ROOT/target/debug/outbox-server" node --import tsx --test \
+(cd "$RN" && OUTBOX_SERVER_BIN="$OUTBOX_TARGET_DIR/debug/outbox-server" node --import tsx --test \
   --test-reporter=spec --test-reporter-destination=stdout \
   --test-reporter=tap --test-reporter-destination="$TAP" \
   test/*.test.ts)
