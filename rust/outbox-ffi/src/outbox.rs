@@ -1,9 +1,12 @@
 //! The exported `Outbox` object: converts arguments, forwards to the core engine
 //! (`outbox::Outbox`) and converts results. No queue behaviour lives here.
 //!
-//! Every call runs inside a panic guard: a panic in the core becomes
-//! [`OutboxError::Internal`] instead of unwinding into the host. Async calls run on the
-//! core's tokio runtime; listeners are called from runtime tasks, never inside a call.
+//! Every call that reads or writes SQLite or may wait is `async` (Kotlin `suspend`, Swift
+//! `async`, a `Promise` in TypeScript) and runs on the core's runtime: disk work on its
+//! blocking pool, so no UI or JavaScript thread ever waits on an fsync. Only in-memory
+//! calls stay synchronous (a test keeps that list honest). Every call runs inside a panic
+//! guard: a panic in the core becomes [`OutboxError::Internal`] instead of unwinding into
+//! the host. Listeners are called from runtime tasks, never inside a call.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -37,6 +40,21 @@ where
     F: Future<Output = Result<T, OutboxError>> + Send + 'static,
 {
     match outbox::runtime::handle().spawn(fut).await {
+        Ok(r) => r,
+        Err(e) if e.is_panic() => Err(OutboxError::panic(e.into_panic().as_ref())),
+        Err(_) => Err(OutboxError::Closed { detail: "the outbox runtime stopped".into() }),
+    }
+}
+
+/// Runs engine work that reads or writes SQLite on the core runtime's blocking pool, so
+/// the caller's thread (a JavaScript or UI thread) never waits on the disk; a panic
+/// becomes [`OutboxError::Internal`].
+pub(crate) async fn blocking<T, F>(f: F) -> Result<T, OutboxError>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T, OutboxError> + Send + 'static,
+{
+    match outbox::runtime::handle().spawn_blocking(f).await {
         Ok(r) => r,
         Err(e) if e.is_panic() => Err(OutboxError::panic(e.into_panic().as_ref())),
         Err(_) => Err(OutboxError::Closed { detail: "the outbox runtime stopped".into() }),
@@ -85,41 +103,38 @@ impl Outbox {
     /// commands stay queued (use `open_with_tokens` or `open_with_transport` to send). A
     /// corrupt database or one from a newer version is refused and left untouched.
     #[uniffi::constructor]
-    pub fn open(config: OutboxConfig) -> Result<Arc<Outbox>, OutboxError> {
+    pub async fn open(config: OutboxConfig) -> Result<Arc<Outbox>, OutboxError> {
         if config.server_url.is_some() {
             return Err(OutboxError::config("server_url is set: open with open_with_tokens to supply a TokenProvider"));
         }
-        Self::open_inner(config, None)
+        Self::open_inner(config, None).await
     }
 
     /// Opens the database and sends commands over HTTP to `config.server_url` (required),
     /// asking `token_provider` for a bearer token before every request.
     #[uniffi::constructor]
-    pub fn open_with_tokens(
+    pub async fn open_with_tokens(
         config: OutboxConfig,
         token_provider: Arc<dyn TokenProvider>,
     ) -> Result<Arc<Outbox>, OutboxError> {
-        guard(|| {
+        let http = guard(|| {
             let url =
                 config.server_url.clone().ok_or_else(|| OutboxError::config("open_with_tokens needs server_url"))?;
             let _runtime = outbox::runtime::handle().enter();
-            let http = HttpTransport::new(
-                HttpConfig::new(url, config.workspace_id.clone()),
-                Arc::new(TokenBridge(token_provider)),
-            )
-            .map_err(|e| OutboxError::config(e.to_string()))?;
-            Self::open_inner(config, Some(Arc::new(http)))
-        })
+            HttpTransport::new(HttpConfig::new(url, config.workspace_id.clone()), Arc::new(TokenBridge(token_provider)))
+                .map_err(|e| OutboxError::config(e.to_string()))
+        })?;
+        Self::open_inner(config, Some(Arc::new(http))).await
     }
 
     /// Opens the database and sends commands through the app's own `transport` (its own
     /// network stack). `config.server_url` is ignored.
     #[uniffi::constructor]
-    pub fn open_with_transport(
+    pub async fn open_with_transport(
         config: OutboxConfig,
         transport: Arc<dyn Transport>,
     ) -> Result<Arc<Outbox>, OutboxError> {
-        Self::open_inner(config, Some(Arc::new(TransportBridge(transport))))
+        Self::open_inner(config, Some(Arc::new(TransportBridge(transport)))).await
     }
 
     /// Allows `name` to be enqueued, with its key pointers and size limit.
@@ -129,8 +144,9 @@ impl Outbox {
 
     /// Durably enqueues a command with its optimistic changes and returns its id. When
     /// this returns the command is on disk; bad input is refused and nothing is written.
-    pub fn enqueue(&self, request: EnqueueRequest) -> Result<String, OutboxError> {
-        guard(|| Ok(self.inner.enqueue(request.try_into()?)?.to_string()))
+    pub async fn enqueue(&self, request: EnqueueRequest) -> Result<String, OutboxError> {
+        let inner = self.inner.clone();
+        blocking(move || Ok(inner.enqueue(request.try_into()?)?.to_string())).await
     }
 
     /// Waits until the command settles (succeeded, failed, conflict, wedged or discarded)
@@ -145,62 +161,74 @@ impl Outbox {
     }
 
     /// One command with its attempt history.
-    pub fn command(&self, id: String) -> Result<Command, OutboxError> {
-        guard(|| Ok(self.inner.command(&parse_id(&id)?)?.into()))
+    pub async fn command(&self, id: String) -> Result<Command, OutboxError> {
+        let inner = self.inner.clone();
+        blocking(move || Ok(inner.command(&parse_id(&id)?)?.into())).await
     }
 
     /// Commands in enqueue order, filtered.
-    pub fn peek(&self, filter: PeekFilter) -> Result<Vec<Command>, OutboxError> {
-        guard(|| Ok(self.inner.peek(&filter.into())?.into_iter().map(Into::into).collect()))
+    pub async fn peek(&self, filter: PeekFilter) -> Result<Vec<Command>, OutboxError> {
+        let inner = self.inner.clone();
+        blocking(move || Ok(inner.peek(&filter.into())?.into_iter().map(Into::into).collect())).await
     }
 
     /// Sends a `wedged` command again with a fresh attempt budget.
-    pub fn retry(&self, id: String) -> Result<(), OutboxError> {
-        guard(|| Ok(self.inner.retry(&parse_id(&id)?)?))
+    pub async fn retry(&self, id: String) -> Result<(), OutboxError> {
+        let inner = self.inner.clone();
+        blocking(move || Ok(inner.retry(&parse_id(&id)?)?)).await
     }
 
     /// Gives up a command that is pending, failed, in conflict or wedged; its optimistic
     /// changes are rolled back. This is the explicit decision that drops a command.
-    pub fn discard(&self, id: String) -> Result<(), OutboxError> {
-        guard(|| Ok(self.inner.discard(&parse_id(&id)?)?))
+    pub async fn discard(&self, id: String) -> Result<(), OutboxError> {
+        let inner = self.inner.clone();
+        blocking(move || Ok(inner.discard(&parse_id(&id)?)?)).await
     }
 
     /// Resolves a command in `conflict`: send again with new args, or discard.
-    pub fn resolve_conflict(&self, id: String, resolution: Resolution) -> Result<(), OutboxError> {
-        guard(|| Ok(self.inner.resolve_conflict(&parse_id(&id)?, resolution.into())?))
+    pub async fn resolve_conflict(&self, id: String, resolution: Resolution) -> Result<(), OutboxError> {
+        let inner = self.inner.clone();
+        blocking(move || Ok(inner.resolve_conflict(&parse_id(&id)?, resolution.into())?)).await
     }
 
     /// Rewrites, drops or squashes never-attempted pending commands, all or none.
-    pub fn edit_pending(&self, edits: Vec<Edit>) -> Result<(), OutboxError> {
-        guard(|| {
+    pub async fn edit_pending(&self, edits: Vec<Edit>) -> Result<(), OutboxError> {
+        let inner = self.inner.clone();
+        blocking(move || {
             let edits = edits.into_iter().map(CoreEdit::try_from).collect::<Result<Vec<_>, _>>()?;
-            Ok(self.inner.edit_pending(&edits)?)
+            Ok(inner.edit_pending(&edits)?)
         })
+        .await
     }
 
     /// One document with pending changes applied, or none.
-    pub fn get(&self, collection: String, id: String) -> Result<Option<Doc>, OutboxError> {
-        guard(|| Ok(self.inner.get(&collection, &id)?.map(Into::into)))
+    pub async fn get(&self, collection: String, id: String) -> Result<Option<Doc>, OutboxError> {
+        let inner = self.inner.clone();
+        blocking(move || Ok(inner.get(&collection, &id)?.map(Into::into))).await
     }
 
     /// Documents matching `query`, with pending changes applied.
-    pub fn list(&self, collection: String, query: Query) -> Result<Vec<Doc>, OutboxError> {
-        guard(|| Ok(self.inner.list(&collection, &query.try_into()?)?.into_iter().map(Into::into).collect()))
+    pub async fn list(&self, collection: String, query: Query) -> Result<Vec<Doc>, OutboxError> {
+        let inner = self.inner.clone();
+        blocking(move || Ok(inner.list(&collection, &query.try_into()?)?.into_iter().map(Into::into).collect())).await
     }
 
     /// How many documents match `query` (limit and offset ignored).
-    pub fn count(&self, collection: String, query: Query) -> Result<u64, OutboxError> {
-        guard(|| Ok(self.inner.count(&collection, &query.try_into()?)?))
+    pub async fn count(&self, collection: String, query: Query) -> Result<u64, OutboxError> {
+        let inner = self.inner.clone();
+        blocking(move || Ok(inner.count(&collection, &query.try_into()?)?)).await
     }
 
     /// Indexes a top-level field so filters and ordering on it stay fast.
-    pub fn create_index(&self, collection: String, field: String) -> Result<(), OutboxError> {
-        guard(|| Ok(self.inner.create_index(&collection, &field)?))
+    pub async fn create_index(&self, collection: String, field: String) -> Result<(), OutboxError> {
+        let inner = self.inner.clone();
+        blocking(move || Ok(inner.create_index(&collection, &field)?)).await
     }
 
     /// When each collection last received server data (Unix ms), by collection.
-    pub fn last_synced_at(&self) -> Result<HashMap<String, i64>, OutboxError> {
-        guard(|| Ok(self.inner.last_synced_at()?.into_iter().collect()))
+    pub async fn last_synced_at(&self) -> Result<HashMap<String, i64>, OutboxError> {
+        let inner = self.inner.clone();
+        blocking(move || Ok(inner.last_synced_at()?.into_iter().collect())).await
     }
 
     /// Live query: `listener` gets the current result, then every changed result (bursts
@@ -245,28 +273,33 @@ impl Outbox {
     }
 
     /// A snapshot of the queue for status bars and offline banners.
-    pub fn status(&self) -> Result<Status, OutboxError> {
-        guard(|| Ok(self.inner.status()?.into()))
+    pub async fn status(&self) -> Result<Status, OutboxError> {
+        let inner = self.inner.clone();
+        blocking(move || Ok(inner.status()?.into())).await
     }
 
     /// Sends (and pulls) now, e.g. from a "sync now" button.
-    pub fn sync_now(&self) -> Result<(), OutboxError> {
-        guard(|| Ok(self.inner.sync_now()?))
+    pub async fn sync_now(&self) -> Result<(), OutboxError> {
+        let inner = self.inner.clone();
+        blocking(move || Ok(inner.sync_now()?)).await
     }
 
     /// Reports connectivity; going online starts a drain and a pull.
-    pub fn set_online(&self, online: bool) -> Result<(), OutboxError> {
-        guard(|| Ok(self.inner.set_online(online)?))
+    pub async fn set_online(&self, online: bool) -> Result<(), OutboxError> {
+        let inner = self.inner.clone();
+        blocking(move || Ok(inner.set_online(online)?)).await
     }
 
     /// Reports that the app came to the foreground (drains and pulls).
-    pub fn on_foreground(&self) -> Result<(), OutboxError> {
-        guard(|| Ok(self.inner.on_foreground()?))
+    pub async fn on_foreground(&self) -> Result<(), OutboxError> {
+        let inner = self.inner.clone();
+        blocking(move || Ok(inner.on_foreground()?)).await
     }
 
     /// Reports that the app went to the background.
-    pub fn on_background(&self) -> Result<(), OutboxError> {
-        guard(|| Ok(self.inner.on_background()?))
+    pub async fn on_background(&self) -> Result<(), OutboxError> {
+        let inner = self.inner.clone();
+        blocking(move || Ok(inner.on_background()?)).await
     }
 
     /// Drains for at most `budget_ms` (a platform background task's time) and reports
@@ -279,14 +312,16 @@ impl Outbox {
     /// Deletes every command, document and cursor in this database (logout). Without
     /// `force` it refuses while commands the server has not applied remain; with `force`
     /// they are dropped and their number returned.
-    pub fn wipe(&self, force: bool) -> Result<u64, OutboxError> {
-        guard(|| Ok(self.inner.wipe(force)?))
+    pub async fn wipe(&self, force: bool) -> Result<u64, OutboxError> {
+        let inner = self.inner.clone();
+        blocking(move || Ok(inner.wipe(force)?)).await
     }
 
     /// Logout for good: `wipe(force)`, then closes the engine and deletes the database
     /// file with its `-wal` and `-shm` files. Returns how many unsent commands were dropped.
-    pub fn delete_database(&self, force: bool) -> Result<u64, OutboxError> {
-        guard(|| Ok(self.inner.delete_database(force)?))
+    pub async fn delete_database(&self, force: bool) -> Result<u64, OutboxError> {
+        let inner = self.inner.clone();
+        blocking(move || Ok(inner.delete_database(force)?)).await
     }
 
     /// The database file this engine uses.
@@ -294,24 +329,36 @@ impl Outbox {
         self.inner.path().display().to_string()
     }
 
-    /// Stops the engine: in-flight sends are abandoned and resume, under the same
-    /// idempotency keys, at the next open. Calls after this fail with `Closed`. (Named
-    /// `shutdown` because `close` is the bindings' own "free this handle" in Kotlin and
-    /// Swift; freeing a handle does not stop the engine, this does.)
-    pub fn shutdown(&self) {
-        let _ = guard(|| {
-            self.inner.close();
+    /// Stops the engine and returns once nothing of it is in flight: sends already on the
+    /// wire get until the attempt timeout to answer and are recorded; anything unanswered
+    /// by then is abandoned and resent, under the same idempotency key, at the next open.
+    /// No request of this engine reaches the server after this returns. Calls after this
+    /// fail with `Closed`. (Named `shutdown` because `close` is the bindings' own "free
+    /// this handle" in Kotlin and Swift; freeing a handle does not stop the engine, this
+    /// does.)
+    pub async fn shutdown(&self) {
+        let inner = self.inner.clone();
+        if let Err(e) = run(async move {
+            inner.close_gracefully().await;
             Ok(())
-        });
+        })
+        .await
+        {
+            tracing::warn!(error = %e, "shutting the engine down failed");
+        }
     }
 }
 
 impl Outbox {
-    fn open_inner(config: OutboxConfig, transport: Option<Arc<dyn CoreTransport>>) -> Result<Arc<Outbox>, OutboxError> {
-        guard(|| {
+    async fn open_inner(
+        config: OutboxConfig,
+        transport: Option<Arc<dyn CoreTransport>>,
+    ) -> Result<Arc<Outbox>, OutboxError> {
+        blocking(move || {
             let _runtime = outbox::runtime::handle().enter();
             Ok(Arc::new(Outbox { inner: CoreOutbox::open(core_config(config, transport))? }))
         })
+        .await
     }
 }
 
@@ -336,6 +383,9 @@ fn core_config(config: OutboxConfig, transport: Option<Arc<dyn CoreTransport>>) 
     }
     if let Some(d) = ms(config.retry_cap_ms) {
         core.retry.cap = d;
+    }
+    if let Some(j) = config.retry_jitter {
+        core.retry.jitter = if j.is_finite() { j.clamp(0.0, 1.0) } else { core.retry.jitter };
     }
     if let Some(d) = ms(config.attempt_timeout_ms) {
         core.attempt_timeout = d;

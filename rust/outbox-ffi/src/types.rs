@@ -58,6 +58,10 @@ pub struct OutboxConfig {
     /// Largest delay between attempts, ms (default 60000).
     #[uniffi(default = None)]
     pub retry_cap_ms: Option<u64>,
+    /// Random spread of each retry delay, as a fraction of it: 0.3 (the default) waits
+    /// between 70% and 130% of the backoff. Clamped to 0..=1.
+    #[uniffi(default = None)]
+    pub retry_jitter: Option<f64>,
     /// Timeout of one attempt, ms (default 15000).
     #[uniffi(default = None)]
     pub attempt_timeout_ms: Option<u64>,

@@ -489,10 +489,25 @@ impl Outbox {
         Ok(EventStream::new(self.engine()?.subscribe()))
     }
 
-    /// Stops the engine for every handle: in-flight sends are abandoned (they resume,
+    /// Stops the engine for every handle and returns once nothing of it is in flight.
+    ///
+    /// Sends already on the wire get until the attempt timeout to answer and their answers
+    /// are recorded, so a command the server applied is `succeeded` here rather than resent
+    /// at the next open, and no request of this engine reaches the server after this
+    /// returns. Then the lease is released. Calls after this fail with `Closed`.
+    pub async fn close_gracefully(&self) {
+        self.handle.engine.shutdown_gracefully().await;
+        self.unregister();
+    }
+
+    /// Stops the engine for every handle at once: in-flight sends are abandoned (they resume,
     /// with the same idempotency keys, at the next open) and the lease is released.
     pub fn close(&self) {
         self.handle.engine.shutdown();
+        self.unregister();
+    }
+
+    fn unregister(&self) {
         let mut reg = lock(&REGISTRY);
         if reg.get(&self.handle.path).is_some_and(|w| w.as_ptr() == Arc::as_ptr(&self.handle)) {
             reg.remove(&self.handle.path);

@@ -229,6 +229,52 @@ impl Engine {
             return;
         }
         lock(&self.tasks).abort_all();
+        self.release_lease();
+    }
+
+    /// Stops the loops and waits until nothing of this engine is in flight: sends already
+    /// on the wire get until the attempt timeout to answer, and their answers are recorded,
+    /// so no request of this engine reaches the server after this returns. Anything still
+    /// unanswered at the deadline is abandoned exactly as after a crash (its command stays
+    /// `in_flight` and is resent under the same idempotency key). Releases the lease last.
+    pub(crate) async fn shutdown_gracefully(self: &Arc<Self>) {
+        if self.closed.send_replace(true) {
+            return;
+        }
+        let deadline = tokio::time::Instant::now() + self.config.attempt_timeout;
+        // A pass that was running when the flag flipped may still spawn sends into a fresh
+        // set, so take the set again until it stays empty.
+        loop {
+            let mut set = std::mem::take(&mut *lock(&self.tasks));
+            if set.is_empty() {
+                break;
+            }
+            loop {
+                match tokio::time::timeout_at(deadline, set.join_next()).await {
+                    Ok(Some(_)) => {}
+                    Ok(None) => break,
+                    Err(_) => {
+                        set.abort_all();
+                        while set.join_next().await.is_some() {}
+                        break;
+                    }
+                }
+            }
+        }
+        let engine = Arc::clone(self);
+        let finish = runtime::handle().spawn_blocking(move || {
+            let finished = engine.settle_queue.take();
+            if let Err(e) = engine.record_alone(finished) {
+                tracing::warn!(error = %e, "could not record the last answers at close; they are resent at the next open");
+            }
+            engine.release_lease();
+        });
+        if let Err(e) = finish.await {
+            tracing::warn!(error = %e, "closing the engine failed");
+        }
+    }
+
+    fn release_lease(&self) {
         let held = lock(&self.lease).take();
         if let Some(l) = held {
             let _ = self.db.write(|tx| lease::release(tx, &self.owner, l.generation));
@@ -476,14 +522,24 @@ async fn send_guarded(
 ) -> Vec<Outcome> {
     let n = commands.len();
     let call = runtime::handle().spawn(async move { transport.send(commands).await });
-    let abort = call.abort_handle();
+    // Aborted with the send task too (an abrupt close), so no request outlives its engine.
+    let abort = AbortOnDrop(call.abort_handle());
     match tokio::time::timeout(timeout, call).await {
         Ok(Ok(outcomes)) => outcomes,
         Ok(Err(_)) => vec![Outcome::retry("transport failed unexpectedly (panicked)"); n],
         Err(_) => {
-            abort.abort();
+            drop(abort);
             vec![Outcome::retry(format!("attempt timed out after {} ms", timeout.as_millis())); n]
         }
+    }
+}
+
+/// Aborts a spawned task when dropped.
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

@@ -920,63 +920,63 @@ external fun uniffi_outbox_ffi_fn_clone_outbox(`handle`: Long,uniffi_out_err: Un
 ): Long
 external fun uniffi_outbox_ffi_fn_free_outbox(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
 ): Unit
-external fun uniffi_outbox_ffi_fn_constructor_outbox_open(`config`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+external fun uniffi_outbox_ffi_fn_constructor_outbox_open(`config`: RustBuffer.ByValue,
 ): Long
-external fun uniffi_outbox_ffi_fn_constructor_outbox_open_with_tokens(`config`: RustBuffer.ByValue,`tokenProvider`: Long,uniffi_out_err: UniffiRustCallStatus, 
+external fun uniffi_outbox_ffi_fn_constructor_outbox_open_with_tokens(`config`: RustBuffer.ByValue,`tokenProvider`: Long,
 ): Long
-external fun uniffi_outbox_ffi_fn_constructor_outbox_open_with_transport(`config`: RustBuffer.ByValue,`transport`: Long,uniffi_out_err: UniffiRustCallStatus, 
+external fun uniffi_outbox_ffi_fn_constructor_outbox_open_with_transport(`config`: RustBuffer.ByValue,`transport`: Long,
 ): Long
-external fun uniffi_outbox_ffi_fn_method_outbox_command(`ptr`: Long,`id`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
-): RustBuffer.ByValue
-external fun uniffi_outbox_ffi_fn_method_outbox_count(`ptr`: Long,`collection`: RustBuffer.ByValue,`query`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+external fun uniffi_outbox_ffi_fn_method_outbox_command(`ptr`: Long,`id`: RustBuffer.ByValue,
 ): Long
-external fun uniffi_outbox_ffi_fn_method_outbox_create_index(`ptr`: Long,`collection`: RustBuffer.ByValue,`field`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
-): Unit
-external fun uniffi_outbox_ffi_fn_method_outbox_delete_database(`ptr`: Long,`force`: Byte,uniffi_out_err: UniffiRustCallStatus, 
+external fun uniffi_outbox_ffi_fn_method_outbox_count(`ptr`: Long,`collection`: RustBuffer.ByValue,`query`: RustBuffer.ByValue,
 ): Long
-external fun uniffi_outbox_ffi_fn_method_outbox_discard(`ptr`: Long,`id`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
-): Unit
+external fun uniffi_outbox_ffi_fn_method_outbox_create_index(`ptr`: Long,`collection`: RustBuffer.ByValue,`field`: RustBuffer.ByValue,
+): Long
+external fun uniffi_outbox_ffi_fn_method_outbox_delete_database(`ptr`: Long,`force`: Byte,
+): Long
+external fun uniffi_outbox_ffi_fn_method_outbox_discard(`ptr`: Long,`id`: RustBuffer.ByValue,
+): Long
 external fun uniffi_outbox_ffi_fn_method_outbox_drain_for(`ptr`: Long,`budgetMs`: Long,
 ): Long
-external fun uniffi_outbox_ffi_fn_method_outbox_edit_pending(`ptr`: Long,`edits`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
-): Unit
-external fun uniffi_outbox_ffi_fn_method_outbox_enqueue(`ptr`: Long,`request`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
-): RustBuffer.ByValue
-external fun uniffi_outbox_ffi_fn_method_outbox_get(`ptr`: Long,`collection`: RustBuffer.ByValue,`id`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
-): RustBuffer.ByValue
-external fun uniffi_outbox_ffi_fn_method_outbox_last_synced_at(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
-): RustBuffer.ByValue
-external fun uniffi_outbox_ffi_fn_method_outbox_list(`ptr`: Long,`collection`: RustBuffer.ByValue,`query`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
-): RustBuffer.ByValue
-external fun uniffi_outbox_ffi_fn_method_outbox_on_background(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
-): Unit
-external fun uniffi_outbox_ffi_fn_method_outbox_on_foreground(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
-): Unit
+external fun uniffi_outbox_ffi_fn_method_outbox_edit_pending(`ptr`: Long,`edits`: RustBuffer.ByValue,
+): Long
+external fun uniffi_outbox_ffi_fn_method_outbox_enqueue(`ptr`: Long,`request`: RustBuffer.ByValue,
+): Long
+external fun uniffi_outbox_ffi_fn_method_outbox_get(`ptr`: Long,`collection`: RustBuffer.ByValue,`id`: RustBuffer.ByValue,
+): Long
+external fun uniffi_outbox_ffi_fn_method_outbox_last_synced_at(`ptr`: Long,
+): Long
+external fun uniffi_outbox_ffi_fn_method_outbox_list(`ptr`: Long,`collection`: RustBuffer.ByValue,`query`: RustBuffer.ByValue,
+): Long
+external fun uniffi_outbox_ffi_fn_method_outbox_on_background(`ptr`: Long,
+): Long
+external fun uniffi_outbox_ffi_fn_method_outbox_on_foreground(`ptr`: Long,
+): Long
 external fun uniffi_outbox_ffi_fn_method_outbox_path(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
 ): RustBuffer.ByValue
-external fun uniffi_outbox_ffi_fn_method_outbox_peek(`ptr`: Long,`filter`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
-): RustBuffer.ByValue
+external fun uniffi_outbox_ffi_fn_method_outbox_peek(`ptr`: Long,`filter`: RustBuffer.ByValue,
+): Long
 external fun uniffi_outbox_ffi_fn_method_outbox_register_mutator(`ptr`: Long,`name`: RustBuffer.ByValue,`options`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
 ): Unit
-external fun uniffi_outbox_ffi_fn_method_outbox_resolve_conflict(`ptr`: Long,`id`: RustBuffer.ByValue,`resolution`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
-): Unit
-external fun uniffi_outbox_ffi_fn_method_outbox_retry(`ptr`: Long,`id`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
-): Unit
-external fun uniffi_outbox_ffi_fn_method_outbox_set_online(`ptr`: Long,`online`: Byte,uniffi_out_err: UniffiRustCallStatus, 
-): Unit
-external fun uniffi_outbox_ffi_fn_method_outbox_shutdown(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
-): Unit
-external fun uniffi_outbox_ffi_fn_method_outbox_status(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
-): RustBuffer.ByValue
+external fun uniffi_outbox_ffi_fn_method_outbox_resolve_conflict(`ptr`: Long,`id`: RustBuffer.ByValue,`resolution`: RustBuffer.ByValue,
+): Long
+external fun uniffi_outbox_ffi_fn_method_outbox_retry(`ptr`: Long,`id`: RustBuffer.ByValue,
+): Long
+external fun uniffi_outbox_ffi_fn_method_outbox_set_online(`ptr`: Long,`online`: Byte,
+): Long
+external fun uniffi_outbox_ffi_fn_method_outbox_shutdown(`ptr`: Long,
+): Long
+external fun uniffi_outbox_ffi_fn_method_outbox_status(`ptr`: Long,
+): Long
 external fun uniffi_outbox_ffi_fn_method_outbox_subscribe(`ptr`: Long,`listener`: Long,uniffi_out_err: UniffiRustCallStatus, 
 ): Long
-external fun uniffi_outbox_ffi_fn_method_outbox_sync_now(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
-): Unit
+external fun uniffi_outbox_ffi_fn_method_outbox_sync_now(`ptr`: Long,
+): Long
 external fun uniffi_outbox_ffi_fn_method_outbox_wait_for(`ptr`: Long,`id`: RustBuffer.ByValue,
 ): Long
 external fun uniffi_outbox_ffi_fn_method_outbox_watch(`ptr`: Long,`collection`: RustBuffer.ByValue,`query`: RustBuffer.ByValue,`listener`: Long,uniffi_out_err: UniffiRustCallStatus, 
 ): Long
-external fun uniffi_outbox_ffi_fn_method_outbox_wipe(`ptr`: Long,`force`: Byte,uniffi_out_err: UniffiRustCallStatus, 
+external fun uniffi_outbox_ffi_fn_method_outbox_wipe(`ptr`: Long,`force`: Byte,
 ): Long
 external fun uniffi_outbox_ffi_fn_clone_subscription(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
 ): Long
@@ -1148,73 +1148,73 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if (lib.uniffi_outbox_ffi_checksum_method_transport_pull() != 48133) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if (lib.uniffi_outbox_ffi_checksum_method_outbox_command() != 45694) {
+    if (lib.uniffi_outbox_ffi_checksum_method_outbox_command() != 40672) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if (lib.uniffi_outbox_ffi_checksum_method_outbox_count() != 57361) {
+    if (lib.uniffi_outbox_ffi_checksum_method_outbox_count() != 62464) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if (lib.uniffi_outbox_ffi_checksum_method_outbox_create_index() != 56722) {
+    if (lib.uniffi_outbox_ffi_checksum_method_outbox_create_index() != 48143) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if (lib.uniffi_outbox_ffi_checksum_method_outbox_delete_database() != 6420) {
+    if (lib.uniffi_outbox_ffi_checksum_method_outbox_delete_database() != 30679) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if (lib.uniffi_outbox_ffi_checksum_method_outbox_discard() != 44767) {
+    if (lib.uniffi_outbox_ffi_checksum_method_outbox_discard() != 26228) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if (lib.uniffi_outbox_ffi_checksum_method_outbox_drain_for() != 38408) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if (lib.uniffi_outbox_ffi_checksum_method_outbox_edit_pending() != 35644) {
+    if (lib.uniffi_outbox_ffi_checksum_method_outbox_edit_pending() != 15701) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if (lib.uniffi_outbox_ffi_checksum_method_outbox_enqueue() != 46260) {
+    if (lib.uniffi_outbox_ffi_checksum_method_outbox_enqueue() != 50354) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if (lib.uniffi_outbox_ffi_checksum_method_outbox_get() != 5610) {
+    if (lib.uniffi_outbox_ffi_checksum_method_outbox_get() != 60122) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if (lib.uniffi_outbox_ffi_checksum_method_outbox_last_synced_at() != 27517) {
+    if (lib.uniffi_outbox_ffi_checksum_method_outbox_last_synced_at() != 30419) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if (lib.uniffi_outbox_ffi_checksum_method_outbox_list() != 8819) {
+    if (lib.uniffi_outbox_ffi_checksum_method_outbox_list() != 379) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if (lib.uniffi_outbox_ffi_checksum_method_outbox_on_background() != 4390) {
+    if (lib.uniffi_outbox_ffi_checksum_method_outbox_on_background() != 48820) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if (lib.uniffi_outbox_ffi_checksum_method_outbox_on_foreground() != 11227) {
+    if (lib.uniffi_outbox_ffi_checksum_method_outbox_on_foreground() != 18855) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if (lib.uniffi_outbox_ffi_checksum_method_outbox_path() != 11289) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if (lib.uniffi_outbox_ffi_checksum_method_outbox_peek() != 24460) {
+    if (lib.uniffi_outbox_ffi_checksum_method_outbox_peek() != 35143) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if (lib.uniffi_outbox_ffi_checksum_method_outbox_register_mutator() != 27488) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if (lib.uniffi_outbox_ffi_checksum_method_outbox_resolve_conflict() != 6525) {
+    if (lib.uniffi_outbox_ffi_checksum_method_outbox_resolve_conflict() != 46521) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if (lib.uniffi_outbox_ffi_checksum_method_outbox_retry() != 55688) {
+    if (lib.uniffi_outbox_ffi_checksum_method_outbox_retry() != 26363) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if (lib.uniffi_outbox_ffi_checksum_method_outbox_set_online() != 2074) {
+    if (lib.uniffi_outbox_ffi_checksum_method_outbox_set_online() != 34027) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if (lib.uniffi_outbox_ffi_checksum_method_outbox_shutdown() != 5662) {
+    if (lib.uniffi_outbox_ffi_checksum_method_outbox_shutdown() != 3905) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if (lib.uniffi_outbox_ffi_checksum_method_outbox_status() != 22942) {
+    if (lib.uniffi_outbox_ffi_checksum_method_outbox_status() != 56242) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if (lib.uniffi_outbox_ffi_checksum_method_outbox_subscribe() != 52544) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if (lib.uniffi_outbox_ffi_checksum_method_outbox_sync_now() != 52404) {
+    if (lib.uniffi_outbox_ffi_checksum_method_outbox_sync_now() != 18332) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if (lib.uniffi_outbox_ffi_checksum_method_outbox_wait_for() != 56640) {
@@ -1223,7 +1223,7 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if (lib.uniffi_outbox_ffi_checksum_method_outbox_watch() != 41015) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if (lib.uniffi_outbox_ffi_checksum_method_outbox_wipe() != 25837) {
+    if (lib.uniffi_outbox_ffi_checksum_method_outbox_wipe() != 40212) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if (lib.uniffi_outbox_ffi_checksum_method_subscription_cancel() != 21267) {
@@ -1232,13 +1232,13 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if (lib.uniffi_outbox_ffi_checksum_method_subscription_is_finished() != 23356) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if (lib.uniffi_outbox_ffi_checksum_constructor_outbox_open() != 22384) {
+    if (lib.uniffi_outbox_ffi_checksum_constructor_outbox_open() != 11977) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if (lib.uniffi_outbox_ffi_checksum_constructor_outbox_open_with_tokens() != 46408) {
+    if (lib.uniffi_outbox_ffi_checksum_constructor_outbox_open_with_tokens() != 57432) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if (lib.uniffi_outbox_ffi_checksum_constructor_outbox_open_with_transport() != 55416) {
+    if (lib.uniffi_outbox_ffi_checksum_constructor_outbox_open_with_transport() != 44689) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
 }
@@ -1651,6 +1651,29 @@ public object FfiConverterLong: FfiConverter<Long, Long> {
 
     override fun write(value: Long, buf: ByteBuffer) {
         buf.putLong(value)
+    }
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterDouble: FfiConverter<Double, Double> {
+    override fun lift(value: Double): Double {
+        return value
+    }
+
+    override fun read(buf: ByteBuffer): Double {
+        return buf.getDouble()
+    }
+
+    override fun lower(value: Double): Double {
+        return value
+    }
+
+    override fun allocationSize(value: Double) = 8UL
+
+    override fun write(value: Double, buf: ByteBuffer) {
+        buf.putDouble(value)
     }
 }
 
@@ -2832,29 +2855,29 @@ public interface OutboxInterface {
     /**
      * One command with its attempt history.
      */
-    fun `command`(`id`: kotlin.String): Command
+    suspend fun `command`(`id`: kotlin.String): Command
     
     /**
      * How many documents match `query` (limit and offset ignored).
      */
-    fun `count`(`collection`: kotlin.String, `query`: Query): kotlin.ULong
+    suspend fun `count`(`collection`: kotlin.String, `query`: Query): kotlin.ULong
     
     /**
      * Indexes a top-level field so filters and ordering on it stay fast.
      */
-    fun `createIndex`(`collection`: kotlin.String, `field`: kotlin.String)
+    suspend fun `createIndex`(`collection`: kotlin.String, `field`: kotlin.String)
     
     /**
      * Logout for good: `wipe(force)`, then closes the engine and deletes the database
      * file with its `-wal` and `-shm` files. Returns how many unsent commands were dropped.
      */
-    fun `deleteDatabase`(`force`: kotlin.Boolean): kotlin.ULong
+    suspend fun `deleteDatabase`(`force`: kotlin.Boolean): kotlin.ULong
     
     /**
      * Gives up a command that is pending, failed, in conflict or wedged; its optimistic
      * changes are rolled back. This is the explicit decision that drops a command.
      */
-    fun `discard`(`id`: kotlin.String)
+    suspend fun `discard`(`id`: kotlin.String)
     
     /**
      * Drains for at most `budget_ms` (a platform background task's time) and reports
@@ -2865,38 +2888,38 @@ public interface OutboxInterface {
     /**
      * Rewrites, drops or squashes never-attempted pending commands, all or none.
      */
-    fun `editPending`(`edits`: List<Edit>)
+    suspend fun `editPending`(`edits`: List<Edit>)
     
     /**
      * Durably enqueues a command with its optimistic changes and returns its id. When
      * this returns the command is on disk; bad input is refused and nothing is written.
      */
-    fun `enqueue`(`request`: EnqueueRequest): kotlin.String
+    suspend fun `enqueue`(`request`: EnqueueRequest): kotlin.String
     
     /**
      * One document with pending changes applied, or none.
      */
-    fun `get`(`collection`: kotlin.String, `id`: kotlin.String): Doc?
+    suspend fun `get`(`collection`: kotlin.String, `id`: kotlin.String): Doc?
     
     /**
      * When each collection last received server data (Unix ms), by collection.
      */
-    fun `lastSyncedAt`(): Map<kotlin.String, kotlin.Long>
+    suspend fun `lastSyncedAt`(): Map<kotlin.String, kotlin.Long>
     
     /**
      * Documents matching `query`, with pending changes applied.
      */
-    fun `list`(`collection`: kotlin.String, `query`: Query): List<Doc>
+    suspend fun `list`(`collection`: kotlin.String, `query`: Query): List<Doc>
     
     /**
      * Reports that the app went to the background.
      */
-    fun `onBackground`()
+    suspend fun `onBackground`()
     
     /**
      * Reports that the app came to the foreground (drains and pulls).
      */
-    fun `onForeground`()
+    suspend fun `onForeground`()
     
     /**
      * The database file this engine uses.
@@ -2906,7 +2929,7 @@ public interface OutboxInterface {
     /**
      * Commands in enqueue order, filtered.
      */
-    fun `peek`(`filter`: PeekFilter): List<Command>
+    suspend fun `peek`(`filter`: PeekFilter): List<Command>
     
     /**
      * Allows `name` to be enqueued, with its key pointers and size limit.
@@ -2916,30 +2939,33 @@ public interface OutboxInterface {
     /**
      * Resolves a command in `conflict`: send again with new args, or discard.
      */
-    fun `resolveConflict`(`id`: kotlin.String, `resolution`: Resolution)
+    suspend fun `resolveConflict`(`id`: kotlin.String, `resolution`: Resolution)
     
     /**
      * Sends a `wedged` command again with a fresh attempt budget.
      */
-    fun `retry`(`id`: kotlin.String)
+    suspend fun `retry`(`id`: kotlin.String)
     
     /**
      * Reports connectivity; going online starts a drain and a pull.
      */
-    fun `setOnline`(`online`: kotlin.Boolean)
+    suspend fun `setOnline`(`online`: kotlin.Boolean)
     
     /**
-     * Stops the engine: in-flight sends are abandoned and resume, under the same
-     * idempotency keys, at the next open. Calls after this fail with `Closed`. (Named
-     * `shutdown` because `close` is the bindings' own "free this handle" in Kotlin and
-     * Swift; freeing a handle does not stop the engine, this does.)
+     * Stops the engine and returns once nothing of it is in flight: sends already on the
+     * wire get until the attempt timeout to answer and are recorded; anything unanswered
+     * by then is abandoned and resent, under the same idempotency key, at the next open.
+     * No request of this engine reaches the server after this returns. Calls after this
+     * fail with `Closed`. (Named `shutdown` because `close` is the bindings' own "free
+     * this handle" in Kotlin and Swift; freeing a handle does not stop the engine, this
+     * does.)
      */
-    fun `shutdown`()
+    suspend fun `shutdown`()
     
     /**
      * A snapshot of the queue for status bars and offline banners.
      */
-    fun `status`(): Status
+    suspend fun `status`(): Status
     
     /**
      * Engine events from now on, in order, delivered to `listener` from an engine thread.
@@ -2950,7 +2976,7 @@ public interface OutboxInterface {
     /**
      * Sends (and pulls) now, e.g. from a "sync now" button.
      */
-    fun `syncNow`()
+    suspend fun `syncNow`()
     
     /**
      * Waits until the command settles (succeeded, failed, conflict, wedged or discarded)
@@ -2969,7 +2995,7 @@ public interface OutboxInterface {
      * `force` it refuses while commands the server has not applied remain; with `force`
      * they are dropped and their number returned.
      */
-    fun `wipe`(`force`: kotlin.Boolean): kotlin.ULong
+    suspend fun `wipe`(`force`: kotlin.Boolean): kotlin.ULong
     
     companion object
 }
@@ -3081,86 +3107,125 @@ open class Outbox: Disposable, AutoCloseable, OutboxInterface
     /**
      * One command with its attempt history.
      */
-    @Throws(OutboxException::class)override fun `command`(`id`: kotlin.String): Command {
-            return FfiConverterTypeCommand.lift(
-    callWithHandle {
-    uniffiRustCallWithError(OutboxException) { _status ->
-    UniffiLib.uniffi_outbox_ffi_fn_method_outbox_command(
-        it,
-        FfiConverterString.lower(`id`),_status)
-}
-    }
+    @Throws(OutboxException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `command`(`id`: kotlin.String) : Command {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_outbox_ffi_fn_method_outbox_command(
+                uniffiHandle,
+                FfiConverterString.lower(`id`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_outbox_ffi_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_outbox_ffi_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_outbox_ffi_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterTypeCommand.lift(it) },
+        // Error FFI converter
+        OutboxException.ErrorHandler,
     )
     }
-    
 
     
     /**
      * How many documents match `query` (limit and offset ignored).
      */
-    @Throws(OutboxException::class)override fun `count`(`collection`: kotlin.String, `query`: Query): kotlin.ULong {
-            return FfiConverterULong.lift(
-    callWithHandle {
-    uniffiRustCallWithError(OutboxException) { _status ->
-    UniffiLib.uniffi_outbox_ffi_fn_method_outbox_count(
-        it,
-        FfiConverterString.lower(`collection`),FfiConverterTypeQuery.lower(`query`),_status)
-}
-    }
+    @Throws(OutboxException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `count`(`collection`: kotlin.String, `query`: Query) : kotlin.ULong {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_outbox_ffi_fn_method_outbox_count(
+                uniffiHandle,
+                FfiConverterString.lower(`collection`),FfiConverterTypeQuery.lower(`query`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_outbox_ffi_rust_future_poll_u64(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_outbox_ffi_rust_future_complete_u64(future, continuation) },
+        { future -> UniffiLib.ffi_outbox_ffi_rust_future_free_u64(future) },
+        // lift function
+        { FfiConverterULong.lift(it) },
+        // Error FFI converter
+        OutboxException.ErrorHandler,
     )
     }
-    
 
     
     /**
      * Indexes a top-level field so filters and ordering on it stay fast.
      */
-    @Throws(OutboxException::class)override fun `createIndex`(`collection`: kotlin.String, `field`: kotlin.String)
-        = 
-    callWithHandle {
-    uniffiRustCallWithError(OutboxException) { _status ->
-    UniffiLib.uniffi_outbox_ffi_fn_method_outbox_create_index(
-        it,
-        FfiConverterString.lower(`collection`),FfiConverterString.lower(`field`),_status)
-}
+    @Throws(OutboxException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `createIndex`(`collection`: kotlin.String, `field`: kotlin.String) {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_outbox_ffi_fn_method_outbox_create_index(
+                uniffiHandle,
+                FfiConverterString.lower(`collection`),FfiConverterString.lower(`field`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_outbox_ffi_rust_future_poll_void(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_outbox_ffi_rust_future_complete_void(future, continuation) },
+        { future -> UniffiLib.ffi_outbox_ffi_rust_future_free_void(future) },
+        // lift function
+        { Unit },
+        
+        // Error FFI converter
+        OutboxException.ErrorHandler,
+    )
     }
-    
-    
 
     
     /**
      * Logout for good: `wipe(force)`, then closes the engine and deletes the database
      * file with its `-wal` and `-shm` files. Returns how many unsent commands were dropped.
      */
-    @Throws(OutboxException::class)override fun `deleteDatabase`(`force`: kotlin.Boolean): kotlin.ULong {
-            return FfiConverterULong.lift(
-    callWithHandle {
-    uniffiRustCallWithError(OutboxException) { _status ->
-    UniffiLib.uniffi_outbox_ffi_fn_method_outbox_delete_database(
-        it,
-        FfiConverterBoolean.lower(`force`),_status)
-}
-    }
+    @Throws(OutboxException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `deleteDatabase`(`force`: kotlin.Boolean) : kotlin.ULong {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_outbox_ffi_fn_method_outbox_delete_database(
+                uniffiHandle,
+                FfiConverterBoolean.lower(`force`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_outbox_ffi_rust_future_poll_u64(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_outbox_ffi_rust_future_complete_u64(future, continuation) },
+        { future -> UniffiLib.ffi_outbox_ffi_rust_future_free_u64(future) },
+        // lift function
+        { FfiConverterULong.lift(it) },
+        // Error FFI converter
+        OutboxException.ErrorHandler,
     )
     }
-    
 
     
     /**
      * Gives up a command that is pending, failed, in conflict or wedged; its optimistic
      * changes are rolled back. This is the explicit decision that drops a command.
      */
-    @Throws(OutboxException::class)override fun `discard`(`id`: kotlin.String)
-        = 
-    callWithHandle {
-    uniffiRustCallWithError(OutboxException) { _status ->
-    UniffiLib.uniffi_outbox_ffi_fn_method_outbox_discard(
-        it,
-        FfiConverterString.lower(`id`),_status)
-}
+    @Throws(OutboxException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `discard`(`id`: kotlin.String) {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_outbox_ffi_fn_method_outbox_discard(
+                uniffiHandle,
+                FfiConverterString.lower(`id`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_outbox_ffi_rust_future_poll_void(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_outbox_ffi_rust_future_complete_void(future, continuation) },
+        { future -> UniffiLib.ffi_outbox_ffi_rust_future_free_void(future) },
+        // lift function
+        { Unit },
+        
+        // Error FFI converter
+        OutboxException.ErrorHandler,
+    )
     }
-    
-    
 
     
     /**
@@ -3191,118 +3256,173 @@ open class Outbox: Disposable, AutoCloseable, OutboxInterface
     /**
      * Rewrites, drops or squashes never-attempted pending commands, all or none.
      */
-    @Throws(OutboxException::class)override fun `editPending`(`edits`: List<Edit>)
-        = 
-    callWithHandle {
-    uniffiRustCallWithError(OutboxException) { _status ->
-    UniffiLib.uniffi_outbox_ffi_fn_method_outbox_edit_pending(
-        it,
-        FfiConverterSequenceTypeEdit.lower(`edits`),_status)
-}
+    @Throws(OutboxException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `editPending`(`edits`: List<Edit>) {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_outbox_ffi_fn_method_outbox_edit_pending(
+                uniffiHandle,
+                FfiConverterSequenceTypeEdit.lower(`edits`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_outbox_ffi_rust_future_poll_void(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_outbox_ffi_rust_future_complete_void(future, continuation) },
+        { future -> UniffiLib.ffi_outbox_ffi_rust_future_free_void(future) },
+        // lift function
+        { Unit },
+        
+        // Error FFI converter
+        OutboxException.ErrorHandler,
+    )
     }
-    
-    
 
     
     /**
      * Durably enqueues a command with its optimistic changes and returns its id. When
      * this returns the command is on disk; bad input is refused and nothing is written.
      */
-    @Throws(OutboxException::class)override fun `enqueue`(`request`: EnqueueRequest): kotlin.String {
-            return FfiConverterString.lift(
-    callWithHandle {
-    uniffiRustCallWithError(OutboxException) { _status ->
-    UniffiLib.uniffi_outbox_ffi_fn_method_outbox_enqueue(
-        it,
-        FfiConverterTypeEnqueueRequest.lower(`request`),_status)
-}
-    }
+    @Throws(OutboxException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `enqueue`(`request`: EnqueueRequest) : kotlin.String {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_outbox_ffi_fn_method_outbox_enqueue(
+                uniffiHandle,
+                FfiConverterTypeEnqueueRequest.lower(`request`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_outbox_ffi_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_outbox_ffi_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_outbox_ffi_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterString.lift(it) },
+        // Error FFI converter
+        OutboxException.ErrorHandler,
     )
     }
-    
 
     
     /**
      * One document with pending changes applied, or none.
      */
-    @Throws(OutboxException::class)override fun `get`(`collection`: kotlin.String, `id`: kotlin.String): Doc? {
-            return FfiConverterOptionalTypeDoc.lift(
-    callWithHandle {
-    uniffiRustCallWithError(OutboxException) { _status ->
-    UniffiLib.uniffi_outbox_ffi_fn_method_outbox_get(
-        it,
-        FfiConverterString.lower(`collection`),FfiConverterString.lower(`id`),_status)
-}
-    }
+    @Throws(OutboxException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `get`(`collection`: kotlin.String, `id`: kotlin.String) : Doc? {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_outbox_ffi_fn_method_outbox_get(
+                uniffiHandle,
+                FfiConverterString.lower(`collection`),FfiConverterString.lower(`id`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_outbox_ffi_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_outbox_ffi_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_outbox_ffi_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterOptionalTypeDoc.lift(it) },
+        // Error FFI converter
+        OutboxException.ErrorHandler,
     )
     }
-    
 
     
     /**
      * When each collection last received server data (Unix ms), by collection.
      */
-    @Throws(OutboxException::class)override fun `lastSyncedAt`(): Map<kotlin.String, kotlin.Long> {
-            return FfiConverterMapStringLong.lift(
-    callWithHandle {
-    uniffiRustCallWithError(OutboxException) { _status ->
-    UniffiLib.uniffi_outbox_ffi_fn_method_outbox_last_synced_at(
-        it,
-        _status)
-}
-    }
+    @Throws(OutboxException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `lastSyncedAt`() : Map<kotlin.String, kotlin.Long> {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_outbox_ffi_fn_method_outbox_last_synced_at(
+                uniffiHandle,
+                
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_outbox_ffi_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_outbox_ffi_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_outbox_ffi_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterMapStringLong.lift(it) },
+        // Error FFI converter
+        OutboxException.ErrorHandler,
     )
     }
-    
 
     
     /**
      * Documents matching `query`, with pending changes applied.
      */
-    @Throws(OutboxException::class)override fun `list`(`collection`: kotlin.String, `query`: Query): List<Doc> {
-            return FfiConverterSequenceTypeDoc.lift(
-    callWithHandle {
-    uniffiRustCallWithError(OutboxException) { _status ->
-    UniffiLib.uniffi_outbox_ffi_fn_method_outbox_list(
-        it,
-        FfiConverterString.lower(`collection`),FfiConverterTypeQuery.lower(`query`),_status)
-}
-    }
+    @Throws(OutboxException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `list`(`collection`: kotlin.String, `query`: Query) : List<Doc> {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_outbox_ffi_fn_method_outbox_list(
+                uniffiHandle,
+                FfiConverterString.lower(`collection`),FfiConverterTypeQuery.lower(`query`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_outbox_ffi_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_outbox_ffi_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_outbox_ffi_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterSequenceTypeDoc.lift(it) },
+        // Error FFI converter
+        OutboxException.ErrorHandler,
     )
     }
-    
 
     
     /**
      * Reports that the app went to the background.
      */
-    @Throws(OutboxException::class)override fun `onBackground`()
-        = 
-    callWithHandle {
-    uniffiRustCallWithError(OutboxException) { _status ->
-    UniffiLib.uniffi_outbox_ffi_fn_method_outbox_on_background(
-        it,
-        _status)
-}
+    @Throws(OutboxException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `onBackground`() {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_outbox_ffi_fn_method_outbox_on_background(
+                uniffiHandle,
+                
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_outbox_ffi_rust_future_poll_void(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_outbox_ffi_rust_future_complete_void(future, continuation) },
+        { future -> UniffiLib.ffi_outbox_ffi_rust_future_free_void(future) },
+        // lift function
+        { Unit },
+        
+        // Error FFI converter
+        OutboxException.ErrorHandler,
+    )
     }
-    
-    
 
     
     /**
      * Reports that the app came to the foreground (drains and pulls).
      */
-    @Throws(OutboxException::class)override fun `onForeground`()
-        = 
-    callWithHandle {
-    uniffiRustCallWithError(OutboxException) { _status ->
-    UniffiLib.uniffi_outbox_ffi_fn_method_outbox_on_foreground(
-        it,
-        _status)
-}
+    @Throws(OutboxException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `onForeground`() {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_outbox_ffi_fn_method_outbox_on_foreground(
+                uniffiHandle,
+                
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_outbox_ffi_rust_future_poll_void(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_outbox_ffi_rust_future_complete_void(future, continuation) },
+        { future -> UniffiLib.ffi_outbox_ffi_rust_future_free_void(future) },
+        // lift function
+        { Unit },
+        
+        // Error FFI converter
+        OutboxException.ErrorHandler,
+    )
     }
-    
-    
 
     
     /**
@@ -3324,18 +3444,25 @@ open class Outbox: Disposable, AutoCloseable, OutboxInterface
     /**
      * Commands in enqueue order, filtered.
      */
-    @Throws(OutboxException::class)override fun `peek`(`filter`: PeekFilter): List<Command> {
-            return FfiConverterSequenceTypeCommand.lift(
-    callWithHandle {
-    uniffiRustCallWithError(OutboxException) { _status ->
-    UniffiLib.uniffi_outbox_ffi_fn_method_outbox_peek(
-        it,
-        FfiConverterTypePeekFilter.lower(`filter`),_status)
-}
-    }
+    @Throws(OutboxException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `peek`(`filter`: PeekFilter) : List<Command> {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_outbox_ffi_fn_method_outbox_peek(
+                uniffiHandle,
+                FfiConverterTypePeekFilter.lower(`filter`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_outbox_ffi_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_outbox_ffi_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_outbox_ffi_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterSequenceTypeCommand.lift(it) },
+        // Error FFI converter
+        OutboxException.ErrorHandler,
     )
     }
-    
 
     
     /**
@@ -3357,84 +3484,130 @@ open class Outbox: Disposable, AutoCloseable, OutboxInterface
     /**
      * Resolves a command in `conflict`: send again with new args, or discard.
      */
-    @Throws(OutboxException::class)override fun `resolveConflict`(`id`: kotlin.String, `resolution`: Resolution)
-        = 
-    callWithHandle {
-    uniffiRustCallWithError(OutboxException) { _status ->
-    UniffiLib.uniffi_outbox_ffi_fn_method_outbox_resolve_conflict(
-        it,
-        FfiConverterString.lower(`id`),FfiConverterTypeResolution.lower(`resolution`),_status)
-}
+    @Throws(OutboxException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `resolveConflict`(`id`: kotlin.String, `resolution`: Resolution) {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_outbox_ffi_fn_method_outbox_resolve_conflict(
+                uniffiHandle,
+                FfiConverterString.lower(`id`),FfiConverterTypeResolution.lower(`resolution`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_outbox_ffi_rust_future_poll_void(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_outbox_ffi_rust_future_complete_void(future, continuation) },
+        { future -> UniffiLib.ffi_outbox_ffi_rust_future_free_void(future) },
+        // lift function
+        { Unit },
+        
+        // Error FFI converter
+        OutboxException.ErrorHandler,
+    )
     }
-    
-    
 
     
     /**
      * Sends a `wedged` command again with a fresh attempt budget.
      */
-    @Throws(OutboxException::class)override fun `retry`(`id`: kotlin.String)
-        = 
-    callWithHandle {
-    uniffiRustCallWithError(OutboxException) { _status ->
-    UniffiLib.uniffi_outbox_ffi_fn_method_outbox_retry(
-        it,
-        FfiConverterString.lower(`id`),_status)
-}
+    @Throws(OutboxException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `retry`(`id`: kotlin.String) {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_outbox_ffi_fn_method_outbox_retry(
+                uniffiHandle,
+                FfiConverterString.lower(`id`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_outbox_ffi_rust_future_poll_void(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_outbox_ffi_rust_future_complete_void(future, continuation) },
+        { future -> UniffiLib.ffi_outbox_ffi_rust_future_free_void(future) },
+        // lift function
+        { Unit },
+        
+        // Error FFI converter
+        OutboxException.ErrorHandler,
+    )
     }
-    
-    
 
     
     /**
      * Reports connectivity; going online starts a drain and a pull.
      */
-    @Throws(OutboxException::class)override fun `setOnline`(`online`: kotlin.Boolean)
-        = 
-    callWithHandle {
-    uniffiRustCallWithError(OutboxException) { _status ->
-    UniffiLib.uniffi_outbox_ffi_fn_method_outbox_set_online(
-        it,
-        FfiConverterBoolean.lower(`online`),_status)
-}
+    @Throws(OutboxException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `setOnline`(`online`: kotlin.Boolean) {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_outbox_ffi_fn_method_outbox_set_online(
+                uniffiHandle,
+                FfiConverterBoolean.lower(`online`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_outbox_ffi_rust_future_poll_void(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_outbox_ffi_rust_future_complete_void(future, continuation) },
+        { future -> UniffiLib.ffi_outbox_ffi_rust_future_free_void(future) },
+        // lift function
+        { Unit },
+        
+        // Error FFI converter
+        OutboxException.ErrorHandler,
+    )
     }
-    
-    
 
     
     /**
-     * Stops the engine: in-flight sends are abandoned and resume, under the same
-     * idempotency keys, at the next open. Calls after this fail with `Closed`. (Named
-     * `shutdown` because `close` is the bindings' own "free this handle" in Kotlin and
-     * Swift; freeing a handle does not stop the engine, this does.)
-     */override fun `shutdown`()
-        = 
-    callWithHandle {
-    uniffiRustCall() { _status ->
-    UniffiLib.uniffi_outbox_ffi_fn_method_outbox_shutdown(
-        it,
-        _status)
-}
+     * Stops the engine and returns once nothing of it is in flight: sends already on the
+     * wire get until the attempt timeout to answer and are recorded; anything unanswered
+     * by then is abandoned and resent, under the same idempotency key, at the next open.
+     * No request of this engine reaches the server after this returns. Calls after this
+     * fail with `Closed`. (Named `shutdown` because `close` is the bindings' own "free
+     * this handle" in Kotlin and Swift; freeing a handle does not stop the engine, this
+     * does.)
+     */
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `shutdown`() {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_outbox_ffi_fn_method_outbox_shutdown(
+                uniffiHandle,
+                
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_outbox_ffi_rust_future_poll_void(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_outbox_ffi_rust_future_complete_void(future, continuation) },
+        { future -> UniffiLib.ffi_outbox_ffi_rust_future_free_void(future) },
+        // lift function
+        { Unit },
+        
+        // Error FFI converter
+        UniffiNullRustCallStatusErrorHandler,
+    )
     }
-    
-    
 
     
     /**
      * A snapshot of the queue for status bars and offline banners.
      */
-    @Throws(OutboxException::class)override fun `status`(): Status {
-            return FfiConverterTypeStatus.lift(
-    callWithHandle {
-    uniffiRustCallWithError(OutboxException) { _status ->
-    UniffiLib.uniffi_outbox_ffi_fn_method_outbox_status(
-        it,
-        _status)
-}
-    }
+    @Throws(OutboxException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `status`() : Status {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_outbox_ffi_fn_method_outbox_status(
+                uniffiHandle,
+                
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_outbox_ffi_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_outbox_ffi_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_outbox_ffi_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterTypeStatus.lift(it) },
+        // Error FFI converter
+        OutboxException.ErrorHandler,
     )
     }
-    
 
     
     /**
@@ -3458,17 +3631,26 @@ open class Outbox: Disposable, AutoCloseable, OutboxInterface
     /**
      * Sends (and pulls) now, e.g. from a "sync now" button.
      */
-    @Throws(OutboxException::class)override fun `syncNow`()
-        = 
-    callWithHandle {
-    uniffiRustCallWithError(OutboxException) { _status ->
-    UniffiLib.uniffi_outbox_ffi_fn_method_outbox_sync_now(
-        it,
-        _status)
-}
+    @Throws(OutboxException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `syncNow`() {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_outbox_ffi_fn_method_outbox_sync_now(
+                uniffiHandle,
+                
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_outbox_ffi_rust_future_poll_void(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_outbox_ffi_rust_future_complete_void(future, continuation) },
+        { future -> UniffiLib.ffi_outbox_ffi_rust_future_free_void(future) },
+        // lift function
+        { Unit },
+        
+        // Error FFI converter
+        OutboxException.ErrorHandler,
+    )
     }
-    
-    
 
     
     /**
@@ -3519,18 +3701,25 @@ open class Outbox: Disposable, AutoCloseable, OutboxInterface
      * `force` it refuses while commands the server has not applied remain; with `force`
      * they are dropped and their number returned.
      */
-    @Throws(OutboxException::class)override fun `wipe`(`force`: kotlin.Boolean): kotlin.ULong {
-            return FfiConverterULong.lift(
-    callWithHandle {
-    uniffiRustCallWithError(OutboxException) { _status ->
-    UniffiLib.uniffi_outbox_ffi_fn_method_outbox_wipe(
-        it,
-        FfiConverterBoolean.lower(`force`),_status)
-}
-    }
+    @Throws(OutboxException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `wipe`(`force`: kotlin.Boolean) : kotlin.ULong {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_outbox_ffi_fn_method_outbox_wipe(
+                uniffiHandle,
+                FfiConverterBoolean.lower(`force`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_outbox_ffi_rust_future_poll_u64(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_outbox_ffi_rust_future_complete_u64(future, continuation) },
+        { future -> UniffiLib.ffi_outbox_ffi_rust_future_free_u64(future) },
+        // lift function
+        { FfiConverterULong.lift(it) },
+        // Error FFI converter
+        OutboxException.ErrorHandler,
     )
     }
-    
 
     
 
@@ -3545,48 +3734,60 @@ open class Outbox: Disposable, AutoCloseable, OutboxInterface
      * commands stay queued (use `open_with_tokens` or `open_with_transport` to send). A
      * corrupt database or one from a newer version is refused and left untouched.
      */
-    @Throws(OutboxException::class) fun `open`(`config`: OutboxConfig): Outbox {
-            return FfiConverterTypeOutbox.lift(
-    uniffiRustCallWithError(OutboxException) { _status ->
-    UniffiLib.uniffi_outbox_ffi_fn_constructor_outbox_open(
-    
-        FfiConverterTypeOutboxConfig.lower(`config`),_status)
-}
+    @Throws(OutboxException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+     suspend fun `open`(`config`: OutboxConfig) : Outbox {
+        return uniffiRustCallAsync(
+        UniffiLib.uniffi_outbox_ffi_fn_constructor_outbox_open(FfiConverterTypeOutboxConfig.lower(`config`),),
+        { future, callback, continuation -> UniffiLib.ffi_outbox_ffi_rust_future_poll_u64(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_outbox_ffi_rust_future_complete_u64(future, continuation) },
+        { future -> UniffiLib.ffi_outbox_ffi_rust_future_free_u64(future) },
+        // lift function
+        { FfiConverterTypeOutbox.lift(it) },
+        // Error FFI converter
+        OutboxException.ErrorHandler,
     )
     }
-    
 
         
     /**
      * Opens the database and sends commands over HTTP to `config.server_url` (required),
      * asking `token_provider` for a bearer token before every request.
      */
-    @Throws(OutboxException::class) fun `openWithTokens`(`config`: OutboxConfig, `tokenProvider`: TokenProvider): Outbox {
-            return FfiConverterTypeOutbox.lift(
-    uniffiRustCallWithError(OutboxException) { _status ->
-    UniffiLib.uniffi_outbox_ffi_fn_constructor_outbox_open_with_tokens(
-    
-        FfiConverterTypeOutboxConfig.lower(`config`),FfiConverterTypeTokenProvider.lower(`tokenProvider`),_status)
-}
+    @Throws(OutboxException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+     suspend fun `openWithTokens`(`config`: OutboxConfig, `tokenProvider`: TokenProvider) : Outbox {
+        return uniffiRustCallAsync(
+        UniffiLib.uniffi_outbox_ffi_fn_constructor_outbox_open_with_tokens(FfiConverterTypeOutboxConfig.lower(`config`),FfiConverterTypeTokenProvider.lower(`tokenProvider`),),
+        { future, callback, continuation -> UniffiLib.ffi_outbox_ffi_rust_future_poll_u64(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_outbox_ffi_rust_future_complete_u64(future, continuation) },
+        { future -> UniffiLib.ffi_outbox_ffi_rust_future_free_u64(future) },
+        // lift function
+        { FfiConverterTypeOutbox.lift(it) },
+        // Error FFI converter
+        OutboxException.ErrorHandler,
     )
     }
-    
 
         
     /**
      * Opens the database and sends commands through the app's own `transport` (its own
      * network stack). `config.server_url` is ignored.
      */
-    @Throws(OutboxException::class) fun `openWithTransport`(`config`: OutboxConfig, `transport`: Transport): Outbox {
-            return FfiConverterTypeOutbox.lift(
-    uniffiRustCallWithError(OutboxException) { _status ->
-    UniffiLib.uniffi_outbox_ffi_fn_constructor_outbox_open_with_transport(
-    
-        FfiConverterTypeOutboxConfig.lower(`config`),FfiConverterTypeTransport.lower(`transport`),_status)
-}
+    @Throws(OutboxException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+     suspend fun `openWithTransport`(`config`: OutboxConfig, `transport`: Transport) : Outbox {
+        return uniffiRustCallAsync(
+        UniffiLib.uniffi_outbox_ffi_fn_constructor_outbox_open_with_transport(FfiConverterTypeOutboxConfig.lower(`config`),FfiConverterTypeTransport.lower(`transport`),),
+        { future, callback, continuation -> UniffiLib.ffi_outbox_ffi_rust_future_poll_u64(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_outbox_ffi_rust_future_complete_u64(future, continuation) },
+        { future -> UniffiLib.ffi_outbox_ffi_rust_future_free_u64(future) },
+        // lift function
+        { FfiConverterTypeOutbox.lift(it) },
+        // Error FFI converter
+        OutboxException.ErrorHandler,
     )
     }
-    
 
         
     }
@@ -5457,6 +5658,12 @@ data class OutboxConfig (
     var `retryCapMs`: kotlin.ULong? = null 
     , 
     /**
+     * Random spread of each retry delay, as a fraction of it: 0.3 (the default) waits
+     * between 70% and 130% of the backoff. Clamped to 0..=1.
+     */
+    var `retryJitter`: kotlin.Double? = null 
+    , 
+    /**
      * Timeout of one attempt, ms (default 15000).
      */
     var `attemptTimeoutMs`: kotlin.ULong? = null 
@@ -5506,6 +5713,7 @@ public object FfiConverterTypeOutboxConfig: FfiConverterRustBuffer<OutboxConfig>
             FfiConverterOptionalUInt.read(buf),
             FfiConverterOptionalULong.read(buf),
             FfiConverterOptionalULong.read(buf),
+            FfiConverterOptionalDouble.read(buf),
             FfiConverterOptionalULong.read(buf),
             FfiConverterOptionalULong.read(buf),
             FfiConverterOptionalTypeDurability.read(buf),
@@ -5525,6 +5733,7 @@ public object FfiConverterTypeOutboxConfig: FfiConverterRustBuffer<OutboxConfig>
             FfiConverterOptionalUInt.allocationSize(value.`maxAttempts`) +
             FfiConverterOptionalULong.allocationSize(value.`retryBaseMs`) +
             FfiConverterOptionalULong.allocationSize(value.`retryCapMs`) +
+            FfiConverterOptionalDouble.allocationSize(value.`retryJitter`) +
             FfiConverterOptionalULong.allocationSize(value.`attemptTimeoutMs`) +
             FfiConverterOptionalULong.allocationSize(value.`leaseTtlMs`) +
             FfiConverterOptionalTypeDurability.allocationSize(value.`durability`) +
@@ -5543,6 +5752,7 @@ public object FfiConverterTypeOutboxConfig: FfiConverterRustBuffer<OutboxConfig>
             FfiConverterOptionalUInt.write(value.`maxAttempts`, buf)
             FfiConverterOptionalULong.write(value.`retryBaseMs`, buf)
             FfiConverterOptionalULong.write(value.`retryCapMs`, buf)
+            FfiConverterOptionalDouble.write(value.`retryJitter`, buf)
             FfiConverterOptionalULong.write(value.`attemptTimeoutMs`, buf)
             FfiConverterOptionalULong.write(value.`leaseTtlMs`, buf)
             FfiConverterOptionalTypeDurability.write(value.`durability`, buf)
@@ -8436,6 +8646,38 @@ public object FfiConverterOptionalLong: FfiConverterRustBuffer<kotlin.Long?> {
         } else {
             buf.put(1)
             FfiConverterLong.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalDouble: FfiConverterRustBuffer<kotlin.Double?> {
+    override fun read(buf: ByteBuffer): kotlin.Double? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterDouble.read(buf)
+    }
+
+    override fun allocationSize(value: kotlin.Double?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterDouble.allocationSize(value)
+        }
+    }
+
+    override fun write(value: kotlin.Double?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterDouble.write(value, buf)
         }
     }
 }

@@ -489,6 +489,22 @@ fileprivate struct FfiConverterInt64: FfiConverterPrimitive {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterDouble: FfiConverterPrimitive {
+    typealias FfiType = Double
+    typealias SwiftType = Double
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Double {
+        return try lift(readDouble(&buf))
+    }
+
+    public static func write(_ value: Double, into buf: inout [UInt8]) {
+        writeDouble(&buf, lower(value))
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterBool : FfiConverter {
     typealias FfiType = Int8
     typealias SwiftType = Bool
@@ -1248,29 +1264,29 @@ public protocol OutboxProtocol: AnyObject, Sendable {
     /**
      * One command with its attempt history.
      */
-    func command(id: String) throws  -> Command
+    func command(id: String) async throws  -> Command
     
     /**
      * How many documents match `query` (limit and offset ignored).
      */
-    func count(collection: String, query: Query) throws  -> UInt64
+    func count(collection: String, query: Query) async throws  -> UInt64
     
     /**
      * Indexes a top-level field so filters and ordering on it stay fast.
      */
-    func createIndex(collection: String, field: String) throws 
+    func createIndex(collection: String, field: String) async throws 
     
     /**
      * Logout for good: `wipe(force)`, then closes the engine and deletes the database
      * file with its `-wal` and `-shm` files. Returns how many unsent commands were dropped.
      */
-    func deleteDatabase(force: Bool) throws  -> UInt64
+    func deleteDatabase(force: Bool) async throws  -> UInt64
     
     /**
      * Gives up a command that is pending, failed, in conflict or wedged; its optimistic
      * changes are rolled back. This is the explicit decision that drops a command.
      */
-    func discard(id: String) throws 
+    func discard(id: String) async throws 
     
     /**
      * Drains for at most `budget_ms` (a platform background task's time) and reports
@@ -1281,38 +1297,38 @@ public protocol OutboxProtocol: AnyObject, Sendable {
     /**
      * Rewrites, drops or squashes never-attempted pending commands, all or none.
      */
-    func editPending(edits: [Edit]) throws 
+    func editPending(edits: [Edit]) async throws 
     
     /**
      * Durably enqueues a command with its optimistic changes and returns its id. When
      * this returns the command is on disk; bad input is refused and nothing is written.
      */
-    func enqueue(request: EnqueueRequest) throws  -> String
+    func enqueue(request: EnqueueRequest) async throws  -> String
     
     /**
      * One document with pending changes applied, or none.
      */
-    func get(collection: String, id: String) throws  -> Doc?
+    func get(collection: String, id: String) async throws  -> Doc?
     
     /**
      * When each collection last received server data (Unix ms), by collection.
      */
-    func lastSyncedAt() throws  -> [String: Int64]
+    func lastSyncedAt() async throws  -> [String: Int64]
     
     /**
      * Documents matching `query`, with pending changes applied.
      */
-    func list(collection: String, query: Query) throws  -> [Doc]
+    func list(collection: String, query: Query) async throws  -> [Doc]
     
     /**
      * Reports that the app went to the background.
      */
-    func onBackground() throws 
+    func onBackground() async throws 
     
     /**
      * Reports that the app came to the foreground (drains and pulls).
      */
-    func onForeground() throws 
+    func onForeground() async throws 
     
     /**
      * The database file this engine uses.
@@ -1322,7 +1338,7 @@ public protocol OutboxProtocol: AnyObject, Sendable {
     /**
      * Commands in enqueue order, filtered.
      */
-    func peek(filter: PeekFilter) throws  -> [Command]
+    func peek(filter: PeekFilter) async throws  -> [Command]
     
     /**
      * Allows `name` to be enqueued, with its key pointers and size limit.
@@ -1332,30 +1348,33 @@ public protocol OutboxProtocol: AnyObject, Sendable {
     /**
      * Resolves a command in `conflict`: send again with new args, or discard.
      */
-    func resolveConflict(id: String, resolution: Resolution) throws 
+    func resolveConflict(id: String, resolution: Resolution) async throws 
     
     /**
      * Sends a `wedged` command again with a fresh attempt budget.
      */
-    func retry(id: String) throws 
+    func retry(id: String) async throws 
     
     /**
      * Reports connectivity; going online starts a drain and a pull.
      */
-    func setOnline(online: Bool) throws 
+    func setOnline(online: Bool) async throws 
     
     /**
-     * Stops the engine: in-flight sends are abandoned and resume, under the same
-     * idempotency keys, at the next open. Calls after this fail with `Closed`. (Named
-     * `shutdown` because `close` is the bindings' own "free this handle" in Kotlin and
-     * Swift; freeing a handle does not stop the engine, this does.)
+     * Stops the engine and returns once nothing of it is in flight: sends already on the
+     * wire get until the attempt timeout to answer and are recorded; anything unanswered
+     * by then is abandoned and resent, under the same idempotency key, at the next open.
+     * No request of this engine reaches the server after this returns. Calls after this
+     * fail with `Closed`. (Named `shutdown` because `close` is the bindings' own "free
+     * this handle" in Kotlin and Swift; freeing a handle does not stop the engine, this
+     * does.)
      */
-    func shutdown() 
+    func shutdown() async 
     
     /**
      * A snapshot of the queue for status bars and offline banners.
      */
-    func status() throws  -> Status
+    func status() async throws  -> Status
     
     /**
      * Engine events from now on, in order, delivered to `listener` from an engine thread.
@@ -1366,7 +1385,7 @@ public protocol OutboxProtocol: AnyObject, Sendable {
     /**
      * Sends (and pulls) now, e.g. from a "sync now" button.
      */
-    func syncNow() throws 
+    func syncNow() async throws 
     
     /**
      * Waits until the command settles (succeeded, failed, conflict, wedged or discarded)
@@ -1385,7 +1404,7 @@ public protocol OutboxProtocol: AnyObject, Sendable {
      * `force` it refuses while commands the server has not applied remain; with `force`
      * they are dropped and their number returned.
      */
-    func wipe(force: Bool) throws  -> UInt64
+    func wipe(force: Bool) async throws  -> UInt64
     
 }
 /**
@@ -1451,38 +1470,57 @@ open class Outbox: OutboxProtocol, @unchecked Sendable {
      * commands stay queued (use `open_with_tokens` or `open_with_transport` to send). A
      * corrupt database or one from a newer version is refused and left untouched.
      */
-public static func `open`(config: OutboxConfig)throws  -> Outbox  {
-    return try  FfiConverterTypeOutbox_lift(try rustCallWithError(FfiConverterTypeOutboxError_lift) {
-    uniffi_outbox_ffi_fn_constructor_outbox_open(
-        FfiConverterTypeOutboxConfig_lower(config),$0
-    )
-})
+public static func `open`(config: OutboxConfig)async throws  -> Outbox  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_outbox_ffi_fn_constructor_outbox_open(FfiConverterTypeOutboxConfig_lower(config)
+                )
+            },
+            pollFunc: ffi_outbox_ffi_rust_future_poll_u64,
+            completeFunc: ffi_outbox_ffi_rust_future_complete_u64,
+            freeFunc: ffi_outbox_ffi_rust_future_free_u64,
+            liftFunc: FfiConverterTypeOutbox_lift,
+            errorHandler: FfiConverterTypeOutboxError_lift
+        )
 }
     
     /**
      * Opens the database and sends commands over HTTP to `config.server_url` (required),
      * asking `token_provider` for a bearer token before every request.
      */
-public static func openWithTokens(config: OutboxConfig, tokenProvider: TokenProvider)throws  -> Outbox  {
-    return try  FfiConverterTypeOutbox_lift(try rustCallWithError(FfiConverterTypeOutboxError_lift) {
-    uniffi_outbox_ffi_fn_constructor_outbox_open_with_tokens(
-        FfiConverterTypeOutboxConfig_lower(config),
-        FfiConverterTypeTokenProvider_lower(tokenProvider),$0
-    )
-})
+public static func openWithTokens(config: OutboxConfig, tokenProvider: TokenProvider)async throws  -> Outbox  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_outbox_ffi_fn_constructor_outbox_open_with_tokens(FfiConverterTypeOutboxConfig_lower(config),FfiConverterTypeTokenProvider_lower(tokenProvider)
+                )
+            },
+            pollFunc: ffi_outbox_ffi_rust_future_poll_u64,
+            completeFunc: ffi_outbox_ffi_rust_future_complete_u64,
+            freeFunc: ffi_outbox_ffi_rust_future_free_u64,
+            liftFunc: FfiConverterTypeOutbox_lift,
+            errorHandler: FfiConverterTypeOutboxError_lift
+        )
 }
     
     /**
      * Opens the database and sends commands through the app's own `transport` (its own
      * network stack). `config.server_url` is ignored.
      */
-public static func openWithTransport(config: OutboxConfig, transport: Transport)throws  -> Outbox  {
-    return try  FfiConverterTypeOutbox_lift(try rustCallWithError(FfiConverterTypeOutboxError_lift) {
-    uniffi_outbox_ffi_fn_constructor_outbox_open_with_transport(
-        FfiConverterTypeOutboxConfig_lower(config),
-        FfiConverterTypeTransport_lower(transport),$0
-    )
-})
+public static func openWithTransport(config: OutboxConfig, transport: Transport)async throws  -> Outbox  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_outbox_ffi_fn_constructor_outbox_open_with_transport(FfiConverterTypeOutboxConfig_lower(config),FfiConverterTypeTransport_lower(transport)
+                )
+            },
+            pollFunc: ffi_outbox_ffi_rust_future_poll_u64,
+            completeFunc: ffi_outbox_ffi_rust_future_complete_u64,
+            freeFunc: ffi_outbox_ffi_rust_future_free_u64,
+            liftFunc: FfiConverterTypeOutbox_lift,
+            errorHandler: FfiConverterTypeOutboxError_lift
+        )
 }
     
 
@@ -1490,63 +1528,103 @@ public static func openWithTransport(config: OutboxConfig, transport: Transport)
     /**
      * One command with its attempt history.
      */
-open func command(id: String)throws  -> Command  {
-    return try  FfiConverterTypeCommand_lift(try rustCallWithError(FfiConverterTypeOutboxError_lift) {
-    uniffi_outbox_ffi_fn_method_outbox_command(
-            self.uniffiCloneHandle(),
-        FfiConverterString.lower(id),$0
-    )
-})
+open func command(id: String)async throws  -> Command  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_outbox_ffi_fn_method_outbox_command(
+                    self.uniffiCloneHandle(),
+                    FfiConverterString.lower(id)
+                )
+            },
+            pollFunc: ffi_outbox_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_outbox_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_outbox_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeCommand_lift,
+            errorHandler: FfiConverterTypeOutboxError_lift
+        )
 }
     
     /**
      * How many documents match `query` (limit and offset ignored).
      */
-open func count(collection: String, query: Query)throws  -> UInt64  {
-    return try  FfiConverterUInt64.lift(try rustCallWithError(FfiConverterTypeOutboxError_lift) {
-    uniffi_outbox_ffi_fn_method_outbox_count(
-            self.uniffiCloneHandle(),
-        FfiConverterString.lower(collection),
-        FfiConverterTypeQuery_lower(query),$0
-    )
-})
+open func count(collection: String, query: Query)async throws  -> UInt64  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_outbox_ffi_fn_method_outbox_count(
+                    self.uniffiCloneHandle(),
+                    FfiConverterString.lower(collection),FfiConverterTypeQuery_lower(query)
+                )
+            },
+            pollFunc: ffi_outbox_ffi_rust_future_poll_u64,
+            completeFunc: ffi_outbox_ffi_rust_future_complete_u64,
+            freeFunc: ffi_outbox_ffi_rust_future_free_u64,
+            liftFunc: FfiConverterUInt64.lift,
+            errorHandler: FfiConverterTypeOutboxError_lift
+        )
 }
     
     /**
      * Indexes a top-level field so filters and ordering on it stay fast.
      */
-open func createIndex(collection: String, field: String)throws   {try rustCallWithError(FfiConverterTypeOutboxError_lift) {
-    uniffi_outbox_ffi_fn_method_outbox_create_index(
-            self.uniffiCloneHandle(),
-        FfiConverterString.lower(collection),
-        FfiConverterString.lower(field),$0
-    )
-}
+open func createIndex(collection: String, field: String)async throws   {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_outbox_ffi_fn_method_outbox_create_index(
+                    self.uniffiCloneHandle(),
+                    FfiConverterString.lower(collection),FfiConverterString.lower(field)
+                )
+            },
+            pollFunc: ffi_outbox_ffi_rust_future_poll_void,
+            completeFunc: ffi_outbox_ffi_rust_future_complete_void,
+            freeFunc: ffi_outbox_ffi_rust_future_free_void,
+            liftFunc: { $0 },
+            errorHandler: FfiConverterTypeOutboxError_lift
+        )
 }
     
     /**
      * Logout for good: `wipe(force)`, then closes the engine and deletes the database
      * file with its `-wal` and `-shm` files. Returns how many unsent commands were dropped.
      */
-open func deleteDatabase(force: Bool)throws  -> UInt64  {
-    return try  FfiConverterUInt64.lift(try rustCallWithError(FfiConverterTypeOutboxError_lift) {
-    uniffi_outbox_ffi_fn_method_outbox_delete_database(
-            self.uniffiCloneHandle(),
-        FfiConverterBool.lower(force),$0
-    )
-})
+open func deleteDatabase(force: Bool)async throws  -> UInt64  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_outbox_ffi_fn_method_outbox_delete_database(
+                    self.uniffiCloneHandle(),
+                    FfiConverterBool.lower(force)
+                )
+            },
+            pollFunc: ffi_outbox_ffi_rust_future_poll_u64,
+            completeFunc: ffi_outbox_ffi_rust_future_complete_u64,
+            freeFunc: ffi_outbox_ffi_rust_future_free_u64,
+            liftFunc: FfiConverterUInt64.lift,
+            errorHandler: FfiConverterTypeOutboxError_lift
+        )
 }
     
     /**
      * Gives up a command that is pending, failed, in conflict or wedged; its optimistic
      * changes are rolled back. This is the explicit decision that drops a command.
      */
-open func discard(id: String)throws   {try rustCallWithError(FfiConverterTypeOutboxError_lift) {
-    uniffi_outbox_ffi_fn_method_outbox_discard(
-            self.uniffiCloneHandle(),
-        FfiConverterString.lower(id),$0
-    )
-}
+open func discard(id: String)async throws   {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_outbox_ffi_fn_method_outbox_discard(
+                    self.uniffiCloneHandle(),
+                    FfiConverterString.lower(id)
+                )
+            },
+            pollFunc: ffi_outbox_ffi_rust_future_poll_void,
+            completeFunc: ffi_outbox_ffi_rust_future_complete_void,
+            freeFunc: ffi_outbox_ffi_rust_future_free_void,
+            liftFunc: { $0 },
+            errorHandler: FfiConverterTypeOutboxError_lift
+        )
 }
     
     /**
@@ -1573,82 +1651,142 @@ open func drainFor(budgetMs: UInt64)async throws  -> DrainReport  {
     /**
      * Rewrites, drops or squashes never-attempted pending commands, all or none.
      */
-open func editPending(edits: [Edit])throws   {try rustCallWithError(FfiConverterTypeOutboxError_lift) {
-    uniffi_outbox_ffi_fn_method_outbox_edit_pending(
-            self.uniffiCloneHandle(),
-        FfiConverterSequenceTypeEdit.lower(edits),$0
-    )
-}
+open func editPending(edits: [Edit])async throws   {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_outbox_ffi_fn_method_outbox_edit_pending(
+                    self.uniffiCloneHandle(),
+                    FfiConverterSequenceTypeEdit.lower(edits)
+                )
+            },
+            pollFunc: ffi_outbox_ffi_rust_future_poll_void,
+            completeFunc: ffi_outbox_ffi_rust_future_complete_void,
+            freeFunc: ffi_outbox_ffi_rust_future_free_void,
+            liftFunc: { $0 },
+            errorHandler: FfiConverterTypeOutboxError_lift
+        )
 }
     
     /**
      * Durably enqueues a command with its optimistic changes and returns its id. When
      * this returns the command is on disk; bad input is refused and nothing is written.
      */
-open func enqueue(request: EnqueueRequest)throws  -> String  {
-    return try  FfiConverterString.lift(try rustCallWithError(FfiConverterTypeOutboxError_lift) {
-    uniffi_outbox_ffi_fn_method_outbox_enqueue(
-            self.uniffiCloneHandle(),
-        FfiConverterTypeEnqueueRequest_lower(request),$0
-    )
-})
+open func enqueue(request: EnqueueRequest)async throws  -> String  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_outbox_ffi_fn_method_outbox_enqueue(
+                    self.uniffiCloneHandle(),
+                    FfiConverterTypeEnqueueRequest_lower(request)
+                )
+            },
+            pollFunc: ffi_outbox_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_outbox_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_outbox_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterString.lift,
+            errorHandler: FfiConverterTypeOutboxError_lift
+        )
 }
     
     /**
      * One document with pending changes applied, or none.
      */
-open func get(collection: String, id: String)throws  -> Doc?  {
-    return try  FfiConverterOptionTypeDoc.lift(try rustCallWithError(FfiConverterTypeOutboxError_lift) {
-    uniffi_outbox_ffi_fn_method_outbox_get(
-            self.uniffiCloneHandle(),
-        FfiConverterString.lower(collection),
-        FfiConverterString.lower(id),$0
-    )
-})
+open func get(collection: String, id: String)async throws  -> Doc?  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_outbox_ffi_fn_method_outbox_get(
+                    self.uniffiCloneHandle(),
+                    FfiConverterString.lower(collection),FfiConverterString.lower(id)
+                )
+            },
+            pollFunc: ffi_outbox_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_outbox_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_outbox_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterOptionTypeDoc.lift,
+            errorHandler: FfiConverterTypeOutboxError_lift
+        )
 }
     
     /**
      * When each collection last received server data (Unix ms), by collection.
      */
-open func lastSyncedAt()throws  -> [String: Int64]  {
-    return try  FfiConverterDictionaryStringInt64.lift(try rustCallWithError(FfiConverterTypeOutboxError_lift) {
-    uniffi_outbox_ffi_fn_method_outbox_last_synced_at(
-            self.uniffiCloneHandle(),$0
-    )
-})
+open func lastSyncedAt()async throws  -> [String: Int64]  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_outbox_ffi_fn_method_outbox_last_synced_at(
+                    self.uniffiCloneHandle()
+                    
+                )
+            },
+            pollFunc: ffi_outbox_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_outbox_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_outbox_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterDictionaryStringInt64.lift,
+            errorHandler: FfiConverterTypeOutboxError_lift
+        )
 }
     
     /**
      * Documents matching `query`, with pending changes applied.
      */
-open func list(collection: String, query: Query)throws  -> [Doc]  {
-    return try  FfiConverterSequenceTypeDoc.lift(try rustCallWithError(FfiConverterTypeOutboxError_lift) {
-    uniffi_outbox_ffi_fn_method_outbox_list(
-            self.uniffiCloneHandle(),
-        FfiConverterString.lower(collection),
-        FfiConverterTypeQuery_lower(query),$0
-    )
-})
+open func list(collection: String, query: Query)async throws  -> [Doc]  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_outbox_ffi_fn_method_outbox_list(
+                    self.uniffiCloneHandle(),
+                    FfiConverterString.lower(collection),FfiConverterTypeQuery_lower(query)
+                )
+            },
+            pollFunc: ffi_outbox_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_outbox_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_outbox_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterSequenceTypeDoc.lift,
+            errorHandler: FfiConverterTypeOutboxError_lift
+        )
 }
     
     /**
      * Reports that the app went to the background.
      */
-open func onBackground()throws   {try rustCallWithError(FfiConverterTypeOutboxError_lift) {
-    uniffi_outbox_ffi_fn_method_outbox_on_background(
-            self.uniffiCloneHandle(),$0
-    )
-}
+open func onBackground()async throws   {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_outbox_ffi_fn_method_outbox_on_background(
+                    self.uniffiCloneHandle()
+                    
+                )
+            },
+            pollFunc: ffi_outbox_ffi_rust_future_poll_void,
+            completeFunc: ffi_outbox_ffi_rust_future_complete_void,
+            freeFunc: ffi_outbox_ffi_rust_future_free_void,
+            liftFunc: { $0 },
+            errorHandler: FfiConverterTypeOutboxError_lift
+        )
 }
     
     /**
      * Reports that the app came to the foreground (drains and pulls).
      */
-open func onForeground()throws   {try rustCallWithError(FfiConverterTypeOutboxError_lift) {
-    uniffi_outbox_ffi_fn_method_outbox_on_foreground(
-            self.uniffiCloneHandle(),$0
-    )
-}
+open func onForeground()async throws   {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_outbox_ffi_fn_method_outbox_on_foreground(
+                    self.uniffiCloneHandle()
+                    
+                )
+            },
+            pollFunc: ffi_outbox_ffi_rust_future_poll_void,
+            completeFunc: ffi_outbox_ffi_rust_future_complete_void,
+            freeFunc: ffi_outbox_ffi_rust_future_free_void,
+            liftFunc: { $0 },
+            errorHandler: FfiConverterTypeOutboxError_lift
+        )
 }
     
     /**
@@ -1665,13 +1803,21 @@ open func path() -> String  {
     /**
      * Commands in enqueue order, filtered.
      */
-open func peek(filter: PeekFilter)throws  -> [Command]  {
-    return try  FfiConverterSequenceTypeCommand.lift(try rustCallWithError(FfiConverterTypeOutboxError_lift) {
-    uniffi_outbox_ffi_fn_method_outbox_peek(
-            self.uniffiCloneHandle(),
-        FfiConverterTypePeekFilter_lower(filter),$0
-    )
-})
+open func peek(filter: PeekFilter)async throws  -> [Command]  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_outbox_ffi_fn_method_outbox_peek(
+                    self.uniffiCloneHandle(),
+                    FfiConverterTypePeekFilter_lower(filter)
+                )
+            },
+            pollFunc: ffi_outbox_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_outbox_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_outbox_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterSequenceTypeCommand.lift,
+            errorHandler: FfiConverterTypeOutboxError_lift
+        )
 }
     
     /**
@@ -1689,59 +1835,108 @@ open func registerMutator(name: String, options: MutatorOptions)throws   {try ru
     /**
      * Resolves a command in `conflict`: send again with new args, or discard.
      */
-open func resolveConflict(id: String, resolution: Resolution)throws   {try rustCallWithError(FfiConverterTypeOutboxError_lift) {
-    uniffi_outbox_ffi_fn_method_outbox_resolve_conflict(
-            self.uniffiCloneHandle(),
-        FfiConverterString.lower(id),
-        FfiConverterTypeResolution_lower(resolution),$0
-    )
-}
+open func resolveConflict(id: String, resolution: Resolution)async throws   {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_outbox_ffi_fn_method_outbox_resolve_conflict(
+                    self.uniffiCloneHandle(),
+                    FfiConverterString.lower(id),FfiConverterTypeResolution_lower(resolution)
+                )
+            },
+            pollFunc: ffi_outbox_ffi_rust_future_poll_void,
+            completeFunc: ffi_outbox_ffi_rust_future_complete_void,
+            freeFunc: ffi_outbox_ffi_rust_future_free_void,
+            liftFunc: { $0 },
+            errorHandler: FfiConverterTypeOutboxError_lift
+        )
 }
     
     /**
      * Sends a `wedged` command again with a fresh attempt budget.
      */
-open func retry(id: String)throws   {try rustCallWithError(FfiConverterTypeOutboxError_lift) {
-    uniffi_outbox_ffi_fn_method_outbox_retry(
-            self.uniffiCloneHandle(),
-        FfiConverterString.lower(id),$0
-    )
-}
+open func retry(id: String)async throws   {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_outbox_ffi_fn_method_outbox_retry(
+                    self.uniffiCloneHandle(),
+                    FfiConverterString.lower(id)
+                )
+            },
+            pollFunc: ffi_outbox_ffi_rust_future_poll_void,
+            completeFunc: ffi_outbox_ffi_rust_future_complete_void,
+            freeFunc: ffi_outbox_ffi_rust_future_free_void,
+            liftFunc: { $0 },
+            errorHandler: FfiConverterTypeOutboxError_lift
+        )
 }
     
     /**
      * Reports connectivity; going online starts a drain and a pull.
      */
-open func setOnline(online: Bool)throws   {try rustCallWithError(FfiConverterTypeOutboxError_lift) {
-    uniffi_outbox_ffi_fn_method_outbox_set_online(
-            self.uniffiCloneHandle(),
-        FfiConverterBool.lower(online),$0
-    )
-}
+open func setOnline(online: Bool)async throws   {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_outbox_ffi_fn_method_outbox_set_online(
+                    self.uniffiCloneHandle(),
+                    FfiConverterBool.lower(online)
+                )
+            },
+            pollFunc: ffi_outbox_ffi_rust_future_poll_void,
+            completeFunc: ffi_outbox_ffi_rust_future_complete_void,
+            freeFunc: ffi_outbox_ffi_rust_future_free_void,
+            liftFunc: { $0 },
+            errorHandler: FfiConverterTypeOutboxError_lift
+        )
 }
     
     /**
-     * Stops the engine: in-flight sends are abandoned and resume, under the same
-     * idempotency keys, at the next open. Calls after this fail with `Closed`. (Named
-     * `shutdown` because `close` is the bindings' own "free this handle" in Kotlin and
-     * Swift; freeing a handle does not stop the engine, this does.)
+     * Stops the engine and returns once nothing of it is in flight: sends already on the
+     * wire get until the attempt timeout to answer and are recorded; anything unanswered
+     * by then is abandoned and resent, under the same idempotency key, at the next open.
+     * No request of this engine reaches the server after this returns. Calls after this
+     * fail with `Closed`. (Named `shutdown` because `close` is the bindings' own "free
+     * this handle" in Kotlin and Swift; freeing a handle does not stop the engine, this
+     * does.)
      */
-open func shutdown()  {try! rustCall() {
-    uniffi_outbox_ffi_fn_method_outbox_shutdown(
-            self.uniffiCloneHandle(),$0
-    )
-}
+open func shutdown()async   {
+    return
+        try!  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_outbox_ffi_fn_method_outbox_shutdown(
+                    self.uniffiCloneHandle()
+                    
+                )
+            },
+            pollFunc: ffi_outbox_ffi_rust_future_poll_void,
+            completeFunc: ffi_outbox_ffi_rust_future_complete_void,
+            freeFunc: ffi_outbox_ffi_rust_future_free_void,
+            liftFunc: { $0 },
+            errorHandler: nil
+            
+        )
 }
     
     /**
      * A snapshot of the queue for status bars and offline banners.
      */
-open func status()throws  -> Status  {
-    return try  FfiConverterTypeStatus_lift(try rustCallWithError(FfiConverterTypeOutboxError_lift) {
-    uniffi_outbox_ffi_fn_method_outbox_status(
-            self.uniffiCloneHandle(),$0
-    )
-})
+open func status()async throws  -> Status  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_outbox_ffi_fn_method_outbox_status(
+                    self.uniffiCloneHandle()
+                    
+                )
+            },
+            pollFunc: ffi_outbox_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_outbox_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_outbox_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeStatus_lift,
+            errorHandler: FfiConverterTypeOutboxError_lift
+        )
 }
     
     /**
@@ -1760,11 +1955,21 @@ open func subscribe(listener: EventListener)throws  -> Subscription  {
     /**
      * Sends (and pulls) now, e.g. from a "sync now" button.
      */
-open func syncNow()throws   {try rustCallWithError(FfiConverterTypeOutboxError_lift) {
-    uniffi_outbox_ffi_fn_method_outbox_sync_now(
-            self.uniffiCloneHandle(),$0
-    )
-}
+open func syncNow()async throws   {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_outbox_ffi_fn_method_outbox_sync_now(
+                    self.uniffiCloneHandle()
+                    
+                )
+            },
+            pollFunc: ffi_outbox_ffi_rust_future_poll_void,
+            completeFunc: ffi_outbox_ffi_rust_future_complete_void,
+            freeFunc: ffi_outbox_ffi_rust_future_free_void,
+            liftFunc: { $0 },
+            errorHandler: FfiConverterTypeOutboxError_lift
+        )
 }
     
     /**
@@ -1808,13 +2013,21 @@ open func watch(collection: String, query: Query, listener: DocsListener)throws 
      * `force` it refuses while commands the server has not applied remain; with `force`
      * they are dropped and their number returned.
      */
-open func wipe(force: Bool)throws  -> UInt64  {
-    return try  FfiConverterUInt64.lift(try rustCallWithError(FfiConverterTypeOutboxError_lift) {
-    uniffi_outbox_ffi_fn_method_outbox_wipe(
-            self.uniffiCloneHandle(),
-        FfiConverterBool.lower(force),$0
-    )
-})
+open func wipe(force: Bool)async throws  -> UInt64  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_outbox_ffi_fn_method_outbox_wipe(
+                    self.uniffiCloneHandle(),
+                    FfiConverterBool.lower(force)
+                )
+            },
+            pollFunc: ffi_outbox_ffi_rust_future_poll_u64,
+            completeFunc: ffi_outbox_ffi_rust_future_complete_u64,
+            freeFunc: ffi_outbox_ffi_rust_future_free_u64,
+            liftFunc: FfiConverterUInt64.lift,
+            errorHandler: FfiConverterTypeOutboxError_lift
+        )
 }
     
 
@@ -3628,6 +3841,11 @@ public struct OutboxConfig: Equatable, Hashable {
      */
     public var retryCapMs: UInt64?
     /**
+     * Random spread of each retry delay, as a fraction of it: 0.3 (the default) waits
+     * between 70% and 130% of the backoff. Clamped to 0..=1.
+     */
+    public var retryJitter: Double?
+    /**
      * Timeout of one attempt, ms (default 15000).
      */
     public var attemptTimeoutMs: UInt64?
@@ -3685,6 +3903,10 @@ public struct OutboxConfig: Equatable, Hashable {
          * Largest delay between attempts, ms (default 60000).
          */retryCapMs: UInt64? = nil, 
         /**
+         * Random spread of each retry delay, as a fraction of it: 0.3 (the default) waits
+         * between 70% and 130% of the backoff. Clamped to 0..=1.
+         */retryJitter: Double? = nil, 
+        /**
          * Timeout of one attempt, ms (default 15000).
          */attemptTimeoutMs: UInt64? = nil, 
         /**
@@ -3709,6 +3931,7 @@ public struct OutboxConfig: Equatable, Hashable {
         self.maxAttempts = maxAttempts
         self.retryBaseMs = retryBaseMs
         self.retryCapMs = retryCapMs
+        self.retryJitter = retryJitter
         self.attemptTimeoutMs = attemptTimeoutMs
         self.leaseTtlMs = leaseTtlMs
         self.durability = durability
@@ -3742,6 +3965,7 @@ public struct FfiConverterTypeOutboxConfig: FfiConverterRustBuffer {
                 maxAttempts: FfiConverterOptionUInt32.read(from: &buf), 
                 retryBaseMs: FfiConverterOptionUInt64.read(from: &buf), 
                 retryCapMs: FfiConverterOptionUInt64.read(from: &buf), 
+                retryJitter: FfiConverterOptionDouble.read(from: &buf), 
                 attemptTimeoutMs: FfiConverterOptionUInt64.read(from: &buf), 
                 leaseTtlMs: FfiConverterOptionUInt64.read(from: &buf), 
                 durability: FfiConverterOptionTypeDurability.read(from: &buf), 
@@ -3761,6 +3985,7 @@ public struct FfiConverterTypeOutboxConfig: FfiConverterRustBuffer {
         FfiConverterOptionUInt32.write(value.maxAttempts, into: &buf)
         FfiConverterOptionUInt64.write(value.retryBaseMs, into: &buf)
         FfiConverterOptionUInt64.write(value.retryCapMs, into: &buf)
+        FfiConverterOptionDouble.write(value.retryJitter, into: &buf)
         FfiConverterOptionUInt64.write(value.attemptTimeoutMs, into: &buf)
         FfiConverterOptionUInt64.write(value.leaseTtlMs, into: &buf)
         FfiConverterOptionTypeDurability.write(value.durability, into: &buf)
@@ -6359,6 +6584,30 @@ fileprivate struct FfiConverterOptionInt64: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterOptionDouble: FfiConverterRustBuffer {
+    typealias SwiftType = Double?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterDouble.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterDouble.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterOptionString: FfiConverterRustBuffer {
     typealias SwiftType = String?
 
@@ -7001,73 +7250,73 @@ private let initializationResult: InitializationResult = {
     if (uniffi_outbox_ffi_checksum_method_transport_pull() != 48133) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_outbox_ffi_checksum_method_outbox_command() != 45694) {
+    if (uniffi_outbox_ffi_checksum_method_outbox_command() != 40672) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_outbox_ffi_checksum_method_outbox_count() != 57361) {
+    if (uniffi_outbox_ffi_checksum_method_outbox_count() != 62464) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_outbox_ffi_checksum_method_outbox_create_index() != 56722) {
+    if (uniffi_outbox_ffi_checksum_method_outbox_create_index() != 48143) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_outbox_ffi_checksum_method_outbox_delete_database() != 6420) {
+    if (uniffi_outbox_ffi_checksum_method_outbox_delete_database() != 30679) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_outbox_ffi_checksum_method_outbox_discard() != 44767) {
+    if (uniffi_outbox_ffi_checksum_method_outbox_discard() != 26228) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_outbox_ffi_checksum_method_outbox_drain_for() != 38408) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_outbox_ffi_checksum_method_outbox_edit_pending() != 35644) {
+    if (uniffi_outbox_ffi_checksum_method_outbox_edit_pending() != 15701) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_outbox_ffi_checksum_method_outbox_enqueue() != 46260) {
+    if (uniffi_outbox_ffi_checksum_method_outbox_enqueue() != 50354) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_outbox_ffi_checksum_method_outbox_get() != 5610) {
+    if (uniffi_outbox_ffi_checksum_method_outbox_get() != 60122) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_outbox_ffi_checksum_method_outbox_last_synced_at() != 27517) {
+    if (uniffi_outbox_ffi_checksum_method_outbox_last_synced_at() != 30419) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_outbox_ffi_checksum_method_outbox_list() != 8819) {
+    if (uniffi_outbox_ffi_checksum_method_outbox_list() != 379) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_outbox_ffi_checksum_method_outbox_on_background() != 4390) {
+    if (uniffi_outbox_ffi_checksum_method_outbox_on_background() != 48820) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_outbox_ffi_checksum_method_outbox_on_foreground() != 11227) {
+    if (uniffi_outbox_ffi_checksum_method_outbox_on_foreground() != 18855) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_outbox_ffi_checksum_method_outbox_path() != 11289) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_outbox_ffi_checksum_method_outbox_peek() != 24460) {
+    if (uniffi_outbox_ffi_checksum_method_outbox_peek() != 35143) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_outbox_ffi_checksum_method_outbox_register_mutator() != 27488) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_outbox_ffi_checksum_method_outbox_resolve_conflict() != 6525) {
+    if (uniffi_outbox_ffi_checksum_method_outbox_resolve_conflict() != 46521) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_outbox_ffi_checksum_method_outbox_retry() != 55688) {
+    if (uniffi_outbox_ffi_checksum_method_outbox_retry() != 26363) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_outbox_ffi_checksum_method_outbox_set_online() != 2074) {
+    if (uniffi_outbox_ffi_checksum_method_outbox_set_online() != 34027) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_outbox_ffi_checksum_method_outbox_shutdown() != 5662) {
+    if (uniffi_outbox_ffi_checksum_method_outbox_shutdown() != 3905) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_outbox_ffi_checksum_method_outbox_status() != 22942) {
+    if (uniffi_outbox_ffi_checksum_method_outbox_status() != 56242) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_outbox_ffi_checksum_method_outbox_subscribe() != 52544) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_outbox_ffi_checksum_method_outbox_sync_now() != 52404) {
+    if (uniffi_outbox_ffi_checksum_method_outbox_sync_now() != 18332) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_outbox_ffi_checksum_method_outbox_wait_for() != 56640) {
@@ -7076,7 +7325,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_outbox_ffi_checksum_method_outbox_watch() != 41015) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_outbox_ffi_checksum_method_outbox_wipe() != 25837) {
+    if (uniffi_outbox_ffi_checksum_method_outbox_wipe() != 40212) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_outbox_ffi_checksum_method_subscription_cancel() != 21267) {
@@ -7085,13 +7334,13 @@ private let initializationResult: InitializationResult = {
     if (uniffi_outbox_ffi_checksum_method_subscription_is_finished() != 23356) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_outbox_ffi_checksum_constructor_outbox_open() != 22384) {
+    if (uniffi_outbox_ffi_checksum_constructor_outbox_open() != 11977) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_outbox_ffi_checksum_constructor_outbox_open_with_tokens() != 46408) {
+    if (uniffi_outbox_ffi_checksum_constructor_outbox_open_with_tokens() != 57432) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_outbox_ffi_checksum_constructor_outbox_open_with_transport() != 55416) {
+    if (uniffi_outbox_ffi_checksum_constructor_outbox_open_with_transport() != 44689) {
         return InitializationResult.apiChecksumMismatch
     }
 

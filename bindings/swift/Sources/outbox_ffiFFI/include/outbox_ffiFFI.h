@@ -458,42 +458,42 @@ void uniffi_outbox_ffi_fn_free_outbox(uint64_t handle, RustCallStatus *_Nonnull 
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_FN_CONSTRUCTOR_OUTBOX_OPEN
 #define UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_FN_CONSTRUCTOR_OUTBOX_OPEN
-uint64_t uniffi_outbox_ffi_fn_constructor_outbox_open(RustBuffer config, RustCallStatus *_Nonnull out_status
+uint64_t uniffi_outbox_ffi_fn_constructor_outbox_open(RustBuffer config
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_FN_CONSTRUCTOR_OUTBOX_OPEN_WITH_TOKENS
 #define UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_FN_CONSTRUCTOR_OUTBOX_OPEN_WITH_TOKENS
-uint64_t uniffi_outbox_ffi_fn_constructor_outbox_open_with_tokens(RustBuffer config, uint64_t token_provider, RustCallStatus *_Nonnull out_status
+uint64_t uniffi_outbox_ffi_fn_constructor_outbox_open_with_tokens(RustBuffer config, uint64_t token_provider
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_FN_CONSTRUCTOR_OUTBOX_OPEN_WITH_TRANSPORT
 #define UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_FN_CONSTRUCTOR_OUTBOX_OPEN_WITH_TRANSPORT
-uint64_t uniffi_outbox_ffi_fn_constructor_outbox_open_with_transport(RustBuffer config, uint64_t transport, RustCallStatus *_Nonnull out_status
+uint64_t uniffi_outbox_ffi_fn_constructor_outbox_open_with_transport(RustBuffer config, uint64_t transport
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_FN_METHOD_OUTBOX_COMMAND
 #define UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_FN_METHOD_OUTBOX_COMMAND
-RustBuffer uniffi_outbox_ffi_fn_method_outbox_command(uint64_t ptr, RustBuffer id, RustCallStatus *_Nonnull out_status
+uint64_t uniffi_outbox_ffi_fn_method_outbox_command(uint64_t ptr, RustBuffer id
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_FN_METHOD_OUTBOX_COUNT
 #define UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_FN_METHOD_OUTBOX_COUNT
-uint64_t uniffi_outbox_ffi_fn_method_outbox_count(uint64_t ptr, RustBuffer collection, RustBuffer query, RustCallStatus *_Nonnull out_status
+uint64_t uniffi_outbox_ffi_fn_method_outbox_count(uint64_t ptr, RustBuffer collection, RustBuffer query
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_FN_METHOD_OUTBOX_CREATE_INDEX
 #define UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_FN_METHOD_OUTBOX_CREATE_INDEX
-void uniffi_outbox_ffi_fn_method_outbox_create_index(uint64_t ptr, RustBuffer collection, RustBuffer field, RustCallStatus *_Nonnull out_status
+uint64_t uniffi_outbox_ffi_fn_method_outbox_create_index(uint64_t ptr, RustBuffer collection, RustBuffer field
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_FN_METHOD_OUTBOX_DELETE_DATABASE
 #define UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_FN_METHOD_OUTBOX_DELETE_DATABASE
-uint64_t uniffi_outbox_ffi_fn_method_outbox_delete_database(uint64_t ptr, int8_t force, RustCallStatus *_Nonnull out_status
+uint64_t uniffi_outbox_ffi_fn_method_outbox_delete_database(uint64_t ptr, int8_t force
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_FN_METHOD_OUTBOX_DISCARD
 #define UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_FN_METHOD_OUTBOX_DISCARD
-void uniffi_outbox_ffi_fn_method_outbox_discard(uint64_t ptr, RustBuffer id, RustCallStatus *_Nonnull out_status
+uint64_t uniffi_outbox_ffi_fn_method_outbox_discard(uint64_t ptr, RustBuffer id
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_FN_METHOD_OUTBOX_DRAIN_FOR
@@ -503,37 +503,37 @@ uint64_t uniffi_outbox_ffi_fn_method_outbox_drain_for(uint64_t ptr, uint64_t bud
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_FN_METHOD_OUTBOX_EDIT_PENDING
 #define UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_FN_METHOD_OUTBOX_EDIT_PENDING
-void uniffi_outbox_ffi_fn_method_outbox_edit_pending(uint64_t ptr, RustBuffer edits, RustCallStatus *_Nonnull out_status
+uint64_t uniffi_outbox_ffi_fn_method_outbox_edit_pending(uint64_t ptr, RustBuffer edits
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_FN_METHOD_OUTBOX_ENQUEUE
 #define UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_FN_METHOD_OUTBOX_ENQUEUE
-RustBuffer uniffi_outbox_ffi_fn_method_outbox_enqueue(uint64_t ptr, RustBuffer request, RustCallStatus *_Nonnull out_status
+uint64_t uniffi_outbox_ffi_fn_method_outbox_enqueue(uint64_t ptr, RustBuffer request
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_FN_METHOD_OUTBOX_GET
 #define UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_FN_METHOD_OUTBOX_GET
-RustBuffer uniffi_outbox_ffi_fn_method_outbox_get(uint64_t ptr, RustBuffer collection, RustBuffer id, RustCallStatus *_Nonnull out_status
+uint64_t uniffi_outbox_ffi_fn_method_outbox_get(uint64_t ptr, RustBuffer collection, RustBuffer id
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_FN_METHOD_OUTBOX_LAST_SYNCED_AT
 #define UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_FN_METHOD_OUTBOX_LAST_SYNCED_AT
-RustBuffer uniffi_outbox_ffi_fn_method_outbox_last_synced_at(uint64_t ptr, RustCallStatus *_Nonnull out_status
+uint64_t uniffi_outbox_ffi_fn_method_outbox_last_synced_at(uint64_t ptr
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_FN_METHOD_OUTBOX_LIST
 #define UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_FN_METHOD_OUTBOX_LIST
-RustBuffer uniffi_outbox_ffi_fn_method_outbox_list(uint64_t ptr, RustBuffer collection, RustBuffer query, RustCallStatus *_Nonnull out_status
+uint64_t uniffi_outbox_ffi_fn_method_outbox_list(uint64_t ptr, RustBuffer collection, RustBuffer query
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_FN_METHOD_OUTBOX_ON_BACKGROUND
 #define UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_FN_METHOD_OUTBOX_ON_BACKGROUND
-void uniffi_outbox_ffi_fn_method_outbox_on_background(uint64_t ptr, RustCallStatus *_Nonnull out_status
+uint64_t uniffi_outbox_ffi_fn_method_outbox_on_background(uint64_t ptr
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_FN_METHOD_OUTBOX_ON_FOREGROUND
 #define UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_FN_METHOD_OUTBOX_ON_FOREGROUND
-void uniffi_outbox_ffi_fn_method_outbox_on_foreground(uint64_t ptr, RustCallStatus *_Nonnull out_status
+uint64_t uniffi_outbox_ffi_fn_method_outbox_on_foreground(uint64_t ptr
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_FN_METHOD_OUTBOX_PATH
@@ -543,7 +543,7 @@ RustBuffer uniffi_outbox_ffi_fn_method_outbox_path(uint64_t ptr, RustCallStatus 
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_FN_METHOD_OUTBOX_PEEK
 #define UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_FN_METHOD_OUTBOX_PEEK
-RustBuffer uniffi_outbox_ffi_fn_method_outbox_peek(uint64_t ptr, RustBuffer filter, RustCallStatus *_Nonnull out_status
+uint64_t uniffi_outbox_ffi_fn_method_outbox_peek(uint64_t ptr, RustBuffer filter
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_FN_METHOD_OUTBOX_REGISTER_MUTATOR
@@ -553,27 +553,27 @@ void uniffi_outbox_ffi_fn_method_outbox_register_mutator(uint64_t ptr, RustBuffe
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_FN_METHOD_OUTBOX_RESOLVE_CONFLICT
 #define UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_FN_METHOD_OUTBOX_RESOLVE_CONFLICT
-void uniffi_outbox_ffi_fn_method_outbox_resolve_conflict(uint64_t ptr, RustBuffer id, RustBuffer resolution, RustCallStatus *_Nonnull out_status
+uint64_t uniffi_outbox_ffi_fn_method_outbox_resolve_conflict(uint64_t ptr, RustBuffer id, RustBuffer resolution
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_FN_METHOD_OUTBOX_RETRY
 #define UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_FN_METHOD_OUTBOX_RETRY
-void uniffi_outbox_ffi_fn_method_outbox_retry(uint64_t ptr, RustBuffer id, RustCallStatus *_Nonnull out_status
+uint64_t uniffi_outbox_ffi_fn_method_outbox_retry(uint64_t ptr, RustBuffer id
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_FN_METHOD_OUTBOX_SET_ONLINE
 #define UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_FN_METHOD_OUTBOX_SET_ONLINE
-void uniffi_outbox_ffi_fn_method_outbox_set_online(uint64_t ptr, int8_t online, RustCallStatus *_Nonnull out_status
+uint64_t uniffi_outbox_ffi_fn_method_outbox_set_online(uint64_t ptr, int8_t online
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_FN_METHOD_OUTBOX_SHUTDOWN
 #define UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_FN_METHOD_OUTBOX_SHUTDOWN
-void uniffi_outbox_ffi_fn_method_outbox_shutdown(uint64_t ptr, RustCallStatus *_Nonnull out_status
+uint64_t uniffi_outbox_ffi_fn_method_outbox_shutdown(uint64_t ptr
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_FN_METHOD_OUTBOX_STATUS
 #define UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_FN_METHOD_OUTBOX_STATUS
-RustBuffer uniffi_outbox_ffi_fn_method_outbox_status(uint64_t ptr, RustCallStatus *_Nonnull out_status
+uint64_t uniffi_outbox_ffi_fn_method_outbox_status(uint64_t ptr
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_FN_METHOD_OUTBOX_SUBSCRIBE
@@ -583,7 +583,7 @@ uint64_t uniffi_outbox_ffi_fn_method_outbox_subscribe(uint64_t ptr, uint64_t lis
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_FN_METHOD_OUTBOX_SYNC_NOW
 #define UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_FN_METHOD_OUTBOX_SYNC_NOW
-void uniffi_outbox_ffi_fn_method_outbox_sync_now(uint64_t ptr, RustCallStatus *_Nonnull out_status
+uint64_t uniffi_outbox_ffi_fn_method_outbox_sync_now(uint64_t ptr
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_FN_METHOD_OUTBOX_WAIT_FOR
@@ -598,7 +598,7 @@ uint64_t uniffi_outbox_ffi_fn_method_outbox_watch(uint64_t ptr, RustBuffer colle
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_FN_METHOD_OUTBOX_WIPE
 #define UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_FN_METHOD_OUTBOX_WIPE
-uint64_t uniffi_outbox_ffi_fn_method_outbox_wipe(uint64_t ptr, int8_t force, RustCallStatus *_Nonnull out_status
+uint64_t uniffi_outbox_ffi_fn_method_outbox_wipe(uint64_t ptr, int8_t force
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_FN_CLONE_SUBSCRIPTION
