@@ -7,9 +7,10 @@
 #    (gitignored) and regenerates the committed JSI bindings and turbo-module files, failing
 #    if they differ from what is committed;
 # 3. runs the node:test suites through the public TypeScript API against the real library
-#    and a real reference server on loopback, `tsc --noEmit`, and compiles the generated
-#    JSI C++ with g++ against the pinned react-native 0.79.2 headers.
-# Ends with `N passed, N failed` (node tests + the three checks) and exits 1 on any failure.
+#    and a real reference server on loopback (with the screens of examples/react-native-pos),
+#    `tsc --noEmit` (the package, and the example against react-native 0.79.2's types), and
+#    compiles the generated JSI C++ with g++ against the pinned react-native 0.79.2 headers.
+# Ends with `N passed, N failed` (node tests + the four checks) and exits 1 on any failure.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . scripts/suites/lib.sh
@@ -72,6 +73,15 @@ if [ ! -f "$HEADERS/ReactCommon/jsi/jsi/jsi.h" ]; then
   mv "$tmp/package" "$HEADERS"
   rm -rf "$tmp"
 fi
+# FlatList's props live in @react-native/virtualized-lists (types only, for the example's tsc).
+VLISTS=$ROOT/build/rn/virtualized-lists-$RN_VERSION
+if [ ! -f "$VLISTS/index.d.ts" ]; then
+  tmp=$(mktemp -d)
+  (cd "$tmp" && npm pack --silent "@react-native/virtualized-lists@$RN_VERSION" >/dev/null && tar xzf "react-native-virtualized-lists-$RN_VERSION.tgz")
+  rm -rf "$VLISTS"
+  mv "$tmp/package" "$VLISTS"
+  rm -rf "$tmp"
+fi
 
 log "rn: node:test through the public TypeScript API"
 TAP=$(mktemp)
@@ -79,7 +89,7 @@ set +e
 (cd "$RN" && OUTBOX_SERVER_BIN="$OUTBOX_TARGET_DIR/debug/outbox-server" node --import tsx --test \
   --test-reporter=spec --test-reporter-destination=stdout \
   --test-reporter=tap --test-reporter-destination="$TAP" \
-  test/*.test.ts)
+  test/*.test.ts ../examples/react-native-pos/test/catalog.test.ts ../examples/react-native-pos/test/pos.test.ts)
 node_rc=$?
 set -e
 node_pass=$(sed -n 's/^# pass \([0-9]*\)$/\1/p' "$TAP" | tail -1)
@@ -107,6 +117,8 @@ generated_up_to_date() {
 }
 check "generated JSI bindings and turbo-module files are committed and up to date" generated_up_to_date
 check "tsc --noEmit" bash -c "cd '$RN' && node node_modules/typescript/bin/tsc --noEmit -p tsconfig.json"
+check "tsc --noEmit examples/react-native-pos (react-native $RN_VERSION types)" \
+  node "$RN/node_modules/typescript/bin/tsc" --noEmit -p "$ROOT/examples/react-native-pos/tsconfig.json"
 compile_cpp() {
   local out inc=$UBRN_PKG/cpp/includes h=$HEADERS/ReactCommon f
   out=$(mktemp -d)
