@@ -13,8 +13,8 @@
 import NetInfo from '@react-native-community/netinfo';
 import { AppState } from 'react-native';
 
-import { makeCreateOutbox } from './api';
-import type { Backend } from './api';
+import { makeCreateOutbox, makeSwitchUser } from './api';
+import type { Backend, Logger, LogLevel } from './api';
 import { fromBindings } from './api/adapter';
 // Installs the Rust crate into the JS runtime and initializes the generated bindings.
 import * as bindings from './native';
@@ -22,12 +22,33 @@ import * as bindings from './native';
 export * from './api';
 
 let backend: Backend | null = null;
+const theBackend = () => (backend ??= fromBindings(bindings));
 
 /**
  * Opens (creating if needed) the database at `config.path` and starts the engine. NetInfo
  * and AppState are wired unless `autoOnline` / `autoLifecycle` is `false`.
  */
-export const createOutbox = makeCreateOutbox(
-  () => (backend ??= fromBindings(bindings)),
-  () => ({ netInfo: NetInfo, appState: AppState }),
-);
+export const createOutbox = makeCreateOutbox(theBackend, () => ({ netInfo: NetInfo, appState: AppState }));
+
+/** Switches the register to another cashier (see `makeSwitchUser`). */
+export const switchUser = makeSwitchUser(createOutbox);
+
+/** Routes the library's log records at `level` (default `info`) and above to `logger`. */
+export function setLogger(logger: Logger, level: LogLevel = 'info'): void {
+  theBackend().setLogger(logger, level);
+}
+
+/** Stops routing the library's log records. */
+export function clearLogger(): void {
+  theBackend().clearLogger();
+}
+
+/** The version of the native Outbox library. */
+export function outboxVersion(): string {
+  return theBackend().version();
+}
+
+/** Log records dropped because the logger lagged behind. */
+export function droppedLogRecords(): number {
+  return theBackend().droppedLogRecords();
+}

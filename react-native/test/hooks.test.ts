@@ -16,8 +16,10 @@ import {
   useSyncStatus,
 } from './support/outbox';
 import { FakeNetInfo } from './support/platform';
+import type { OutgoingCommand, SendOutcome } from './support/outbox';
 import { act, renderHook, waitForHook } from './support/render';
 import { suiteFixture } from './support/fixture';
+import { until } from './support/wait';
 
 const fx = suiteFixture();
 const { opened } = fx;
@@ -40,7 +42,31 @@ describe('hooks', () => {
     await act(async () => netInfo.set({ isConnected: true, isInternetReachable: true }));
     await waitForHook(probe, 'online and drained', (s) => s.online && s.outstanding === 0);
     assert.ok(probe.history.some((s) => s.progress.total === 2), 'progress showed the drain of 2');
+    await probe.unmount();
+  });
+
+  test('useSyncStatus: syncNow sends a command that waits for a retry at once', async () => {
+    let calls = 0;
+    const transport = {
+      async send(batch: OutgoingCommand[]): Promise<SendOutcome[]> {
+        calls += 1;
+        // The first attempt fails with a server-requested wait of a minute.
+        return batch.map((): SendOutcome => (calls === 1 ? { kind: 'retry', reason: 'busy', retryAfterMs: 60_000 } : { kind: 'applied' }));
+      },
+    };
+    const ob = opened.track(await createOutbox(aliceConfig(dir(), fx.server.url, { transport })));
+    const probe = await renderHook(ob, () => useSyncStatus());
+    let id = '';
+    await act(async () => {
+      id = await ob.enqueue('createOrder', order('rn-hook-syncnow-1'));
+    });
+    await until('the first attempt to fail', async () => (await ob.command(id))?.history.length === 1 && (await ob.command(id))?.state === 'pending');
+    const waiting = await ob.command(id);
+    assert.ok(waiting !== null && waiting.nextAttemptAt > Date.now() + 30_000, 'the retry waits about a minute');
     await act(async () => probe.current.syncNow());
+    await waitForHook(probe, 'sent by syncNow', (s) => s.outstanding === 0);
+    assert.equal((await ob.waitFor(id)).kind, 'succeeded');
+    assert.equal(calls, 2);
     await probe.unmount();
   });
 
@@ -56,7 +82,17 @@ describe('hooks', () => {
     await act(async () => ob.setOnline(true));
     const done = await waitForHook(probe, 'succeeded', (m) => m.state === 'succeeded');
     assert.equal(done.settlement?.kind, 'succeeded');
-    assert.ok(probe.history.some((m) => m.state === 'in_flight') || done.command?.attempts === 1);
+    // The command as the hook reports it: one attempt, applied by the server.
+    assert.deepEqual(
+      done.command?.history.map((a) => a.outcome),
+      ['applied'],
+    );
+    // The states it went through never go backwards.
+    const lifecycle = ['pending', 'in_flight', 'succeeded'];
+    const seen = probe.history.map((m) => m.state).filter((st): st is NonNullable<typeof st> => st !== null);
+    for (let i = 1; i < seen.length; i++) {
+      assert.ok(lifecycle.indexOf(seen[i]!) >= lifecycle.indexOf(seen[i - 1]!), `state went ${seen[i - 1]} -> ${seen[i]}`);
+    }
     await probe.unmount();
   });
 

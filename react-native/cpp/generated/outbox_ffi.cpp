@@ -301,92 +301,76 @@ extern "C" {
         RustCallStatus *uniffi_out_err
     );
     /*handle*/ uint64_t uniffi_outbox_ffi_fn_constructor_outbox_open(
-        RustBuffer config, 
-        RustCallStatus *uniffi_out_err
+        RustBuffer config
     );
     /*handle*/ uint64_t uniffi_outbox_ffi_fn_constructor_outbox_open_with_tokens(
         RustBuffer config, 
-        /*handle*/ uint64_t token_provider, 
-        RustCallStatus *uniffi_out_err
+        /*handle*/ uint64_t token_provider
     );
     /*handle*/ uint64_t uniffi_outbox_ffi_fn_constructor_outbox_open_with_transport(
         RustBuffer config, 
-        /*handle*/ uint64_t transport, 
-        RustCallStatus *uniffi_out_err
+        /*handle*/ uint64_t transport
     );
-    RustBuffer uniffi_outbox_ffi_fn_method_outbox_command(
+    /*handle*/ uint64_t uniffi_outbox_ffi_fn_method_outbox_command(
         /*handle*/ uint64_t ptr, 
-        RustBuffer id, 
-        RustCallStatus *uniffi_out_err
+        RustBuffer id
     );
-    uint64_t uniffi_outbox_ffi_fn_method_outbox_count(
+    /*handle*/ uint64_t uniffi_outbox_ffi_fn_method_outbox_count(
         /*handle*/ uint64_t ptr, 
         RustBuffer collection, 
-        RustBuffer query, 
-        RustCallStatus *uniffi_out_err
+        RustBuffer query
     );
-    void uniffi_outbox_ffi_fn_method_outbox_create_index(
+    /*handle*/ uint64_t uniffi_outbox_ffi_fn_method_outbox_create_index(
         /*handle*/ uint64_t ptr, 
         RustBuffer collection, 
-        RustBuffer field, 
-        RustCallStatus *uniffi_out_err
+        RustBuffer field
     );
-    uint64_t uniffi_outbox_ffi_fn_method_outbox_delete_database(
+    /*handle*/ uint64_t uniffi_outbox_ffi_fn_method_outbox_delete_database(
         /*handle*/ uint64_t ptr, 
-        int8_t force, 
-        RustCallStatus *uniffi_out_err
+        int8_t force
     );
-    void uniffi_outbox_ffi_fn_method_outbox_discard(
+    /*handle*/ uint64_t uniffi_outbox_ffi_fn_method_outbox_discard(
         /*handle*/ uint64_t ptr, 
-        RustBuffer id, 
-        RustCallStatus *uniffi_out_err
+        RustBuffer id
     );
     /*handle*/ uint64_t uniffi_outbox_ffi_fn_method_outbox_drain_for(
         /*handle*/ uint64_t ptr, 
         uint64_t budget_ms
     );
-    void uniffi_outbox_ffi_fn_method_outbox_edit_pending(
+    /*handle*/ uint64_t uniffi_outbox_ffi_fn_method_outbox_edit_pending(
         /*handle*/ uint64_t ptr, 
-        RustBuffer edits, 
-        RustCallStatus *uniffi_out_err
+        RustBuffer edits
     );
-    RustBuffer uniffi_outbox_ffi_fn_method_outbox_enqueue(
+    /*handle*/ uint64_t uniffi_outbox_ffi_fn_method_outbox_enqueue(
         /*handle*/ uint64_t ptr, 
-        RustBuffer request, 
-        RustCallStatus *uniffi_out_err
+        RustBuffer request
     );
-    RustBuffer uniffi_outbox_ffi_fn_method_outbox_get(
+    /*handle*/ uint64_t uniffi_outbox_ffi_fn_method_outbox_get(
         /*handle*/ uint64_t ptr, 
         RustBuffer collection, 
-        RustBuffer id, 
-        RustCallStatus *uniffi_out_err
+        RustBuffer id
     );
-    RustBuffer uniffi_outbox_ffi_fn_method_outbox_last_synced_at(
-        /*handle*/ uint64_t ptr, 
-        RustCallStatus *uniffi_out_err
+    /*handle*/ uint64_t uniffi_outbox_ffi_fn_method_outbox_last_synced_at(
+        /*handle*/ uint64_t ptr
     );
-    RustBuffer uniffi_outbox_ffi_fn_method_outbox_list(
+    /*handle*/ uint64_t uniffi_outbox_ffi_fn_method_outbox_list(
         /*handle*/ uint64_t ptr, 
         RustBuffer collection, 
-        RustBuffer query, 
-        RustCallStatus *uniffi_out_err
+        RustBuffer query
     );
-    void uniffi_outbox_ffi_fn_method_outbox_on_background(
-        /*handle*/ uint64_t ptr, 
-        RustCallStatus *uniffi_out_err
+    /*handle*/ uint64_t uniffi_outbox_ffi_fn_method_outbox_on_background(
+        /*handle*/ uint64_t ptr
     );
-    void uniffi_outbox_ffi_fn_method_outbox_on_foreground(
-        /*handle*/ uint64_t ptr, 
-        RustCallStatus *uniffi_out_err
+    /*handle*/ uint64_t uniffi_outbox_ffi_fn_method_outbox_on_foreground(
+        /*handle*/ uint64_t ptr
     );
     RustBuffer uniffi_outbox_ffi_fn_method_outbox_path(
         /*handle*/ uint64_t ptr, 
         RustCallStatus *uniffi_out_err
     );
-    RustBuffer uniffi_outbox_ffi_fn_method_outbox_peek(
+    /*handle*/ uint64_t uniffi_outbox_ffi_fn_method_outbox_peek(
         /*handle*/ uint64_t ptr, 
-        RustBuffer filter, 
-        RustCallStatus *uniffi_out_err
+        RustBuffer filter
     );
     void uniffi_outbox_ffi_fn_method_outbox_register_mutator(
         /*handle*/ uint64_t ptr, 
@@ -394,38 +378,32 @@ extern "C" {
         RustBuffer options, 
         RustCallStatus *uniffi_out_err
     );
-    void uniffi_outbox_ffi_fn_method_outbox_resolve_conflict(
+    /*handle*/ uint64_t uniffi_outbox_ffi_fn_method_outbox_resolve_conflict(
         /*handle*/ uint64_t ptr, 
         RustBuffer id, 
-        RustBuffer resolution, 
-        RustCallStatus *uniffi_out_err
+        RustBuffer resolution
     );
-    void uniffi_outbox_ffi_fn_method_outbox_retry(
+    /*handle*/ uint64_t uniffi_outbox_ffi_fn_method_outbox_retry(
         /*handle*/ uint64_t ptr, 
-        RustBuffer id, 
-        RustCallStatus *uniffi_out_err
+        RustBuffer id
     );
-    void uniffi_outbox_ffi_fn_method_outbox_set_online(
+    /*handle*/ uint64_t uniffi_outbox_ffi_fn_method_outbox_set_online(
         /*handle*/ uint64_t ptr, 
-        int8_t online, 
-        RustCallStatus *uniffi_out_err
+        int8_t online
     );
-    void uniffi_outbox_ffi_fn_method_outbox_shutdown(
-        /*handle*/ uint64_t ptr, 
-        RustCallStatus *uniffi_out_err
+    /*handle*/ uint64_t uniffi_outbox_ffi_fn_method_outbox_shutdown(
+        /*handle*/ uint64_t ptr
     );
-    RustBuffer uniffi_outbox_ffi_fn_method_outbox_status(
-        /*handle*/ uint64_t ptr, 
-        RustCallStatus *uniffi_out_err
+    /*handle*/ uint64_t uniffi_outbox_ffi_fn_method_outbox_status(
+        /*handle*/ uint64_t ptr
     );
     /*handle*/ uint64_t uniffi_outbox_ffi_fn_method_outbox_subscribe(
         /*handle*/ uint64_t ptr, 
         /*handle*/ uint64_t listener, 
         RustCallStatus *uniffi_out_err
     );
-    void uniffi_outbox_ffi_fn_method_outbox_sync_now(
-        /*handle*/ uint64_t ptr, 
-        RustCallStatus *uniffi_out_err
+    /*handle*/ uint64_t uniffi_outbox_ffi_fn_method_outbox_sync_now(
+        /*handle*/ uint64_t ptr
     );
     /*handle*/ uint64_t uniffi_outbox_ffi_fn_method_outbox_wait_for(
         /*handle*/ uint64_t ptr, 
@@ -438,10 +416,9 @@ extern "C" {
         /*handle*/ uint64_t listener, 
         RustCallStatus *uniffi_out_err
     );
-    uint64_t uniffi_outbox_ffi_fn_method_outbox_wipe(
+    /*handle*/ uint64_t uniffi_outbox_ffi_fn_method_outbox_wipe(
         /*handle*/ uint64_t ptr, 
-        int8_t force, 
-        RustCallStatus *uniffi_out_err
+        int8_t force
     );
     /*handle*/ uint64_t uniffi_outbox_ffi_fn_clone_subscription(
         /*handle*/ uint64_t handle, 
@@ -6392,84 +6369,60 @@ jsi::Value NativeOutboxFfi::cpp_uniffi_outbox_ffi_fn_free_outbox(jsi::Runtime& r
         return jsi::Value::undefined();
 }
 jsi::Value NativeOutboxFfi::cpp_uniffi_outbox_ffi_fn_constructor_outbox_open(jsi::Runtime& rt, const jsi::Value& thisVal, const jsi::Value* args, size_t count) {
-        RustCallStatus status = uniffi::outbox_ffi::Bridging<RustCallStatus>::rustSuccess(rt);
-        auto value = uniffi_outbox_ffi_fn_constructor_outbox_open(uniffi::outbox_ffi::Bridging<RustBuffer>::fromJs(rt, callInvoker, args[0]), 
-            &status
+        auto value = uniffi_outbox_ffi_fn_constructor_outbox_open(uniffi::outbox_ffi::Bridging<RustBuffer>::fromJs(rt, callInvoker, args[0])
         );
-        uniffi::outbox_ffi::Bridging<RustCallStatus>::copyIntoJs(rt, callInvoker, status, args[count - 1]);
 
         
         return uniffi_jsi::Bridging</*handle*/ uint64_t>::toJs(rt, callInvoker, value);
 }
 jsi::Value NativeOutboxFfi::cpp_uniffi_outbox_ffi_fn_constructor_outbox_open_with_tokens(jsi::Runtime& rt, const jsi::Value& thisVal, const jsi::Value* args, size_t count) {
-        RustCallStatus status = uniffi::outbox_ffi::Bridging<RustCallStatus>::rustSuccess(rt);
-        auto value = uniffi_outbox_ffi_fn_constructor_outbox_open_with_tokens(uniffi::outbox_ffi::Bridging<RustBuffer>::fromJs(rt, callInvoker, args[0]), uniffi_jsi::Bridging</*handle*/ uint64_t>::fromJs(rt, callInvoker, args[1]), 
-            &status
+        auto value = uniffi_outbox_ffi_fn_constructor_outbox_open_with_tokens(uniffi::outbox_ffi::Bridging<RustBuffer>::fromJs(rt, callInvoker, args[0]), uniffi_jsi::Bridging</*handle*/ uint64_t>::fromJs(rt, callInvoker, args[1])
         );
-        uniffi::outbox_ffi::Bridging<RustCallStatus>::copyIntoJs(rt, callInvoker, status, args[count - 1]);
 
         
         return uniffi_jsi::Bridging</*handle*/ uint64_t>::toJs(rt, callInvoker, value);
 }
 jsi::Value NativeOutboxFfi::cpp_uniffi_outbox_ffi_fn_constructor_outbox_open_with_transport(jsi::Runtime& rt, const jsi::Value& thisVal, const jsi::Value* args, size_t count) {
-        RustCallStatus status = uniffi::outbox_ffi::Bridging<RustCallStatus>::rustSuccess(rt);
-        auto value = uniffi_outbox_ffi_fn_constructor_outbox_open_with_transport(uniffi::outbox_ffi::Bridging<RustBuffer>::fromJs(rt, callInvoker, args[0]), uniffi_jsi::Bridging</*handle*/ uint64_t>::fromJs(rt, callInvoker, args[1]), 
-            &status
+        auto value = uniffi_outbox_ffi_fn_constructor_outbox_open_with_transport(uniffi::outbox_ffi::Bridging<RustBuffer>::fromJs(rt, callInvoker, args[0]), uniffi_jsi::Bridging</*handle*/ uint64_t>::fromJs(rt, callInvoker, args[1])
         );
-        uniffi::outbox_ffi::Bridging<RustCallStatus>::copyIntoJs(rt, callInvoker, status, args[count - 1]);
 
         
         return uniffi_jsi::Bridging</*handle*/ uint64_t>::toJs(rt, callInvoker, value);
 }
 jsi::Value NativeOutboxFfi::cpp_uniffi_outbox_ffi_fn_method_outbox_command(jsi::Runtime& rt, const jsi::Value& thisVal, const jsi::Value* args, size_t count) {
-        RustCallStatus status = uniffi::outbox_ffi::Bridging<RustCallStatus>::rustSuccess(rt);
-        auto value = uniffi_outbox_ffi_fn_method_outbox_command(uniffi_jsi::Bridging</*handle*/ uint64_t>::fromJs(rt, callInvoker, args[0]), uniffi::outbox_ffi::Bridging<RustBuffer>::fromJs(rt, callInvoker, args[1]), 
-            &status
+        auto value = uniffi_outbox_ffi_fn_method_outbox_command(uniffi_jsi::Bridging</*handle*/ uint64_t>::fromJs(rt, callInvoker, args[0]), uniffi::outbox_ffi::Bridging<RustBuffer>::fromJs(rt, callInvoker, args[1])
         );
-        uniffi::outbox_ffi::Bridging<RustCallStatus>::copyIntoJs(rt, callInvoker, status, args[count - 1]);
 
         
-        return uniffi::outbox_ffi::Bridging<RustBuffer>::toJs(rt, callInvoker, value);
+        return uniffi_jsi::Bridging</*handle*/ uint64_t>::toJs(rt, callInvoker, value);
 }
 jsi::Value NativeOutboxFfi::cpp_uniffi_outbox_ffi_fn_method_outbox_count(jsi::Runtime& rt, const jsi::Value& thisVal, const jsi::Value* args, size_t count) {
-        RustCallStatus status = uniffi::outbox_ffi::Bridging<RustCallStatus>::rustSuccess(rt);
-        auto value = uniffi_outbox_ffi_fn_method_outbox_count(uniffi_jsi::Bridging</*handle*/ uint64_t>::fromJs(rt, callInvoker, args[0]), uniffi::outbox_ffi::Bridging<RustBuffer>::fromJs(rt, callInvoker, args[1]), uniffi::outbox_ffi::Bridging<RustBuffer>::fromJs(rt, callInvoker, args[2]), 
-            &status
+        auto value = uniffi_outbox_ffi_fn_method_outbox_count(uniffi_jsi::Bridging</*handle*/ uint64_t>::fromJs(rt, callInvoker, args[0]), uniffi::outbox_ffi::Bridging<RustBuffer>::fromJs(rt, callInvoker, args[1]), uniffi::outbox_ffi::Bridging<RustBuffer>::fromJs(rt, callInvoker, args[2])
         );
-        uniffi::outbox_ffi::Bridging<RustCallStatus>::copyIntoJs(rt, callInvoker, status, args[count - 1]);
 
         
-        return uniffi_jsi::Bridging<uint64_t>::toJs(rt, callInvoker, value);
+        return uniffi_jsi::Bridging</*handle*/ uint64_t>::toJs(rt, callInvoker, value);
 }
 jsi::Value NativeOutboxFfi::cpp_uniffi_outbox_ffi_fn_method_outbox_create_index(jsi::Runtime& rt, const jsi::Value& thisVal, const jsi::Value* args, size_t count) {
-        RustCallStatus status = uniffi::outbox_ffi::Bridging<RustCallStatus>::rustSuccess(rt);
-        uniffi_outbox_ffi_fn_method_outbox_create_index(uniffi_jsi::Bridging</*handle*/ uint64_t>::fromJs(rt, callInvoker, args[0]), uniffi::outbox_ffi::Bridging<RustBuffer>::fromJs(rt, callInvoker, args[1]), uniffi::outbox_ffi::Bridging<RustBuffer>::fromJs(rt, callInvoker, args[2]), 
-            &status
+        auto value = uniffi_outbox_ffi_fn_method_outbox_create_index(uniffi_jsi::Bridging</*handle*/ uint64_t>::fromJs(rt, callInvoker, args[0]), uniffi::outbox_ffi::Bridging<RustBuffer>::fromJs(rt, callInvoker, args[1]), uniffi::outbox_ffi::Bridging<RustBuffer>::fromJs(rt, callInvoker, args[2])
         );
-        uniffi::outbox_ffi::Bridging<RustCallStatus>::copyIntoJs(rt, callInvoker, status, args[count - 1]);
 
         
-        return jsi::Value::undefined();
+        return uniffi_jsi::Bridging</*handle*/ uint64_t>::toJs(rt, callInvoker, value);
 }
 jsi::Value NativeOutboxFfi::cpp_uniffi_outbox_ffi_fn_method_outbox_delete_database(jsi::Runtime& rt, const jsi::Value& thisVal, const jsi::Value* args, size_t count) {
-        RustCallStatus status = uniffi::outbox_ffi::Bridging<RustCallStatus>::rustSuccess(rt);
-        auto value = uniffi_outbox_ffi_fn_method_outbox_delete_database(uniffi_jsi::Bridging</*handle*/ uint64_t>::fromJs(rt, callInvoker, args[0]), uniffi_jsi::Bridging<int8_t>::fromJs(rt, callInvoker, args[1]), 
-            &status
+        auto value = uniffi_outbox_ffi_fn_method_outbox_delete_database(uniffi_jsi::Bridging</*handle*/ uint64_t>::fromJs(rt, callInvoker, args[0]), uniffi_jsi::Bridging<int8_t>::fromJs(rt, callInvoker, args[1])
         );
-        uniffi::outbox_ffi::Bridging<RustCallStatus>::copyIntoJs(rt, callInvoker, status, args[count - 1]);
 
         
-        return uniffi_jsi::Bridging<uint64_t>::toJs(rt, callInvoker, value);
+        return uniffi_jsi::Bridging</*handle*/ uint64_t>::toJs(rt, callInvoker, value);
 }
 jsi::Value NativeOutboxFfi::cpp_uniffi_outbox_ffi_fn_method_outbox_discard(jsi::Runtime& rt, const jsi::Value& thisVal, const jsi::Value* args, size_t count) {
-        RustCallStatus status = uniffi::outbox_ffi::Bridging<RustCallStatus>::rustSuccess(rt);
-        uniffi_outbox_ffi_fn_method_outbox_discard(uniffi_jsi::Bridging</*handle*/ uint64_t>::fromJs(rt, callInvoker, args[0]), uniffi::outbox_ffi::Bridging<RustBuffer>::fromJs(rt, callInvoker, args[1]), 
-            &status
+        auto value = uniffi_outbox_ffi_fn_method_outbox_discard(uniffi_jsi::Bridging</*handle*/ uint64_t>::fromJs(rt, callInvoker, args[0]), uniffi::outbox_ffi::Bridging<RustBuffer>::fromJs(rt, callInvoker, args[1])
         );
-        uniffi::outbox_ffi::Bridging<RustCallStatus>::copyIntoJs(rt, callInvoker, status, args[count - 1]);
 
         
-        return jsi::Value::undefined();
+        return uniffi_jsi::Bridging</*handle*/ uint64_t>::toJs(rt, callInvoker, value);
 }
 jsi::Value NativeOutboxFfi::cpp_uniffi_outbox_ffi_fn_method_outbox_drain_for(jsi::Runtime& rt, const jsi::Value& thisVal, const jsi::Value* args, size_t count) {
         auto value = uniffi_outbox_ffi_fn_method_outbox_drain_for(uniffi_jsi::Bridging</*handle*/ uint64_t>::fromJs(rt, callInvoker, args[0]), uniffi_jsi::Bridging<uint64_t>::fromJs(rt, callInvoker, args[1])
@@ -6479,74 +6432,53 @@ jsi::Value NativeOutboxFfi::cpp_uniffi_outbox_ffi_fn_method_outbox_drain_for(jsi
         return uniffi_jsi::Bridging</*handle*/ uint64_t>::toJs(rt, callInvoker, value);
 }
 jsi::Value NativeOutboxFfi::cpp_uniffi_outbox_ffi_fn_method_outbox_edit_pending(jsi::Runtime& rt, const jsi::Value& thisVal, const jsi::Value* args, size_t count) {
-        RustCallStatus status = uniffi::outbox_ffi::Bridging<RustCallStatus>::rustSuccess(rt);
-        uniffi_outbox_ffi_fn_method_outbox_edit_pending(uniffi_jsi::Bridging</*handle*/ uint64_t>::fromJs(rt, callInvoker, args[0]), uniffi::outbox_ffi::Bridging<RustBuffer>::fromJs(rt, callInvoker, args[1]), 
-            &status
+        auto value = uniffi_outbox_ffi_fn_method_outbox_edit_pending(uniffi_jsi::Bridging</*handle*/ uint64_t>::fromJs(rt, callInvoker, args[0]), uniffi::outbox_ffi::Bridging<RustBuffer>::fromJs(rt, callInvoker, args[1])
         );
-        uniffi::outbox_ffi::Bridging<RustCallStatus>::copyIntoJs(rt, callInvoker, status, args[count - 1]);
 
         
-        return jsi::Value::undefined();
+        return uniffi_jsi::Bridging</*handle*/ uint64_t>::toJs(rt, callInvoker, value);
 }
 jsi::Value NativeOutboxFfi::cpp_uniffi_outbox_ffi_fn_method_outbox_enqueue(jsi::Runtime& rt, const jsi::Value& thisVal, const jsi::Value* args, size_t count) {
-        RustCallStatus status = uniffi::outbox_ffi::Bridging<RustCallStatus>::rustSuccess(rt);
-        auto value = uniffi_outbox_ffi_fn_method_outbox_enqueue(uniffi_jsi::Bridging</*handle*/ uint64_t>::fromJs(rt, callInvoker, args[0]), uniffi::outbox_ffi::Bridging<RustBuffer>::fromJs(rt, callInvoker, args[1]), 
-            &status
+        auto value = uniffi_outbox_ffi_fn_method_outbox_enqueue(uniffi_jsi::Bridging</*handle*/ uint64_t>::fromJs(rt, callInvoker, args[0]), uniffi::outbox_ffi::Bridging<RustBuffer>::fromJs(rt, callInvoker, args[1])
         );
-        uniffi::outbox_ffi::Bridging<RustCallStatus>::copyIntoJs(rt, callInvoker, status, args[count - 1]);
 
         
-        return uniffi::outbox_ffi::Bridging<RustBuffer>::toJs(rt, callInvoker, value);
+        return uniffi_jsi::Bridging</*handle*/ uint64_t>::toJs(rt, callInvoker, value);
 }
 jsi::Value NativeOutboxFfi::cpp_uniffi_outbox_ffi_fn_method_outbox_get(jsi::Runtime& rt, const jsi::Value& thisVal, const jsi::Value* args, size_t count) {
-        RustCallStatus status = uniffi::outbox_ffi::Bridging<RustCallStatus>::rustSuccess(rt);
-        auto value = uniffi_outbox_ffi_fn_method_outbox_get(uniffi_jsi::Bridging</*handle*/ uint64_t>::fromJs(rt, callInvoker, args[0]), uniffi::outbox_ffi::Bridging<RustBuffer>::fromJs(rt, callInvoker, args[1]), uniffi::outbox_ffi::Bridging<RustBuffer>::fromJs(rt, callInvoker, args[2]), 
-            &status
+        auto value = uniffi_outbox_ffi_fn_method_outbox_get(uniffi_jsi::Bridging</*handle*/ uint64_t>::fromJs(rt, callInvoker, args[0]), uniffi::outbox_ffi::Bridging<RustBuffer>::fromJs(rt, callInvoker, args[1]), uniffi::outbox_ffi::Bridging<RustBuffer>::fromJs(rt, callInvoker, args[2])
         );
-        uniffi::outbox_ffi::Bridging<RustCallStatus>::copyIntoJs(rt, callInvoker, status, args[count - 1]);
 
         
-        return uniffi::outbox_ffi::Bridging<RustBuffer>::toJs(rt, callInvoker, value);
+        return uniffi_jsi::Bridging</*handle*/ uint64_t>::toJs(rt, callInvoker, value);
 }
 jsi::Value NativeOutboxFfi::cpp_uniffi_outbox_ffi_fn_method_outbox_last_synced_at(jsi::Runtime& rt, const jsi::Value& thisVal, const jsi::Value* args, size_t count) {
-        RustCallStatus status = uniffi::outbox_ffi::Bridging<RustCallStatus>::rustSuccess(rt);
-        auto value = uniffi_outbox_ffi_fn_method_outbox_last_synced_at(uniffi_jsi::Bridging</*handle*/ uint64_t>::fromJs(rt, callInvoker, args[0]), 
-            &status
+        auto value = uniffi_outbox_ffi_fn_method_outbox_last_synced_at(uniffi_jsi::Bridging</*handle*/ uint64_t>::fromJs(rt, callInvoker, args[0])
         );
-        uniffi::outbox_ffi::Bridging<RustCallStatus>::copyIntoJs(rt, callInvoker, status, args[count - 1]);
 
         
-        return uniffi::outbox_ffi::Bridging<RustBuffer>::toJs(rt, callInvoker, value);
+        return uniffi_jsi::Bridging</*handle*/ uint64_t>::toJs(rt, callInvoker, value);
 }
 jsi::Value NativeOutboxFfi::cpp_uniffi_outbox_ffi_fn_method_outbox_list(jsi::Runtime& rt, const jsi::Value& thisVal, const jsi::Value* args, size_t count) {
-        RustCallStatus status = uniffi::outbox_ffi::Bridging<RustCallStatus>::rustSuccess(rt);
-        auto value = uniffi_outbox_ffi_fn_method_outbox_list(uniffi_jsi::Bridging</*handle*/ uint64_t>::fromJs(rt, callInvoker, args[0]), uniffi::outbox_ffi::Bridging<RustBuffer>::fromJs(rt, callInvoker, args[1]), uniffi::outbox_ffi::Bridging<RustBuffer>::fromJs(rt, callInvoker, args[2]), 
-            &status
+        auto value = uniffi_outbox_ffi_fn_method_outbox_list(uniffi_jsi::Bridging</*handle*/ uint64_t>::fromJs(rt, callInvoker, args[0]), uniffi::outbox_ffi::Bridging<RustBuffer>::fromJs(rt, callInvoker, args[1]), uniffi::outbox_ffi::Bridging<RustBuffer>::fromJs(rt, callInvoker, args[2])
         );
-        uniffi::outbox_ffi::Bridging<RustCallStatus>::copyIntoJs(rt, callInvoker, status, args[count - 1]);
 
         
-        return uniffi::outbox_ffi::Bridging<RustBuffer>::toJs(rt, callInvoker, value);
+        return uniffi_jsi::Bridging</*handle*/ uint64_t>::toJs(rt, callInvoker, value);
 }
 jsi::Value NativeOutboxFfi::cpp_uniffi_outbox_ffi_fn_method_outbox_on_background(jsi::Runtime& rt, const jsi::Value& thisVal, const jsi::Value* args, size_t count) {
-        RustCallStatus status = uniffi::outbox_ffi::Bridging<RustCallStatus>::rustSuccess(rt);
-        uniffi_outbox_ffi_fn_method_outbox_on_background(uniffi_jsi::Bridging</*handle*/ uint64_t>::fromJs(rt, callInvoker, args[0]), 
-            &status
+        auto value = uniffi_outbox_ffi_fn_method_outbox_on_background(uniffi_jsi::Bridging</*handle*/ uint64_t>::fromJs(rt, callInvoker, args[0])
         );
-        uniffi::outbox_ffi::Bridging<RustCallStatus>::copyIntoJs(rt, callInvoker, status, args[count - 1]);
 
         
-        return jsi::Value::undefined();
+        return uniffi_jsi::Bridging</*handle*/ uint64_t>::toJs(rt, callInvoker, value);
 }
 jsi::Value NativeOutboxFfi::cpp_uniffi_outbox_ffi_fn_method_outbox_on_foreground(jsi::Runtime& rt, const jsi::Value& thisVal, const jsi::Value* args, size_t count) {
-        RustCallStatus status = uniffi::outbox_ffi::Bridging<RustCallStatus>::rustSuccess(rt);
-        uniffi_outbox_ffi_fn_method_outbox_on_foreground(uniffi_jsi::Bridging</*handle*/ uint64_t>::fromJs(rt, callInvoker, args[0]), 
-            &status
+        auto value = uniffi_outbox_ffi_fn_method_outbox_on_foreground(uniffi_jsi::Bridging</*handle*/ uint64_t>::fromJs(rt, callInvoker, args[0])
         );
-        uniffi::outbox_ffi::Bridging<RustCallStatus>::copyIntoJs(rt, callInvoker, status, args[count - 1]);
 
         
-        return jsi::Value::undefined();
+        return uniffi_jsi::Bridging</*handle*/ uint64_t>::toJs(rt, callInvoker, value);
 }
 jsi::Value NativeOutboxFfi::cpp_uniffi_outbox_ffi_fn_method_outbox_path(jsi::Runtime& rt, const jsi::Value& thisVal, const jsi::Value* args, size_t count) {
         RustCallStatus status = uniffi::outbox_ffi::Bridging<RustCallStatus>::rustSuccess(rt);
@@ -6559,14 +6491,11 @@ jsi::Value NativeOutboxFfi::cpp_uniffi_outbox_ffi_fn_method_outbox_path(jsi::Run
         return uniffi::outbox_ffi::Bridging<RustBuffer>::toJs(rt, callInvoker, value);
 }
 jsi::Value NativeOutboxFfi::cpp_uniffi_outbox_ffi_fn_method_outbox_peek(jsi::Runtime& rt, const jsi::Value& thisVal, const jsi::Value* args, size_t count) {
-        RustCallStatus status = uniffi::outbox_ffi::Bridging<RustCallStatus>::rustSuccess(rt);
-        auto value = uniffi_outbox_ffi_fn_method_outbox_peek(uniffi_jsi::Bridging</*handle*/ uint64_t>::fromJs(rt, callInvoker, args[0]), uniffi::outbox_ffi::Bridging<RustBuffer>::fromJs(rt, callInvoker, args[1]), 
-            &status
+        auto value = uniffi_outbox_ffi_fn_method_outbox_peek(uniffi_jsi::Bridging</*handle*/ uint64_t>::fromJs(rt, callInvoker, args[0]), uniffi::outbox_ffi::Bridging<RustBuffer>::fromJs(rt, callInvoker, args[1])
         );
-        uniffi::outbox_ffi::Bridging<RustCallStatus>::copyIntoJs(rt, callInvoker, status, args[count - 1]);
 
         
-        return uniffi::outbox_ffi::Bridging<RustBuffer>::toJs(rt, callInvoker, value);
+        return uniffi_jsi::Bridging</*handle*/ uint64_t>::toJs(rt, callInvoker, value);
 }
 jsi::Value NativeOutboxFfi::cpp_uniffi_outbox_ffi_fn_method_outbox_register_mutator(jsi::Runtime& rt, const jsi::Value& thisVal, const jsi::Value* args, size_t count) {
         RustCallStatus status = uniffi::outbox_ffi::Bridging<RustCallStatus>::rustSuccess(rt);
@@ -6579,54 +6508,39 @@ jsi::Value NativeOutboxFfi::cpp_uniffi_outbox_ffi_fn_method_outbox_register_muta
         return jsi::Value::undefined();
 }
 jsi::Value NativeOutboxFfi::cpp_uniffi_outbox_ffi_fn_method_outbox_resolve_conflict(jsi::Runtime& rt, const jsi::Value& thisVal, const jsi::Value* args, size_t count) {
-        RustCallStatus status = uniffi::outbox_ffi::Bridging<RustCallStatus>::rustSuccess(rt);
-        uniffi_outbox_ffi_fn_method_outbox_resolve_conflict(uniffi_jsi::Bridging</*handle*/ uint64_t>::fromJs(rt, callInvoker, args[0]), uniffi::outbox_ffi::Bridging<RustBuffer>::fromJs(rt, callInvoker, args[1]), uniffi::outbox_ffi::Bridging<RustBuffer>::fromJs(rt, callInvoker, args[2]), 
-            &status
+        auto value = uniffi_outbox_ffi_fn_method_outbox_resolve_conflict(uniffi_jsi::Bridging</*handle*/ uint64_t>::fromJs(rt, callInvoker, args[0]), uniffi::outbox_ffi::Bridging<RustBuffer>::fromJs(rt, callInvoker, args[1]), uniffi::outbox_ffi::Bridging<RustBuffer>::fromJs(rt, callInvoker, args[2])
         );
-        uniffi::outbox_ffi::Bridging<RustCallStatus>::copyIntoJs(rt, callInvoker, status, args[count - 1]);
 
         
-        return jsi::Value::undefined();
+        return uniffi_jsi::Bridging</*handle*/ uint64_t>::toJs(rt, callInvoker, value);
 }
 jsi::Value NativeOutboxFfi::cpp_uniffi_outbox_ffi_fn_method_outbox_retry(jsi::Runtime& rt, const jsi::Value& thisVal, const jsi::Value* args, size_t count) {
-        RustCallStatus status = uniffi::outbox_ffi::Bridging<RustCallStatus>::rustSuccess(rt);
-        uniffi_outbox_ffi_fn_method_outbox_retry(uniffi_jsi::Bridging</*handle*/ uint64_t>::fromJs(rt, callInvoker, args[0]), uniffi::outbox_ffi::Bridging<RustBuffer>::fromJs(rt, callInvoker, args[1]), 
-            &status
+        auto value = uniffi_outbox_ffi_fn_method_outbox_retry(uniffi_jsi::Bridging</*handle*/ uint64_t>::fromJs(rt, callInvoker, args[0]), uniffi::outbox_ffi::Bridging<RustBuffer>::fromJs(rt, callInvoker, args[1])
         );
-        uniffi::outbox_ffi::Bridging<RustCallStatus>::copyIntoJs(rt, callInvoker, status, args[count - 1]);
 
         
-        return jsi::Value::undefined();
+        return uniffi_jsi::Bridging</*handle*/ uint64_t>::toJs(rt, callInvoker, value);
 }
 jsi::Value NativeOutboxFfi::cpp_uniffi_outbox_ffi_fn_method_outbox_set_online(jsi::Runtime& rt, const jsi::Value& thisVal, const jsi::Value* args, size_t count) {
-        RustCallStatus status = uniffi::outbox_ffi::Bridging<RustCallStatus>::rustSuccess(rt);
-        uniffi_outbox_ffi_fn_method_outbox_set_online(uniffi_jsi::Bridging</*handle*/ uint64_t>::fromJs(rt, callInvoker, args[0]), uniffi_jsi::Bridging<int8_t>::fromJs(rt, callInvoker, args[1]), 
-            &status
+        auto value = uniffi_outbox_ffi_fn_method_outbox_set_online(uniffi_jsi::Bridging</*handle*/ uint64_t>::fromJs(rt, callInvoker, args[0]), uniffi_jsi::Bridging<int8_t>::fromJs(rt, callInvoker, args[1])
         );
-        uniffi::outbox_ffi::Bridging<RustCallStatus>::copyIntoJs(rt, callInvoker, status, args[count - 1]);
 
         
-        return jsi::Value::undefined();
+        return uniffi_jsi::Bridging</*handle*/ uint64_t>::toJs(rt, callInvoker, value);
 }
 jsi::Value NativeOutboxFfi::cpp_uniffi_outbox_ffi_fn_method_outbox_shutdown(jsi::Runtime& rt, const jsi::Value& thisVal, const jsi::Value* args, size_t count) {
-        RustCallStatus status = uniffi::outbox_ffi::Bridging<RustCallStatus>::rustSuccess(rt);
-        uniffi_outbox_ffi_fn_method_outbox_shutdown(uniffi_jsi::Bridging</*handle*/ uint64_t>::fromJs(rt, callInvoker, args[0]), 
-            &status
+        auto value = uniffi_outbox_ffi_fn_method_outbox_shutdown(uniffi_jsi::Bridging</*handle*/ uint64_t>::fromJs(rt, callInvoker, args[0])
         );
-        uniffi::outbox_ffi::Bridging<RustCallStatus>::copyIntoJs(rt, callInvoker, status, args[count - 1]);
 
         
-        return jsi::Value::undefined();
+        return uniffi_jsi::Bridging</*handle*/ uint64_t>::toJs(rt, callInvoker, value);
 }
 jsi::Value NativeOutboxFfi::cpp_uniffi_outbox_ffi_fn_method_outbox_status(jsi::Runtime& rt, const jsi::Value& thisVal, const jsi::Value* args, size_t count) {
-        RustCallStatus status = uniffi::outbox_ffi::Bridging<RustCallStatus>::rustSuccess(rt);
-        auto value = uniffi_outbox_ffi_fn_method_outbox_status(uniffi_jsi::Bridging</*handle*/ uint64_t>::fromJs(rt, callInvoker, args[0]), 
-            &status
+        auto value = uniffi_outbox_ffi_fn_method_outbox_status(uniffi_jsi::Bridging</*handle*/ uint64_t>::fromJs(rt, callInvoker, args[0])
         );
-        uniffi::outbox_ffi::Bridging<RustCallStatus>::copyIntoJs(rt, callInvoker, status, args[count - 1]);
 
         
-        return uniffi::outbox_ffi::Bridging<RustBuffer>::toJs(rt, callInvoker, value);
+        return uniffi_jsi::Bridging</*handle*/ uint64_t>::toJs(rt, callInvoker, value);
 }
 jsi::Value NativeOutboxFfi::cpp_uniffi_outbox_ffi_fn_method_outbox_subscribe(jsi::Runtime& rt, const jsi::Value& thisVal, const jsi::Value* args, size_t count) {
         RustCallStatus status = uniffi::outbox_ffi::Bridging<RustCallStatus>::rustSuccess(rt);
@@ -6639,14 +6553,11 @@ jsi::Value NativeOutboxFfi::cpp_uniffi_outbox_ffi_fn_method_outbox_subscribe(jsi
         return uniffi_jsi::Bridging</*handle*/ uint64_t>::toJs(rt, callInvoker, value);
 }
 jsi::Value NativeOutboxFfi::cpp_uniffi_outbox_ffi_fn_method_outbox_sync_now(jsi::Runtime& rt, const jsi::Value& thisVal, const jsi::Value* args, size_t count) {
-        RustCallStatus status = uniffi::outbox_ffi::Bridging<RustCallStatus>::rustSuccess(rt);
-        uniffi_outbox_ffi_fn_method_outbox_sync_now(uniffi_jsi::Bridging</*handle*/ uint64_t>::fromJs(rt, callInvoker, args[0]), 
-            &status
+        auto value = uniffi_outbox_ffi_fn_method_outbox_sync_now(uniffi_jsi::Bridging</*handle*/ uint64_t>::fromJs(rt, callInvoker, args[0])
         );
-        uniffi::outbox_ffi::Bridging<RustCallStatus>::copyIntoJs(rt, callInvoker, status, args[count - 1]);
 
         
-        return jsi::Value::undefined();
+        return uniffi_jsi::Bridging</*handle*/ uint64_t>::toJs(rt, callInvoker, value);
 }
 jsi::Value NativeOutboxFfi::cpp_uniffi_outbox_ffi_fn_method_outbox_wait_for(jsi::Runtime& rt, const jsi::Value& thisVal, const jsi::Value* args, size_t count) {
         auto value = uniffi_outbox_ffi_fn_method_outbox_wait_for(uniffi_jsi::Bridging</*handle*/ uint64_t>::fromJs(rt, callInvoker, args[0]), uniffi::outbox_ffi::Bridging<RustBuffer>::fromJs(rt, callInvoker, args[1])
@@ -6666,14 +6577,11 @@ jsi::Value NativeOutboxFfi::cpp_uniffi_outbox_ffi_fn_method_outbox_watch(jsi::Ru
         return uniffi_jsi::Bridging</*handle*/ uint64_t>::toJs(rt, callInvoker, value);
 }
 jsi::Value NativeOutboxFfi::cpp_uniffi_outbox_ffi_fn_method_outbox_wipe(jsi::Runtime& rt, const jsi::Value& thisVal, const jsi::Value* args, size_t count) {
-        RustCallStatus status = uniffi::outbox_ffi::Bridging<RustCallStatus>::rustSuccess(rt);
-        auto value = uniffi_outbox_ffi_fn_method_outbox_wipe(uniffi_jsi::Bridging</*handle*/ uint64_t>::fromJs(rt, callInvoker, args[0]), uniffi_jsi::Bridging<int8_t>::fromJs(rt, callInvoker, args[1]), 
-            &status
+        auto value = uniffi_outbox_ffi_fn_method_outbox_wipe(uniffi_jsi::Bridging</*handle*/ uint64_t>::fromJs(rt, callInvoker, args[0]), uniffi_jsi::Bridging<int8_t>::fromJs(rt, callInvoker, args[1])
         );
-        uniffi::outbox_ffi::Bridging<RustCallStatus>::copyIntoJs(rt, callInvoker, status, args[count - 1]);
 
         
-        return uniffi_jsi::Bridging<uint64_t>::toJs(rt, callInvoker, value);
+        return uniffi_jsi::Bridging</*handle*/ uint64_t>::toJs(rt, callInvoker, value);
 }
 jsi::Value NativeOutboxFfi::cpp_uniffi_outbox_ffi_fn_clone_subscription(jsi::Runtime& rt, const jsi::Value& thisVal, const jsi::Value* args, size_t count) {
         RustCallStatus status = uniffi::outbox_ffi::Bridging<RustCallStatus>::rustSuccess(rt);

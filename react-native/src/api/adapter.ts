@@ -9,23 +9,31 @@
  */
 import type * as Generated from '../generated/outbox_ffi';
 import type { Backend, EnqueueInput, NativeOutbox, OpenOptions } from './backend';
-import { OutboxError, snakeCase } from './errors';
+import { OutboxError, snakeCase, toJson } from './errors';
 import type {
   Attempt,
   Command,
   CommandState,
   Doc,
+  DocChange,
   DocStatus,
   DrainReport,
   Json,
+  JsonObject,
+  Logger,
+  LogLevel,
   MutatorOptions,
   OptimisticOp,
   OutboxEvent,
+  OutgoingCommand,
   PeekFilter,
+  PendingEdit,
   Query,
   QueueStatus,
   Resolution,
+  SendOutcome,
   Settlement,
+  Transport,
   Unsubscribe,
 } from './types';
 
@@ -35,27 +43,40 @@ export type GeneratedModule = Omit<typeof Generated, 'default'>;
 /** Builds the backend over a generated module. */
 export function fromBindings(m: GeneratedModule): Backend {
   const convert = converters(m);
+  const { guard, guardAsync } = convert;
   return {
     async open(options: OpenOptions): Promise<NativeOutbox> {
-      const config = m.OutboxConfig.create({
-        path: options.path,
-        userId: options.userId,
-        workspaceId: options.workspaceId,
-        serverUrl: options.serverUrl ?? undefined,
-        startOnline: options.startOnline,
-        maxConcurrency: options.maxConcurrency ?? undefined,
-        maxAttempts: options.maxAttempts ?? undefined,
-        attemptTimeoutMs: options.attemptTimeoutMs === null ? undefined : BigInt(options.attemptTimeoutMs),
-      });
+      const config = guard(() => convert.config(options));
       const token = options.token;
-      const native = convert.guard(() => {
+      const transport = options.transport;
+      const native = await guardAsync(async () => {
+        if (transport !== null) return m.Outbox.openWithTransport(config, convert.transport(transport));
         if (options.serverUrl === null) return m.Outbox.open(config);
         if (token === null) throw new OutboxError('invalid_config', 'serverUrl needs a token (string or function)');
         // Called before every request; a JS exception becomes a retriable token failure.
-        return m.Outbox.openWithTokens(config, { token: async () => token() });
+        return m.Outbox.openWithTokens(config, { token: async (forceRefresh: boolean) => token(forceRefresh) });
       });
       return wrap(m, native, convert);
     },
+    setLogger(logger: Logger, level: LogLevel) {
+      guard(() =>
+        m.setLogger(
+          {
+            log: (l: Generated.LogLevel, target: string, message: string) => {
+              try {
+                logger(snakeCase(m.LogLevel[l]) as LogLevel, target, message);
+              } catch {
+                // A throwing logger must not take a log record's caller down.
+              }
+            },
+          },
+          convert.logLevel(level),
+        ),
+      );
+    },
+    clearLogger: () => guard(() => m.clearLogger()),
+    version: () => guard(() => m.outboxVersion()),
+    droppedLogRecords: () => guard(() => Number(m.droppedLogRecords())),
   };
 }
 
@@ -69,11 +90,11 @@ function wrap(m: GeneratedModule, ob: Generated.OutboxLike, c: Converters): Nati
           m.MutatorOptions.create({ version: o.version ?? 1, keyPointers: o.keyPointers ?? [], maxArgsBytes: o.maxArgsBytes }),
         ),
       ),
-    enqueue: (input: EnqueueInput) => guard(() => ob.enqueue(c.request(input))),
+    enqueue: (input: EnqueueInput) => guardAsync(() => ob.enqueue(c.request(input))),
     waitFor: (id: string) => guardAsync(async () => c.settlement(await ob.waitFor(id))),
-    command: (id: string) => {
+    command: async (id: string) => {
       try {
-        return c.command(ob.command(id));
+        return c.command(await ob.command(id));
       } catch (e) {
         const err = c.error(e);
         if (err.code === 'unknown_command') return null;
@@ -81,26 +102,33 @@ function wrap(m: GeneratedModule, ob: Generated.OutboxLike, c: Converters): Nati
       }
     },
     peek: (f: PeekFilter) =>
-      guard(() =>
-        ob
-          .peek(
-            m.PeekFilter.create({
-              states: (f.states ?? []).map(c.toState),
-              mutator: f.mutator,
-              limit: f.limit ?? 100,
-            }),
-          )
-          .map(c.command),
-      ),
-    retry: (id: string) => guard(() => ob.retry(id)),
-    discard: (id: string) => guard(() => ob.discard(id)),
-    resolve: (id: string, r: Resolution) => guard(() => ob.resolveConflict(id, c.resolution(r))),
+      guardAsync(async () => {
+        const filter = m.PeekFilter.create({
+          states: (f.states ?? []).map(c.toState),
+          key: f.key,
+          mutator: f.mutator,
+          limit: f.limit ?? 100,
+        });
+        return (await ob.peek(filter)).map(c.command);
+      }),
+    retry: (id: string) => guardAsync(() => ob.retry(id)),
+    discard: (id: string) => guardAsync(() => ob.discard(id)),
+    resolve: (id: string, r: Resolution) => guardAsync(() => ob.resolveConflict(id, c.resolution(r))),
+    editPending: (edits: PendingEdit[]) => guardAsync(() => ob.editPending(edits.map(c.edit))),
     get: (collection: string, id: string) =>
-      guard(() => {
-        const d = ob.get(collection, id);
+      guardAsync(async () => {
+        const d = await ob.get(collection, id);
         return d === undefined ? null : c.doc(d);
       }),
-    list: (collection: string, q: Query) => guard(() => ob.list(collection, c.query(q)).map(c.doc)),
+    list: (collection: string, q: Query) => guardAsync(async () => (await ob.list(collection, c.query(q))).map(c.doc)),
+    count: (collection: string, q: Query) => guardAsync(async () => Number(await ob.count(collection, c.query(q)))),
+    createIndex: (collection: string, field: string) => guardAsync(() => ob.createIndex(collection, field)),
+    lastSyncedAt: () =>
+      guardAsync(async () => {
+        const out: Record<string, number> = {};
+        for (const [collection, at] of await ob.lastSyncedAt()) out[collection] = Number(at);
+        return out;
+      }),
     watch(collection, q, onDocs, onError): Unsubscribe {
       const sub = guard(() =>
         ob.watch(collection, c.query(q), {
@@ -114,25 +142,27 @@ function wrap(m: GeneratedModule, ob: Generated.OutboxLike, c: Converters): Nati
       const sub = guard(() => ob.subscribe({ onEvent: (e) => listener(c.event(e)) }));
       return () => sub.cancel();
     },
-    status: () => guard(() => c.status(ob.status())),
-    syncNow: () => guard(() => ob.syncNow()),
-    setOnline: (online: boolean) => guard(() => ob.setOnline(online)),
-    onForeground: () => guard(() => ob.onForeground()),
-    onBackground: () => guard(() => ob.onBackground()),
+    status: () => guardAsync(async () => c.status(await ob.status())),
+    syncNow: () => guardAsync(() => ob.syncNow()),
+    setOnline: (online: boolean) => guardAsync(() => ob.setOnline(online)),
+    onForeground: () => guardAsync(() => ob.onForeground()),
+    onBackground: () => guardAsync(() => ob.onBackground()),
     drainFor: (budgetMs: number) =>
       guardAsync(async () => {
         const r = await ob.drainFor(BigInt(Math.round(budgetMs)));
-        const report: DrainReport = { succeeded: Number(r.succeeded), remaining: Number(r.remaining), completed: r.completed };
+        const report: DrainReport = {
+          attempts: Number(r.attempts),
+          succeeded: Number(r.succeeded),
+          failed: Number(r.failed),
+          remaining: Number(r.remaining),
+          completed: r.completed,
+        };
         return report;
       }),
-    wipe: () =>
-      guardAsync(async () => {
-        ob.wipe(false);
-      }),
-    close: () =>
-      guardAsync(async () => {
-        ob.shutdown();
-      }),
+    wipe: (force: boolean) => guardAsync(async () => Number(await ob.wipe(force))),
+    deleteDatabase: (force: boolean) => guardAsync(async () => Number(await ob.deleteDatabase(force))),
+    path: () => guard(() => ob.path()),
+    close: () => guardAsync(() => ob.shutdown()),
   };
 }
 
@@ -237,12 +267,136 @@ function converters(m: GeneratedModule) {
   function request(input: EnqueueInput): Generated.EnqueueRequest {
     return m.EnqueueRequest.create({
       mutator: input.mutator,
-      args: JSON.stringify(input.args),
+      args: input.argsJson,
       keys: input.keys,
       after: input.after,
       ops: input.optimistic.map(op),
-      metadata: input.metadata === null ? undefined : JSON.stringify(input.metadata),
+      metadata: input.metadataJson ?? undefined,
     });
+  }
+
+  const big = (v: number | null) => (v === null ? undefined : BigInt(Math.round(v)));
+
+  function config(o: OpenOptions): Generated.OutboxConfig {
+    return m.OutboxConfig.create({
+      path: o.path,
+      userId: o.userId,
+      workspaceId: o.workspaceId,
+      serverUrl: o.transport === null ? (o.serverUrl ?? undefined) : undefined,
+      startOnline: o.startOnline,
+      maxConcurrency: o.maxConcurrency ?? undefined,
+      maxBatchSize: o.maxBatchSize ?? undefined,
+      maxAttempts: o.maxAttempts ?? undefined,
+      retryBaseMs: big(o.retryBaseMs),
+      retryCapMs: big(o.retryCapMs),
+      retryJitter: o.retryJitter ?? undefined,
+      attemptTimeoutMs: big(o.attemptTimeoutMs),
+      leaseTtlMs: big(o.leaseTtlMs),
+      durability: o.durability === null ? undefined : o.durability === 'normal' ? m.Durability.Normal : m.Durability.Full,
+      retentionMs: big(o.retentionMs),
+      maxSizeBytes: big(o.maxSizeBytes),
+    });
+  }
+
+  function logLevel(l: LogLevel): Generated.LogLevel {
+    const v = m.LogLevel[(l.charAt(0).toUpperCase() + l.slice(1)) as keyof typeof m.LogLevel];
+    if (typeof v !== 'number') throw new OutboxError('invalid_request', `unknown log level ${JSON.stringify(l)}`);
+    return v as Generated.LogLevel;
+  }
+
+  function edit(e: PendingEdit): Generated.Edit {
+    switch (e.kind) {
+      case 'rewrite':
+        return new m.Edit.Rewrite({ id: e.id, args: toJson(e.args, 'args') });
+      case 'drop':
+        return new m.Edit.Drop({ id: e.id });
+      case 'squash':
+        return new m.Edit.Squash({ into: e.into, ids: e.ids, args: toJson(e.args, 'args') });
+      default:
+        throw new OutboxError('invalid_request', `unknown edit ${JSON.stringify((e as { kind?: unknown }).kind)}`);
+    }
+  }
+
+  function docChange(d: DocChange): Generated.DocChange {
+    return m.DocChange.create({
+      collection: d.collection,
+      id: d.id,
+      version: BigInt(d.version),
+      doc: d.doc === null ? undefined : JSON.stringify(d.doc),
+    });
+  }
+
+  function sendOutcome(o: SendOutcome): Generated.Outcome {
+    switch (o.kind) {
+      case 'applied':
+        return new m.Outcome.Applied({
+          result: o.result === undefined ? '' : JSON.stringify(o.result),
+          changes: (o.changes ?? []).map(docChange),
+        });
+      case 'retry':
+        return new m.Outcome.Retry({ reason: o.reason, retryAfterMs: big(o.retryAfterMs ?? null), httpStatus: o.httpStatus });
+      case 'rejected':
+        return new m.Outcome.Rejected({ code: o.code, message: o.message });
+      case 'conflict':
+        return new m.Outcome.Conflict({ serverSnapshot: JSON.stringify(o.serverSnapshot) });
+      case 'unauthorized':
+        return new m.Outcome.Unauthorized();
+      case 'offline':
+        return new m.Outcome.Offline();
+      default:
+        return new m.Outcome.Retry({ reason: `the transport returned an unknown outcome`, retryAfterMs: undefined, httpStatus: undefined });
+    }
+  }
+
+  function outgoing(x: Generated.OutgoingCommand): OutgoingCommand {
+    return {
+      id: x.id,
+      idempotencyKey: x.idempotencyKey,
+      mutator: x.mutator,
+      mutatorVersion: x.mutatorVersion,
+      keys: x.keys,
+      args: parse(x.args),
+      baseVersions: parse(x.baseVersions) as Record<string, number>,
+      metadata: parse(x.metadata) as JsonObject,
+      attempt: x.attempt,
+    };
+  }
+
+  /** The engine's view of an app transport: a throw becomes a retry of the whole batch. */
+  function transport(t: Transport): Generated.Transport {
+    return {
+      send: async (batch: Generated.OutgoingCommand[]) => {
+        const retryAll = (reason: string) =>
+          batch.map(() => new m.Outcome.Retry({ reason, retryAfterMs: undefined, httpStatus: undefined }));
+        try {
+          const outcomes = await t.send(batch.map(outgoing));
+          if (!Array.isArray(outcomes)) return retryAll('the transport returned no array of outcomes');
+          return outcomes.map(sendOutcome);
+        } catch (e) {
+          return retryAll(`the transport threw: ${e instanceof Error ? e.message : String(e)}`);
+        }
+      },
+      pull: async (cursor: string | undefined, limit: number) => {
+        if (t.pull === undefined) return new m.PullOutcome.Unsupported();
+        try {
+          const r = await t.pull(cursor ?? null, limit);
+          switch (r.kind) {
+            case 'page':
+              return new m.PullOutcome.Page({ changes: r.changes.map(docChange), cursor: r.cursor, hasMore: r.hasMore });
+            case 'offline':
+              return new m.PullOutcome.Offline();
+            case 'unauthorized':
+              return new m.PullOutcome.Unauthorized();
+            case 'unsupported':
+              return new m.PullOutcome.Unsupported();
+            default:
+              return new m.PullOutcome.Failed({ reason: 'reason' in r ? r.reason : 'unknown pull result' });
+          }
+        } catch (e) {
+          return new m.PullOutcome.Failed({ reason: `the transport threw: ${e instanceof Error ? e.message : String(e)}` });
+        }
+      },
+    };
   }
 
   function query(q: Query): Generated.Query {
@@ -256,11 +410,14 @@ function converters(m: GeneratedModule) {
   }
 
   function resolution(r: Resolution): Generated.Resolution {
-    return r.kind === 'discard' ? new m.Resolution.Discard() : new m.Resolution.RetryWith({ args: JSON.stringify(r.args) });
+    return r.kind === 'discard' ? new m.Resolution.Discard() : new m.Resolution.RetryWith({ args: toJson(r.args, 'args') });
   }
 
   function status(s: Generated.Status): QueueStatus {
     return {
+      foreground: s.foreground,
+      lastErrorText: s.lastError ?? null,
+      nextAttemptInMs: num(s.nextAttemptInMs),
       pending: Number(s.pending),
       inFlight: Number(s.inFlight),
       failed: Number(s.failed),
@@ -299,5 +456,22 @@ function converters(m: GeneratedModule) {
     return { type: 'lagged', missed };
   }
 
-  return { error, guard, guardAsync, settlement, command, doc, toState, request, query, resolution, status, event };
+  return {
+    error,
+    guard,
+    guardAsync,
+    settlement,
+    command,
+    doc,
+    toState,
+    request,
+    query,
+    resolution,
+    status,
+    event,
+    config,
+    logLevel,
+    edit,
+    transport,
+  };
 }

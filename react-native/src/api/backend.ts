@@ -13,19 +13,25 @@ import type {
   CommandState,
   Doc,
   DrainReport,
-  Json,
+  Logger,
+  LogLevel,
   MutatorOptions,
   OptimisticOp,
   OutboxEvent,
   PeekFilter,
+  PendingEdit,
   Query,
   QueueStatus,
   Resolution,
   Settlement,
+  Transport,
   Unsubscribe,
 } from './types';
 
-/** What the engine needs to open a database. */
+/** Commit durability: `full` survives power loss (the default); `normal` may lose the last commits on power loss, never on an app crash. */
+export type Durability = 'full' | 'normal';
+
+/** What the engine needs to open a database. `null` means "the engine's default". */
 export interface OpenOptions {
   /** Absolute path of the database file. */
   path: string;
@@ -33,59 +39,97 @@ export interface OpenOptions {
   userId: string;
   /** The workspace (tenant). */
   workspaceId: string;
-  /** Base URL of the sync server; without it commands stay queued. */
+  /** Base URL of the sync server; without it (and without `transport`) commands stay queued. */
   serverUrl: string | null;
-  /** Called before each request for a fresh bearer token. */
-  token: (() => Promise<string>) | null;
+  /** Called before each request for a bearer token; `forceRefresh` is true after a 401. */
+  token: ((forceRefresh: boolean) => Promise<string>) | null;
+  /** The app's own transport instead of the built-in HTTP one. */
+  transport: Transport | null;
   /** Whether the device is online at open. */
   startOnline: boolean;
   /** Transport calls in flight at once. */
   maxConcurrency: number | null;
+  /** Independent commands per transport call. */
+  maxBatchSize: number | null;
   /** Attempts before a command is parked as `wedged`. */
   maxAttempts: number | null;
+  /** Delay after the first failed attempt, ms. */
+  retryBaseMs: number | null;
+  /** Largest delay between attempts, ms. */
+  retryCapMs: number | null;
+  /** Random spread of each retry delay (0..1). */
+  retryJitter: number | null;
   /** Timeout of one attempt, ms. */
   attemptTimeoutMs: number | null;
+  /** Drainer lease duration across processes, ms. */
+  leaseTtlMs: number | null;
+  /** Commit durability. */
+  durability: Durability | null;
+  /** How long succeeded and discarded commands are kept, ms. */
+  retentionMs: number | null;
+  /** Cap on the database size in bytes; writes beyond it fail with `storage_full`. */
+  maxSizeBytes: number | null;
 }
 
 /** An enqueue request in plain types. */
 export interface EnqueueInput {
   mutator: string;
-  args: Json;
+  /** The args as JSON text (serialised by the caller, so a bad value never reaches the engine). */
+  argsJson: string;
   keys: string[];
   after: string[];
   optimistic: OptimisticOp[];
-  metadata: Json | null;
+  /** Metadata as JSON text. */
+  metadataJson: string | null;
 }
 
-/** One open engine. */
+/**
+ * One open engine. Every method that reads or writes the database or may wait returns a
+ * promise and runs on the engine's threads, never on the JavaScript thread.
+ */
 export interface NativeOutbox {
   registerMutator(name: string, options: MutatorOptions): void;
-  enqueue(input: EnqueueInput): string;
+  enqueue(input: EnqueueInput): Promise<string>;
   waitFor(id: string): Promise<Settlement>;
-  command(id: string): Command | null;
-  peek(filter: PeekFilter): Command[];
-  retry(id: string): void;
-  discard(id: string): void;
-  resolve(id: string, resolution: Resolution): void;
-  get(collection: string, id: string): Doc | null;
-  list(collection: string, query: Query): Doc[];
+  command(id: string): Promise<Command | null>;
+  peek(filter: PeekFilter): Promise<Command[]>;
+  retry(id: string): Promise<void>;
+  discard(id: string): Promise<void>;
+  resolve(id: string, resolution: Resolution): Promise<void>;
+  editPending(edits: PendingEdit[]): Promise<void>;
+  get(collection: string, id: string): Promise<Doc | null>;
+  list(collection: string, query: Query): Promise<Doc[]>;
+  count(collection: string, query: Query): Promise<number>;
+  createIndex(collection: string, field: string): Promise<void>;
+  lastSyncedAt(): Promise<Record<string, number>>;
   /** Calls `onDocs` with the current result, then after every change. */
   watch(collection: string, query: Query, onDocs: (docs: Doc[]) => void, onError: (e: Error) => void): Unsubscribe;
   /** Calls `listener` for every engine event, from the engine's side (never inside a call). */
   events(listener: (event: OutboxEvent) => void): Unsubscribe;
-  status(): QueueStatus;
-  syncNow(): void;
-  setOnline(online: boolean): void;
-  onForeground(): void;
-  onBackground(): void;
+  status(): Promise<QueueStatus>;
+  syncNow(): Promise<void>;
+  setOnline(online: boolean): Promise<void>;
+  onForeground(): Promise<void>;
+  onBackground(): Promise<void>;
   drainFor(budgetMs: number): Promise<DrainReport>;
-  wipe(): Promise<void>;
+  wipe(force: boolean): Promise<number>;
+  deleteDatabase(force: boolean): Promise<number>;
+  path(): string;
+  /** Resolves once nothing of the engine is in flight. */
   close(): Promise<void>;
 }
 
-/** Opens engines. */
+/** Opens engines and holds what is process-wide (the logger). */
 export interface Backend {
   open(options: OpenOptions): Promise<NativeOutbox>;
+  /** Routes the library's log records at `level` and above to `logger`. */
+  setLogger(logger: Logger, level: LogLevel): void;
+  /** Stops routing log records. */
+  clearLogger(): void;
+  /** The library's version. */
+  version(): string;
+  /** Log records dropped because the logger lagged behind. */
+  droppedLogRecords(): number;
 }
 
 /** The states `peek` lists by default: everything not yet settled for good. */

@@ -60,3 +60,54 @@ export function coalesce(f: () => void): { request(): void; cancel(): void } {
     },
   };
 }
+
+/**
+ * Runs the async `f` so that its runs never overlap and a request made while one runs is
+ * served by exactly one more run after it: a slow read can never overwrite a newer one,
+ * and a burst of requests (100 events) becomes at most two reads. `request` coalesces to
+ * the next macrotask; `now` starts at once (or right after the run in progress).
+ */
+export function serialRefresh(f: () => Promise<void>): {
+  request(): void;
+  now(): Promise<void>;
+  cancel(): void;
+} {
+  let timer: ReturnType<typeof setTimeout> | null = null;
+  let running: Promise<void> | null = null;
+  let again = false;
+  let cancelled = false;
+  const run = (): Promise<void> => {
+    if (cancelled) return Promise.resolve();
+    if (running !== null) {
+      again = true;
+      return running;
+    }
+    running = (async () => {
+      do {
+        again = false;
+        try {
+          await f();
+        } catch {
+          // f reports its own errors.
+        }
+      } while (again && !cancelled);
+      running = null;
+    })();
+    return running;
+  };
+  return {
+    request() {
+      if (timer !== null || cancelled) return;
+      timer = setTimeout(() => {
+        timer = null;
+        void run();
+      }, 0);
+    },
+    now: run,
+    cancel() {
+      cancelled = true;
+      if (timer !== null) clearTimeout(timer);
+      timer = null;
+    },
+  };
+}

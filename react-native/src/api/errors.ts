@@ -20,6 +20,10 @@ export type OutboxErrorCode =
   | 'scope_mismatch'
   | 'invalid_config'
   | 'closed'
+  | 'unsent_commands'
+  | 'fenced'
+  | 'timeout'
+  | 'storage'
   | 'internal'
   // Other codes reported by the engine keep their own string.
   | (string & {});
@@ -57,4 +61,20 @@ export function snakeCase(name: string): string {
 /** An error for bad input caught in TypeScript before it reaches the engine. */
 export function invalidArgument(what: string): OutboxError {
   return new OutboxError('invalid_request', what);
+}
+
+/**
+ * `value` as JSON text, or an `invalid_json` error naming `field` when it has no JSON form
+ * (a BigInt, a cycle, `undefined`, a function): bad input is refused before it reaches the
+ * engine, and nothing is written.
+ */
+export function toJson(value: unknown, field: string): string {
+  let text: string | undefined;
+  try {
+    text = JSON.stringify(value);
+  } catch (e) {
+    throw new OutboxError('invalid_json', `${field} cannot be serialised to JSON`, e instanceof Error ? e.message : String(e));
+  }
+  if (text === undefined) throw new OutboxError('invalid_json', `${field} is not a JSON value (got ${typeof value})`);
+  return text;
 }

@@ -3,12 +3,13 @@
  * (the app) and the Node tests each add `createOutbox` bound to their backend.
  */
 export { Outbox, makeCreateOutbox } from './outbox';
-export type { OutboxConfig } from './outbox';
+export type { LogoutOptions, OutboxConfig } from './outbox';
+export { databasePath, makeSwitchUser } from './session';
 export { OutboxError, isOutboxError } from './errors';
 export type { OutboxErrorCode } from './errors';
 export { foregroundFromAppState, onlineFromNetInfo } from './platform';
 export type { AppStateLike, NetInfoLike, NetInfoStateLike, Platform } from './platform';
-export type { Backend, NativeOutbox, OpenOptions } from './backend';
+export type { Backend, Durability, NativeOutbox, OpenOptions } from './backend';
 export * from './types';
 export {
   OutboxProvider,

@@ -1,14 +1,16 @@
 /**
  * The `Outbox` class and `createOutbox`: the promise-based API apps use.
  *
- * Every call returns a promise and every failure is an `OutboxError` with a `code`.
+ * Every call returns a promise and every failure is an `OutboxError` with a `code`. Calls
+ * that touch the database or the network run on the engine's threads: the JavaScript
+ * thread only converts arguments, so a sale never stalls the UI for an fsync.
  * Subscriptions (`on`, `watch`, `observe*`) return an unsubscribe function. This file
  * adapts only: ordering, retries and storage are the engine's.
  */
-import type { Backend, NativeOutbox } from './backend';
+import type { Backend, Durability, NativeOutbox } from './backend';
 import { UNFINISHED } from './backend';
-import { coalesce, Emitter } from './emitter';
-import { invalidArgument, OutboxError } from './errors';
+import { Emitter, serialRefresh } from './emitter';
+import { invalidArgument, OutboxError, toJson } from './errors';
 import type { Platform } from './platform';
 import { wirePlatform } from './platform';
 import { StatusTracker } from './status';
@@ -18,20 +20,24 @@ import type {
   DrainReport,
   EnqueueOptions,
   Json,
+  LogoutResult,
   MutatorOptions,
   OutboxEvent,
   OutboxEventType,
   PeekFilter,
+  PendingEdit,
   Query,
+  QueueStatus,
   Resolution,
   Settlement,
   SyncStatus,
+  Transport,
   Unsubscribe,
 } from './types';
 
-/** Everything `createOutbox` needs. */
+/** Everything `createOutbox` needs. Only `path`, `userId` and `workspaceId` are required. */
 export interface OutboxConfig {
-  /** Absolute path of the database file, in the app's private data directory. */
+  /** Absolute path of the database file, in the app's private data directory (see `databasePath`). */
   path: string;
   /** The signed-in user; data is scoped per (user, workspace). */
   userId: string;
@@ -39,18 +45,43 @@ export interface OutboxConfig {
   workspaceId: string;
   /** Base URL of the sync server, e.g. `https://api.example.com`. Without it commands stay queued. */
   serverUrl?: string;
-  /** Bearer token, or a function called before each request for a fresh one. Never stored. */
-  token?: string | (() => string | Promise<string>);
+  /**
+   * Bearer token, or a function called before each request for a fresh one. It gets
+   * `forceRefresh: true` after the server refused the previous token (401): fetch a new
+   * one then. Never stored.
+   */
+  token?: string | ((forceRefresh: boolean) => string | Promise<string>);
+  /** Send with the app's own network stack instead of the built-in HTTP transport (`serverUrl` is then ignored). */
+  transport?: Transport;
   /** Mutators to register (the allowlist): names, or names with options. */
   mutators?: string[] | Record<string, MutatorOptions>;
   /** Whether to assume the device is online until NetInfo reports (default true). */
   startOnline?: boolean;
   /** Transport calls in flight at once (engine default 4). */
   maxConcurrency?: number;
+  /** Independent commands per transport call (engine default 25, at most 100 over HTTP). */
+  maxBatchSize?: number;
   /** Attempts before a command is parked as `wedged` (engine default 10). */
   maxAttempts?: number;
+  /** Delay after the first failed attempt in ms (engine default 1 000). */
+  retryBaseMs?: number;
+  /** Largest delay between attempts in ms (engine default 60 000). */
+  retryCapMs?: number;
+  /** Random spread of each retry delay, 0..1 (engine default 0.3: between 70% and 130%). */
+  retryJitter?: number;
   /** Timeout of one attempt in ms (engine default 15 000). */
   attemptTimeoutMs?: number;
+  /** Drainer lease duration across processes in ms (engine default 5 000). */
+  leaseTtlMs?: number;
+  /**
+   * `full` (default): a sale is on disk when `enqueue` resolves, power loss included.
+   * `normal`: faster; the last sales may be lost on power loss (never on an app crash).
+   */
+  durability?: Durability;
+  /** How long succeeded and discarded commands are kept for inspection in ms (engine default 7 days). */
+  retentionMs?: number;
+  /** Cap on the database size in bytes; enqueues beyond it fail with `storage_full`. */
+  maxSizeBytes?: number;
   /** Report NetInfo connectivity with `setOnline` (default true). */
   autoOnline?: boolean;
   /** Report AppState changes with `onForeground`/`onBackground` (default true). */
@@ -61,6 +92,14 @@ export interface OutboxConfig {
   onError?: (error: unknown) => void;
 }
 
+/** Options of `logout`. */
+export interface LogoutOptions {
+  /** First drain for at most this long (ms), e.g. 10 000 while a "syncing…" screen shows. Default 0. */
+  waitMs?: number;
+  /** Delete even if unsent commands remain; they are dropped and counted. Default false. */
+  force?: boolean;
+}
+
 /** An open Outbox. Create it with `createOutbox`; close it with `close()`. */
 export class Outbox {
   private readonly events: Emitter<OutboxEvent>;
@@ -68,14 +107,18 @@ export class Outbox {
   private readonly stopNative: Unsubscribe;
   private stopPlatform: Unsubscribe = () => {};
   private closed = false;
+  private closing: Promise<void> | null = null;
 
   /** @internal use `createOutbox`. */
   constructor(
     private readonly native: NativeOutbox,
     private readonly onError: (e: unknown) => void,
+    initialStatus: QueueStatus,
+    /** The config it was opened with (tokens and transports included; never stored). */
+    readonly config: Readonly<OutboxConfig>,
   ) {
     this.events = new Emitter<OutboxEvent>(onError);
-    this.tracker = new StatusTracker(() => native.status(), onError);
+    this.tracker = new StatusTracker(() => native.status(), onError, initialStatus);
     this.stopNative = native.events((event) => {
       // An event already on its way to the JS thread when close() ran is dropped.
       if (this.closed) return;
@@ -89,23 +132,41 @@ export class Outbox {
     this.stopPlatform = wirePlatform(platform, this, this.onError);
   }
 
+  /** The database file this Outbox uses. */
+  get path(): string {
+    return this.native.path();
+  }
+
+  /** The (user, workspace) it belongs to. */
+  get scope(): { userId: string; workspaceId: string } {
+    return { userId: this.config.userId, workspaceId: this.config.workspaceId };
+  }
+
+  /** Allows `name` to be enqueued (the allowlist), with its key pointers and size limit; registering again replaces the options. */
+  registerMutator(name: string, options: MutatorOptions = {}): void {
+    this.ensureOpen();
+    if (typeof name !== 'string' || name.length === 0) throw invalidArgument('mutator name must be a non-empty string');
+    this.native.registerMutator(name, options);
+  }
+
   /**
    * Durably enqueues a command: when the promise resolves, the command and its optimistic
-   * changes are committed on the device. Resolves to the command id.
+   * changes are committed on the device. Resolves to the command id. Args with no JSON
+   * form (a BigInt, a cycle) reject with `invalid_json` and nothing is written.
    */
   async enqueue(mutator: string, args: Json, options: EnqueueOptions = {}): Promise<string> {
     this.ensureOpen();
     if (typeof mutator !== 'string' || mutator.length === 0) throw invalidArgument('mutator must be a non-empty string');
-    if (args === undefined) throw invalidArgument('args must be a JSON value');
-    const id = this.native.enqueue({
+    const argsJson = toJson(args, 'args');
+    const metadataJson = options.metadata === undefined ? null : toJson(options.metadata, 'metadata');
+    return this.native.enqueue({
       mutator,
-      args,
+      argsJson,
       keys: options.keys ?? [],
       after: options.after ?? [],
       optimistic: options.optimistic ?? [],
-      metadata: options.metadata ?? null,
+      metadataJson,
     });
-    return id;
   }
 
   /** Resolves when the command settles (succeeded, failed, conflict, wedged or discarded). */
@@ -126,34 +187,63 @@ export class Outbox {
     return this.native.peek({ ...filter, states: filter.states ?? UNFINISHED });
   }
 
-  /** Tries a `wedged` or `failed` command again. */
+  /** Tries a `wedged` command again with a fresh attempt budget. */
   async retry(id: string): Promise<void> {
     this.ensureOpen();
-    this.native.retry(id);
+    await this.native.retry(id);
   }
 
   /** Gives up on a command that is not in flight; its optimistic changes disappear. */
   async discard(id: string): Promise<void> {
     this.ensureOpen();
-    this.native.discard(id);
+    await this.native.discard(id);
   }
 
   /** Settles a command in `conflict`: discard it or retry it with new args. */
   async resolve(id: string, resolution: Resolution): Promise<void> {
     this.ensureOpen();
-    this.native.resolve(id, resolution);
+    await this.native.resolve(id, resolution);
+  }
+
+  /**
+   * Rewrites, drops or squashes commands that were never attempted, all or none: e.g.
+   * fold ten queued `adjustStock` of one SKU into one before the register reconnects.
+   * An attempted command is refused with `immutable`.
+   */
+  async editPending(edits: PendingEdit[]): Promise<void> {
+    this.ensureOpen();
+    if (!Array.isArray(edits)) throw invalidArgument('edits must be an array');
+    await this.native.editPending(edits);
   }
 
   /** One document as the app sees it, or `null`. */
   async get<T = Json>(collection: string, id: string): Promise<Doc<T> | null> {
     this.ensureOpen();
-    return this.native.get(collection, id) as Doc<T> | null;
+    return (await this.native.get(collection, id)) as Doc<T> | null;
   }
 
   /** Documents matching `query`, pending changes applied. */
   async list<T = Json>(collection: string, query: Query = {}): Promise<Doc<T>[]> {
     this.ensureOpen();
-    return this.native.list(collection, query) as Doc<T>[];
+    return (await this.native.list(collection, query)) as Doc<T>[];
+  }
+
+  /** How many documents match `query` (`limit` and `offset` ignored). */
+  async count(collection: string, query: Query = {}): Promise<number> {
+    this.ensureOpen();
+    return this.native.count(collection, query);
+  }
+
+  /** Indexes a top-level field so filters and ordering on it stay fast. */
+  async createIndex(collection: string, field: string): Promise<void> {
+    this.ensureOpen();
+    await this.native.createIndex(collection, field);
+  }
+
+  /** When each collection last received server data (ms since the epoch), by collection. */
+  async lastSyncedAt(): Promise<Record<string, number>> {
+    this.ensureOpen();
+    return this.native.lastSyncedAt();
   }
 
   /** Calls `listener` with the current result of `query`, then whenever it changes. */
@@ -163,6 +253,7 @@ export class Outbox {
       collection,
       query,
       (docs) => {
+        if (this.closed) return;
         try {
           listener(docs as Doc<T>[]);
         } catch (e) {
@@ -193,7 +284,7 @@ export class Outbox {
   /** Re-reads the counters now. */
   async status(): Promise<SyncStatus> {
     this.ensureOpen();
-    this.tracker.reload();
+    await this.tracker.reload();
     return this.tracker.snapshot;
   }
 
@@ -217,7 +308,7 @@ export class Outbox {
   /** Calls `listener` with the document now and whenever its collection changes. */
   observeDoc<T = Json>(collection: string, id: string, listener: (doc: Doc<T> | null) => void): Unsubscribe {
     return this.observe(
-      () => this.native.get(collection, id) as Doc<T> | null,
+      async () => (await this.native.get(collection, id)) as Doc<T> | null,
       listener,
       (e) =>
         (e.type === 'collectionsChanged' && e.collections.includes(collection)) ||
@@ -241,26 +332,26 @@ export class Outbox {
   /** Asks the engine to send and pull now (a "sync now" button). */
   async syncNow(): Promise<void> {
     this.ensureOpen();
-    this.native.syncNow();
+    await this.native.syncNow();
   }
 
   /** Reports connectivity (done automatically from NetInfo unless `autoOnline: false`). */
   async setOnline(online: boolean): Promise<void> {
     this.ensureOpen();
-    this.native.setOnline(online);
-    this.tracker.reload();
+    await this.native.setOnline(online);
+    await this.tracker.reload();
   }
 
   /** Reports that the app came to the foreground (automatic from AppState by default). */
   async onForeground(): Promise<void> {
     this.ensureOpen();
-    this.native.onForeground();
+    await this.native.onForeground();
   }
 
   /** Reports that the app went to the background (automatic from AppState by default). */
   async onBackground(): Promise<void> {
     this.ensureOpen();
-    this.native.onBackground();
+    await this.native.onBackground();
   }
 
   /** Sends for at most `budgetMs` (e.g. in a background task) and reports how far it got. */
@@ -270,21 +361,65 @@ export class Outbox {
     return this.native.drainFor(budgetMs);
   }
 
-  /** Deletes every command and document of this database (logout). Refuses while commands are unfinished. */
-  async wipe(): Promise<void> {
+  /**
+   * Deletes every command and document of this database (the file stays). Without
+   * `force` it rejects with `unsent_commands` while anything the server has not applied
+   * remains; with `force` those are dropped and their number is returned.
+   */
+  async wipe(options: { force?: boolean } = {}): Promise<number> {
     this.ensureOpen();
-    await this.native.wipe();
+    return this.native.wipe(options.force === true);
   }
 
-  /** Stops wiring and subscriptions and closes the engine. Later calls reject with `closed`. */
-  async close(): Promise<void> {
-    if (this.closed) return;
+  /**
+   * Deletes the database file (with its `-wal`/`-shm`) and closes this Outbox. Without
+   * `force` it rejects with `unsent_commands`, touching nothing, while unsent commands
+   * remain; with `force` they are dropped and their number is returned.
+   */
+  async deleteDatabase(options: { force?: boolean } = {}): Promise<number> {
+    this.ensureOpen();
+    const dropped = await this.native.deleteDatabase(options.force === true);
+    await this.close();
+    return dropped;
+  }
+
+  /**
+   * Signs this register's user out for good: optionally drains for `waitMs` first, then
+   * deletes the database. With unsent sales left and no `force`, it rejects with
+   * `unsent_commands` (its `message` says how many) and leaves everything in place, so the
+   * app can ask "drop N unsent sales?" and call again with `force: true`.
+   */
+  async logout(options: LogoutOptions = {}): Promise<LogoutResult> {
+    this.ensureOpen();
+    const waitMs = options.waitMs ?? 0;
+    if (!Number.isFinite(waitMs) || waitMs < 0) throw invalidArgument('waitMs must be a non-negative number');
+    let drained = false;
+    if (waitMs > 0) drained = (await this.native.drainFor(waitMs)).remaining === 0;
+    const status = await this.native.status();
+    const unsent = status.pending + status.inFlight + status.failed + status.conflict + status.wedged;
+    if (unsent > 0 && options.force !== true) {
+      throw new OutboxError('unsent_commands', `${unsent} unsent command(s) remain; logout({ force: true }) drops them`);
+    }
+    drained = drained || unsent === 0;
+    const dropped = await this.deleteDatabase({ force: options.force === true });
+    return { dropped, drained };
+  }
+
+  /**
+   * Stops wiring and subscriptions and closes the engine. Resolves once nothing of it is
+   * in flight: sends already on the wire are answered and recorded (within the attempt
+   * timeout), and no request of this Outbox reaches the server afterwards. Later calls
+   * reject with `closed`.
+   */
+  close(): Promise<void> {
+    if (this.closing !== null) return this.closing;
     this.closed = true;
     this.stopPlatform();
     this.stopNative();
     this.tracker.close();
     this.events.clear();
-    await this.native.close();
+    this.closing = this.native.close();
+    return this.closing;
   }
 
   /** Whether `close()` was called. */
@@ -292,33 +427,34 @@ export class Outbox {
     return this.closed;
   }
 
-  private observe<T>(read: () => T, listener: (value: T) => void, relevant: (e: OutboxEvent) => boolean): Unsubscribe {
+  private observe<T>(read: () => Promise<T>, listener: (value: T) => void, relevant: (e: OutboxEvent) => boolean): Unsubscribe {
     this.ensureOpen();
     let active = true;
-    const deliver = () => {
+    const refresh = serialRefresh(async () => {
       if (!active || this.closed) return;
       let value: T;
       try {
-        value = read();
+        value = await read();
       } catch (e) {
-        this.onError(e);
+        if (active && !this.closed) this.onError(e);
         return;
       }
+      // A result that arrives after unsubscribe or close is dropped.
+      if (!active || this.closed) return;
       try {
         listener(value);
       } catch (e) {
         this.onError(e);
       }
-    };
-    const again = coalesce(deliver);
+    });
     // Subscribe before the first read, so no change between the two is missed.
     const stop = this.events.subscribe((e) => {
-      if (relevant(e)) again.request();
+      if (relevant(e)) refresh.request();
     });
-    deliver();
+    refresh.now();
     return () => {
       active = false;
-      again.cancel();
+      refresh.cancel();
       stop();
     };
   }
@@ -348,26 +484,41 @@ export function makeCreateOutbox(backend: Backend | (() => Backend), defaultPlat
       userId: config.userId,
       workspaceId: config.workspaceId,
       serverUrl: config.serverUrl ?? null,
-      token: token === undefined ? null : typeof token === 'string' ? async () => token : async () => token(),
+      token:
+        token === undefined
+          ? null
+          : typeof token === 'string'
+            ? async () => token
+            : async (forceRefresh: boolean) => token(forceRefresh),
+      transport: config.transport ?? null,
       startOnline: config.startOnline ?? true,
       maxConcurrency: config.maxConcurrency ?? null,
+      maxBatchSize: config.maxBatchSize ?? null,
       maxAttempts: config.maxAttempts ?? null,
+      retryBaseMs: config.retryBaseMs ?? null,
+      retryCapMs: config.retryCapMs ?? null,
+      retryJitter: config.retryJitter ?? null,
       attemptTimeoutMs: config.attemptTimeoutMs ?? null,
+      leaseTtlMs: config.leaseTtlMs ?? null,
+      durability: config.durability ?? null,
+      retentionMs: config.retentionMs ?? null,
+      maxSizeBytes: config.maxSizeBytes ?? null,
     });
-    const outbox = new Outbox(native, config.onError ?? warn);
+    let outbox: Outbox | null = null;
     try {
       const mutators = config.mutators ?? [];
       const entries: [string, MutatorOptions][] = Array.isArray(mutators)
         ? mutators.map((m) => [m, {}])
         : Object.entries(mutators);
       for (const [name, options] of entries) native.registerMutator(name, options);
+      outbox = new Outbox(native, config.onError ?? warn, await native.status(), { ...config });
       const platform = config.platform ?? defaultPlatform();
       outbox.attachPlatform({
         netInfo: config.autoOnline === false ? false : platform.netInfo,
         appState: config.autoLifecycle === false ? false : platform.appState,
       });
     } catch (e) {
-      await outbox.close().catch(() => {});
+      await (outbox !== null ? outbox.close() : native.close()).catch(() => {});
       throw e;
     }
     return outbox;
@@ -386,8 +537,21 @@ function validate(config: OutboxConfig): void {
   if (config.token !== undefined && typeof config.token !== 'string' && typeof config.token !== 'function') {
     throw bad('token must be a string or a function');
   }
-  for (const field of ['maxConcurrency', 'maxAttempts', 'attemptTimeoutMs'] as const) {
+  if (config.transport !== undefined && (config.transport === null || typeof config.transport.send !== 'function')) {
+    throw bad('transport must be an object with a send(batch) method');
+  }
+  for (const field of ['maxConcurrency', 'maxBatchSize', 'maxAttempts', 'attemptTimeoutMs', 'leaseTtlMs'] as const) {
     const v = config[field];
     if (v !== undefined && (!Number.isInteger(v) || v <= 0)) throw bad(`${field} must be a positive integer`);
+  }
+  for (const field of ['retryBaseMs', 'retryCapMs', 'retentionMs', 'maxSizeBytes'] as const) {
+    const v = config[field];
+    if (v !== undefined && (!Number.isSafeInteger(v) || v < 0)) throw bad(`${field} must be a non-negative integer`);
+  }
+  if (config.retryJitter !== undefined && !(Number.isFinite(config.retryJitter) && config.retryJitter >= 0 && config.retryJitter <= 1)) {
+    throw bad('retryJitter must be a number from 0 to 1');
+  }
+  if (config.durability !== undefined && config.durability !== 'full' && config.durability !== 'normal') {
+    throw bad("durability must be 'full' or 'normal'");
   }
 }

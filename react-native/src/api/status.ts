@@ -3,7 +3,7 @@
  * them, plus what only the event stream tells (progress of the current drain, last error).
  * No queue logic lives here; it only renders state.
  */
-import { coalesce, Emitter } from './emitter';
+import { Emitter, serialRefresh } from './emitter';
 import type { OutboxEvent, QueueStatus, SyncError, SyncStatus } from './types';
 
 /** Events after which the counters may differ. */
@@ -27,18 +27,20 @@ export class StatusTracker {
   private lastError: SyncError | null = null;
   private stopped = false;
   private readonly changes: Emitter<SyncStatus>;
-  private readonly refresh = coalesce(() => this.reload());
+  private readonly refresh = serialRefresh(() => this.readNow());
 
   /**
-   * @param read re-reads the engine's counters (a quick synchronous call)
+   * @param read re-reads the engine's counters (off the JavaScript thread)
    * @param onError receives a failed re-read or a throwing listener
+   * @param initial the counters read at open
    */
   constructor(
-    private readonly read: () => QueueStatus,
+    private readonly read: () => Promise<QueueStatus>,
     private readonly onError: (e: unknown) => void,
+    initial: QueueStatus,
   ) {
     this.changes = new Emitter<SyncStatus>(onError);
-    this.current = this.compose(read());
+    this.current = this.compose(initial);
   }
 
   /** The latest snapshot. */
@@ -82,15 +84,20 @@ export class StatusTracker {
   }
 
   /** Re-reads now (e.g. after `setOnline`, which may not change a counter). */
-  reload(): void {
+  reload(): Promise<void> {
+    return this.refresh.now();
+  }
+
+  private async readNow(): Promise<void> {
     if (this.stopped) return;
     let status: QueueStatus;
     try {
-      status = this.read();
+      status = await this.read();
     } catch (e) {
-      this.onError(e);
+      if (!this.stopped) this.onError(e);
       return;
     }
+    if (this.stopped) return;
     const next = this.compose(status);
     if (!sameStatus(next, this.current)) {
       this.current = next;
@@ -130,6 +137,8 @@ function sameStatus(a: SyncStatus, b: SyncStatus): boolean {
     a.online === b.online &&
     a.isDrainer === b.isDrainer &&
     a.oldestPendingAgeMs === b.oldestPendingAgeMs &&
+    a.foreground === b.foreground &&
+    a.lastErrorText === b.lastErrorText &&
     a.progress.done === b.progress.done &&
     a.progress.total === b.progress.total &&
     a.lastError === b.lastError

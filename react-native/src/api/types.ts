@@ -154,6 +154,12 @@ export interface QueueStatus {
   isDrainer: boolean;
   /** Age of the oldest unfinished command in ms; `null` when there is none. */
   oldestPendingAgeMs: number | null;
+  /** When the next waiting retry is due, in ms from now; `null` when none waits. */
+  nextAttemptInMs: number | null;
+  /** Whether the engine believes the app is in the foreground. */
+  foreground: boolean;
+  /** The engine's last error text (a failed attempt or pass), if any. */
+  lastErrorText: string | null;
 }
 
 /** The last thing that went wrong while syncing, for an error line in the UI. */
@@ -182,8 +188,12 @@ export interface SyncStatus extends QueueStatus {
 
 /** Result of `drainFor`. */
 export interface DrainReport {
+  /** Attempts that finished during the drain. */
+  attempts: number;
   /** Commands that succeeded during the drain. */
   succeeded: number;
+  /** Commands that failed for good during the drain (dependants included). */
+  failed: number;
   /** Commands still outstanding when it ended. */
   remaining: number;
   /** Whether the queue was empty when it ended. */
@@ -197,6 +207,8 @@ export type Resolution = { kind: 'discard' } | { kind: 'retryWith'; args: JsonOb
 export interface PeekFilter {
   /** Only these states (all unfinished ones when absent). */
   states?: CommandState[];
+  /** Only commands holding this scheduling key, e.g. `sku:42`. */
+  key?: string;
   /** Only this mutator. */
   mutator?: string;
   /** At most this many, oldest first. */
@@ -224,3 +236,90 @@ export type OutboxEventType = OutboxEvent['type'];
 
 /** Stops a subscription. Calling it twice is harmless. */
 export type Unsubscribe = () => void;
+
+/**
+ * An edit of commands that were never attempted (the server cannot have seen them):
+ * rewrite their args, drop them, or squash several on the same keys into one (e.g. ten
+ * queued stock adjustments of one SKU into a single one). Attempted commands are immutable.
+ */
+export type PendingEdit =
+  | { kind: 'rewrite'; id: string; args: Json }
+  | { kind: 'drop'; id: string }
+  | { kind: 'squash'; into: string; ids: string[]; args: Json };
+
+/** Severity of a log record. */
+export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error';
+
+/** Receives the library's log records (never tokens, args or documents). */
+export type Logger = (level: LogLevel, target: string, message: string) => void;
+
+/** One command handed to a custom {@link Transport}. */
+export interface OutgoingCommand {
+  /** The command's id. */
+  id: string;
+  /** Send it as the idempotency key; identical on every attempt. */
+  idempotencyKey: string;
+  /** Mutator name. */
+  mutator: string;
+  /** Mutator version. */
+  mutatorVersion: number;
+  /** Scheduling keys (no two commands of one batch share a key). */
+  keys: string[];
+  /** Arguments. */
+  args: Json;
+  /** `{"collection:id": version}` of the documents its optimistic ops touched. */
+  baseVersions: Record<string, number>;
+  /** Metadata (`trace_id` included when set). */
+  metadata: JsonObject;
+  /** 1 for the first attempt, 2 for the second, ... */
+  attempt: number;
+}
+
+/** A document version reported by the server. */
+export interface DocChange {
+  /** Collection name. */
+  collection: string;
+  /** Document id. */
+  id: string;
+  /** Server version after the change. */
+  version: number;
+  /** The document, or `null` when it was deleted. */
+  doc: JsonObject | null;
+}
+
+/** What happened to one command sent by a custom {@link Transport}. */
+export type SendOutcome =
+  | { kind: 'applied'; result?: Json; changes?: DocChange[] }
+  | { kind: 'retry'; reason: string; retryAfterMs?: number; httpStatus?: number }
+  | { kind: 'rejected'; code: string; message: string }
+  | { kind: 'conflict'; serverSnapshot: Json }
+  | { kind: 'unauthorized' }
+  | { kind: 'offline' };
+
+/** What a custom {@link Transport}'s `pull` returned. */
+export type PullResult =
+  | { kind: 'page'; changes: DocChange[]; cursor: string; hasMore: boolean }
+  | { kind: 'offline' }
+  | { kind: 'unauthorized' }
+  | { kind: 'failed'; reason: string }
+  | { kind: 'unsupported' };
+
+/**
+ * Sends commands with the app's own network stack instead of the built-in HTTP transport.
+ * A throw (or a rejected promise) counts as a transient failure of the whole batch: the
+ * commands are resent later under the same idempotency keys.
+ */
+export interface Transport {
+  /** Sends one batch; returns exactly one outcome per command, in batch order. */
+  send(batch: OutgoingCommand[]): Promise<SendOutcome[]>;
+  /** Reads one page of the change feed after `cursor` (`null`: from the start). Absent: no feed. */
+  pull?(cursor: string | null, limit: number): Promise<PullResult>;
+}
+
+/** What `logout` did. */
+export interface LogoutResult {
+  /** Unsent commands dropped (0 unless `force` was given and some remained). */
+  dropped: number;
+  /** Whether the queue had drained before the database was deleted. */
+  drained: boolean;
+}

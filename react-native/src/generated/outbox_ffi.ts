@@ -6,7 +6,7 @@
 import nativeModule from "./outbox_ffi-ffi";
 import { type UniffiRustFutureContinuationCallback, type UniffiForeignFutureDroppedCallback, type UniffiForeignFutureDroppedCallbackStruct, type UniffiVTableCallbackInterfaceOutboxFfiDocsListener, type UniffiVTableCallbackInterfaceOutboxFfiEventListener, type UniffiVTableCallbackInterfaceOutboxFfiLogger, type UniffiForeignFutureResultRustBuffer, type UniffiForeignFutureCompleterustBuffer, type UniffiVTableCallbackInterfaceOutboxFfiTokenProvider, type UniffiVTableCallbackInterfaceOutboxFfiTransport,
 } from "./outbox_ffi-ffi";
-import { type FfiConverter, type UniffiByteArray, type UniffiGcObject, type UniffiHandle, type UniffiObjectFactory, type UniffiReferenceHolder, type UniffiRustCallStatus, AbstractFfiConverterByteArray, Cursor, FfiConverterArray, FfiConverterBool, FfiConverterInt64, FfiConverterMap, FfiConverterObject, FfiConverterObjectWithCallbacks, FfiConverterOptional, FfiConverterUInt16, FfiConverterUInt32, FfiConverterUInt64, FfiConverterUInt8, RustBuffer, UniffiAbstractObject, UniffiEnum, UniffiError, UniffiInternalError, UniffiResult, UniffiRustCaller, destructorGuardSymbol, pointerLiteralSymbol, uniffiCreateFfiConverterString, uniffiCreateRecord, uniffiRustCallAsync, uniffiTraitInterfaceCall, uniffiTraitInterfaceCallAsync, uniffiTraitInterfaceCallAsyncWithError, uniffiTypeNameSymbol, variantOrdinalSymbol,
+import { type FfiConverter, type UniffiByteArray, type UniffiGcObject, type UniffiHandle, type UniffiObjectFactory, type UniffiReferenceHolder, type UniffiRustCallStatus, AbstractFfiConverterByteArray, Cursor, FfiConverterArray, FfiConverterBool, FfiConverterFloat64, FfiConverterInt64, FfiConverterMap, FfiConverterObject, FfiConverterObjectWithCallbacks, FfiConverterOptional, FfiConverterUInt16, FfiConverterUInt32, FfiConverterUInt64, FfiConverterUInt8, RustBuffer, UniffiAbstractObject, UniffiEnum, UniffiError, UniffiInternalError, UniffiResult, UniffiRustCaller, destructorGuardSymbol, pointerLiteralSymbol, uniffiCreateFfiConverterString, uniffiCreateRecord, uniffiRustCallAsync, uniffiTraitInterfaceCall, uniffiTraitInterfaceCallAsync, uniffiTraitInterfaceCallAsyncWithError, uniffiTypeNameSymbol, variantOrdinalSymbol,
 } from "@ubjs/core";
 const uniffiCaller = new UniffiRustCaller(() => ({ code: 0 }));
 
@@ -1558,6 +1558,11 @@ export type OutboxConfig = {
      */
     retryCapMs?: bigint,
     /**
+     * Random spread of each retry delay, as a fraction of it: 0.3 (the default) waits
+     * between 70% and 130% of the backoff. Clamped to 0..=1.
+     */
+    retryJitter?: number,
+    /**
      * Timeout of one attempt, ms (default 15000).
      */
     attemptTimeoutMs?: bigint,
@@ -1591,6 +1596,7 @@ export const OutboxConfig = (() => {
         maxAttempts: undefined,
         retryBaseMs: undefined,
         retryCapMs: undefined,
+        retryJitter: undefined,
         attemptTimeoutMs: undefined,
         leaseTtlMs: undefined,
         durability: undefined,
@@ -1622,6 +1628,7 @@ const FfiConverterTypeOutboxConfig = (() => {
                 maxAttempts: FfiConverterOptionalUInt32.readFromCursor(c), 
                 retryBaseMs: FfiConverterOptionalUInt64.readFromCursor(c), 
                 retryCapMs: FfiConverterOptionalUInt64.readFromCursor(c), 
+                retryJitter: FfiConverterOptionalFloat64.readFromCursor(c), 
                 attemptTimeoutMs: FfiConverterOptionalUInt64.readFromCursor(c), 
                 leaseTtlMs: FfiConverterOptionalUInt64.readFromCursor(c), 
                 durability: FfiConverterOptionalTypeDurability.readFromCursor(c), 
@@ -1640,6 +1647,7 @@ const FfiConverterTypeOutboxConfig = (() => {
             FfiConverterOptionalUInt32.writeIntoCursor(value.maxAttempts, c);
             FfiConverterOptionalUInt64.writeIntoCursor(value.retryBaseMs, c);
             FfiConverterOptionalUInt64.writeIntoCursor(value.retryCapMs, c);
+            FfiConverterOptionalFloat64.writeIntoCursor(value.retryJitter, c);
             FfiConverterOptionalUInt64.writeIntoCursor(value.attemptTimeoutMs, c);
             FfiConverterOptionalUInt64.writeIntoCursor(value.leaseTtlMs, c);
             FfiConverterOptionalTypeDurability.writeIntoCursor(value.durability, c);
@@ -1657,6 +1665,7 @@ const FfiConverterTypeOutboxConfig = (() => {
              FfiConverterOptionalUInt32.allocationSize(value.maxAttempts) +
              FfiConverterOptionalUInt64.allocationSize(value.retryBaseMs) +
              FfiConverterOptionalUInt64.allocationSize(value.retryCapMs) +
+             FfiConverterOptionalFloat64.allocationSize(value.retryJitter) +
              FfiConverterOptionalUInt64.allocationSize(value.attemptTimeoutMs) +
              FfiConverterOptionalUInt64.allocationSize(value.leaseTtlMs) +
              FfiConverterOptionalTypeDurability.allocationSize(value.durability) +
@@ -5838,25 +5847,25 @@ export interface OutboxLike {
 /**
  * One command with its attempt history.
  */
-    command(id: string) /*throws*/: Command;
+    command(id: string, asyncOpts_?: { signal: AbortSignal }) /*throws*/: Promise<Command>;
 /**
  * How many documents match `query` (limit and offset ignored).
  */
-    count(collection: string, query: Query) /*throws*/: bigint;
+    count(collection: string, query: Query, asyncOpts_?: { signal: AbortSignal }) /*throws*/: Promise<bigint>;
 /**
  * Indexes a top-level field so filters and ordering on it stay fast.
  */
-    createIndex(collection: string, field: string) /*throws*/: void;
+    createIndex(collection: string, field: string, asyncOpts_?: { signal: AbortSignal }) /*throws*/: Promise<void>;
 /**
  * Logout for good: `wipe(force)`, then closes the engine and deletes the database
  * file with its `-wal` and `-shm` files. Returns how many unsent commands were dropped.
  */
-    deleteDatabase(force: boolean) /*throws*/: bigint;
+    deleteDatabase(force: boolean, asyncOpts_?: { signal: AbortSignal }) /*throws*/: Promise<bigint>;
 /**
  * Gives up a command that is pending, failed, in conflict or wedged; its optimistic
  * changes are rolled back. This is the explicit decision that drops a command.
  */
-    discard(id: string) /*throws*/: void;
+    discard(id: string, asyncOpts_?: { signal: AbortSignal }) /*throws*/: Promise<void>;
 /**
  * Drains for at most `budget_ms` (a platform background task's time) and reports
  * what happened; returns early once nothing is left to send now.
@@ -5865,32 +5874,32 @@ export interface OutboxLike {
 /**
  * Rewrites, drops or squashes never-attempted pending commands, all or none.
  */
-    editPending(edits: Array<Edit>) /*throws*/: void;
+    editPending(edits: Array<Edit>, asyncOpts_?: { signal: AbortSignal }) /*throws*/: Promise<void>;
 /**
  * Durably enqueues a command with its optimistic changes and returns its id. When
  * this returns the command is on disk; bad input is refused and nothing is written.
  */
-    enqueue(request: EnqueueRequest) /*throws*/: string;
+    enqueue(request: EnqueueRequest, asyncOpts_?: { signal: AbortSignal }) /*throws*/: Promise<string>;
 /**
  * One document with pending changes applied, or none.
  */
-    get(collection: string, id: string) /*throws*/: Doc | undefined;
+    get(collection: string, id: string, asyncOpts_?: { signal: AbortSignal }) /*throws*/: Promise<Doc | undefined>;
 /**
  * When each collection last received server data (Unix ms), by collection.
  */
-    lastSyncedAt() /*throws*/: Map<string, bigint>;
+    lastSyncedAt(asyncOpts_?: { signal: AbortSignal }) /*throws*/: Promise<Map<string, bigint>>;
 /**
  * Documents matching `query`, with pending changes applied.
  */
-    list(collection: string, query: Query) /*throws*/: Array<Doc>;
+    list(collection: string, query: Query, asyncOpts_?: { signal: AbortSignal }) /*throws*/: Promise<Array<Doc>>;
 /**
  * Reports that the app went to the background.
  */
-    onBackground() /*throws*/: void;
+    onBackground(asyncOpts_?: { signal: AbortSignal }) /*throws*/: Promise<void>;
 /**
  * Reports that the app came to the foreground (drains and pulls).
  */
-    onForeground() /*throws*/: void;
+    onForeground(asyncOpts_?: { signal: AbortSignal }) /*throws*/: Promise<void>;
 /**
  * The database file this engine uses.
  */
@@ -5898,7 +5907,7 @@ export interface OutboxLike {
 /**
  * Commands in enqueue order, filtered.
  */
-    peek(filter: PeekFilter) /*throws*/: Array<Command>;
+    peek(filter: PeekFilter, asyncOpts_?: { signal: AbortSignal }) /*throws*/: Promise<Array<Command>>;
 /**
  * Allows `name` to be enqueued, with its key pointers and size limit.
  */
@@ -5906,26 +5915,29 @@ export interface OutboxLike {
 /**
  * Resolves a command in `conflict`: send again with new args, or discard.
  */
-    resolveConflict(id: string, resolution: Resolution) /*throws*/: void;
+    resolveConflict(id: string, resolution: Resolution, asyncOpts_?: { signal: AbortSignal }) /*throws*/: Promise<void>;
 /**
  * Sends a `wedged` command again with a fresh attempt budget.
  */
-    retry(id: string) /*throws*/: void;
+    retry(id: string, asyncOpts_?: { signal: AbortSignal }) /*throws*/: Promise<void>;
 /**
  * Reports connectivity; going online starts a drain and a pull.
  */
-    setOnline(online: boolean) /*throws*/: void;
+    setOnline(online: boolean, asyncOpts_?: { signal: AbortSignal }) /*throws*/: Promise<void>;
 /**
- * Stops the engine: in-flight sends are abandoned and resume, under the same
- * idempotency keys, at the next open. Calls after this fail with `Closed`. (Named
- * `shutdown` because `close` is the bindings' own "free this handle" in Kotlin and
- * Swift; freeing a handle does not stop the engine, this does.)
+ * Stops the engine and returns once nothing of it is in flight: sends already on the
+ * wire get until the attempt timeout to answer and are recorded; anything unanswered
+ * by then is abandoned and resent, under the same idempotency key, at the next open.
+ * No request of this engine reaches the server after this returns. Calls after this
+ * fail with `Closed`. (Named `shutdown` because `close` is the bindings' own "free
+ * this handle" in Kotlin and Swift; freeing a handle does not stop the engine, this
+ * does.)
  */
-    shutdown(): void;
+    shutdown(asyncOpts_?: { signal: AbortSignal }): Promise<void>;
 /**
  * A snapshot of the queue for status bars and offline banners.
  */
-    status() /*throws*/: Status;
+    status(asyncOpts_?: { signal: AbortSignal }) /*throws*/: Promise<Status>;
 /**
  * Engine events from now on, in order, delivered to `listener` from an engine thread.
  * Cancel the returned handle (or drop it) to stop.
@@ -5934,7 +5946,7 @@ export interface OutboxLike {
 /**
  * Sends (and pulls) now, e.g. from a "sync now" button.
  */
-    syncNow() /*throws*/: void;
+    syncNow(asyncOpts_?: { signal: AbortSignal }) /*throws*/: Promise<void>;
 /**
  * Waits until the command settles (succeeded, failed, conflict, wedged or discarded)
  * and returns how. Works across restarts: the state is read from the database.
@@ -5950,7 +5962,7 @@ export interface OutboxLike {
  * `force` it refuses while commands the server has not applied remain; with `force`
  * they are dropped and their number returned.
  */
-    wipe(force: boolean) /*throws*/: bigint;
+    wipe(force: boolean, asyncOpts_?: { signal: AbortSignal }) /*throws*/: Promise<bigint>;
 }
 /**
  * @deprecated Use `OutboxLike` instead.
@@ -5983,50 +5995,105 @@ private constructor(pointer: UniffiHandle) {
  * commands stay queued (use `open_with_tokens` or `open_with_transport` to send). A
  * corrupt database or one from a newer version is refused and left untouched.
  */
-    static open(config: OutboxConfig): OutboxLike /*throws*/ {
-    return FfiConverterTypeOutbox.lift(uniffiCaller.rustCallWithError(
-            /*liftError:*/ FfiConverterTypeOutboxError.lift.bind(FfiConverterTypeOutboxError),
-            /*caller:*/ (callStatus) => {
-                return nativeModule().ubrn_uniffi_outbox_ffi_fn_constructor_outbox_open(
-        FfiConverterTypeOutboxConfig.lower(config, nativeModule().rustbuffer_alloc),
-                callStatus);
+    static async open(config: OutboxConfig, asyncOpts_?: { signal: AbortSignal }): Promise<OutboxLike> /*throws*/ {
+    const __stack = uniffiIsDebug ? new Error().stack : undefined;
+    try {
+        return await uniffiRustCallAsync(
+            /*rustCaller:*/ uniffiCaller,
+            /*rustFutureFunc:*/ () => {
+                return nativeModule().ubrn_uniffi_outbox_ffi_fn_constructor_outbox_open(FfiConverterTypeOutboxConfig.lower(config, nativeModule().rustbuffer_alloc)
+                );
             },
+            /*pollFunc:*/ nativeModule().ubrn_ffi_outbox_ffi_rust_future_poll_u64,
+            /*cancelFunc:*/ nativeModule().ubrn_ffi_outbox_ffi_rust_future_cancel_u64,
+            /*completeFunc:*/ nativeModule().ubrn_ffi_outbox_ffi_rust_future_complete_u64,
+            /*freeFunc:*/ nativeModule().ubrn_ffi_outbox_ffi_rust_future_free_u64,
+            // Async returns always go through the JS-side converter: the
+            // FFI symbol returns the future handle (u64), and the user-level
+            // RustBuffer comes back via the shared `rust_future_complete_*`
+            // export. The bytes the runtime hands back must be deserialized
+            // here using the per-callable return-type converter.
+            /*liftFunc:*/ FfiConverterTypeOutbox.lift.bind(FfiConverterTypeOutbox),
             /*liftString:*/ FfiConverterString.lift.bind(FfiConverterString),
-    ));
+            /*asyncOpts:*/ asyncOpts_,
+            /*errorHandler:*/ FfiConverterTypeOutboxError.lift.bind(FfiConverterTypeOutboxError)
+        );
+    } catch (__error: any) {
+        if (uniffiIsDebug && __error instanceof Error) {
+            __error.stack = __stack;
+        }
+        throw __error;
+    }
     }
     
 /**
  * Opens the database and sends commands over HTTP to `config.server_url` (required),
  * asking `token_provider` for a bearer token before every request.
  */
-    static openWithTokens(config: OutboxConfig, tokenProvider: TokenProvider): OutboxLike /*throws*/ {
-    return FfiConverterTypeOutbox.lift(uniffiCaller.rustCallWithError(
-            /*liftError:*/ FfiConverterTypeOutboxError.lift.bind(FfiConverterTypeOutboxError),
-            /*caller:*/ (callStatus) => {
-                return nativeModule().ubrn_uniffi_outbox_ffi_fn_constructor_outbox_open_with_tokens(
-        FfiConverterTypeOutboxConfig.lower(config, nativeModule().rustbuffer_alloc),
-        FfiConverterTypeTokenProvider.lower(tokenProvider, nativeModule().rustbuffer_alloc),
-                callStatus);
+    static async openWithTokens(config: OutboxConfig, tokenProvider: TokenProvider, asyncOpts_?: { signal: AbortSignal }): Promise<OutboxLike> /*throws*/ {
+    const __stack = uniffiIsDebug ? new Error().stack : undefined;
+    try {
+        return await uniffiRustCallAsync(
+            /*rustCaller:*/ uniffiCaller,
+            /*rustFutureFunc:*/ () => {
+                return nativeModule().ubrn_uniffi_outbox_ffi_fn_constructor_outbox_open_with_tokens(FfiConverterTypeOutboxConfig.lower(config, nativeModule().rustbuffer_alloc),FfiConverterTypeTokenProvider.lower(tokenProvider, nativeModule().rustbuffer_alloc)
+                );
             },
+            /*pollFunc:*/ nativeModule().ubrn_ffi_outbox_ffi_rust_future_poll_u64,
+            /*cancelFunc:*/ nativeModule().ubrn_ffi_outbox_ffi_rust_future_cancel_u64,
+            /*completeFunc:*/ nativeModule().ubrn_ffi_outbox_ffi_rust_future_complete_u64,
+            /*freeFunc:*/ nativeModule().ubrn_ffi_outbox_ffi_rust_future_free_u64,
+            // Async returns always go through the JS-side converter: the
+            // FFI symbol returns the future handle (u64), and the user-level
+            // RustBuffer comes back via the shared `rust_future_complete_*`
+            // export. The bytes the runtime hands back must be deserialized
+            // here using the per-callable return-type converter.
+            /*liftFunc:*/ FfiConverterTypeOutbox.lift.bind(FfiConverterTypeOutbox),
             /*liftString:*/ FfiConverterString.lift.bind(FfiConverterString),
-    ));
+            /*asyncOpts:*/ asyncOpts_,
+            /*errorHandler:*/ FfiConverterTypeOutboxError.lift.bind(FfiConverterTypeOutboxError)
+        );
+    } catch (__error: any) {
+        if (uniffiIsDebug && __error instanceof Error) {
+            __error.stack = __stack;
+        }
+        throw __error;
+    }
     }
     
 /**
  * Opens the database and sends commands through the app's own `transport` (its own
  * network stack). `config.server_url` is ignored.
  */
-    static openWithTransport(config: OutboxConfig, transport: Transport): OutboxLike /*throws*/ {
-    return FfiConverterTypeOutbox.lift(uniffiCaller.rustCallWithError(
-            /*liftError:*/ FfiConverterTypeOutboxError.lift.bind(FfiConverterTypeOutboxError),
-            /*caller:*/ (callStatus) => {
-                return nativeModule().ubrn_uniffi_outbox_ffi_fn_constructor_outbox_open_with_transport(
-        FfiConverterTypeOutboxConfig.lower(config, nativeModule().rustbuffer_alloc),
-        FfiConverterTypeTransport.lower(transport, nativeModule().rustbuffer_alloc),
-                callStatus);
+    static async openWithTransport(config: OutboxConfig, transport: Transport, asyncOpts_?: { signal: AbortSignal }): Promise<OutboxLike> /*throws*/ {
+    const __stack = uniffiIsDebug ? new Error().stack : undefined;
+    try {
+        return await uniffiRustCallAsync(
+            /*rustCaller:*/ uniffiCaller,
+            /*rustFutureFunc:*/ () => {
+                return nativeModule().ubrn_uniffi_outbox_ffi_fn_constructor_outbox_open_with_transport(FfiConverterTypeOutboxConfig.lower(config, nativeModule().rustbuffer_alloc),FfiConverterTypeTransport.lower(transport, nativeModule().rustbuffer_alloc)
+                );
             },
+            /*pollFunc:*/ nativeModule().ubrn_ffi_outbox_ffi_rust_future_poll_u64,
+            /*cancelFunc:*/ nativeModule().ubrn_ffi_outbox_ffi_rust_future_cancel_u64,
+            /*completeFunc:*/ nativeModule().ubrn_ffi_outbox_ffi_rust_future_complete_u64,
+            /*freeFunc:*/ nativeModule().ubrn_ffi_outbox_ffi_rust_future_free_u64,
+            // Async returns always go through the JS-side converter: the
+            // FFI symbol returns the future handle (u64), and the user-level
+            // RustBuffer comes back via the shared `rust_future_complete_*`
+            // export. The bytes the runtime hands back must be deserialized
+            // here using the per-callable return-type converter.
+            /*liftFunc:*/ FfiConverterTypeOutbox.lift.bind(FfiConverterTypeOutbox),
             /*liftString:*/ FfiConverterString.lift.bind(FfiConverterString),
-    ));
+            /*asyncOpts:*/ asyncOpts_,
+            /*errorHandler:*/ FfiConverterTypeOutboxError.lift.bind(FfiConverterTypeOutboxError)
+        );
+    } catch (__error: any) {
+        if (uniffiIsDebug && __error instanceof Error) {
+            __error.stack = __stack;
+        }
+        throw __error;
+    }
     }
     
 
@@ -6034,86 +6101,177 @@ private constructor(pointer: UniffiHandle) {
 /**
  * One command with its attempt history.
  */
-    command(id: string): Command /*throws*/ {
-    const __rb: Uint8Array = uniffiCaller.rustCallWithError(
-            /*liftError:*/ FfiConverterTypeOutboxError.lift.bind(FfiConverterTypeOutboxError),
-            /*caller:*/ (callStatus) => {
+    async command(id: string, asyncOpts_?: { signal: AbortSignal }): Promise<Command> /*throws*/ {
+    const __stack = uniffiIsDebug ? new Error().stack : undefined;
+    try {
+        return await uniffiRustCallAsync(
+            /*rustCaller:*/ uniffiCaller,
+            /*rustFutureFunc:*/ () => {
                 return nativeModule().ubrn_uniffi_outbox_ffi_fn_method_outbox_command(
-                uniffiTypeOutboxObjectFactory.clonePointer(this),
-        FfiConverterString.lower(id, nativeModule().rustbuffer_alloc),
-                callStatus);
+                    uniffiTypeOutboxObjectFactory.clonePointer(this),FfiConverterString.lower(id, nativeModule().rustbuffer_alloc)
+                );
+            },
+            /*pollFunc:*/ nativeModule().ubrn_ffi_outbox_ffi_rust_future_poll_rust_buffer,
+            /*cancelFunc:*/ nativeModule().ubrn_ffi_outbox_ffi_rust_future_cancel_rust_buffer,
+            /*completeFunc:*/ nativeModule().ubrn_ffi_outbox_ffi_rust_future_complete_rust_buffer,
+            /*freeFunc:*/ nativeModule().ubrn_ffi_outbox_ffi_rust_future_free_rust_buffer,
+            // Async returns always go through the JS-side converter: the
+            // FFI symbol returns the future handle (u64), and the user-level
+            // RustBuffer comes back via the shared `rust_future_complete_*`
+            // export. The bytes the runtime hands back must be deserialized
+            // here using the per-callable return-type converter.
+            // Borrowed view over foreign memory: the call site owns the free,
+            // as on the sync paths. Unconditional — a no-op where buffers are
+            // already JS-owned.
+            /*liftFunc:*/ (__rb) => {
+                try {
+                    return FfiConverterTypeCommand.lift(__rb);
+                } finally {
+                    nativeModule().rustbuffer_free(__rb);
+                }
             },
             /*liftString:*/ FfiConverterString.lift.bind(FfiConverterString),
-    );
-    try {
-        return FfiConverterTypeCommand.lift(__rb);
-    } finally {
-        nativeModule().rustbuffer_free(__rb);
+            /*asyncOpts:*/ asyncOpts_,
+            /*errorHandler:*/ FfiConverterTypeOutboxError.lift.bind(FfiConverterTypeOutboxError)
+        );
+    } catch (__error: any) {
+        if (uniffiIsDebug && __error instanceof Error) {
+            __error.stack = __stack;
+        }
+        throw __error;
     }
     }
     
 /**
  * How many documents match `query` (limit and offset ignored).
  */
-    count(collection: string, query: Query): bigint /*throws*/ {
-    return FfiConverterUInt64.lift(uniffiCaller.rustCallWithError(
-            /*liftError:*/ FfiConverterTypeOutboxError.lift.bind(FfiConverterTypeOutboxError),
-            /*caller:*/ (callStatus) => {
+    async count(collection: string, query: Query, asyncOpts_?: { signal: AbortSignal }): Promise<bigint> /*throws*/ {
+    const __stack = uniffiIsDebug ? new Error().stack : undefined;
+    try {
+        return await uniffiRustCallAsync(
+            /*rustCaller:*/ uniffiCaller,
+            /*rustFutureFunc:*/ () => {
                 return nativeModule().ubrn_uniffi_outbox_ffi_fn_method_outbox_count(
-                uniffiTypeOutboxObjectFactory.clonePointer(this),
-        FfiConverterString.lower(collection, nativeModule().rustbuffer_alloc),
-        FfiConverterTypeQuery.lower(query, nativeModule().rustbuffer_alloc),
-                callStatus);
+                    uniffiTypeOutboxObjectFactory.clonePointer(this),FfiConverterString.lower(collection, nativeModule().rustbuffer_alloc),FfiConverterTypeQuery.lower(query, nativeModule().rustbuffer_alloc)
+                );
             },
+            /*pollFunc:*/ nativeModule().ubrn_ffi_outbox_ffi_rust_future_poll_u64,
+            /*cancelFunc:*/ nativeModule().ubrn_ffi_outbox_ffi_rust_future_cancel_u64,
+            /*completeFunc:*/ nativeModule().ubrn_ffi_outbox_ffi_rust_future_complete_u64,
+            /*freeFunc:*/ nativeModule().ubrn_ffi_outbox_ffi_rust_future_free_u64,
+            // Async returns always go through the JS-side converter: the
+            // FFI symbol returns the future handle (u64), and the user-level
+            // RustBuffer comes back via the shared `rust_future_complete_*`
+            // export. The bytes the runtime hands back must be deserialized
+            // here using the per-callable return-type converter.
+            /*liftFunc:*/ FfiConverterUInt64.lift.bind(FfiConverterUInt64),
             /*liftString:*/ FfiConverterString.lift.bind(FfiConverterString),
-    ));
+            /*asyncOpts:*/ asyncOpts_,
+            /*errorHandler:*/ FfiConverterTypeOutboxError.lift.bind(FfiConverterTypeOutboxError)
+        );
+    } catch (__error: any) {
+        if (uniffiIsDebug && __error instanceof Error) {
+            __error.stack = __stack;
+        }
+        throw __error;
+    }
     }
     
 /**
  * Indexes a top-level field so filters and ordering on it stay fast.
  */
-    createIndex(collection: string, field: string): void /*throws*/ {uniffiCaller.rustCallWithError(
-            /*liftError:*/ FfiConverterTypeOutboxError.lift.bind(FfiConverterTypeOutboxError),
-            /*caller:*/ (callStatus) => { nativeModule().ubrn_uniffi_outbox_ffi_fn_method_outbox_create_index(
-                uniffiTypeOutboxObjectFactory.clonePointer(this),
-        FfiConverterString.lower(collection, nativeModule().rustbuffer_alloc),
-        FfiConverterString.lower(field, nativeModule().rustbuffer_alloc),
-                callStatus);
+    async createIndex(collection: string, field: string, asyncOpts_?: { signal: AbortSignal }): Promise<void> /*throws*/ {
+    const __stack = uniffiIsDebug ? new Error().stack : undefined;
+    try {
+        return await uniffiRustCallAsync(
+            /*rustCaller:*/ uniffiCaller,
+            /*rustFutureFunc:*/ () => {
+                return nativeModule().ubrn_uniffi_outbox_ffi_fn_method_outbox_create_index(
+                    uniffiTypeOutboxObjectFactory.clonePointer(this),FfiConverterString.lower(collection, nativeModule().rustbuffer_alloc),FfiConverterString.lower(field, nativeModule().rustbuffer_alloc)
+                );
             },
+            /*pollFunc:*/ nativeModule().ubrn_ffi_outbox_ffi_rust_future_poll_void,
+            /*cancelFunc:*/ nativeModule().ubrn_ffi_outbox_ffi_rust_future_cancel_void,
+            /*completeFunc:*/ nativeModule().ubrn_ffi_outbox_ffi_rust_future_complete_void,
+            /*freeFunc:*/ nativeModule().ubrn_ffi_outbox_ffi_rust_future_free_void,
+            /*liftFunc:*/ (_v) => {},
             /*liftString:*/ FfiConverterString.lift.bind(FfiConverterString),
-    );
+            /*asyncOpts:*/ asyncOpts_,
+            /*errorHandler:*/ FfiConverterTypeOutboxError.lift.bind(FfiConverterTypeOutboxError)
+        );
+    } catch (__error: any) {
+        if (uniffiIsDebug && __error instanceof Error) {
+            __error.stack = __stack;
+        }
+        throw __error;
+    }
     }
     
 /**
  * Logout for good: `wipe(force)`, then closes the engine and deletes the database
  * file with its `-wal` and `-shm` files. Returns how many unsent commands were dropped.
  */
-    deleteDatabase(force: boolean): bigint /*throws*/ {
-    return FfiConverterUInt64.lift(uniffiCaller.rustCallWithError(
-            /*liftError:*/ FfiConverterTypeOutboxError.lift.bind(FfiConverterTypeOutboxError),
-            /*caller:*/ (callStatus) => {
+    async deleteDatabase(force: boolean, asyncOpts_?: { signal: AbortSignal }): Promise<bigint> /*throws*/ {
+    const __stack = uniffiIsDebug ? new Error().stack : undefined;
+    try {
+        return await uniffiRustCallAsync(
+            /*rustCaller:*/ uniffiCaller,
+            /*rustFutureFunc:*/ () => {
                 return nativeModule().ubrn_uniffi_outbox_ffi_fn_method_outbox_delete_database(
-                uniffiTypeOutboxObjectFactory.clonePointer(this),
-        FfiConverterBool.lower(force, nativeModule().rustbuffer_alloc),
-                callStatus);
+                    uniffiTypeOutboxObjectFactory.clonePointer(this),FfiConverterBool.lower(force, nativeModule().rustbuffer_alloc)
+                );
             },
+            /*pollFunc:*/ nativeModule().ubrn_ffi_outbox_ffi_rust_future_poll_u64,
+            /*cancelFunc:*/ nativeModule().ubrn_ffi_outbox_ffi_rust_future_cancel_u64,
+            /*completeFunc:*/ nativeModule().ubrn_ffi_outbox_ffi_rust_future_complete_u64,
+            /*freeFunc:*/ nativeModule().ubrn_ffi_outbox_ffi_rust_future_free_u64,
+            // Async returns always go through the JS-side converter: the
+            // FFI symbol returns the future handle (u64), and the user-level
+            // RustBuffer comes back via the shared `rust_future_complete_*`
+            // export. The bytes the runtime hands back must be deserialized
+            // here using the per-callable return-type converter.
+            /*liftFunc:*/ FfiConverterUInt64.lift.bind(FfiConverterUInt64),
             /*liftString:*/ FfiConverterString.lift.bind(FfiConverterString),
-    ));
+            /*asyncOpts:*/ asyncOpts_,
+            /*errorHandler:*/ FfiConverterTypeOutboxError.lift.bind(FfiConverterTypeOutboxError)
+        );
+    } catch (__error: any) {
+        if (uniffiIsDebug && __error instanceof Error) {
+            __error.stack = __stack;
+        }
+        throw __error;
+    }
     }
     
 /**
  * Gives up a command that is pending, failed, in conflict or wedged; its optimistic
  * changes are rolled back. This is the explicit decision that drops a command.
  */
-    discard(id: string): void /*throws*/ {uniffiCaller.rustCallWithError(
-            /*liftError:*/ FfiConverterTypeOutboxError.lift.bind(FfiConverterTypeOutboxError),
-            /*caller:*/ (callStatus) => { nativeModule().ubrn_uniffi_outbox_ffi_fn_method_outbox_discard(
-                uniffiTypeOutboxObjectFactory.clonePointer(this),
-        FfiConverterString.lower(id, nativeModule().rustbuffer_alloc),
-                callStatus);
+    async discard(id: string, asyncOpts_?: { signal: AbortSignal }): Promise<void> /*throws*/ {
+    const __stack = uniffiIsDebug ? new Error().stack : undefined;
+    try {
+        return await uniffiRustCallAsync(
+            /*rustCaller:*/ uniffiCaller,
+            /*rustFutureFunc:*/ () => {
+                return nativeModule().ubrn_uniffi_outbox_ffi_fn_method_outbox_discard(
+                    uniffiTypeOutboxObjectFactory.clonePointer(this),FfiConverterString.lower(id, nativeModule().rustbuffer_alloc)
+                );
             },
+            /*pollFunc:*/ nativeModule().ubrn_ffi_outbox_ffi_rust_future_poll_void,
+            /*cancelFunc:*/ nativeModule().ubrn_ffi_outbox_ffi_rust_future_cancel_void,
+            /*completeFunc:*/ nativeModule().ubrn_ffi_outbox_ffi_rust_future_complete_void,
+            /*freeFunc:*/ nativeModule().ubrn_ffi_outbox_ffi_rust_future_free_void,
+            /*liftFunc:*/ (_v) => {},
             /*liftString:*/ FfiConverterString.lift.bind(FfiConverterString),
-    );
+            /*asyncOpts:*/ asyncOpts_,
+            /*errorHandler:*/ FfiConverterTypeOutboxError.lift.bind(FfiConverterTypeOutboxError)
+        );
+    } catch (__error: any) {
+        if (uniffiIsDebug && __error instanceof Error) {
+            __error.stack = __stack;
+        }
+        throw __error;
+    }
     }
     
 /**
@@ -6164,127 +6322,268 @@ private constructor(pointer: UniffiHandle) {
 /**
  * Rewrites, drops or squashes never-attempted pending commands, all or none.
  */
-    editPending(edits: Array<Edit>): void /*throws*/ {uniffiCaller.rustCallWithError(
-            /*liftError:*/ FfiConverterTypeOutboxError.lift.bind(FfiConverterTypeOutboxError),
-            /*caller:*/ (callStatus) => { nativeModule().ubrn_uniffi_outbox_ffi_fn_method_outbox_edit_pending(
-                uniffiTypeOutboxObjectFactory.clonePointer(this),
-        FfiConverterSequenceTypeEdit.lower(edits, nativeModule().rustbuffer_alloc),
-                callStatus);
+    async editPending(edits: Array<Edit>, asyncOpts_?: { signal: AbortSignal }): Promise<void> /*throws*/ {
+    const __stack = uniffiIsDebug ? new Error().stack : undefined;
+    try {
+        return await uniffiRustCallAsync(
+            /*rustCaller:*/ uniffiCaller,
+            /*rustFutureFunc:*/ () => {
+                return nativeModule().ubrn_uniffi_outbox_ffi_fn_method_outbox_edit_pending(
+                    uniffiTypeOutboxObjectFactory.clonePointer(this),FfiConverterSequenceTypeEdit.lower(edits, nativeModule().rustbuffer_alloc)
+                );
             },
+            /*pollFunc:*/ nativeModule().ubrn_ffi_outbox_ffi_rust_future_poll_void,
+            /*cancelFunc:*/ nativeModule().ubrn_ffi_outbox_ffi_rust_future_cancel_void,
+            /*completeFunc:*/ nativeModule().ubrn_ffi_outbox_ffi_rust_future_complete_void,
+            /*freeFunc:*/ nativeModule().ubrn_ffi_outbox_ffi_rust_future_free_void,
+            /*liftFunc:*/ (_v) => {},
             /*liftString:*/ FfiConverterString.lift.bind(FfiConverterString),
-    );
+            /*asyncOpts:*/ asyncOpts_,
+            /*errorHandler:*/ FfiConverterTypeOutboxError.lift.bind(FfiConverterTypeOutboxError)
+        );
+    } catch (__error: any) {
+        if (uniffiIsDebug && __error instanceof Error) {
+            __error.stack = __stack;
+        }
+        throw __error;
+    }
     }
     
 /**
  * Durably enqueues a command with its optimistic changes and returns its id. When
  * this returns the command is on disk; bad input is refused and nothing is written.
  */
-    enqueue(request: EnqueueRequest): string /*throws*/ {
-    const __rb: Uint8Array = uniffiCaller.rustCallWithError(
-            /*liftError:*/ FfiConverterTypeOutboxError.lift.bind(FfiConverterTypeOutboxError),
-            /*caller:*/ (callStatus) => {
+    async enqueue(request: EnqueueRequest, asyncOpts_?: { signal: AbortSignal }): Promise<string> /*throws*/ {
+    const __stack = uniffiIsDebug ? new Error().stack : undefined;
+    try {
+        return await uniffiRustCallAsync(
+            /*rustCaller:*/ uniffiCaller,
+            /*rustFutureFunc:*/ () => {
                 return nativeModule().ubrn_uniffi_outbox_ffi_fn_method_outbox_enqueue(
-                uniffiTypeOutboxObjectFactory.clonePointer(this),
-        FfiConverterTypeEnqueueRequest.lower(request, nativeModule().rustbuffer_alloc),
-                callStatus);
+                    uniffiTypeOutboxObjectFactory.clonePointer(this),FfiConverterTypeEnqueueRequest.lower(request, nativeModule().rustbuffer_alloc)
+                );
+            },
+            /*pollFunc:*/ nativeModule().ubrn_ffi_outbox_ffi_rust_future_poll_rust_buffer,
+            /*cancelFunc:*/ nativeModule().ubrn_ffi_outbox_ffi_rust_future_cancel_rust_buffer,
+            /*completeFunc:*/ nativeModule().ubrn_ffi_outbox_ffi_rust_future_complete_rust_buffer,
+            /*freeFunc:*/ nativeModule().ubrn_ffi_outbox_ffi_rust_future_free_rust_buffer,
+            // Async returns always go through the JS-side converter: the
+            // FFI symbol returns the future handle (u64), and the user-level
+            // RustBuffer comes back via the shared `rust_future_complete_*`
+            // export. The bytes the runtime hands back must be deserialized
+            // here using the per-callable return-type converter.
+            // Borrowed view over foreign memory: the call site owns the free,
+            // as on the sync paths. Unconditional — a no-op where buffers are
+            // already JS-owned.
+            /*liftFunc:*/ (__rb) => {
+                try {
+                    return FfiConverterString.lift(__rb);
+                } finally {
+                    nativeModule().rustbuffer_free(__rb);
+                }
             },
             /*liftString:*/ FfiConverterString.lift.bind(FfiConverterString),
-    );
-    try {
-        return FfiConverterString.lift(__rb);
-    } finally {
-        nativeModule().rustbuffer_free(__rb);
+            /*asyncOpts:*/ asyncOpts_,
+            /*errorHandler:*/ FfiConverterTypeOutboxError.lift.bind(FfiConverterTypeOutboxError)
+        );
+    } catch (__error: any) {
+        if (uniffiIsDebug && __error instanceof Error) {
+            __error.stack = __stack;
+        }
+        throw __error;
     }
     }
     
 /**
  * One document with pending changes applied, or none.
  */
-    get(collection: string, id: string): Doc | undefined /*throws*/ {
-    const __rb: Uint8Array = uniffiCaller.rustCallWithError(
-            /*liftError:*/ FfiConverterTypeOutboxError.lift.bind(FfiConverterTypeOutboxError),
-            /*caller:*/ (callStatus) => {
+    async get(collection: string, id: string, asyncOpts_?: { signal: AbortSignal }): Promise<Doc | undefined> /*throws*/ {
+    const __stack = uniffiIsDebug ? new Error().stack : undefined;
+    try {
+        return await uniffiRustCallAsync(
+            /*rustCaller:*/ uniffiCaller,
+            /*rustFutureFunc:*/ () => {
                 return nativeModule().ubrn_uniffi_outbox_ffi_fn_method_outbox_get(
-                uniffiTypeOutboxObjectFactory.clonePointer(this),
-        FfiConverterString.lower(collection, nativeModule().rustbuffer_alloc),
-        FfiConverterString.lower(id, nativeModule().rustbuffer_alloc),
-                callStatus);
+                    uniffiTypeOutboxObjectFactory.clonePointer(this),FfiConverterString.lower(collection, nativeModule().rustbuffer_alloc),FfiConverterString.lower(id, nativeModule().rustbuffer_alloc)
+                );
+            },
+            /*pollFunc:*/ nativeModule().ubrn_ffi_outbox_ffi_rust_future_poll_rust_buffer,
+            /*cancelFunc:*/ nativeModule().ubrn_ffi_outbox_ffi_rust_future_cancel_rust_buffer,
+            /*completeFunc:*/ nativeModule().ubrn_ffi_outbox_ffi_rust_future_complete_rust_buffer,
+            /*freeFunc:*/ nativeModule().ubrn_ffi_outbox_ffi_rust_future_free_rust_buffer,
+            // Async returns always go through the JS-side converter: the
+            // FFI symbol returns the future handle (u64), and the user-level
+            // RustBuffer comes back via the shared `rust_future_complete_*`
+            // export. The bytes the runtime hands back must be deserialized
+            // here using the per-callable return-type converter.
+            // Borrowed view over foreign memory: the call site owns the free,
+            // as on the sync paths. Unconditional — a no-op where buffers are
+            // already JS-owned.
+            /*liftFunc:*/ (__rb) => {
+                try {
+                    return FfiConverterOptionalTypeDoc.lift(__rb);
+                } finally {
+                    nativeModule().rustbuffer_free(__rb);
+                }
             },
             /*liftString:*/ FfiConverterString.lift.bind(FfiConverterString),
-    );
-    try {
-        return FfiConverterOptionalTypeDoc.lift(__rb);
-    } finally {
-        nativeModule().rustbuffer_free(__rb);
+            /*asyncOpts:*/ asyncOpts_,
+            /*errorHandler:*/ FfiConverterTypeOutboxError.lift.bind(FfiConverterTypeOutboxError)
+        );
+    } catch (__error: any) {
+        if (uniffiIsDebug && __error instanceof Error) {
+            __error.stack = __stack;
+        }
+        throw __error;
     }
     }
     
 /**
  * When each collection last received server data (Unix ms), by collection.
  */
-    lastSyncedAt(): Map<string, bigint> /*throws*/ {
-    const __rb: Uint8Array = uniffiCaller.rustCallWithError(
-            /*liftError:*/ FfiConverterTypeOutboxError.lift.bind(FfiConverterTypeOutboxError),
-            /*caller:*/ (callStatus) => {
+    async lastSyncedAt(asyncOpts_?: { signal: AbortSignal }): Promise<Map<string, bigint>> /*throws*/ {
+    const __stack = uniffiIsDebug ? new Error().stack : undefined;
+    try {
+        return await uniffiRustCallAsync(
+            /*rustCaller:*/ uniffiCaller,
+            /*rustFutureFunc:*/ () => {
                 return nativeModule().ubrn_uniffi_outbox_ffi_fn_method_outbox_last_synced_at(
-                uniffiTypeOutboxObjectFactory.clonePointer(this),
-                callStatus);
+                    uniffiTypeOutboxObjectFactory.clonePointer(this)
+                );
+            },
+            /*pollFunc:*/ nativeModule().ubrn_ffi_outbox_ffi_rust_future_poll_rust_buffer,
+            /*cancelFunc:*/ nativeModule().ubrn_ffi_outbox_ffi_rust_future_cancel_rust_buffer,
+            /*completeFunc:*/ nativeModule().ubrn_ffi_outbox_ffi_rust_future_complete_rust_buffer,
+            /*freeFunc:*/ nativeModule().ubrn_ffi_outbox_ffi_rust_future_free_rust_buffer,
+            // Async returns always go through the JS-side converter: the
+            // FFI symbol returns the future handle (u64), and the user-level
+            // RustBuffer comes back via the shared `rust_future_complete_*`
+            // export. The bytes the runtime hands back must be deserialized
+            // here using the per-callable return-type converter.
+            // Borrowed view over foreign memory: the call site owns the free,
+            // as on the sync paths. Unconditional — a no-op where buffers are
+            // already JS-owned.
+            /*liftFunc:*/ (__rb) => {
+                try {
+                    return FfiConverterMapStringInt64.lift(__rb);
+                } finally {
+                    nativeModule().rustbuffer_free(__rb);
+                }
             },
             /*liftString:*/ FfiConverterString.lift.bind(FfiConverterString),
-    );
-    try {
-        return FfiConverterMapStringInt64.lift(__rb);
-    } finally {
-        nativeModule().rustbuffer_free(__rb);
+            /*asyncOpts:*/ asyncOpts_,
+            /*errorHandler:*/ FfiConverterTypeOutboxError.lift.bind(FfiConverterTypeOutboxError)
+        );
+    } catch (__error: any) {
+        if (uniffiIsDebug && __error instanceof Error) {
+            __error.stack = __stack;
+        }
+        throw __error;
     }
     }
     
 /**
  * Documents matching `query`, with pending changes applied.
  */
-    list(collection: string, query: Query): Array<Doc> /*throws*/ {
-    const __rb: Uint8Array = uniffiCaller.rustCallWithError(
-            /*liftError:*/ FfiConverterTypeOutboxError.lift.bind(FfiConverterTypeOutboxError),
-            /*caller:*/ (callStatus) => {
+    async list(collection: string, query: Query, asyncOpts_?: { signal: AbortSignal }): Promise<Array<Doc>> /*throws*/ {
+    const __stack = uniffiIsDebug ? new Error().stack : undefined;
+    try {
+        return await uniffiRustCallAsync(
+            /*rustCaller:*/ uniffiCaller,
+            /*rustFutureFunc:*/ () => {
                 return nativeModule().ubrn_uniffi_outbox_ffi_fn_method_outbox_list(
-                uniffiTypeOutboxObjectFactory.clonePointer(this),
-        FfiConverterString.lower(collection, nativeModule().rustbuffer_alloc),
-        FfiConverterTypeQuery.lower(query, nativeModule().rustbuffer_alloc),
-                callStatus);
+                    uniffiTypeOutboxObjectFactory.clonePointer(this),FfiConverterString.lower(collection, nativeModule().rustbuffer_alloc),FfiConverterTypeQuery.lower(query, nativeModule().rustbuffer_alloc)
+                );
+            },
+            /*pollFunc:*/ nativeModule().ubrn_ffi_outbox_ffi_rust_future_poll_rust_buffer,
+            /*cancelFunc:*/ nativeModule().ubrn_ffi_outbox_ffi_rust_future_cancel_rust_buffer,
+            /*completeFunc:*/ nativeModule().ubrn_ffi_outbox_ffi_rust_future_complete_rust_buffer,
+            /*freeFunc:*/ nativeModule().ubrn_ffi_outbox_ffi_rust_future_free_rust_buffer,
+            // Async returns always go through the JS-side converter: the
+            // FFI symbol returns the future handle (u64), and the user-level
+            // RustBuffer comes back via the shared `rust_future_complete_*`
+            // export. The bytes the runtime hands back must be deserialized
+            // here using the per-callable return-type converter.
+            // Borrowed view over foreign memory: the call site owns the free,
+            // as on the sync paths. Unconditional — a no-op where buffers are
+            // already JS-owned.
+            /*liftFunc:*/ (__rb) => {
+                try {
+                    return FfiConverterSequenceTypeDoc.lift(__rb);
+                } finally {
+                    nativeModule().rustbuffer_free(__rb);
+                }
             },
             /*liftString:*/ FfiConverterString.lift.bind(FfiConverterString),
-    );
-    try {
-        return FfiConverterSequenceTypeDoc.lift(__rb);
-    } finally {
-        nativeModule().rustbuffer_free(__rb);
+            /*asyncOpts:*/ asyncOpts_,
+            /*errorHandler:*/ FfiConverterTypeOutboxError.lift.bind(FfiConverterTypeOutboxError)
+        );
+    } catch (__error: any) {
+        if (uniffiIsDebug && __error instanceof Error) {
+            __error.stack = __stack;
+        }
+        throw __error;
     }
     }
     
 /**
  * Reports that the app went to the background.
  */
-    onBackground(): void /*throws*/ {uniffiCaller.rustCallWithError(
-            /*liftError:*/ FfiConverterTypeOutboxError.lift.bind(FfiConverterTypeOutboxError),
-            /*caller:*/ (callStatus) => { nativeModule().ubrn_uniffi_outbox_ffi_fn_method_outbox_on_background(
-                uniffiTypeOutboxObjectFactory.clonePointer(this),
-                callStatus);
+    async onBackground(asyncOpts_?: { signal: AbortSignal }): Promise<void> /*throws*/ {
+    const __stack = uniffiIsDebug ? new Error().stack : undefined;
+    try {
+        return await uniffiRustCallAsync(
+            /*rustCaller:*/ uniffiCaller,
+            /*rustFutureFunc:*/ () => {
+                return nativeModule().ubrn_uniffi_outbox_ffi_fn_method_outbox_on_background(
+                    uniffiTypeOutboxObjectFactory.clonePointer(this)
+                );
             },
+            /*pollFunc:*/ nativeModule().ubrn_ffi_outbox_ffi_rust_future_poll_void,
+            /*cancelFunc:*/ nativeModule().ubrn_ffi_outbox_ffi_rust_future_cancel_void,
+            /*completeFunc:*/ nativeModule().ubrn_ffi_outbox_ffi_rust_future_complete_void,
+            /*freeFunc:*/ nativeModule().ubrn_ffi_outbox_ffi_rust_future_free_void,
+            /*liftFunc:*/ (_v) => {},
             /*liftString:*/ FfiConverterString.lift.bind(FfiConverterString),
-    );
+            /*asyncOpts:*/ asyncOpts_,
+            /*errorHandler:*/ FfiConverterTypeOutboxError.lift.bind(FfiConverterTypeOutboxError)
+        );
+    } catch (__error: any) {
+        if (uniffiIsDebug && __error instanceof Error) {
+            __error.stack = __stack;
+        }
+        throw __error;
+    }
     }
     
 /**
  * Reports that the app came to the foreground (drains and pulls).
  */
-    onForeground(): void /*throws*/ {uniffiCaller.rustCallWithError(
-            /*liftError:*/ FfiConverterTypeOutboxError.lift.bind(FfiConverterTypeOutboxError),
-            /*caller:*/ (callStatus) => { nativeModule().ubrn_uniffi_outbox_ffi_fn_method_outbox_on_foreground(
-                uniffiTypeOutboxObjectFactory.clonePointer(this),
-                callStatus);
+    async onForeground(asyncOpts_?: { signal: AbortSignal }): Promise<void> /*throws*/ {
+    const __stack = uniffiIsDebug ? new Error().stack : undefined;
+    try {
+        return await uniffiRustCallAsync(
+            /*rustCaller:*/ uniffiCaller,
+            /*rustFutureFunc:*/ () => {
+                return nativeModule().ubrn_uniffi_outbox_ffi_fn_method_outbox_on_foreground(
+                    uniffiTypeOutboxObjectFactory.clonePointer(this)
+                );
             },
+            /*pollFunc:*/ nativeModule().ubrn_ffi_outbox_ffi_rust_future_poll_void,
+            /*cancelFunc:*/ nativeModule().ubrn_ffi_outbox_ffi_rust_future_cancel_void,
+            /*completeFunc:*/ nativeModule().ubrn_ffi_outbox_ffi_rust_future_complete_void,
+            /*freeFunc:*/ nativeModule().ubrn_ffi_outbox_ffi_rust_future_free_void,
+            /*liftFunc:*/ (_v) => {},
             /*liftString:*/ FfiConverterString.lift.bind(FfiConverterString),
-    );
+            /*asyncOpts:*/ asyncOpts_,
+            /*errorHandler:*/ FfiConverterTypeOutboxError.lift.bind(FfiConverterTypeOutboxError)
+        );
+    } catch (__error: any) {
+        if (uniffiIsDebug && __error instanceof Error) {
+            __error.stack = __stack;
+        }
+        throw __error;
+    }
     }
     
 /**
@@ -6309,21 +6608,44 @@ private constructor(pointer: UniffiHandle) {
 /**
  * Commands in enqueue order, filtered.
  */
-    peek(filter: PeekFilter): Array<Command> /*throws*/ {
-    const __rb: Uint8Array = uniffiCaller.rustCallWithError(
-            /*liftError:*/ FfiConverterTypeOutboxError.lift.bind(FfiConverterTypeOutboxError),
-            /*caller:*/ (callStatus) => {
+    async peek(filter: PeekFilter, asyncOpts_?: { signal: AbortSignal }): Promise<Array<Command>> /*throws*/ {
+    const __stack = uniffiIsDebug ? new Error().stack : undefined;
+    try {
+        return await uniffiRustCallAsync(
+            /*rustCaller:*/ uniffiCaller,
+            /*rustFutureFunc:*/ () => {
                 return nativeModule().ubrn_uniffi_outbox_ffi_fn_method_outbox_peek(
-                uniffiTypeOutboxObjectFactory.clonePointer(this),
-        FfiConverterTypePeekFilter.lower(filter, nativeModule().rustbuffer_alloc),
-                callStatus);
+                    uniffiTypeOutboxObjectFactory.clonePointer(this),FfiConverterTypePeekFilter.lower(filter, nativeModule().rustbuffer_alloc)
+                );
+            },
+            /*pollFunc:*/ nativeModule().ubrn_ffi_outbox_ffi_rust_future_poll_rust_buffer,
+            /*cancelFunc:*/ nativeModule().ubrn_ffi_outbox_ffi_rust_future_cancel_rust_buffer,
+            /*completeFunc:*/ nativeModule().ubrn_ffi_outbox_ffi_rust_future_complete_rust_buffer,
+            /*freeFunc:*/ nativeModule().ubrn_ffi_outbox_ffi_rust_future_free_rust_buffer,
+            // Async returns always go through the JS-side converter: the
+            // FFI symbol returns the future handle (u64), and the user-level
+            // RustBuffer comes back via the shared `rust_future_complete_*`
+            // export. The bytes the runtime hands back must be deserialized
+            // here using the per-callable return-type converter.
+            // Borrowed view over foreign memory: the call site owns the free,
+            // as on the sync paths. Unconditional — a no-op where buffers are
+            // already JS-owned.
+            /*liftFunc:*/ (__rb) => {
+                try {
+                    return FfiConverterSequenceTypeCommand.lift(__rb);
+                } finally {
+                    nativeModule().rustbuffer_free(__rb);
+                }
             },
             /*liftString:*/ FfiConverterString.lift.bind(FfiConverterString),
-    );
-    try {
-        return FfiConverterSequenceTypeCommand.lift(__rb);
-    } finally {
-        nativeModule().rustbuffer_free(__rb);
+            /*asyncOpts:*/ asyncOpts_,
+            /*errorHandler:*/ FfiConverterTypeOutboxError.lift.bind(FfiConverterTypeOutboxError)
+        );
+    } catch (__error: any) {
+        if (uniffiIsDebug && __error instanceof Error) {
+            __error.stack = __stack;
+        }
+        throw __error;
     }
     }
     
@@ -6345,78 +6667,170 @@ private constructor(pointer: UniffiHandle) {
 /**
  * Resolves a command in `conflict`: send again with new args, or discard.
  */
-    resolveConflict(id: string, resolution: Resolution): void /*throws*/ {uniffiCaller.rustCallWithError(
-            /*liftError:*/ FfiConverterTypeOutboxError.lift.bind(FfiConverterTypeOutboxError),
-            /*caller:*/ (callStatus) => { nativeModule().ubrn_uniffi_outbox_ffi_fn_method_outbox_resolve_conflict(
-                uniffiTypeOutboxObjectFactory.clonePointer(this),
-        FfiConverterString.lower(id, nativeModule().rustbuffer_alloc),
-        FfiConverterTypeResolution.lower(resolution, nativeModule().rustbuffer_alloc),
-                callStatus);
+    async resolveConflict(id: string, resolution: Resolution, asyncOpts_?: { signal: AbortSignal }): Promise<void> /*throws*/ {
+    const __stack = uniffiIsDebug ? new Error().stack : undefined;
+    try {
+        return await uniffiRustCallAsync(
+            /*rustCaller:*/ uniffiCaller,
+            /*rustFutureFunc:*/ () => {
+                return nativeModule().ubrn_uniffi_outbox_ffi_fn_method_outbox_resolve_conflict(
+                    uniffiTypeOutboxObjectFactory.clonePointer(this),FfiConverterString.lower(id, nativeModule().rustbuffer_alloc),FfiConverterTypeResolution.lower(resolution, nativeModule().rustbuffer_alloc)
+                );
             },
+            /*pollFunc:*/ nativeModule().ubrn_ffi_outbox_ffi_rust_future_poll_void,
+            /*cancelFunc:*/ nativeModule().ubrn_ffi_outbox_ffi_rust_future_cancel_void,
+            /*completeFunc:*/ nativeModule().ubrn_ffi_outbox_ffi_rust_future_complete_void,
+            /*freeFunc:*/ nativeModule().ubrn_ffi_outbox_ffi_rust_future_free_void,
+            /*liftFunc:*/ (_v) => {},
             /*liftString:*/ FfiConverterString.lift.bind(FfiConverterString),
-    );
+            /*asyncOpts:*/ asyncOpts_,
+            /*errorHandler:*/ FfiConverterTypeOutboxError.lift.bind(FfiConverterTypeOutboxError)
+        );
+    } catch (__error: any) {
+        if (uniffiIsDebug && __error instanceof Error) {
+            __error.stack = __stack;
+        }
+        throw __error;
+    }
     }
     
 /**
  * Sends a `wedged` command again with a fresh attempt budget.
  */
-    retry(id: string): void /*throws*/ {uniffiCaller.rustCallWithError(
-            /*liftError:*/ FfiConverterTypeOutboxError.lift.bind(FfiConverterTypeOutboxError),
-            /*caller:*/ (callStatus) => { nativeModule().ubrn_uniffi_outbox_ffi_fn_method_outbox_retry(
-                uniffiTypeOutboxObjectFactory.clonePointer(this),
-        FfiConverterString.lower(id, nativeModule().rustbuffer_alloc),
-                callStatus);
+    async retry(id: string, asyncOpts_?: { signal: AbortSignal }): Promise<void> /*throws*/ {
+    const __stack = uniffiIsDebug ? new Error().stack : undefined;
+    try {
+        return await uniffiRustCallAsync(
+            /*rustCaller:*/ uniffiCaller,
+            /*rustFutureFunc:*/ () => {
+                return nativeModule().ubrn_uniffi_outbox_ffi_fn_method_outbox_retry(
+                    uniffiTypeOutboxObjectFactory.clonePointer(this),FfiConverterString.lower(id, nativeModule().rustbuffer_alloc)
+                );
             },
+            /*pollFunc:*/ nativeModule().ubrn_ffi_outbox_ffi_rust_future_poll_void,
+            /*cancelFunc:*/ nativeModule().ubrn_ffi_outbox_ffi_rust_future_cancel_void,
+            /*completeFunc:*/ nativeModule().ubrn_ffi_outbox_ffi_rust_future_complete_void,
+            /*freeFunc:*/ nativeModule().ubrn_ffi_outbox_ffi_rust_future_free_void,
+            /*liftFunc:*/ (_v) => {},
             /*liftString:*/ FfiConverterString.lift.bind(FfiConverterString),
-    );
+            /*asyncOpts:*/ asyncOpts_,
+            /*errorHandler:*/ FfiConverterTypeOutboxError.lift.bind(FfiConverterTypeOutboxError)
+        );
+    } catch (__error: any) {
+        if (uniffiIsDebug && __error instanceof Error) {
+            __error.stack = __stack;
+        }
+        throw __error;
+    }
     }
     
 /**
  * Reports connectivity; going online starts a drain and a pull.
  */
-    setOnline(online: boolean): void /*throws*/ {uniffiCaller.rustCallWithError(
-            /*liftError:*/ FfiConverterTypeOutboxError.lift.bind(FfiConverterTypeOutboxError),
-            /*caller:*/ (callStatus) => { nativeModule().ubrn_uniffi_outbox_ffi_fn_method_outbox_set_online(
-                uniffiTypeOutboxObjectFactory.clonePointer(this),
-        FfiConverterBool.lower(online, nativeModule().rustbuffer_alloc),
-                callStatus);
+    async setOnline(online: boolean, asyncOpts_?: { signal: AbortSignal }): Promise<void> /*throws*/ {
+    const __stack = uniffiIsDebug ? new Error().stack : undefined;
+    try {
+        return await uniffiRustCallAsync(
+            /*rustCaller:*/ uniffiCaller,
+            /*rustFutureFunc:*/ () => {
+                return nativeModule().ubrn_uniffi_outbox_ffi_fn_method_outbox_set_online(
+                    uniffiTypeOutboxObjectFactory.clonePointer(this),FfiConverterBool.lower(online, nativeModule().rustbuffer_alloc)
+                );
             },
+            /*pollFunc:*/ nativeModule().ubrn_ffi_outbox_ffi_rust_future_poll_void,
+            /*cancelFunc:*/ nativeModule().ubrn_ffi_outbox_ffi_rust_future_cancel_void,
+            /*completeFunc:*/ nativeModule().ubrn_ffi_outbox_ffi_rust_future_complete_void,
+            /*freeFunc:*/ nativeModule().ubrn_ffi_outbox_ffi_rust_future_free_void,
+            /*liftFunc:*/ (_v) => {},
             /*liftString:*/ FfiConverterString.lift.bind(FfiConverterString),
-    );
+            /*asyncOpts:*/ asyncOpts_,
+            /*errorHandler:*/ FfiConverterTypeOutboxError.lift.bind(FfiConverterTypeOutboxError)
+        );
+    } catch (__error: any) {
+        if (uniffiIsDebug && __error instanceof Error) {
+            __error.stack = __stack;
+        }
+        throw __error;
+    }
     }
     
 /**
- * Stops the engine: in-flight sends are abandoned and resume, under the same
- * idempotency keys, at the next open. Calls after this fail with `Closed`. (Named
- * `shutdown` because `close` is the bindings' own "free this handle" in Kotlin and
- * Swift; freeing a handle does not stop the engine, this does.)
+ * Stops the engine and returns once nothing of it is in flight: sends already on the
+ * wire get until the attempt timeout to answer and are recorded; anything unanswered
+ * by then is abandoned and resent, under the same idempotency key, at the next open.
+ * No request of this engine reaches the server after this returns. Calls after this
+ * fail with `Closed`. (Named `shutdown` because `close` is the bindings' own "free
+ * this handle" in Kotlin and Swift; freeing a handle does not stop the engine, this
+ * does.)
  */
-    shutdown(): void {uniffiCaller.rustCall(
-            /*caller:*/ (callStatus) => { nativeModule().ubrn_uniffi_outbox_ffi_fn_method_outbox_shutdown(
-                uniffiTypeOutboxObjectFactory.clonePointer(this),
-                callStatus);
+    async shutdown(asyncOpts_?: { signal: AbortSignal }): Promise<void> {
+    const __stack = uniffiIsDebug ? new Error().stack : undefined;
+    try {
+        return await uniffiRustCallAsync(
+            /*rustCaller:*/ uniffiCaller,
+            /*rustFutureFunc:*/ () => {
+                return nativeModule().ubrn_uniffi_outbox_ffi_fn_method_outbox_shutdown(
+                    uniffiTypeOutboxObjectFactory.clonePointer(this)
+                );
             },
+            /*pollFunc:*/ nativeModule().ubrn_ffi_outbox_ffi_rust_future_poll_void,
+            /*cancelFunc:*/ nativeModule().ubrn_ffi_outbox_ffi_rust_future_cancel_void,
+            /*completeFunc:*/ nativeModule().ubrn_ffi_outbox_ffi_rust_future_complete_void,
+            /*freeFunc:*/ nativeModule().ubrn_ffi_outbox_ffi_rust_future_free_void,
+            /*liftFunc:*/ (_v) => {},
             /*liftString:*/ FfiConverterString.lift.bind(FfiConverterString),
-    );
+            /*asyncOpts:*/ asyncOpts_,
+            
+        );
+    } catch (__error: any) {
+        if (uniffiIsDebug && __error instanceof Error) {
+            __error.stack = __stack;
+        }
+        throw __error;
+    }
     }
     
 /**
  * A snapshot of the queue for status bars and offline banners.
  */
-    status(): Status /*throws*/ {
-    const __rb: Uint8Array = uniffiCaller.rustCallWithError(
-            /*liftError:*/ FfiConverterTypeOutboxError.lift.bind(FfiConverterTypeOutboxError),
-            /*caller:*/ (callStatus) => {
+    async status(asyncOpts_?: { signal: AbortSignal }): Promise<Status> /*throws*/ {
+    const __stack = uniffiIsDebug ? new Error().stack : undefined;
+    try {
+        return await uniffiRustCallAsync(
+            /*rustCaller:*/ uniffiCaller,
+            /*rustFutureFunc:*/ () => {
                 return nativeModule().ubrn_uniffi_outbox_ffi_fn_method_outbox_status(
-                uniffiTypeOutboxObjectFactory.clonePointer(this),
-                callStatus);
+                    uniffiTypeOutboxObjectFactory.clonePointer(this)
+                );
+            },
+            /*pollFunc:*/ nativeModule().ubrn_ffi_outbox_ffi_rust_future_poll_rust_buffer,
+            /*cancelFunc:*/ nativeModule().ubrn_ffi_outbox_ffi_rust_future_cancel_rust_buffer,
+            /*completeFunc:*/ nativeModule().ubrn_ffi_outbox_ffi_rust_future_complete_rust_buffer,
+            /*freeFunc:*/ nativeModule().ubrn_ffi_outbox_ffi_rust_future_free_rust_buffer,
+            // Async returns always go through the JS-side converter: the
+            // FFI symbol returns the future handle (u64), and the user-level
+            // RustBuffer comes back via the shared `rust_future_complete_*`
+            // export. The bytes the runtime hands back must be deserialized
+            // here using the per-callable return-type converter.
+            // Borrowed view over foreign memory: the call site owns the free,
+            // as on the sync paths. Unconditional — a no-op where buffers are
+            // already JS-owned.
+            /*liftFunc:*/ (__rb) => {
+                try {
+                    return FfiConverterTypeStatus.lift(__rb);
+                } finally {
+                    nativeModule().rustbuffer_free(__rb);
+                }
             },
             /*liftString:*/ FfiConverterString.lift.bind(FfiConverterString),
-    );
-    try {
-        return FfiConverterTypeStatus.lift(__rb);
-    } finally {
-        nativeModule().rustbuffer_free(__rb);
+            /*asyncOpts:*/ asyncOpts_,
+            /*errorHandler:*/ FfiConverterTypeOutboxError.lift.bind(FfiConverterTypeOutboxError)
+        );
+    } catch (__error: any) {
+        if (uniffiIsDebug && __error instanceof Error) {
+            __error.stack = __stack;
+        }
+        throw __error;
     }
     }
     
@@ -6440,14 +6854,31 @@ private constructor(pointer: UniffiHandle) {
 /**
  * Sends (and pulls) now, e.g. from a "sync now" button.
  */
-    syncNow(): void /*throws*/ {uniffiCaller.rustCallWithError(
-            /*liftError:*/ FfiConverterTypeOutboxError.lift.bind(FfiConverterTypeOutboxError),
-            /*caller:*/ (callStatus) => { nativeModule().ubrn_uniffi_outbox_ffi_fn_method_outbox_sync_now(
-                uniffiTypeOutboxObjectFactory.clonePointer(this),
-                callStatus);
+    async syncNow(asyncOpts_?: { signal: AbortSignal }): Promise<void> /*throws*/ {
+    const __stack = uniffiIsDebug ? new Error().stack : undefined;
+    try {
+        return await uniffiRustCallAsync(
+            /*rustCaller:*/ uniffiCaller,
+            /*rustFutureFunc:*/ () => {
+                return nativeModule().ubrn_uniffi_outbox_ffi_fn_method_outbox_sync_now(
+                    uniffiTypeOutboxObjectFactory.clonePointer(this)
+                );
             },
+            /*pollFunc:*/ nativeModule().ubrn_ffi_outbox_ffi_rust_future_poll_void,
+            /*cancelFunc:*/ nativeModule().ubrn_ffi_outbox_ffi_rust_future_cancel_void,
+            /*completeFunc:*/ nativeModule().ubrn_ffi_outbox_ffi_rust_future_complete_void,
+            /*freeFunc:*/ nativeModule().ubrn_ffi_outbox_ffi_rust_future_free_void,
+            /*liftFunc:*/ (_v) => {},
             /*liftString:*/ FfiConverterString.lift.bind(FfiConverterString),
-    );
+            /*asyncOpts:*/ asyncOpts_,
+            /*errorHandler:*/ FfiConverterTypeOutboxError.lift.bind(FfiConverterTypeOutboxError)
+        );
+    } catch (__error: any) {
+        if (uniffiIsDebug && __error instanceof Error) {
+            __error.stack = __stack;
+        }
+        throw __error;
+    }
     }
     
 /**
@@ -6519,17 +6950,36 @@ private constructor(pointer: UniffiHandle) {
  * `force` it refuses while commands the server has not applied remain; with `force`
  * they are dropped and their number returned.
  */
-    wipe(force: boolean): bigint /*throws*/ {
-    return FfiConverterUInt64.lift(uniffiCaller.rustCallWithError(
-            /*liftError:*/ FfiConverterTypeOutboxError.lift.bind(FfiConverterTypeOutboxError),
-            /*caller:*/ (callStatus) => {
+    async wipe(force: boolean, asyncOpts_?: { signal: AbortSignal }): Promise<bigint> /*throws*/ {
+    const __stack = uniffiIsDebug ? new Error().stack : undefined;
+    try {
+        return await uniffiRustCallAsync(
+            /*rustCaller:*/ uniffiCaller,
+            /*rustFutureFunc:*/ () => {
                 return nativeModule().ubrn_uniffi_outbox_ffi_fn_method_outbox_wipe(
-                uniffiTypeOutboxObjectFactory.clonePointer(this),
-        FfiConverterBool.lower(force, nativeModule().rustbuffer_alloc),
-                callStatus);
+                    uniffiTypeOutboxObjectFactory.clonePointer(this),FfiConverterBool.lower(force, nativeModule().rustbuffer_alloc)
+                );
             },
+            /*pollFunc:*/ nativeModule().ubrn_ffi_outbox_ffi_rust_future_poll_u64,
+            /*cancelFunc:*/ nativeModule().ubrn_ffi_outbox_ffi_rust_future_cancel_u64,
+            /*completeFunc:*/ nativeModule().ubrn_ffi_outbox_ffi_rust_future_complete_u64,
+            /*freeFunc:*/ nativeModule().ubrn_ffi_outbox_ffi_rust_future_free_u64,
+            // Async returns always go through the JS-side converter: the
+            // FFI symbol returns the future handle (u64), and the user-level
+            // RustBuffer comes back via the shared `rust_future_complete_*`
+            // export. The bytes the runtime hands back must be deserialized
+            // here using the per-callable return-type converter.
+            /*liftFunc:*/ FfiConverterUInt64.lift.bind(FfiConverterUInt64),
             /*liftString:*/ FfiConverterString.lift.bind(FfiConverterString),
-    ));
+            /*asyncOpts:*/ asyncOpts_,
+            /*errorHandler:*/ FfiConverterTypeOutboxError.lift.bind(FfiConverterTypeOutboxError)
+        );
+    } catch (__error: any) {
+        if (uniffiIsDebug && __error instanceof Error) {
+            __error.stack = __stack;
+        }
+        throw __error;
+    }
     }
     
 
@@ -7146,6 +7596,9 @@ const FfiConverterOptionalUInt32 = new FfiConverterOptional(FfiConverterUInt32);
 // FfiConverter for bigint | undefined
 const FfiConverterOptionalUInt64 = new FfiConverterOptional(FfiConverterUInt64);
 
+// FfiConverter for number | undefined
+const FfiConverterOptionalFloat64 = new FfiConverterOptional(FfiConverterFloat64);
+
 // FfiConverter for Durability | undefined
 const FfiConverterOptionalTypeDurability = new FfiConverterOptional(FfiConverterTypeDurability);
 
@@ -7225,82 +7678,82 @@ function uniffiEnsureInitialized() {
     if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_method_logger_log() !== 51470) {
         throw new UniffiInternalError.ApiChecksumMismatch("uniffi_outbox_ffi_checksum_method_logger_log");
     }
-    if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_constructor_outbox_open() !== 22384) {
+    if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_constructor_outbox_open() !== 11977) {
         throw new UniffiInternalError.ApiChecksumMismatch("uniffi_outbox_ffi_checksum_constructor_outbox_open");
     }
-    if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_constructor_outbox_open_with_tokens() !== 46408) {
+    if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_constructor_outbox_open_with_tokens() !== 57432) {
         throw new UniffiInternalError.ApiChecksumMismatch("uniffi_outbox_ffi_checksum_constructor_outbox_open_with_tokens");
     }
-    if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_constructor_outbox_open_with_transport() !== 55416) {
+    if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_constructor_outbox_open_with_transport() !== 44689) {
         throw new UniffiInternalError.ApiChecksumMismatch("uniffi_outbox_ffi_checksum_constructor_outbox_open_with_transport");
     }
-    if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_method_outbox_command() !== 45694) {
+    if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_method_outbox_command() !== 40672) {
         throw new UniffiInternalError.ApiChecksumMismatch("uniffi_outbox_ffi_checksum_method_outbox_command");
     }
-    if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_method_outbox_count() !== 57361) {
+    if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_method_outbox_count() !== 62464) {
         throw new UniffiInternalError.ApiChecksumMismatch("uniffi_outbox_ffi_checksum_method_outbox_count");
     }
-    if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_method_outbox_create_index() !== 56722) {
+    if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_method_outbox_create_index() !== 48143) {
         throw new UniffiInternalError.ApiChecksumMismatch("uniffi_outbox_ffi_checksum_method_outbox_create_index");
     }
-    if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_method_outbox_delete_database() !== 6420) {
+    if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_method_outbox_delete_database() !== 30679) {
         throw new UniffiInternalError.ApiChecksumMismatch("uniffi_outbox_ffi_checksum_method_outbox_delete_database");
     }
-    if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_method_outbox_discard() !== 44767) {
+    if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_method_outbox_discard() !== 26228) {
         throw new UniffiInternalError.ApiChecksumMismatch("uniffi_outbox_ffi_checksum_method_outbox_discard");
     }
     if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_method_outbox_drain_for() !== 38408) {
         throw new UniffiInternalError.ApiChecksumMismatch("uniffi_outbox_ffi_checksum_method_outbox_drain_for");
     }
-    if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_method_outbox_edit_pending() !== 35644) {
+    if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_method_outbox_edit_pending() !== 15701) {
         throw new UniffiInternalError.ApiChecksumMismatch("uniffi_outbox_ffi_checksum_method_outbox_edit_pending");
     }
-    if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_method_outbox_enqueue() !== 46260) {
+    if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_method_outbox_enqueue() !== 50354) {
         throw new UniffiInternalError.ApiChecksumMismatch("uniffi_outbox_ffi_checksum_method_outbox_enqueue");
     }
-    if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_method_outbox_get() !== 5610) {
+    if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_method_outbox_get() !== 60122) {
         throw new UniffiInternalError.ApiChecksumMismatch("uniffi_outbox_ffi_checksum_method_outbox_get");
     }
-    if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_method_outbox_last_synced_at() !== 27517) {
+    if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_method_outbox_last_synced_at() !== 30419) {
         throw new UniffiInternalError.ApiChecksumMismatch("uniffi_outbox_ffi_checksum_method_outbox_last_synced_at");
     }
-    if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_method_outbox_list() !== 8819) {
+    if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_method_outbox_list() !== 379) {
         throw new UniffiInternalError.ApiChecksumMismatch("uniffi_outbox_ffi_checksum_method_outbox_list");
     }
-    if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_method_outbox_on_background() !== 4390) {
+    if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_method_outbox_on_background() !== 48820) {
         throw new UniffiInternalError.ApiChecksumMismatch("uniffi_outbox_ffi_checksum_method_outbox_on_background");
     }
-    if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_method_outbox_on_foreground() !== 11227) {
+    if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_method_outbox_on_foreground() !== 18855) {
         throw new UniffiInternalError.ApiChecksumMismatch("uniffi_outbox_ffi_checksum_method_outbox_on_foreground");
     }
     if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_method_outbox_path() !== 11289) {
         throw new UniffiInternalError.ApiChecksumMismatch("uniffi_outbox_ffi_checksum_method_outbox_path");
     }
-    if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_method_outbox_peek() !== 24460) {
+    if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_method_outbox_peek() !== 35143) {
         throw new UniffiInternalError.ApiChecksumMismatch("uniffi_outbox_ffi_checksum_method_outbox_peek");
     }
     if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_method_outbox_register_mutator() !== 27488) {
         throw new UniffiInternalError.ApiChecksumMismatch("uniffi_outbox_ffi_checksum_method_outbox_register_mutator");
     }
-    if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_method_outbox_resolve_conflict() !== 6525) {
+    if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_method_outbox_resolve_conflict() !== 46521) {
         throw new UniffiInternalError.ApiChecksumMismatch("uniffi_outbox_ffi_checksum_method_outbox_resolve_conflict");
     }
-    if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_method_outbox_retry() !== 55688) {
+    if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_method_outbox_retry() !== 26363) {
         throw new UniffiInternalError.ApiChecksumMismatch("uniffi_outbox_ffi_checksum_method_outbox_retry");
     }
-    if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_method_outbox_set_online() !== 2074) {
+    if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_method_outbox_set_online() !== 34027) {
         throw new UniffiInternalError.ApiChecksumMismatch("uniffi_outbox_ffi_checksum_method_outbox_set_online");
     }
-    if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_method_outbox_shutdown() !== 5662) {
+    if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_method_outbox_shutdown() !== 3905) {
         throw new UniffiInternalError.ApiChecksumMismatch("uniffi_outbox_ffi_checksum_method_outbox_shutdown");
     }
-    if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_method_outbox_status() !== 22942) {
+    if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_method_outbox_status() !== 56242) {
         throw new UniffiInternalError.ApiChecksumMismatch("uniffi_outbox_ffi_checksum_method_outbox_status");
     }
     if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_method_outbox_subscribe() !== 52544) {
         throw new UniffiInternalError.ApiChecksumMismatch("uniffi_outbox_ffi_checksum_method_outbox_subscribe");
     }
-    if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_method_outbox_sync_now() !== 52404) {
+    if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_method_outbox_sync_now() !== 18332) {
         throw new UniffiInternalError.ApiChecksumMismatch("uniffi_outbox_ffi_checksum_method_outbox_sync_now");
     }
     if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_method_outbox_wait_for() !== 56640) {
@@ -7309,7 +7762,7 @@ function uniffiEnsureInitialized() {
     if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_method_outbox_watch() !== 41015) {
         throw new UniffiInternalError.ApiChecksumMismatch("uniffi_outbox_ffi_checksum_method_outbox_watch");
     }
-    if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_method_outbox_wipe() !== 25837) {
+    if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_method_outbox_wipe() !== 40212) {
         throw new UniffiInternalError.ApiChecksumMismatch("uniffi_outbox_ffi_checksum_method_outbox_wipe");
     }
     if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_method_subscription_cancel() !== 21267) {

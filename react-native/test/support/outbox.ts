@@ -13,7 +13,7 @@ import '../../napi-gen/index';
 import * as napi from '../../napi-gen/outbox_ffi';
 import { fromBindings } from '../../src/api/adapter';
 import type { GeneratedModule } from '../../src/api/adapter';
-import { makeCreateOutbox } from '../../src/api';
+import { makeCreateOutbox, makeSwitchUser } from '../../src/api';
 import type { Outbox, OutboxConfig } from '../../src/api';
 
 export * from '../../src/api';
@@ -24,6 +24,12 @@ const backend = fromBindings(napi as unknown as GeneratedModule);
 
 /** `createOutbox` as the package exports it, over N-API. */
 export const createOutbox = makeCreateOutbox(backend, () => ({}));
+
+/** `switchUser` as the package exports it, over N-API. */
+export const switchUser = makeSwitchUser(createOutbox);
+
+/** The process-wide backend (logger, version), as `src/index.tsx` uses it. */
+export const testBackend = backend;
 
 /** A fresh temporary folder; remove it with the returned function. */
 export function tempDir(): { dir: string; remove: () => void } {

@@ -52,6 +52,44 @@ export async function renderHook<T>(outbox: Outbox | null, useHook: () => T): Pr
   };
 }
 
+/** A probe whose provider can be switched to another Outbox (a cashier change). */
+export interface SwitchableProbe<T> extends HookProbe<T> {
+  setOutbox(outbox: Outbox): Promise<void>;
+}
+
+/** Like {@link renderHook}, with the provider's `outbox` changeable after the first render. */
+export async function renderHookSwitchable<T>(outbox: Outbox, useHook: () => T): Promise<SwitchableProbe<T>> {
+  let current = outbox;
+  const history: T[] = [];
+  function Probe(): null {
+    history.push(useHook());
+    return null;
+  }
+  const tree = (): ReactElement => createElement(OutboxProvider, { outbox: current }, createElement(Probe));
+  let renderer: ReactTestRenderer | undefined;
+  await act(async () => {
+    renderer = TestRenderer.create(tree());
+  });
+  return {
+    get current() {
+      const v = history.at(-1);
+      if (v === undefined) throw new Error('the hook has not rendered');
+      return v;
+    },
+    history,
+    async rerender() {
+      await act(async () => renderer?.update(tree()));
+    },
+    async setOutbox(next: Outbox) {
+      current = next;
+      await act(async () => renderer?.update(tree()));
+    },
+    async unmount() {
+      await act(async () => renderer?.unmount());
+    },
+  };
+}
+
 /** Lets React process updates until `check(probe.current)` holds; fails after `timeoutMs`. */
 export async function waitForHook<T>(probe: HookProbe<T>, what: string, check: (v: T) => boolean, timeoutMs = 10_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;

@@ -23,12 +23,12 @@ export interface TestServer {
   stop(): Promise<void>;
 }
 
-/** Starts the server and waits for its `listening on http://HOST:PORT` line. */
-export async function startServer(): Promise<TestServer> {
+/** Starts the server (with `extraArgs`, e.g. `['--faults', 'latency=200ms']`) and waits for its `listening on http://HOST:PORT` line. */
+export async function startServer(extraArgs: string[] = []): Promise<TestServer> {
   const bin = process.env.OUTBOX_SERVER_BIN ?? join(REPO_ROOT, 'target', 'debug', 'outbox-server');
   if (!existsSync(bin)) throw new Error(`${bin} is missing: build it with cargo build -p outbox-server`);
   const dir = mkdtempSync(join(tmpdir(), 'outbox-rn-server-'));
-  const child: ChildProcess = spawn(bin, ['--addr', '127.0.0.1:0', '--dev', '--admin', '--db', join(dir, 'server.db')], {
+  const child: ChildProcess = spawn(bin, ['--addr', '127.0.0.1:0', '--dev', '--admin', '--db', join(dir, 'server.db'), ...extraArgs], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stderr = '';
