@@ -198,6 +198,13 @@ async fn post_commands(
         Ok(s) => s,
         Err(r) => return r,
     };
+    if !is_json(&headers) {
+        return error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "a command batch must be sent as Content-Type: application/json",
+        );
+    }
     let body = match body {
         Ok(b) => b,
         Err(rej) if rej.status() == StatusCode::PAYLOAD_TOO_LARGE => {
@@ -240,6 +247,15 @@ async fn post_commands(
         return kill_connection(kill).await;
     }
     Json(BatchResponse { results }).into_response()
+}
+
+/// Whether the request says its body is JSON (`application/json`, any parameters).
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"))
 }
 
 fn not_applied(id: String, status: CommandStatus, code: &str, message: String) -> CommandResult {

@@ -391,6 +391,7 @@ async fn test_fault_reset_closes_without_answer_and_applies_nothing(b: Backend) 
         .post(s.url("/v1/commands"))
         .bearer_auth(ALICE)
         .header("x-workspace-id", "ws-1")
+        .header("content-type", "application/json")
         .body(body)
         .send()
         .await
@@ -407,8 +408,15 @@ async fn test_drop_after_commit_then_resend_is_duplicate_applied_once(b: Backend
     s.set_faults("drop_after_commit=1").await;
     let c = cmd("o1", "createOrder", json!({"id": "o1", "lines": [{"product_id": "widget", "qty": 2}]}), &["order:o1"]);
     let body = serde_json::to_vec(&json!({"commands": [c.clone()]})).unwrap();
-    let sent =
-        s.http.post(s.url("/v1/commands")).bearer_auth(ALICE).header("x-workspace-id", "ws-1").body(body).send().await;
+    let sent = s
+        .http
+        .post(s.url("/v1/commands"))
+        .bearer_auth(ALICE)
+        .header("x-workspace-id", "ws-1")
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await;
     assert!(sent.is_err(), "the answer must be dropped");
     // The effect committed anyway.
     assert_eq!(s.stock("widget").await, 8);
