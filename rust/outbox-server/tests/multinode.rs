@@ -1,7 +1,8 @@
 //! Several server nodes over one PostgreSQL database (issue 11): exactly once when two
 //! nodes race on one idempotency key, a change feed without gaps under concurrent
 //! writers on both nodes, and stream nudges that cross nodes. PostgreSQL only: each test
-//! passes after printing "skipped" when OUTBOX_TEST_DATABASE_URL is unset.
+//! passes after printing `SKIPPED <test>` when OUTBOX_TEST_DATABASE_URL is unset
+//! (and fails instead under OUTBOX_TEST_REQUIRE_POSTGRES=1).
 
 #[macro_use]
 mod common;
@@ -16,7 +17,7 @@ use serde_json::{json, Value};
 /// Two nodes on the same fresh schema (seeded once), or `None` without a database.
 async fn two_nodes() -> Option<(TestServer, TestServer)> {
     let Some(backend) = Backend::postgres() else {
-        eprintln!("skipped: {DATABASE_URL_VAR} is not set");
+        skip_postgres();
         return None;
     };
     let a = backend.start().await;

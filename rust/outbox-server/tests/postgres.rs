@@ -1,6 +1,7 @@
 //! PostgreSQL-only behaviour of the server: migrations (once, under concurrent starts;
 //! a newer schema is refused and left alone) and the binary's `DATABASE_URL`. Each test
-//! passes after printing "skipped" when OUTBOX_TEST_DATABASE_URL is unset.
+//! passes after printing `SKIPPED <test>` when OUTBOX_TEST_DATABASE_URL is unset
+//! (and fails instead under OUTBOX_TEST_REQUIRE_POSTGRES=1).
 
 #[macro_use]
 mod common;
@@ -16,7 +17,7 @@ fn pg() -> Option<outbox_server::storage::PostgresConfig> {
     match Backend::postgres() {
         Some(Backend::Postgres(pg)) => Some(pg),
         _ => {
-            eprintln!("skipped: {DATABASE_URL_VAR} is not set");
+            skip_postgres();
             None
         }
     }

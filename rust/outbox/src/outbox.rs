@@ -172,6 +172,13 @@ impl Outbox {
         self.engine()?.db.read(|c| Ok(c.pragma_query_value(None, "user_version", |r| r.get(0))?))
     }
 
+    /// An integer pragma as the engine's writer and reader connections see it
+    /// (`[writer, reader]`), for tests that check the connection setup.
+    #[doc(hidden)]
+    pub fn connection_pragma(&self, name: &str) -> Result<[i64; 2]> {
+        self.engine()?.db.pragma_on_both(name)
+    }
+
     /// The database file this engine uses.
     pub fn path(&self) -> &Path {
         &self.handle.path

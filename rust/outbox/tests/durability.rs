@@ -28,8 +28,15 @@ async fn enqueued_command_is_in_the_file_when_enqueue_returns() {
     assert_eq!(args, r#"{"id":"o1","total":5}"#);
     let ops: i64 = conn.query_row("SELECT count(*) FROM pending_ops", [], |r| r.get(0)).unwrap();
     assert_eq!(ops, 1);
-    let sync: i64 = conn.query_row("PRAGMA synchronous", [], |r| r.get(0)).unwrap();
-    let _ = sync; // per-connection; the engine's own setting is checked in db tests
+    // `synchronous` is per connection: both of the engine's must be FULL (2), the default
+    // durability, so the commit above reached the disk before `enqueue` returned.
+    assert_eq!(h.outbox.connection_pragma("synchronous").unwrap(), [2, 2], "synchronous on [writer, reader]");
+}
+
+#[tokio::test]
+async fn normal_durability_is_normal_on_both_connections() {
+    let h = Harness::with(|c| c.durability = outbox::Durability::Normal);
+    assert_eq!(h.outbox.connection_pragma("synchronous").unwrap(), [1, 1], "synchronous on [writer, reader]");
 }
 
 #[tokio::test]

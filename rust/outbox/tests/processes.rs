@@ -17,8 +17,10 @@ use outbox::{Config, EnqueueRequest, Event, MutatorSpec, Outbox};
 
 const TTL: Duration = Duration::from_millis(1000);
 
-/// Runs only as a child process; a no-op in a normal test run.
+/// Not a test: the child process of the two-process tests, which run this binary again
+/// with `--ignored --exact child_drainer`. Ignored so a normal run does not count it.
 #[tokio::test]
+#[ignore = "helper: runs only as the child process of the two-process tests"]
 async fn child_drainer() {
     let Ok(db) = std::env::var("OUTBOX_CHILD_DB") else { return };
     let log = std::env::var("OUTBOX_CHILD_LOG").unwrap();
@@ -56,7 +58,7 @@ struct Child_ {
 
 fn spawn_child(name: &str, db: &std::path::Path, log: &std::path::Path) -> Child_ {
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["child_drainer", "--exact", "--nocapture", "--test-threads=1"])
+        .args(["child_drainer", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
         .env("OUTBOX_CHILD_DB", db)
         .env("OUTBOX_CHILD_LOG", log)
         .env("OUTBOX_CHILD_NAME", name)

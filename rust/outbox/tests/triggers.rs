@@ -4,7 +4,30 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use outbox::{CommandState, EnqueueRequest, Event, Outbox, Outcome};
+use outbox::{CommandState, Config, EnqueueRequest, Event, Outbox, Outcome};
+
+/// A lease TTL so long that the loop's own periodic wake-up (every TTL / 3 = 20 s) cannot
+/// stand in for the trigger under test: each of these tests must see the drain well before.
+const LONG_TTL: Duration = Duration::from_secs(60);
+/// How soon a trigger must have taken effect: far below LONG_TTL / 3.
+const PROMPT: Duration = Duration::from_secs(3);
+
+fn no_periodic_wake(c: &mut Config) {
+    c.lease_ttl = LONG_TTL;
+}
+
+/// Waits until `id` reaches `state`, failing unless it does within `PROMPT`.
+async fn promptly(h: &Harness, id: &outbox::CommandId, state: CommandState) {
+    let started = std::time::Instant::now();
+    while h.state(id) != state {
+        assert!(
+            started.elapsed() < PROMPT,
+            "{id} not {state} after {PROMPT:?}: only the periodic wake-up ({:?}) would get it there",
+            LONG_TTL / 3
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
 
 #[tokio::test]
 async fn open_starts_a_drain_of_what_was_queued_before() {
@@ -18,9 +41,12 @@ async fn open_starts_a_drain_of_what_was_queued_before() {
 
 #[tokio::test]
 async fn enqueue_while_online_starts_a_drain() {
-    let h = Harness::new();
+    let h = Harness::with(no_periodic_wake);
+    // Let the open's own pass finish and the loop go to sleep first.
+    h.wait_until("drainer", |h| h.outbox.status().unwrap().is_drainer).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
     let id = h.outbox.enqueue(EnqueueRequest::new("note", "{}")).unwrap();
-    h.wait_state(&id, CommandState::Succeeded).await;
+    promptly(&h, &id, CommandState::Succeeded).await;
 }
 
 #[tokio::test]
@@ -78,22 +104,29 @@ async fn foreground_and_sync_now_each_send_waiting_retries_at_once() {
 
 #[tokio::test]
 async fn success_of_one_command_starts_the_next_on_its_key() {
-    let h = Harness::offline();
+    let h = Harness::with(|c| {
+        no_periodic_wake(c);
+        c.start_online = false;
+    });
+    // Slow enough that the pass started by `set_online` is asleep before the first answer.
+    h.transport.set_delay(Duration::from_millis(50), Duration::from_millis(50));
     let ids: Vec<_> =
         (0..3).map(|_| h.outbox.enqueue(EnqueueRequest::new("note", "{}").keys(["k"])).unwrap()).collect();
     h.outbox.set_online(true).unwrap();
     for id in &ids {
-        h.wait_state(id, CommandState::Succeeded).await;
+        promptly(&h, id, CommandState::Succeeded).await;
     }
     assert_eq!(h.transport.call_count(), 3);
 }
 
 #[tokio::test]
 async fn the_due_timer_fires_the_next_attempt_without_any_other_trigger() {
-    let h = Harness::new();
+    let h = Harness::with(no_periodic_wake);
     h.transport.respond_to_mutator("note", [Outcome::retry("503"), Outcome::applied(serde_json::Value::Null)]);
     let id = h.outbox.enqueue(EnqueueRequest::new("note", "{}")).unwrap();
-    h.wait_state(&id, CommandState::Succeeded).await;
+    h.wait_until("first attempt", |h| h.cmd(&id).attempts == 1 && h.state(&id) == CommandState::Pending).await;
+    // Backoff is 20 ms (cap 200 ms): only the due timer can fire the second attempt in time.
+    promptly(&h, &id, CommandState::Succeeded).await;
     assert_eq!(h.cmd(&id).attempts, 2);
 }
 

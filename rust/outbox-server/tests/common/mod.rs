@@ -4,7 +4,9 @@
 //! Scenarios are `async fn test_x(b: Backend)`; [`backend_tests!`] turns each into one
 //! `#[tokio::test]` per backend (`sqlite::test_x`, `postgres::test_x`), in the style of
 //! matrix-rust-sdk's `statestore_integration_tests!`. Without the variable the PostgreSQL
-//! variants pass after printing that they were skipped.
+//! variants pass after printing `SKIPPED <test>` to the real stderr (not captured by the
+//! test harness, so a plain `cargo test` shows every skip); with
+//! `OUTBOX_TEST_REQUIRE_POSTGRES=1` (scripts/suites/server.sh) a skip is a failure.
 #![allow(dead_code)]
 
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -16,6 +18,21 @@ use tempfile::TempDir;
 
 /// The variable naming the PostgreSQL database the `postgres::` variants run against.
 pub const DATABASE_URL_VAR: &str = "OUTBOX_TEST_DATABASE_URL";
+
+/// When set to `1`, a PostgreSQL test without a database fails instead of skipping.
+pub const REQUIRE_VAR: &str = "OUTBOX_TEST_REQUIRE_POSTGRES";
+
+/// Reports that the current PostgreSQL test did not run: `SKIPPED <test>` on the process's
+/// stderr, written past libtest's output capture (which swallows `eprintln!` of passing
+/// tests), or a panic when [`REQUIRE_VAR`] is `1`.
+pub fn skip_postgres() {
+    use std::io::Write;
+    let test = std::thread::current().name().unwrap_or("a postgres test").to_string();
+    if std::env::var(REQUIRE_VAR).is_ok_and(|v| v == "1") {
+        panic!("{test} would be skipped: {DATABASE_URL_VAR} is not set and {REQUIRE_VAR}=1");
+    }
+    let _ = writeln!(std::io::stderr().lock(), "SKIPPED {test}: {DATABASE_URL_VAR} is not set");
+}
 
 /// Which storage a scenario runs on.
 #[derive(Clone, Debug)]
@@ -77,7 +94,7 @@ macro_rules! backend_tests {
                 async fn $name() {
                     match $crate::common::Backend::postgres() {
                         Some(b) => super::$name(b).await,
-                        None => eprintln!("skipped: {} is not set", $crate::common::DATABASE_URL_VAR),
+                        None => $crate::common::skip_postgres(),
                     }
                 }
             )+

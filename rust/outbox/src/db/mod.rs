@@ -82,6 +82,14 @@ impl Db {
         Ok(value)
     }
 
+    /// An integer pragma as each connection sees it: `[writer, reader]` (pragmas such as
+    /// `synchronous` are per connection).
+    pub(crate) fn pragma_on_both(&self, name: &str) -> Result<[i64; 2]> {
+        let w = lock(&self.writer).pragma_query_value(None, name, |r| r.get(0))?;
+        let r = lock(&self.reader).pragma_query_value(None, name, |r| r.get(0))?;
+        Ok([w, r])
+    }
+
     /// Runs `f` with the reader connection.
     pub(crate) fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         let conn = lock(&self.reader);
