@@ -5,6 +5,7 @@
 package outbox.bench
 
 import java.nio.file.Files
+import kotlinx.coroutines.runBlocking
 import uniffi.outbox_ffi.Durability
 import uniffi.outbox_ffi.EnqueueRequest
 import uniffi.outbox_ffi.MutatorOptions
@@ -22,7 +23,9 @@ fun line(bench: String, durability: String, n: Int, lat: LongArray, totalNs: Lon
         """"mean_us":${"%.2f".format(totalNs / 1e3 / n)},"p50_ms":${"%.4f".format(p(0.5))},"p99_ms":${"%.4f".format(p(0.99))},"total_ms":${"%.1f".format(totalNs / 1e6)}}"""
 }
 
-fun enqueue(n: Int, durability: Durability): String {
+// Each enqueue is a `suspend` call awaited at once (as an app's coroutine would): the figure
+// includes the hop to the core's blocking pool and back.
+suspend fun enqueue(n: Int, durability: Durability): String {
     val dir = Files.createTempDirectory("outbox-kt-bench").toFile()
     val ob = Outbox.open(OutboxConfig(path = "$dir/bench.db", userId = "bench", workspaceId = "ws", startOnline = false, durability = durability))
     ob.registerMutator("createOrder", MutatorOptions())
@@ -52,7 +55,7 @@ fun bareCall(n: Int): String {
     return line("ffi-call", "-", n, lat, System.nanoTime() - start)
 }
 
-fun main(args: Array<String>) {
+fun main(args: Array<String>) = runBlocking {
     val n = args.firstOrNull()?.toInt() ?: 10_000
     println(enqueue(n, Durability.FULL))
     println(enqueue(n, Durability.NORMAL))

@@ -121,10 +121,11 @@ class EngineTest {
     }
 
     @Test
-    fun concurrentEnqueuesFromManyThreadsAreAllKept() {
+    fun concurrentEnqueuesFromManyThreadsAreAllKept() = runBlocking {
         val ob = openOutbox(tempDb(), online = false)
+        // Plain threads, each blocking on its own suspend calls: the engine is shared across threads.
         val threads = (0 until 8).map { t ->
-            Thread { repeat(50) { ob.enqueue(order("k-thread-$t-$it")) } }
+            Thread { runBlocking { repeat(50) { ob.enqueue(order("k-thread-$t-$it")) } } }
         }
         threads.forEach { it.start() }
         threads.forEach { it.join() }

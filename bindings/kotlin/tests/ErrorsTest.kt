@@ -5,6 +5,7 @@ import kotlin.test.Test
 import kotlin.test.assertEquals
 import kotlin.test.assertFailsWith
 import kotlin.test.assertTrue
+import kotlinx.coroutines.runBlocking
 import uniffi.outbox_ffi.EnqueueRequest
 import uniffi.outbox_ffi.MutatorOptions
 import uniffi.outbox_ffi.Outbox
@@ -14,7 +15,7 @@ import uniffi.outbox_ffi.Resolution
 
 class ErrorsTest {
     @Test
-    fun badEnqueuesAreTypedErrorsAndWriteNothing() {
+    fun badEnqueuesAreTypedErrorsAndWriteNothing() = runBlocking {
         val ob = openOutbox(tempDb(), online = false)
         ob.registerMutator("small", MutatorOptions(maxArgsBytes = 64u))
         val unknown = assertFailsWith<OutboxException.UnknownMutator> { ob.enqueue(EnqueueRequest("nope", "{}")) }
@@ -34,7 +35,7 @@ class ErrorsTest {
     }
 
     @Test
-    fun unknownIdsAndWrongStatesAreTypedErrors() {
+    fun unknownIdsAndWrongStatesAreTypedErrors() = runBlocking {
         val ob = openOutbox(tempDb(), online = false)
         val missing = assertFailsWith<OutboxException.UnknownCommand> { ob.command("not-an-id") }
         assertEquals("unknown_command", missing.code())
@@ -46,7 +47,7 @@ class ErrorsTest {
     }
 
     @Test
-    fun aCorruptDatabaseIsRefusedAndLeftUntouched() {
+    fun aCorruptDatabaseIsRefusedAndLeftUntouched() = runBlocking {
         val db = tempDb()
         val garbage = ByteArray(8192) { (it * 31 % 251).toByte() }
         db.writeBytes(garbage)
@@ -56,7 +57,7 @@ class ErrorsTest {
     }
 
     @Test
-    fun anUnwritableLocationAndABadConfigAreTypedErrors() {
+    fun anUnwritableLocationAndABadConfigAreTypedErrors() = runBlocking {
         val cfg = OutboxConfig(path = "/proc/outbox-cannot-live-here/o.db", userId = "alice", workspaceId = "ws-1")
         assertEquals("db_unwritable", assertFailsWith<OutboxException.DbUnwritable> { Outbox.open(cfg) }.code())
         val noTokens = config(tempDb()).copy(serverUrl = "http://127.0.0.1:9")
@@ -66,14 +67,14 @@ class ErrorsTest {
     }
 
     @Test
-    fun callsAfterCloseFailWithClosed() {
+    fun callsAfterCloseFailWithClosed() = runBlocking {
         val ob = openOutbox(tempDb(), online = false)
         ob.shutdown()
         assertEquals("closed", assertFailsWith<OutboxException.Closed> { ob.enqueue(order("late")) }.code())
     }
 
     @Test
-    fun aFullDiskIsStorageFullAndLosesNothingAlreadyQueued() {
+    fun aFullDiskIsStorageFullAndLosesNothingAlreadyQueued() = runBlocking {
         val ob = Outbox.open(config(tempDb()).copy(startOnline = false, maxSizeBytes = 256uL * 1024uL))
         ob.registerMutator("createOrder", MutatorOptions())
         var queued = 0

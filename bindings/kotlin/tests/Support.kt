@@ -74,7 +74,7 @@ fun config(db: File, server: TestServer? = null, online: Boolean = true) = Outbo
 )
 
 /** Opens an outbox with `createOrder` and `put` registered. */
-fun openOutbox(db: File, server: TestServer? = null, online: Boolean = true, tokens: TokenProvider? = null): Outbox {
+suspend fun openOutbox(db: File, server: TestServer? = null, online: Boolean = true, tokens: TokenProvider? = null): Outbox {
     val cfg = config(db, server, online)
     val ob = if (server != null) Outbox.openWithTokens(cfg, tokens ?: CountingTokens()) else Outbox.open(cfg)
     ob.registerMutator("createOrder", MutatorOptions())
@@ -86,7 +86,7 @@ fun order(id: String, product: String = "espresso", qty: Int = 1) =
     EnqueueRequest(mutator = "createOrder", args = """{"id":"$id","lines":[{"product_id":"$product","qty":$qty}]}""")
 
 /** Polls `check` until it holds or 10 s pass. */
-suspend fun eventually(what: String, check: () -> Boolean) {
+suspend fun eventually(what: String, check: suspend () -> Boolean) {
     withTimeout(10_000) {
         while (!check()) delay(20)
     }

@@ -70,11 +70,11 @@ class OutboxDrainWorker(appContext: Context, params: WorkerParameters) : Corouti
         val instance = OutboxAndroid.instanceOrNull() ?: return ListenableWorker.Result.failure()
         val budgetMs = inputData.getLong(KEY_BUDGET_MS, BackgroundDrainScheduler.DEFAULT_BUDGET_MS)
         val report = try {
-            instance.outbox.drainFor(budgetMs.coerceAtLeast(1).toULong())
+            instance.drainFor(budgetMs.coerceAtLeast(1))
         } catch (e: CancellationException) {
             throw e // WorkManager stopped the work
         } catch (e: Exception) {
-            // OutboxException from the engine, or the instance closed meanwhile.
+            // OutboxException from the engine (or from opening it), or the instance closed meanwhile.
             instance.reportAdapterError("background drain", e)
             instance.drainPolicy.onRunAbandoned()
             return ListenableWorker.Result.retry()

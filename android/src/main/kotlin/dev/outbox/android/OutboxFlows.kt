@@ -1,13 +1,11 @@
 package dev.outbox.android
 
-import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.channels.Channel
 import kotlinx.coroutines.channels.awaitClose
 import kotlinx.coroutines.flow.Flow
 import kotlinx.coroutines.flow.buffer
 import kotlinx.coroutines.flow.callbackFlow
 import kotlinx.coroutines.flow.conflate
-import kotlinx.coroutines.flow.flowOn
 import kotlinx.coroutines.flow.map
 import kotlinx.coroutines.flow.onStart
 import uniffi.outbox_ffi.EventListener
@@ -32,8 +30,8 @@ fun Outbox.events(): Flow<OutboxEvent> = callbackFlow {
 
 /**
  * `status()` snapshots as a cold [Flow]: the current one at once, then a fresh one after events
- * (bursts are conflated, so a collector sees the latest state, not every step). Reads run on
- * [Dispatchers.IO].
+ * (bursts are conflated, so a collector sees the latest state, not every step). `status()` is a
+ * suspend call that reads on the engine's own threads, so the flow needs no dispatcher of its own.
  */
 fun Outbox.statusUpdates(): Flow<Status> =
     events()
@@ -41,4 +39,3 @@ fun Outbox.statusUpdates(): Flow<Status> =
         .onStart { emit(Unit) }
         .conflate()
         .map { status() }
-        .flowOn(Dispatchers.IO)

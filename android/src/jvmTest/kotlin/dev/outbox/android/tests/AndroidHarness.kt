@@ -20,10 +20,12 @@ val VALIDATED = NetworkCapabilities(NET_CAPABILITY_INTERNET, NET_CAPABILITY_VALI
 fun note(n: Int) = EnqueueRequest(mutator = MUTATOR, args = """{"id":"o-$n","lines":[{"product_id":"espresso","qty":1}]}""")
 
 /**
- * Runs [body] with a real [OutboxAndroid] (real engine on a temp database), a fake process in
- * the given lifecycle state, and a network that is validated when [online]; closes it after.
+ * Runs [body] with a real [OutboxAndroid] (real engine on a temp database, opened before
+ * [body] runs), a fake process in the given lifecycle state, and a network that is validated
+ * when [online]; closes it after with the non-suspending `close()` an app calls on logout (the
+ * next `init` waits for that engine's shutdown).
  */
-inline fun <T> withOutboxAndroid(
+suspend inline fun <T> withOutboxAndroid(
     context: TestContext = TestContext(),
     online: Boolean = true,
     process: Lifecycle.State = Lifecycle.State.CREATED,
@@ -45,12 +47,13 @@ inline fun <T> withOutboxAndroid(
             workspaceId = "ws-1",
             serverUrl = serverUrl,
             tokenProvider = if (serverUrl != null) FixedToken else null,
+            mutators = mapOf(MUTATOR to MutatorOptions()),
             offlineDebounceMs = 50,
             configure = configure,
         ),
     )
-    android.outbox.registerMutator(MUTATOR, MutatorOptions())
     try {
+        android.outbox() // opened (init returns before the database is open)
         return body(android, context)
     } finally {
         android.close()

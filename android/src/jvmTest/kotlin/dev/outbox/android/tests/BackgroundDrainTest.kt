@@ -145,7 +145,7 @@ class BackgroundDrainTest {
     }
 
     @Test
-    fun workerWithoutAnInstanceFails() = runBlocking {
+    fun workerWithoutAnInstanceFails(): Unit = runBlocking {
         assertNull(OutboxAndroid.instanceOrNull())
         assertIs<ListenableWorker.Result.Failure>(worker(TestContext(), budgetMs = 1_000).doWork())
     }

@@ -7,16 +7,22 @@ import kotlin.test.Test
 import kotlin.test.assertEquals
 import kotlin.test.assertFalse
 import kotlin.test.assertTrue
+import kotlinx.coroutines.runBlocking
 
 /** ProcessLifecycleOwner start/stop → `onForeground`/`onBackground` on a real engine. */
 class LifecycleMonitorTest {
     private val process = ProcessLifecycleOwner.get()
 
-    private fun monitorFor(outbox: uniffi.outbox_ffi.Outbox) =
-        LifecycleMonitor(process.lifecycle, onForeground = { outbox.onForeground() }, onBackground = { outbox.onBackground() })
+    // The monitor's callbacks are plain functions on the main thread; the test reports
+    // synchronously so each assertion sees the fact (OutboxAndroid queues it instead).
+    private fun monitorFor(outbox: uniffi.outbox_ffi.Outbox) = LifecycleMonitor(
+        process.lifecycle,
+        onForeground = { runBlocking { outbox.onForeground() } },
+        onBackground = { runBlocking { outbox.onBackground() } },
+    )
 
     @Test
-    fun startAndStopFlipForeground() {
+    fun startAndStopFlipForeground() = runBlocking {
         process.testMoveTo(Lifecycle.State.RESUMED)
         val outbox = openOutbox()
         val monitor = monitorFor(outbox)
@@ -38,7 +44,7 @@ class LifecycleMonitorTest {
     }
 
     @Test
-    fun aProcessStartedInTheBackgroundIsReportedBackground() {
+    fun aProcessStartedInTheBackgroundIsReportedBackground() = runBlocking {
         process.testMoveTo(Lifecycle.State.CREATED) // e.g. started by WorkManager
         val outbox = openOutbox()
         val monitor = monitorFor(outbox)

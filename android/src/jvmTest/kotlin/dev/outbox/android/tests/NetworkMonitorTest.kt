@@ -11,13 +11,17 @@ import kotlin.test.Test
 import kotlin.test.assertEquals
 import kotlin.test.assertFalse
 import kotlin.test.assertTrue
+import kotlinx.coroutines.runBlocking
 
 /** The NetworkCallback adapter against a real engine: callbacks in, `status().online` out. */
 class NetworkMonitorTest {
     private val validated = NetworkCapabilities(NET_CAPABILITY_INTERNET, NET_CAPABILITY_VALIDATED)
     private val unvalidated = NetworkCapabilities(NET_CAPABILITY_INTERNET)
 
-    private fun withMonitor(startOnline: Boolean, body: (ConnectivityManager, ManualScheduler, uniffi.outbox_ffi.Outbox) -> Unit) {
+    private fun withMonitor(
+        startOnline: Boolean,
+        body: suspend (ConnectivityManager, ManualScheduler, uniffi.outbox_ffi.Outbox) -> Unit,
+    ) = runBlocking {
         val outbox = openOutbox(startOnline = startOnline)
         val cm = ConnectivityManager()
         val clock = ManualScheduler()
@@ -29,11 +33,11 @@ class NetworkMonitorTest {
     }
 
     @Test
-    fun validatedNetworkGoesOnlineAtOnceAndLossGoesOfflineAfterTheDebounce() {
+    fun validatedNetworkGoesOnlineAtOnceAndLossGoesOfflineAfterTheDebounce() = runBlocking {
         val outbox = openOutbox(startOnline = false)
         val cm = ConnectivityManager()
         val clock = ManualScheduler()
-        val monitor = NetworkMonitor(cm, ConnectivityDebouncer(clock, offlineDelayMs = 500) { outbox.setOnline(it) })
+        val monitor = NetworkMonitor(cm, ConnectivityDebouncer(clock, offlineDelayMs = 500) { runBlocking { outbox.setOnline(it) } })
         try {
             monitor.start()
             assertFalse(outbox.status().online, "no active network at start")
@@ -61,11 +65,11 @@ class NetworkMonitorTest {
     }
 
     @Test
-    fun startReportsTheCurrentNetworkWithoutWaiting() {
+    fun startReportsTheCurrentNetworkWithoutWaiting() = runBlocking {
         val outbox = openOutbox(startOnline = true)
         val cm = ConnectivityManager()
         val clock = ManualScheduler()
-        val monitor = NetworkMonitor(cm, ConnectivityDebouncer(clock) { outbox.setOnline(it) })
+        val monitor = NetworkMonitor(cm, ConnectivityDebouncer(clock) { runBlocking { outbox.setOnline(it) } })
         try {
             // No default network: the engine hears "offline" at start, not 500 ms later.
             monitor.start()
@@ -91,7 +95,7 @@ class NetworkMonitorTest {
             val cell = Network()
             cm.testActiveNetwork = wifi
             cm.testCapabilities[wifi] = validated
-            NetworkMonitor(cm, ConnectivityDebouncer(clock) { outbox.setOnline(it) }).run {
+            NetworkMonitor(cm, ConnectivityDebouncer(clock) { runBlocking { outbox.setOnline(it) } }).run {
                 start()
                 assertTrue(outbox.status().online)
                 val cb = cm.testCallbacks.single()
@@ -122,7 +126,7 @@ class NetworkMonitorTest {
                     if (event is uniffi.outbox_ffi.OutboxEvent.OnlineChanged) changes += event.online
                 }
             })
-            NetworkMonitor(cm, ConnectivityDebouncer(clock) { outbox.setOnline(it) }).run {
+            NetworkMonitor(cm, ConnectivityDebouncer(clock) { runBlocking { outbox.setOnline(it) } }).run {
                 start()
                 val cb = cm.testCallbacks.single()
                 repeat(10) {

@@ -40,7 +40,7 @@ class OutboxAndroidTest {
     }
 
     @Test
-    fun oneInstancePerProcess() {
+    fun oneInstancePerProcess() = runBlocking {
         withOutboxAndroid { _, ctx ->
             assertFailsWith<IllegalStateException> {
                 OutboxAndroid.init(ctx, OutboxAndroidConfig("u1", "w1", null, null, databaseName = "other.db"))
@@ -76,7 +76,7 @@ class OutboxAndroidTest {
             val wifi = ctx.connectivity.testActiveNetwork!!
             cb.onLost(wifi)
             assertTrue(android.status().online, "offline is debounced (50 ms in these tests)")
-            eventually(message = "offline after the debounce") { !android.outbox.status().online }
+            eventually(message = "offline after the debounce") { !android.outbox().status().online }
             cb.onAvailable(wifi)
             cb.onCapabilitiesChanged(wifi, VALIDATED)
             assertTrue(android.status().online, "online at once")
@@ -117,13 +117,13 @@ class OutboxAndroidTest {
     }
 
     @Test
-    fun eachCollectorHasItsOwnSubscription() = runBlocking {
+    fun eachCollectorHasItsOwnSubscription(): Unit = runBlocking {
         withOutboxAndroid(online = false) { android, _ ->
             val a = async(start = CoroutineStart.UNDISPATCHED) {
-                android.outbox.events().take(1).toList()
+                android.outbox().events().take(1).toList()
             }
             val b = async(start = CoroutineStart.UNDISPATCHED) {
-                android.outbox.events().take(1).toList()
+                android.outbox().events().take(1).toList()
             }
             kotlinx.coroutines.delay(50)
             android.enqueue(note(1))

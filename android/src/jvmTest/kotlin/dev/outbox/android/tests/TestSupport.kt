@@ -77,7 +77,7 @@ object FixedToken : TokenProvider {
 const val MUTATOR = "createOrder"
 
 /** Opens a real engine on a temp database file. */
-fun openOutbox(
+suspend fun openOutbox(
     dir: File = tempDir("outbox-engine"),
     serverUrl: String? = null,
     startOnline: Boolean = true,
@@ -95,7 +95,7 @@ fun openOutbox(
 }
 
 /** Polls [condition] every 10 ms until it holds or [timeoutMs] passes (then fails the test). */
-suspend fun eventually(timeoutMs: Long = 5_000, message: String = "condition", condition: () -> Boolean) {
+suspend fun eventually(timeoutMs: Long = 5_000, message: String = "condition", condition: suspend () -> Boolean) {
     try {
         withTimeout(timeoutMs) {
             while (!condition()) delay(10)
