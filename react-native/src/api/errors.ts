@@ -23,6 +23,7 @@ export type OutboxErrorCode =
   | 'unsent_commands'
   | 'fenced'
   | 'timeout'
+  | 'busy'
   | 'storage'
   | 'internal'
   // Other codes reported by the engine keep their own string.

@@ -155,6 +155,14 @@ pub enum OutboxError {
         /// Diagnostic text for a bug report.
         details: String,
     },
+    /// Another connection held the database's write lock for the whole busy timeout (5 s),
+    /// usually another process on the same file, possibly frozen by the OS mid-write
+    /// (`busy`). Nothing was written; retry later.
+    #[error("{detail}")]
+    Busy {
+        /// What went wrong.
+        detail: String,
+    },
 }
 
 #[uniffi::export]
@@ -188,6 +196,7 @@ impl OutboxError {
             OutboxError::Closed { .. } => "closed",
             OutboxError::UnsentCommands { .. } => "unsent_commands",
             OutboxError::Timeout { .. } => "timeout",
+            OutboxError::Busy { .. } => "busy",
             OutboxError::Storage { .. } => "storage",
             OutboxError::Internal { .. } => "internal",
         }
@@ -267,6 +276,10 @@ impl From<CoreError> for OutboxError {
             CoreError::Closed => OutboxError::Closed { detail },
             CoreError::UnsentCommands { count } => OutboxError::UnsentCommands { detail, count },
             CoreError::Timeout => OutboxError::Timeout { detail },
+            CoreError::Busy => {
+                tracing::warn!(error = %detail, "database busy");
+                OutboxError::Busy { detail }
+            }
             CoreError::Storage(_) => {
                 tracing::warn!(error = %detail, "storage error");
                 OutboxError::Storage { detail }

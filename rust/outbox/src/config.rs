@@ -49,6 +49,11 @@ pub struct Config {
     /// How long succeeded and discarded commands, with their attempt history, are kept for
     /// inspection (7 days). Older ones are pruned when this engine takes the drainer lease.
     pub retention: Duration,
+    /// The SQLite VFS to open the database through (`None`: the platform default). For
+    /// tests and the power-cut torture only (the crash-simulating VFS in
+    /// `outbox-crashvfs`); apps and the FFI never set it.
+    #[doc(hidden)]
+    pub vfs: Option<String>,
 }
 
 impl Config {
@@ -68,6 +73,7 @@ impl Config {
             start_online: true,
             max_size_bytes: None,
             retention: Duration::from_secs(7 * 24 * 3600),
+            vfs: None,
         }
     }
 

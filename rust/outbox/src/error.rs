@@ -139,6 +139,13 @@ pub enum Error {
     /// Waiting for something took longer than allowed.
     #[error("timed out")]
     Timeout,
+    /// Another connection held the database's write lock for the whole busy timeout
+    /// ([`crate::db::BUSY_TIMEOUT`], 5 s): usually another process on the same file, which
+    /// may be frozen by the OS in the middle of a write (an iOS app suspended mid-write
+    /// looks like this). Nothing was written; retry later. A warning is logged once the
+    /// wait passes 1 s.
+    #[error("the database is busy: another connection held its write lock for {} s; nothing was written, retry", crate::db::BUSY_TIMEOUT.as_secs())]
+    Busy,
     /// Any other SQLite failure.
     #[error("storage error: {0}")]
     Storage(rusqlite::Error),
@@ -148,6 +155,7 @@ impl From<rusqlite::Error> for Error {
     fn from(e: rusqlite::Error) -> Self {
         match e.sqlite_error_code() {
             Some(ErrorCode::DiskFull) => Error::StorageFull,
+            Some(ErrorCode::DatabaseBusy) | Some(ErrorCode::DatabaseLocked) => Error::Busy,
             Some(ErrorCode::DatabaseCorrupt) | Some(ErrorCode::NotADatabase) => {
                 Error::Corrupt { detail: e.to_string() }
             }

@@ -125,7 +125,7 @@ impl Outbox {
                 return Ok(Outbox { handle });
             }
         }
-        let db = Db::open(&path, config.durability, config.max_size_bytes)?;
+        let db = Db::open(&path, config.durability, config.max_size_bytes, config.vfs.as_deref())?;
         if !inspect {
             db.check_scope(&path, &config.user_id, &config.workspace_id)?;
         }
@@ -416,14 +416,18 @@ impl Outbox {
         Ok(())
     }
 
-    /// Reports that the app went to the background. Draining continues while the OS lets
-    /// the process run; use [`Outbox::drain_for`] inside granted background time.
+    /// Reports that the app went to the background, and quiesces the database before the
+    /// OS may suspend the process: it returns once no write transaction of this engine is
+    /// open (each is a short synchronous step, never held across a network call) and after
+    /// a passive checkpoint, so a suspended app is unlikely to hold SQLite's write lock
+    /// and blocks no other process on the file. Draining continues while the OS lets the
+    /// process run; use [`Outbox::drain_for`] inside granted background time.
     pub fn on_background(&self) -> Result<()> {
         let engine = self.engine()?;
         if engine.foreground.swap(false, Ordering::SeqCst) {
             engine.emit(Event::ForegroundChanged { foreground: false });
         }
-        Ok(())
+        engine.db.quiesce()
     }
 
     /// Drains for at most `budget` (a platform background task's time) and reports what

@@ -219,3 +219,37 @@ fn the_same_path_in_one_process_gives_the_same_engine() {
     let c = Outbox::open(Config::new(dir.path().join("o.db"), "a", "w")).unwrap();
     assert_eq!(c.status().unwrap().pending, 1);
 }
+
+#[tokio::test]
+async fn a_write_lock_held_elsewhere_fails_enqueue_with_busy_after_the_timeout() {
+    let h = Harness::offline();
+    // Another process frozen inside a write transaction holds the lock like this.
+    let other = rusqlite::Connection::open(h.db_path()).unwrap();
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let started = std::time::Instant::now();
+    let err = h.outbox.enqueue(EnqueueRequest::new("note", "{}")).unwrap_err();
+    let waited = started.elapsed();
+    assert!(matches!(err, outbox::Error::Busy), "{err:?}");
+    assert!(waited >= outbox::db::BUSY_TIMEOUT - std::time::Duration::from_millis(100), "{waited:?}");
+    assert!(waited < outbox::db::BUSY_TIMEOUT + std::time::Duration::from_secs(2), "{waited:?}");
+    // Nothing was written, and once the lock is free the same call works.
+    other.execute_batch("ROLLBACK").unwrap();
+    assert_eq!(h.outbox.status().unwrap().pending, 0);
+    h.outbox.enqueue(EnqueueRequest::new("note", "{}")).unwrap();
+}
+
+#[tokio::test]
+async fn on_background_leaves_no_transaction_open_and_checkpoints() {
+    let h = Harness::offline();
+    for i in 0..20 {
+        h.outbox.enqueue(EnqueueRequest::new("note", format!("{{\"i\":{i}}}"))).unwrap();
+    }
+    h.outbox.on_background().unwrap();
+    let other = rusqlite::Connection::open(h.db_path()).unwrap();
+    other.busy_timeout(std::time::Duration::ZERO).unwrap();
+    other.execute_batch("BEGIN IMMEDIATE; ROLLBACK;").unwrap();
+    // The passive checkpoint copied the WAL into the database file.
+    let (busy, log, done): (i64, i64, i64) =
+        other.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).unwrap();
+    assert_eq!((busy, log), (0, done), "after on_background every WAL frame is checkpointed");
+}

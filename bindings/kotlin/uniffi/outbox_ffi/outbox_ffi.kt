@@ -6950,6 +6950,22 @@ sealed class OutboxException: kotlin.Exception() {
             get() = "detail=${ `detail` }, details=${ `details` }"
     }
     
+    /**
+     * Another connection held the database's write lock for the whole busy timeout (5 s),
+     * usually another process on the same file, possibly frozen by the OS mid-write
+     * (`busy`). Nothing was written; retry later.
+     */
+    class Busy(
+        
+        /**
+         * What went wrong.
+         */
+        val `detail`: kotlin.String
+        ) : OutboxException() {
+        override val message
+            get() = "detail=${ `detail` }"
+    }
+    
 
     
         /**
@@ -7050,6 +7066,9 @@ public object FfiConverterTypeOutboxError : FfiConverterRustBuffer<OutboxExcepti
                 )
             20 -> OutboxException.Internal(
                 FfiConverterString.read(buf),
+                FfiConverterString.read(buf),
+                )
+            21 -> OutboxException.Busy(
                 FfiConverterString.read(buf),
                 )
             else -> throw RuntimeException("invalid error enum value, something is very wrong!!")
@@ -7167,6 +7186,11 @@ public object FfiConverterTypeOutboxError : FfiConverterRustBuffer<OutboxExcepti
                 + FfiConverterString.allocationSize(value.`detail`)
                 + FfiConverterString.allocationSize(value.`details`)
             )
+            is OutboxException.Busy -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`detail`)
+            )
         }
     }
 
@@ -7279,6 +7303,11 @@ public object FfiConverterTypeOutboxError : FfiConverterRustBuffer<OutboxExcepti
                 buf.putInt(20)
                 FfiConverterString.write(value.`detail`, buf)
                 FfiConverterString.write(value.`details`, buf)
+                Unit
+            }
+            is OutboxException.Busy -> {
+                buf.putInt(21)
+                FfiConverterString.write(value.`detail`, buf)
                 Unit
             }
         }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }

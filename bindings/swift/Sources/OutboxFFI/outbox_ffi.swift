@@ -5335,6 +5335,16 @@ public enum OutboxError: Swift.Error, Equatable, Hashable, Foundation.LocalizedE
          * Diagnostic text for a bug report.
          */details: String
     )
+    /**
+     * Another connection held the database's write lock for the whole busy timeout (5 s),
+     * usually another process on the same file, possibly frozen by the OS mid-write
+     * (`busy`). Nothing was written; retry later.
+     */
+    case Busy(
+        /**
+         * What went wrong.
+         */detail: String
+    )
 
     
     /**
@@ -5444,6 +5454,9 @@ public struct FfiConverterTypeOutboxError: FfiConverterRustBuffer {
         case 20: return .Internal(
             detail: try FfiConverterString.read(from: &buf), 
             details: try FfiConverterString.read(from: &buf)
+            )
+        case 21: return .Busy(
+            detail: try FfiConverterString.read(from: &buf)
             )
 
          default: throw UniffiInternalError.unexpectedEnumCase
@@ -5564,6 +5577,11 @@ public struct FfiConverterTypeOutboxError: FfiConverterRustBuffer {
             writeInt(&buf, Int32(20))
             FfiConverterString.write(detail, into: &buf)
             FfiConverterString.write(details, into: &buf)
+            
+        
+        case let .Busy(detail):
+            writeInt(&buf, Int32(21))
+            FfiConverterString.write(detail, into: &buf)
             
         }
     }

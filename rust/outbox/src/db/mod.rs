@@ -17,8 +17,11 @@ use crate::error::{OpenError, Result};
 
 pub use migrations::CURRENT_VERSION;
 
-/// How long a connection waits for another connection's write lock before failing.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a connection waits for another connection's write lock before failing with
+/// [`crate::Error::Busy`].
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// After this long waiting for the write lock, a warning says so (once per wait).
+const BUSY_WARN_AFTER: Duration = Duration::from_secs(1);
 
 /// Wall-clock milliseconds since the Unix epoch (what the database stores).
 pub(crate) fn now_ms() -> i64 {
@@ -33,8 +36,14 @@ pub(crate) struct Db {
 
 impl Db {
     /// Opens (creating and migrating when needed) the database at `path`.
-    pub(crate) fn open(path: &Path, durability: Durability, max_size_bytes: Option<u64>) -> Result<Db, OpenError> {
-        let mut writer = open_connection(path)?;
+    pub(crate) fn open(
+        path: &Path,
+        durability: Durability,
+        max_size_bytes: Option<u64>,
+        vfs: Option<&str>,
+    ) -> Result<Db, OpenError> {
+        let is_new = !path.exists();
+        let mut writer = open_connection(path, vfs)?;
         let version = match schema_version(&writer, path) {
             Ok(v) => v,
             Err(e) => {
@@ -48,7 +57,10 @@ impl Db {
         }
         configure(&writer, durability, max_size_bytes).map_err(|e| open_failure(path, e))?;
         migrations::migrate(&mut writer).map_err(|e| open_failure(path, e))?;
-        let reader = open_connection(path)?;
+        if is_new {
+            sync_folder(path);
+        }
+        let reader = open_connection(path, vfs)?;
         configure(&reader, durability, None).map_err(|e| open_failure(path, e))?;
         Ok(Db { writer: Mutex::new(writer), reader: Mutex::new(reader) })
     }
@@ -90,6 +102,21 @@ impl Db {
         Ok([w, r])
     }
 
+    /// Waits until no write transaction of this engine is open (they all run under the
+    /// writer's mutex) and runs a passive checkpoint, which never waits for other
+    /// connections. Called before the app may be suspended.
+    pub(crate) fn quiesce(&self) -> Result<()> {
+        let conn = lock(&self.writer);
+        match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            Ok(()) => Ok(()),
+            // Another process is checkpointing or writing: nothing of ours is open, fine.
+            Err(e) if matches!(e.sqlite_error_code(), Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)) => {
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Runs `f` with the reader connection.
     pub(crate) fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         let conn = lock(&self.reader);
@@ -103,11 +130,60 @@ fn lock(m: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-fn open_connection(path: &Path) -> Result<Connection, OpenError> {
+fn open_connection(path: &Path, vfs: Option<&str>) -> Result<Connection, OpenError> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let conn = Connection::open_with_flags(path, flags).map_err(|e| open_failure(path, e))?;
-    conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| open_failure(path, e))?;
+    let mut conn = match vfs {
+        None => Connection::open_with_flags(path, flags),
+        Some(vfs) => Connection::open_with_flags_and_vfs(path, flags, vfs),
+    }
+    .map_err(|e| open_failure(path, e))?;
+    conn.busy_handler(Some(wait_for_lock)).map_err(|e| open_failure(path, e))?;
     Ok(conn)
+}
+
+/// Waits between tries for another connection's lock (SQLite calls this with the number
+/// of tries so far): 1, 2, 5, 10, 20, then 50 ms per try, up to [`BUSY_TIMEOUT`] in all,
+/// with one warning once the wait passes [`BUSY_WARN_AFTER`]. Returning false makes the
+/// statement fail with SQLITE_BUSY, which reaches callers as [`crate::Error::Busy`].
+fn wait_for_lock(tries: i32) -> bool {
+    const STEPS: [u64; 5] = [1, 2, 5, 10, 20];
+    const THEN: u64 = 50;
+    let tries = tries.max(0) as usize;
+    let waited: u64 = STEPS.iter().take(tries).sum::<u64>() + tries.saturating_sub(STEPS.len()) as u64 * THEN;
+    if waited >= BUSY_TIMEOUT.as_millis() as u64 {
+        return false;
+    }
+    let step = STEPS.get(tries).copied().unwrap_or(THEN);
+    let warn_at = BUSY_WARN_AFTER.as_millis() as u64;
+    if waited < warn_at && waited + step >= warn_at {
+        tracing::warn!(
+            waited_ms = waited + step,
+            "the database's write lock is held by another connection (another process, or one frozen \
+             mid-write); waiting up to {} ms before failing with `busy`",
+            BUSY_TIMEOUT.as_millis()
+        );
+    }
+    std::thread::sleep(Duration::from_millis(step));
+    true
+}
+
+/// Makes a new database file's directory entry durable. SQLite fsyncs the folder after
+/// creating a WAL or journal, but not after creating the main database file; without this
+/// a power cut soon after the first open could lose the file with its first commits.
+/// Best effort: a folder that cannot be opened (some platforms) is logged, not fatal.
+fn sync_folder(path: &Path) {
+    #[cfg(unix)]
+    {
+        let folder = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        if let Err(e) = std::fs::File::open(folder).and_then(|f| f.sync_all()) {
+            tracing::warn!(error = %e, "could not sync the database folder after creating the file");
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
 }
 
 /// Closes a connection to a file that is being refused without the checkpoint SQLite runs
