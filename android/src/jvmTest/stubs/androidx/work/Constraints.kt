@@ -8,15 +8,21 @@ enum class NetworkType { NOT_REQUIRED, CONNECTED, UNMETERED, NOT_ROAMING, METERE
 class Constraints private constructor(
     /** Real: `Constraints.getRequiredNetworkType()`. */
     val requiredNetworkType: NetworkType,
+    /** Real: `Constraints.requiresCharging()`. */
+    val requiresCharging: Boolean,
 ) {
     /** Stub of `Constraints.Builder`. */
     class Builder {
         private var networkType = NetworkType.NOT_REQUIRED
+        private var charging = false
 
         /** Real: `Constraints.Builder.setRequiredNetworkType`. */
         fun setRequiredNetworkType(networkType: NetworkType): Builder = apply { this.networkType = networkType }
 
+        /** Real: `Constraints.Builder.setRequiresCharging`. */
+        fun setRequiresCharging(requiresCharging: Boolean): Builder = apply { charging = requiresCharging }
+
         /** Real: `Constraints.Builder.build`. */
-        fun build(): Constraints = Constraints(networkType)
+        fun build(): Constraints = Constraints(networkType, charging)
     }
 }

@@ -56,19 +56,23 @@ class BackgroundDrainScheduler(
 }
 
 /**
- * The WorkManager worker that drains the outbox in the background: it calls
+ * The WorkManager worker that drains the outbox in the background (one-time work from
+ * [BackgroundDrainScheduler], periodic work from [OutboxBackground]): it calls
  * `Outbox.drainFor(budget)` on the instance created by [OutboxAndroid.init] and maps the report
  * to a WorkManager result: `success` when nothing is left pending or in flight, `retry` (with the
- * request's backoff) when some is, and when the drain failed (engine error, instance closed). It returns `failure`
- * when no [OutboxAndroid] is initialised in this process: call [OutboxAndroid.init] from
- * `Application.onCreate` so a process started by WorkManager has one.
+ * request's backoff) when some is, and when the drain failed (engine error, instance closed).
+ * Without an [OutboxAndroid] in this process it drains the target stored by
+ * [OutboxBackground.enable] on its own (React Native apps), and returns `failure` when there is
+ * none: call [OutboxAndroid.init] (or [OutboxBackground.setTokenProvider]) from
+ * `Application.onCreate` so a process started by WorkManager is ready.
  *
  * WorkManager creates it by reflection; apps never construct it.
  */
 class OutboxDrainWorker(appContext: Context, params: WorkerParameters) : CoroutineWorker(appContext, params) {
     override suspend fun doWork(): ListenableWorker.Result {
-        val instance = OutboxAndroid.instanceOrNull() ?: return ListenableWorker.Result.failure()
         val budgetMs = inputData.getLong(KEY_BUDGET_MS, BackgroundDrainScheduler.DEFAULT_BUDGET_MS)
+        val instance = OutboxAndroid.instanceOrNull()
+            ?: return OutboxBackground.drainStandalone(applicationContext, budgetMs)
         val report = try {
             instance.drainFor(budgetMs.coerceAtLeast(1))
         } catch (e: CancellationException) {

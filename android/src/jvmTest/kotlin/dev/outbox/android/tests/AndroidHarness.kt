@@ -53,7 +53,8 @@ suspend inline fun <T> withOutboxAndroid(
         ),
     )
     try {
-        android.outbox() // opened (init returns before the database is open)
+        // Opened (init returns before the database is open) and the start-up facts applied.
+        android.status()
         return body(android, context)
     } finally {
         android.close()
