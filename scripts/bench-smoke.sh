@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # bench-smoke: builds outbox-bench (release), runs every bench at a tiny n (TanStack side
 # by side included when node is on PATH), a short crash/fault torture, and the report
-# generator into a temp dir; validates every JSON line. Last line: "N passed, N failed".
+# generator into a temp dir, and a short power-cut torture (crash VFS, Durability::Full);
+# validates every JSON line. Last line: "N passed, N failed".
 #
-#   ./scripts/bench-smoke.sh                 # n=200, 20 kills
-#   BENCH_SMOKE_N=500 BENCH_SMOKE_KILLS=40 ./scripts/bench-smoke.sh
+#   ./scripts/bench-smoke.sh                 # n=200, 20 kills, 20 power cuts
+#   BENCH_SMOKE_N=500 BENCH_SMOKE_KILLS=40 BENCH_SMOKE_CUTS=40 ./scripts/bench-smoke.sh
 #
 # cargo runs under `flock /tmp/outbox-cargo.lock` (shared build machine); set
 # BENCH_SMOKE_NO_LOCK=1 when the caller already holds that lock.
@@ -13,6 +14,7 @@ cd "$(dirname "$0")/.." || exit 1
 
 N="${BENCH_SMOKE_N:-200}"
 KILLS="${BENCH_SMOKE_KILLS:-20}"
+CUTS="${BENCH_SMOKE_CUTS:-20}"
 HARNESS=rust/outbox-bench/tanstack
 passed=0
 failed=0
@@ -135,6 +137,16 @@ if timeout 300 "$BIN" torture --kills "$KILLS" --max-secs 240 >"$work/torture.ou
 else
   tail -20 "$work/torture.err"
   fail "torture --kills $KILLS: $(tail -1 "$work/torture.out" 2>/dev/null)"
+fi
+
+# Power-cut torture, bounded: exits non-zero unless lost, duplicates, integrity failures,
+# op/queue mismatches, lease regressions and overlaps are all 0 under Durability::Full.
+if timeout 300 "$BIN" torture --power-cut --cuts "$CUTS" --max-secs 240 >"$work/powercut.out" 2>"$work/powercut.err" \
+  && grep -q '"lost":0,' "$work/powercut.out" && grep -q '"integrity_failures":0,' "$work/powercut.out"; then
+  pass "torture --power-cut --cuts $CUTS: $(tail -1 "$work/powercut.out")"
+else
+  tail -20 "$work/powercut.err"
+  fail "torture --power-cut --cuts $CUTS: $(tail -1 "$work/powercut.out" 2>/dev/null)"
 fi
 
 finish

@@ -12,6 +12,7 @@
 
 mod load;
 mod measure;
+mod powercut;
 mod report;
 mod suites;
 mod tanstack;
@@ -54,7 +55,8 @@ struct Args {
 enum Cmd {
     /// Writes docs/benchmarks.md and docs/benchmarks.png from result lines.
     Report(report::ReportArgs),
-    /// Crash/fault torture: SIGKILLs draining client processes, checks exactly-once.
+    /// Crash/fault torture: SIGKILLs draining client processes (or, with --power-cut, cuts
+    /// the power under them; with --sigstop, freezes the drainer), checks exactly-once.
     Torture(torture::TortureArgs),
     /// Load test: simulated clients pushing batches to server nodes on 127.0.0.1, then an
     /// exactly-once check.

@@ -61,6 +61,7 @@ fn run_inner(args: &ReportArgs) -> Result<(), String> {
     let mut rows: BTreeMap<Key, Row> = BTreeMap::new();
     let mut torture: Option<Value> = None;
     let mut load: Vec<Value> = Vec::new();
+    let mut power: Vec<Value> = Vec::new();
     for (i, line) in text.lines().enumerate().filter(|(_, l)| l.trim_start().starts_with('{')) {
         let v: Value = serde_json::from_str(line).map_err(|e| format!("line {}: {e}", i + 1))?;
         if v["bench"] == "torture" {
@@ -69,6 +70,10 @@ fn run_inner(args: &ReportArgs) -> Result<(), String> {
         }
         if v["bench"] == "load" {
             load.push(v);
+            continue;
+        }
+        if v["bench"].as_str().is_some_and(|b| b.starts_with("torture-")) {
+            power.push(v);
             continue;
         }
         let s = |k: &str| v[k].as_str().map(str::to_string);
@@ -92,7 +97,7 @@ fn run_inner(args: &ReportArgs) -> Result<(), String> {
     std::fs::create_dir_all(&args.out_dir).map_err(|e| e.to_string())?;
     let png = args.out_dir.join("benchmarks.png");
     chart(&rows, &png)?;
-    let mut md = markdown(&rows, torture.as_ref(), &args.command);
+    let mut md = markdown(&rows, torture.as_ref(), &args.command, &crate::powercut::markdown(&power));
     md.push_str(&crate::load::markdown(&load));
     let md_path = args.out_dir.join("benchmarks.md");
     std::fs::write(&md_path, md).map_err(|e| e.to_string())?;
@@ -156,7 +161,7 @@ fn machine() -> String {
     )
 }
 
-fn markdown(rows: &BTreeMap<Key, Row>, torture: Option<&Value>, command: &str) -> String {
+fn markdown(rows: &BTreeMap<Key, Row>, torture: Option<&Value>, command: &str, power: &str) -> String {
     let mut ns: Vec<u64> = rows.keys().map(|k| k.1).collect();
     ns.sort_unstable();
     ns.dedup();
@@ -251,7 +256,7 @@ fn markdown(rows: &BTreeMap<Key, Row>, torture: Option<&Value>, command: &str) -
     );
 
     if let Some(t) = torture {
-        let _ = writeln!(out, "## Torture (crash/fault)\n");
+        let _ = writeln!(out, "## Torture (crash/fault)\n\n### Kill -9\n");
         let _ = writeln!(
             out,
             "`outbox-bench torture --kills {kills}` (same machine, same session): client processes enqueue \
@@ -265,6 +270,7 @@ fn markdown(rows: &BTreeMap<Key, Row>, torture: Option<&Value>, command: &str) -
             kills = t["kills"]
         );
     }
+    out.push_str(power);
 
     let _ = writeln!(out, "![time against n, log-log](benchmarks.png)\n");
     out.push_str(FAIRNESS);

@@ -37,13 +37,30 @@ pub struct TortureArgs {
     kills: usize,
     /// Seed for kill timing and the server's fault RNG.
     #[arg(long, default_value_t = 2026)]
-    seed: u64,
+    pub(crate) seed: u64,
     /// Server fault spec (see outbox-server's faults module).
     #[arg(long, default_value = FAULTS)]
     faults: String,
     /// Give up (and fail) after this many seconds in total.
     #[arg(long, default_value_t = 600)]
-    max_secs: u64,
+    pub(crate) max_secs: u64,
+    /// Cut the power instead of SIGKILLing: clients run on the crash-simulating VFS and,
+    /// after each kill, unsynced writes are dropped or torn (see `powercut`).
+    #[arg(long)]
+    power_cut: bool,
+    /// How many power cuts (with --power-cut).
+    #[arg(long, default_value_t = 200)]
+    pub(crate) cuts: usize,
+    /// Commit durability of the clients (with --power-cut): full or normal.
+    #[arg(long, default_value = "full")]
+    pub(crate) durability: String,
+    /// Instead: freeze the drainer with SIGSTOP this many times while another process
+    /// shares the file, and report takeover times and enqueue latency during the pause.
+    #[arg(long)]
+    sigstop: Option<usize>,
+    /// How long each SIGSTOP pause lasts, in milliseconds (with --sigstop).
+    #[arg(long, default_value_t = 6000)]
+    pub(crate) pause_ms: u64,
 }
 
 /// Options of the hidden `torture-child` command.
@@ -62,12 +79,28 @@ pub struct ChildArgs {
     /// Drain everything, print `done` and exit (the final, unkilled life).
     #[arg(long)]
     finish: bool,
+    /// Open the database through this SQLite VFS (the crash VFS is registered under it).
+    #[arg(long)]
+    vfs: Option<String>,
+    /// Commit with Durability::Normal instead of Full.
+    #[arg(long)]
+    normal: bool,
+    /// Give every command an optimistic insert of its document.
+    #[arg(long)]
+    ops: bool,
+    /// Milliseconds between enqueues.
+    #[arg(long, default_value_t = 3)]
+    every_ms: u64,
+    /// Report each enqueue's latency (`enq <ms>`) and keep going after a `busy` error
+    /// (`busy <ms>`) instead of exiting.
+    #[arg(long)]
+    probe: bool,
 }
 
-struct Client {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    name: String,
+pub(crate) struct Client {
+    pub(crate) child: Child,
+    pub(crate) lines: mpsc::Receiver<String>,
+    pub(crate) name: String,
 }
 
 fn spawn(
@@ -77,6 +110,19 @@ fn spawn(
     count: usize,
     finish: bool,
     tag: &str,
+) -> Result<Client, String> {
+    spawn_with(db, url, life, count, finish, tag, &[])
+}
+
+/// Starts one client process (`extra`: more `torture-child` flags).
+pub(crate) fn spawn_with(
+    db: &std::path::Path,
+    url: &str,
+    life: usize,
+    count: usize,
+    finish: bool,
+    tag: &str,
+    extra: &[&str],
 ) -> Result<Client, String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let mut cmd = Command::new(exe);
@@ -91,6 +137,7 @@ fn spawn(
     if finish {
         cmd.arg("--finish");
     }
+    cmd.args(extra);
     let mut child =
         cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().map_err(|e| e.to_string())?;
     let stdout = child.stdout.take().ok_or("no stdout")?;
@@ -107,14 +154,14 @@ fn spawn(
 
 /// Per-run bookkeeping fed by the children's lines.
 #[derive(Default)]
-struct Book {
-    acked: Vec<String>,
-    drainer: HashMap<String, bool>,
-    overlaps: u64,
+pub(crate) struct Book {
+    pub(crate) acked: Vec<String>,
+    pub(crate) drainer: HashMap<String, bool>,
+    pub(crate) overlaps: u64,
 }
 
 impl Book {
-    fn take(&mut self, who: &str, line: &str, alive: &HashSet<String>) {
+    pub(crate) fn take(&mut self, who: &str, line: &str, alive: &HashSet<String>) {
         if let Some(key) = line.strip_prefix("ack ") {
             self.acked.push(key.to_string());
         } else if let Some(v) = line.strip_prefix("drainer ") {
@@ -128,7 +175,12 @@ impl Book {
 }
 
 /// Reads lines from every client until `until` says stop or the deadline passes.
-fn pump(clients: &[&Client], book: &mut Book, deadline: Instant, mut until: impl FnMut(&str, &str) -> bool) -> bool {
+pub(crate) fn pump(
+    clients: &[&Client],
+    book: &mut Book,
+    deadline: Instant,
+    mut until: impl FnMut(&str, &str) -> bool,
+) -> bool {
     let alive: HashSet<String> = clients.iter().map(|c| c.name.clone()).collect();
     loop {
         let mut any = false;
@@ -150,7 +202,7 @@ fn pump(clients: &[&Client], book: &mut Book, deadline: Instant, mut until: impl
     }
 }
 
-fn kill(c: &mut Client, book: &mut Book) {
+pub(crate) fn kill(c: &mut Client, book: &mut Book) {
     // SIGKILL to this child's PID.
     let _ = c.child.kill();
     let _ = c.child.wait();
@@ -164,7 +216,14 @@ fn kill(c: &mut Client, book: &mut Book) {
 
 /// `outbox-bench torture`.
 pub fn run(args: &TortureArgs) -> i32 {
-    match run_inner(args) {
+    let result = if let Some(freezes) = args.sigstop {
+        crate::powercut::run_sigstop(args, freezes)
+    } else if args.power_cut {
+        crate::powercut::run_cuts(args)
+    } else {
+        run_inner(args)
+    };
+    match result {
         Ok(ok) => i32::from(!ok),
         Err(e) => {
             eprintln!("torture: {e}");
@@ -296,7 +355,7 @@ fn say(line: &str) {
 
 async fn child_inner(args: &ChildArgs) -> Result<(), Box<dyn std::error::Error>> {
     use outbox::http::{HttpConfig, HttpTransport, StaticToken};
-    use outbox::{Config, EnqueueRequest, Event, MutatorSpec, Outbox, RetryPolicy};
+    use outbox::{Config, Durability, EnqueueRequest, Error, Event, MutatorSpec, OpKind, Outbox, RetryPolicy};
     let transport = HttpTransport::new(
         HttpConfig::new(&args.url, "ws").with_request_timeout(Duration::from_secs(2)),
         Arc::new(StaticToken::new(TOKEN)),
@@ -304,6 +363,13 @@ async fn child_inner(args: &ChildArgs) -> Result<(), Box<dyn std::error::Error>>
     let mut config = Config::new(&args.db, "torture", "ws").with_transport(Arc::new(transport));
     config.lease_ttl = Duration::from_millis(1000);
     config.attempt_timeout = Duration::from_secs(3);
+    if let Some(vfs) = &args.vfs {
+        outbox_crashvfs::register(vfs)?;
+        config.vfs = Some(vfs.clone());
+    }
+    if args.normal {
+        config.durability = Durability::Normal;
+    }
     config.retry = RetryPolicy {
         base: Duration::from_millis(10),
         cap: Duration::from_millis(500),
@@ -323,11 +389,28 @@ async fn child_inner(args: &ChildArgs) -> Result<(), Box<dyn std::error::Error>>
     });
     say("ready");
     for i in 0..args.count {
-        let args = json!({"collection": "orders", "id": format!("t{}-{i}", args.life), "doc": {"i": i, "total": 1250}});
-        let id = ob.enqueue(EnqueueRequest::new("put", args.to_string()))?;
-        let key = ob.command(&id)?.idempotency_key;
-        say(&format!("ack {key}"));
-        tokio::time::sleep(Duration::from_millis(3)).await;
+        let doc_id = format!("t{}-{i}", args.life);
+        let doc = json!({"i": i, "total": 1250});
+        let body = json!({"collection": "orders", "id": doc_id, "doc": doc});
+        let mut req = EnqueueRequest::new("put", body.to_string());
+        if args.ops {
+            req = req.op("orders", &doc_id, OpKind::Insert(doc));
+        }
+        let started = Instant::now();
+        match ob.enqueue(req) {
+            Ok(id) => {
+                // The key is read back from the engine's reader; under --probe a busy
+                // writer does not stop that read (WAL), so it cannot fail for that reason.
+                let key = ob.command(&id)?.idempotency_key;
+                say(&format!("ack {key}"));
+                if args.probe {
+                    say(&format!("enq {}", started.elapsed().as_millis()));
+                }
+            }
+            Err(Error::Busy) if args.probe => say(&format!("busy {}", started.elapsed().as_millis())),
+            Err(e) => return Err(e.into()),
+        }
+        tokio::time::sleep(Duration::from_millis(args.every_ms)).await;
     }
     if args.finish {
         let deadline = Instant::now() + Duration::from_secs(170);

@@ -41,25 +41,34 @@ impl CutReport {
 /// Cuts the power for every file in `dir` written through the crash VFS, choosing with
 /// `rng`, and removes the side logs (after the cut everything on "disk" is durable).
 pub fn power_cut(dir: &Path, rng: &mut fastrand::Rng) -> std::io::Result<CutReport> {
+    power_cut_inner(dir, rng).map_err(|(path, e)| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))
+}
+
+fn power_cut_inner(dir: &Path, rng: &mut fastrand::Rng) -> Result<CutReport, (std::path::PathBuf, std::io::Error)> {
+    let at = |p: &Path| {
+        let p = p.to_path_buf();
+        move |e| (p, e)
+    };
     let mut report = CutReport::default();
-    let mut entries: Vec<_> = std::fs::read_dir(dir)?.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    let mut entries: Vec<_> =
+        std::fs::read_dir(dir).map_err(at(dir))?.filter_map(|e| e.ok().map(|e| e.path())).collect();
     entries.sort();
     for path in &entries {
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         if let Some(target) = name.strip_suffix(".crashlog") {
             let target = dir.join(target);
-            report.add(cut_file(&target, path, rng)?);
-            std::fs::remove_file(path)?;
+            report.add(cut_file(&target, path, rng).map_err(at(&target))?);
+            std::fs::remove_file(path).map_err(at(path))?;
         } else if name.ends_with("-shm") {
             match rng.u8(0..3) {
                 0 => {
-                    std::fs::remove_file(path)?;
+                    std::fs::remove_file(path).map_err(at(path))?;
                     report.shm_damaged += 1;
                 }
                 1 => {
-                    let len = std::fs::metadata(path)?.len() as usize;
+                    let len = std::fs::metadata(path).map_err(at(path))?.len() as usize;
                     let garbage: Vec<u8> = std::iter::repeat_with(|| rng.u8(..)).take(len).collect();
-                    std::fs::write(path, garbage)?;
+                    std::fs::write(path, garbage).map_err(at(path))?;
                     report.shm_damaged += 1;
                 }
                 _ => {}

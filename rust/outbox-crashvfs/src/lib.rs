@@ -107,7 +107,7 @@ pub fn register(name: &str) -> Result<(), String> {
         xNextSystemCall: None,
     });
     let ptr = Box::into_raw(vfs); // leaked: registered VFSes must outlive every connection
-    // SAFETY: ptr points to a fully initialised sqlite3_vfs that is never freed.
+                                  // SAFETY: ptr points to a fully initialised sqlite3_vfs that is never freed.
     let rc = unsafe { ffi::sqlite3_vfs_register(ptr, 0) };
     if rc != ffi::SQLITE_OK {
         return Err(format!("sqlite3_vfs_register failed with code {rc}"));
@@ -185,7 +185,11 @@ unsafe extern "C" fn x_open(
         let mut state = Box::new(FileState { real_mem: vec![0u64; words], log: None });
         let tracked = !name.is_null()
             && flags & (ffi::SQLITE_OPEN_MAIN_DB | ffi::SQLITE_OPEN_WAL | ffi::SQLITE_OPEN_MAIN_JOURNAL) != 0;
-        let path = if name.is_null() { None } else { Some(PathBuf::from(CStr::from_ptr(name).to_string_lossy().into_owned())) };
+        let path = if name.is_null() {
+            None
+        } else {
+            Some(PathBuf::from(CStr::from_ptr(name).to_string_lossy().into_owned()))
+        };
         let existed = path.as_ref().is_some_and(|p| p.exists());
         let Some(open) = (*base).xOpen else { return ffi::SQLITE_CANTOPEN };
         let rc = open(base, name, state.real(), flags, out_flags);
@@ -231,7 +235,12 @@ unsafe extern "C" fn x_access(vfs: *mut ffi::sqlite3_vfs, name: *const c_char, f
     })
 }
 
-unsafe extern "C" fn x_full_pathname(vfs: *mut ffi::sqlite3_vfs, name: *const c_char, n: c_int, out: *mut c_char) -> c_int {
+unsafe extern "C" fn x_full_pathname(
+    vfs: *mut ffi::sqlite3_vfs,
+    name: *const c_char,
+    n: c_int,
+    out: *mut c_char,
+) -> c_int {
     guard(ffi::SQLITE_CANTOPEN, || {
         let base = base_vfs(vfs);
         (*base).xFullPathname.map_or(ffi::SQLITE_CANTOPEN, |f| f(base, name, n, out))
@@ -274,7 +283,9 @@ unsafe extern "C" fn x_current_time_int64(vfs: *mut ffi::sqlite3_vfs, out: *mut 
 }
 
 /// The wrapped file and this file's state.
-unsafe fn parts<'a>(file: *mut ffi::sqlite3_file) -> Option<(&'a mut FileState, *mut ffi::sqlite3_file, &'a ffi::sqlite3_io_methods)> {
+unsafe fn parts<'a>(
+    file: *mut ffi::sqlite3_file,
+) -> Option<(&'a mut FileState, *mut ffi::sqlite3_file, &'a ffi::sqlite3_io_methods)> {
     let cf = file as *mut CrashFile;
     let state = (*cf).state.as_mut()?;
     let real = state.real();
@@ -300,7 +311,12 @@ unsafe extern "C" fn f_close(file: *mut ffi::sqlite3_file) -> c_int {
     })
 }
 
-unsafe extern "C" fn f_read(file: *mut ffi::sqlite3_file, buf: *mut c_void, amt: c_int, off: ffi::sqlite3_int64) -> c_int {
+unsafe extern "C" fn f_read(
+    file: *mut ffi::sqlite3_file,
+    buf: *mut c_void,
+    amt: c_int,
+    off: ffi::sqlite3_int64,
+) -> c_int {
     guard(ffi::SQLITE_IOERR_READ, || match parts(file) {
         Some((_, real, m)) => m.xRead.map_or(ffi::SQLITE_IOERR_READ, |f| f(real, buf, amt, off)),
         None => ffi::SQLITE_IOERR_READ,
@@ -308,7 +324,13 @@ unsafe extern "C" fn f_read(file: *mut ffi::sqlite3_file, buf: *mut c_void, amt:
 }
 
 /// Reads `[off, off + len)` clipped to `size` through the wrapped file.
-unsafe fn read_range(real: *mut ffi::sqlite3_file, m: &ffi::sqlite3_io_methods, off: i64, len: i64, size: i64) -> Option<Vec<u8>> {
+unsafe fn read_range(
+    real: *mut ffi::sqlite3_file,
+    m: &ffi::sqlite3_io_methods,
+    off: i64,
+    len: i64,
+    size: i64,
+) -> Option<Vec<u8>> {
     let end = (off + len).min(size);
     if end <= off {
         return Some(Vec::new());
@@ -324,7 +346,12 @@ unsafe fn file_size(real: *mut ffi::sqlite3_file, m: &ffi::sqlite3_io_methods) -
     (m.xFileSize?(real, &mut size) == ffi::SQLITE_OK).then_some(size)
 }
 
-unsafe extern "C" fn f_write(file: *mut ffi::sqlite3_file, buf: *const c_void, amt: c_int, off: ffi::sqlite3_int64) -> c_int {
+unsafe extern "C" fn f_write(
+    file: *mut ffi::sqlite3_file,
+    buf: *const c_void,
+    amt: c_int,
+    off: ffi::sqlite3_int64,
+) -> c_int {
     guard(ffi::SQLITE_IOERR_WRITE, || {
         let Some((state, real, m)) = parts(file) else { return ffi::SQLITE_IOERR_WRITE };
         let Some(write) = m.xWrite else { return ffi::SQLITE_IOERR_WRITE };
@@ -335,7 +362,8 @@ unsafe extern "C" fn f_write(file: *mut ffi::sqlite3_file, buf: *const c_void, a
         let data = std::slice::from_raw_parts(buf as *const u8, amt.max(0) as usize);
         // The undo record goes first: a process killed between the two leaves a record
         // for a write that never happened, which a cut may "apply" (a write in flight).
-        if log.append(&log::Record::Write { off: off as u64, old_size: size as u64, pre, data: data.to_vec() }).is_err() {
+        if log.append(&log::Record::Write { off: off as u64, old_size: size as u64, pre, data: data.to_vec() }).is_err()
+        {
             return ffi::SQLITE_IOERR_WRITE;
         }
         write(real, buf, amt, off)

@@ -119,7 +119,9 @@ impl Cursor<'_> {
     }
     fn record(&mut self) -> Option<Record> {
         match self.take(1)?[0] {
-            b'W' => Some(Record::Write { off: self.u64()?, old_size: self.u64()?, pre: self.blob()?, data: self.blob()? }),
+            b'W' => {
+                Some(Record::Write { off: self.u64()?, old_size: self.u64()?, pre: self.blob()?, data: self.blob()? })
+            }
             b'T' => Some(Record::Truncate { new_size: self.u64()?, old_size: self.u64()?, pre: self.blob()? }),
             b'C' => Some(Record::Created),
             _ => None,
