@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-ORDER=(rust server kotlin rn demo bench-smoke)
+ORDER=(rust server kotlin swift rn demo bench-smoke)
 ALL_SUITES=()
 for s in "${ORDER[@]}"; do
   [ -f "scripts/suites/$s.sh" ] && ALL_SUITES+=("$s")
