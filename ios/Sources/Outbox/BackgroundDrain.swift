@@ -17,7 +17,7 @@ import UIKit
 /// order, stays the engine's business.
 public enum BackgroundDrain {
     /// The default task identifier (add it to `BGTaskSchedulerPermittedIdentifiers`).
-    public static let defaultTaskIdentifier = "dev.outbox.drain"
+    public static let defaultTaskIdentifier = BackgroundDrainPolicy.defaultTaskIdentifier
 
     /// Registers the processing-task handler. Call once, from
     /// `application(_:didFinishLaunchingWithOptions:)` (before it returns), also when the app was

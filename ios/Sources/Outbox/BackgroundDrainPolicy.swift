@@ -17,6 +17,12 @@ public enum DrainVerdict: Equatable, Sendable {
 /// (at start-up and on entering the background) always ask while work is left. Pure logic
 /// (Foundation only), thread-safe; the same rules as the Android adapter.
 public final class BackgroundDrainPolicy: @unchecked Sendable {
+    /// The default BGTaskScheduler task identifier (add it to `BGTaskSchedulerPermittedIdentifiers`).
+    /// Declared here, not in `BackgroundDrain`, because it is part of the configuration on every
+    /// platform the package compiles for, while `BackgroundDrain` exists only with UIKit and
+    /// BackgroundTasks.
+    public static let defaultTaskIdentifier = "dev.outbox.drain"
+
     private let lock = NSLock()
     private var requested = false
 
