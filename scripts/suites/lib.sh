@@ -30,7 +30,9 @@ cargo_locked() {
 # `$(...)`), after ensure_rust, then use "$OUTBOX_TARGET_DIR/debug/...", never "target/debug".
 resolve_target_dir() {
   if [ -z "${OUTBOX_TARGET_DIR:-}" ]; then
-    OUTBOX_TARGET_DIR=$(cargo_locked metadata --format-version 1 --no-deps \
+    # Not under the build lock: `metadata --no-deps` reads the manifests and builds nothing,
+    # so a suite can resolve its paths (and install its tools) while another one builds.
+    OUTBOX_TARGET_DIR=$(cargo metadata --format-version 1 --no-deps \
       | grep -o '"target_directory":"[^"]*"' | head -n 1 | cut -d'"' -f4)
     [ -n "$OUTBOX_TARGET_DIR" ] || { echo "cargo metadata gave no target_directory" >&2; return 1; }
     export OUTBOX_TARGET_DIR

@@ -23,6 +23,7 @@ final class Box<Value>: @unchecked Sendable {
     var get: Value { update { $0 } }
 }
 
+#if os(macOS) || os(Linux)
 /// The reference server (`outbox-server --dev --admin`) on 127.0.0.1, killed by PID (SIGKILL).
 final class ReferenceServer {
     private let process = Process()
@@ -64,6 +65,15 @@ final class ReferenceServer {
         }
     }
 }
+#else
+/// No child processes on iOS: the tests that send to the reference server are skipped on a
+/// simulator (they run on Linux and macOS).
+final class ReferenceServer {
+    let url = ""
+    init(dir: URL) throws { throw XCTSkip("the reference server runs as a child process (macOS or Linux)") }
+    func stop() {}
+}
+#endif
 
 final class DevTokens: TokenProvider, @unchecked Sendable {
     func token(forceRefresh: Bool) async throws -> String { "dev-alice" }
