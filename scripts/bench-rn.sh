@@ -56,6 +56,8 @@ log "bench-rn: TypeScript enqueue (this checkout)"
 log "bench-rn: Rust enqueue (same run)"
 "$OUTBOX_TARGET_DIR/release/outbox-bench" --bench enqueue --n "$N" --no-tanstack | grep '"system":"outbox"' | tee -a "$results"
 
+# The summary is JavaScript in single quotes: its ${...} are JS template fields, not shell.
+# shellcheck disable=SC2016
 node -e '
 const lines = require("fs").readFileSync(process.argv[1], "utf8").trim().split("\n").map((l) => JSON.parse(l));
 const rust = lines.find((l) => l.bench === "enqueue" && l.system === "outbox");

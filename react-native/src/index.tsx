@@ -20,6 +20,7 @@ import { fromBindings } from './api/adapter';
 import * as bindings from './native';
 
 export * from './api';
+export { enableBackgroundDrain, disableBackgroundDrain } from './background';
 
 let backend: Backend | null = null;
 const theBackend = () => (backend ??= fromBindings(bindings));

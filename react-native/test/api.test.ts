@@ -277,10 +277,10 @@ describe('open options and logging', () => {
   test('registerMutator at run time extends the allowlist', async () => {
     const ob = opened.track(await createOutbox(offline({ mutators: [] })));
     await assert.rejects(ob.enqueue('put', { id: 'x' }), (e: unknown) => isOutboxError(e, 'unknown_mutator'));
-    ob.registerMutator('put', { keyPointers: ['/id'] });
+    assert.deepEqual(await ob.registerMutator('put', { keyPointers: ['/id'] }), { upgraded: 0, wedged: 0 });
     const id = await ob.enqueue('put', { id: 'x' });
     assert.deepEqual((await ob.command(id))?.keys, ['x']);
-    assert.throws(() => ob.registerMutator('', {}), (e: unknown) => isOutboxError(e, 'invalid_request'));
+    await assert.rejects(ob.registerMutator('', {}), (e: unknown) => isOutboxError(e, 'invalid_request'));
   });
 });
 

@@ -32,6 +32,7 @@ const OUTBOX_METHODS: Record<string, string> = {
   path: 'Outbox.path',
   peek: 'Outbox.peek',
   registerMutator: 'Outbox.registerMutator',
+  registerMutatorWithUpgrader: 'Outbox.registerMutator',
   resolveConflict: 'Outbox.resolve',
   retry: 'Outbox.retry',
   setOnline: 'Outbox.setOnline',

@@ -156,6 +156,13 @@ extern "C" {
     void * uniffi_out_return, RustCallStatus* rust_call_status
     );
     typedef void
+    (*UniffiCallbackInterfaceMutatorUpgraderMethod0)(
+    uint64_t uniffi_handle, 
+    uint32_t from_version, 
+    RustBuffer args, 
+    RustBuffer * uniffi_out_return, RustCallStatus* rust_call_status
+    );
+    typedef void
     (*UniffiCallbackInterfaceTokenProviderMethod0)(
     uint64_t uniffi_handle, 
     int8_t force_refresh, 
@@ -192,7 +199,11 @@ extern "C" {
         UniffiCallbackInterfaceFree uniffi_free;
         UniffiCallbackInterfaceClone uniffi_clone;
         UniffiCallbackInterfaceLoggerMethod0 log;
-    } UniffiVTableCallbackInterfaceLogger;typedef struct UniffiVTableCallbackInterfaceTokenProvider {
+    } UniffiVTableCallbackInterfaceLogger;typedef struct UniffiVTableCallbackInterfaceMutatorUpgrader {
+        UniffiCallbackInterfaceFree uniffi_free;
+        UniffiCallbackInterfaceClone uniffi_clone;
+        UniffiCallbackInterfaceMutatorUpgraderMethod0 upgrade;
+    } UniffiVTableCallbackInterfaceMutatorUpgrader;typedef struct UniffiVTableCallbackInterfaceTokenProvider {
         UniffiCallbackInterfaceFree uniffi_free;
         UniffiCallbackInterfaceClone uniffi_clone;
         UniffiCallbackInterfaceTokenProviderMethod0 token;
@@ -255,6 +266,23 @@ extern "C" {
         RustBuffer level, 
         RustBuffer target, 
         RustBuffer message, 
+        RustCallStatus *uniffi_out_err
+    );
+    /*handle*/ uint64_t uniffi_outbox_ffi_fn_clone_mutatorupgrader(
+        /*handle*/ uint64_t handle, 
+        RustCallStatus *uniffi_out_err
+    );
+    void uniffi_outbox_ffi_fn_free_mutatorupgrader(
+        /*handle*/ uint64_t handle, 
+        RustCallStatus *uniffi_out_err
+    );
+    void uniffi_outbox_ffi_fn_init_callback_vtable_mutatorupgrader(
+        UniffiVTableCallbackInterfaceMutatorUpgrader * vtable
+    );
+    RustBuffer uniffi_outbox_ffi_fn_method_mutatorupgrader_upgrade(
+        /*handle*/ uint64_t ptr, 
+        uint32_t from_version, 
+        RustBuffer args, 
         RustCallStatus *uniffi_out_err
     );
     /*handle*/ uint64_t uniffi_outbox_ffi_fn_clone_tokenprovider(
@@ -377,6 +405,12 @@ extern "C" {
         RustBuffer name, 
         RustBuffer options, 
         RustCallStatus *uniffi_out_err
+    );
+    /*handle*/ uint64_t uniffi_outbox_ffi_fn_method_outbox_register_mutator_with_upgrader(
+        /*handle*/ uint64_t ptr, 
+        RustBuffer name, 
+        RustBuffer options, 
+        /*handle*/ uint64_t upgrader
     );
     /*handle*/ uint64_t uniffi_outbox_ffi_fn_method_outbox_resolve_conflict(
         /*handle*/ uint64_t ptr, 
@@ -664,6 +698,8 @@ extern "C" {
     );
     uint16_t uniffi_outbox_ffi_checksum_method_logger_log(
     );
+    uint16_t uniffi_outbox_ffi_checksum_method_mutatorupgrader_upgrade(
+    );
     uint16_t uniffi_outbox_ffi_checksum_method_tokenprovider_token(
     );
     uint16_t uniffi_outbox_ffi_checksum_method_transport_send(
@@ -701,6 +737,8 @@ extern "C" {
     uint16_t uniffi_outbox_ffi_checksum_method_outbox_peek(
     );
     uint16_t uniffi_outbox_ffi_checksum_method_outbox_register_mutator(
+    );
+    uint16_t uniffi_outbox_ffi_checksum_method_outbox_register_mutator_with_upgrader(
     );
     uint16_t uniffi_outbox_ffi_checksum_method_outbox_resolve_conflict(
     );
@@ -1596,6 +1634,121 @@ namespace uniffi::outbox_ffi::st::vtablecallbackinterfacelogger::vtablecallbacki
         rsLambda = nullptr;
     }
 } // namespace uniffi::outbox_ffi::st::vtablecallbackinterfacelogger::vtablecallbackinterfacelogger::free
+
+// Callback function: uniffi::outbox_ffi::st::vtablecallbackinterfacemutatorupgrader::vtablecallbackinterfacemutatorupgrader::free::UniffiCallbackInterfaceFree
+//
+// We have the following constraints:
+// - we need to pass a function pointer to Rust.
+// - we need a jsi::Runtime and jsi::Function to call into JS.
+// - function pointers can't store state, so we can't use a lamda.
+//
+// For this, we store a lambda as a global, as `rsLambda`. The `callback` function calls
+// the lambda, which itself calls the `body` which then calls into JS.
+//
+// We then give the `callback` function pointer to Rust which will call the lambda sometime in the
+// future.
+namespace uniffi::outbox_ffi::st::vtablecallbackinterfacemutatorupgrader::vtablecallbackinterfacemutatorupgrader::free {
+    using namespace facebook;
+
+    // We need to store a lambda in a global so we can call it from
+    // a function pointer. The function pointer is passed to Rust.
+    static std::function<void(uint64_t)> rsLambda = nullptr;
+
+    // This is the main body of the callback. It's called from the lambda,
+    // which itself is called from the callback function which is passed to Rust.
+    static void body(jsi::Runtime &rt,
+                     std::shared_ptr<uniffi_runtime::UniffiCallInvoker> callInvoker,
+                     std::shared_ptr<jsi::Value> callbackValue
+            ,uint64_t rs_handle) {
+
+        // Convert the arguments from Rust, into jsi::Values.
+        // We'll use the Bridging class to do this…
+        auto js_handle = uniffi_jsi::Bridging<uint64_t>::toJs(rt, callInvoker, rs_handle);
+
+        // Now we are ready to call the callback.
+        // We are already on the JS thread, because this `body` function was
+        // invoked from the CallInvoker.
+        try {
+            // Getting the callback function
+            auto cb = callbackValue->asObject(rt).asFunction(rt);
+            auto uniffiResult = cb.call(rt, js_handle
+            );
+
+            
+
+            
+        } catch (const jsi::JSError &error) {
+            std::cout << "Error in callback UniffiCallbackInterfaceFree: "
+                    << error.what() << std::endl;
+            throw error;
+        }
+    }
+
+    static void callback(uint64_t rs_handle) {
+        // If the runtime has shutdown, then there is no point in trying to
+        // call into Javascript. BUT how do we tell if the runtime has shutdown?
+        //
+        // Answer: the module destructor calls into callback `cleanup` method,
+        // which nulls out the rsLamda.
+        //
+        // If rsLamda is null, then there is no runtime to call into.
+        if (rsLambda == nullptr) {
+            // This only occurs when destructors are calling into Rust free/drop,
+            // which causes the JS callback to be dropped.
+            return;
+        }
+
+        // The runtime, the actual callback jsi::funtion, and the callInvoker
+        // are all in the lambda.
+        rsLambda(
+            rs_handle);
+    }
+
+    [[maybe_unused]] static UniffiCallbackInterfaceFree
+    makeCallbackFunction( // uniffi::outbox_ffi::st::vtablecallbackinterfacemutatorupgrader::vtablecallbackinterfacemutatorupgrader::free
+                    jsi::Runtime &rt,
+                     std::shared_ptr<uniffi_runtime::UniffiCallInvoker> callInvoker,
+                     const jsi::Value &value) {
+        if (rsLambda != nullptr) {
+            // `makeCallbackFunction` is called in two circumstances:
+            //
+            // 1. at startup, when initializing callback interface vtables.
+            // 2. when polling futures. This happens at least once per future that is
+            //    exposed to Javascript. We know that this is always the same function,
+            //    `uniffiFutureContinuationCallback` in `async-rust-calls.ts`.
+            //
+            // We can therefore return the callback function without making anything
+            // new if we've been initialized already.
+            return callback;
+        }
+        auto callbackFunction = value.asObject(rt).asFunction(rt);
+        auto callbackValue = std::make_shared<jsi::Value>(rt, callbackFunction);
+        rsLambda = [&rt, callInvoker, callbackValue](uint64_t rs_handle) {
+                // We immediately make a lambda which will do the work of transforming the
+                // arguments into JSI values and calling the callback.
+                uniffi_runtime::UniffiCallFunc jsLambda = [
+                    callInvoker,
+                    callbackValue
+                    , rs_handle](jsi::Runtime &rt) mutable {
+                    body(rt, callInvoker, callbackValue
+                        , rs_handle);
+                };
+                // We'll then call that lambda from the callInvoker which will
+                // look after calling it on the correct thread.
+                
+                callInvoker->invokeNonBlocking(rt, jsLambda);
+        };
+        return callback;
+    }
+
+    // This method is called from the destructor of NativeOutboxFfi, which only happens
+    // when the jsi::Runtime is being destroyed.
+    static void cleanup() {
+        // The lambda holds a reference to the the Runtime, so when this is nulled out,
+        // then the pointer will no longer be left dangling.
+        rsLambda = nullptr;
+    }
+} // namespace uniffi::outbox_ffi::st::vtablecallbackinterfacemutatorupgrader::vtablecallbackinterfacemutatorupgrader::free
 
 // Callback function: uniffi::outbox_ffi::st::vtablecallbackinterfacetokenprovider::vtablecallbackinterfacetokenprovider::free::UniffiCallbackInterfaceFree
 //
@@ -3767,6 +3920,312 @@ template <> struct Bridging<UniffiVTableCallbackInterfaceLogger> {
 };
 
 } // namespace uniffi::outbox_ffi
+    // Implementation of CallbackInterfaceClone for vtable field uniffi_clone in VTableCallbackInterfaceMutatorUpgrader
+
+
+// Callback function: uniffi::outbox_ffi::cb::callbackinterfaceclone::vtablecallbackinterfacemutatorupgrader::UniffiCallbackInterfaceClone
+//
+// We have the following constraints:
+// - we need to pass a function pointer to Rust.
+// - we need a jsi::Runtime and jsi::Function to call into JS.
+// - function pointers can't store state, so we can't use a lamda.
+//
+// For this, we store a lambda as a global, as `rsLambda`. The `callback` function calls
+// the lambda, which itself calls the `body` which then calls into JS.
+//
+// We then give the `callback` function pointer to Rust which will call the lambda sometime in the
+// future.
+namespace uniffi::outbox_ffi::cb::callbackinterfaceclone::vtablecallbackinterfacemutatorupgrader {
+    using namespace facebook;
+
+    // We need to store a lambda in a global so we can call it from
+    // a function pointer. The function pointer is passed to Rust.
+    static std::function<void(uint64_t, uint64_t*)> rsLambda = nullptr;
+
+    // This is the main body of the callback. It's called from the lambda,
+    // which itself is called from the callback function which is passed to Rust.
+    static void body(jsi::Runtime &rt,
+                     std::shared_ptr<uniffi_runtime::UniffiCallInvoker> callInvoker,
+                     std::shared_ptr<jsi::Value> callbackValue
+            ,uint64_t rs_handle
+            , uint64_t* uniffi_direct_return) {
+
+        // Convert the arguments from Rust, into jsi::Values.
+        // We'll use the Bridging class to do this…
+        auto js_handle = uniffi_jsi::Bridging<uint64_t>::toJs(rt, callInvoker, rs_handle);
+
+        // Now we are ready to call the callback.
+        // We are already on the JS thread, because this `body` function was
+        // invoked from the CallInvoker.
+        try {
+            // Getting the callback function
+            auto cb = callbackValue->asObject(rt).asFunction(rt);
+            auto uniffiResult = cb.call(rt, js_handle
+            );
+
+            
+
+            
+            // Write the direct return value back to the caller.
+            if (uniffi_direct_return != nullptr) {
+                *uniffi_direct_return = uniffi_jsi::Bridging<uint64_t>::fromJs(
+                    rt, callInvoker, uniffiResult
+                );
+            }
+        } catch (const jsi::JSError &error) {
+            std::cout << "Error in callback UniffiCallbackInterfaceClone: "
+                    << error.what() << std::endl;
+            throw error;
+        }
+    }
+
+    static uint64_t callback(uint64_t rs_handle) {
+        // If the runtime has shutdown, then there is no point in trying to
+        // call into Javascript. BUT how do we tell if the runtime has shutdown?
+        //
+        // Answer: the module destructor calls into callback `cleanup` method,
+        // which nulls out the rsLamda.
+        //
+        // If rsLamda is null, then there is no runtime to call into.
+        if (rsLambda == nullptr) {
+            // This only occurs when destructors are calling into Rust free/drop,
+            // which causes the JS callback to be dropped.
+            return 0;
+        }
+        uint64_t uniffi_result = 0;
+
+        // The runtime, the actual callback jsi::funtion, and the callInvoker
+        // are all in the lambda.
+        rsLambda(
+            rs_handle, 
+            &uniffi_result);
+        return uniffi_result;
+    }
+
+    [[maybe_unused]] static UniffiCallbackInterfaceClone
+    makeCallbackFunction( // uniffi::outbox_ffi::cb::callbackinterfaceclone::vtablecallbackinterfacemutatorupgrader
+                    jsi::Runtime &rt,
+                     std::shared_ptr<uniffi_runtime::UniffiCallInvoker> callInvoker,
+                     const jsi::Value &value) {
+        if (rsLambda != nullptr) {
+            // `makeCallbackFunction` is called in two circumstances:
+            //
+            // 1. at startup, when initializing callback interface vtables.
+            // 2. when polling futures. This happens at least once per future that is
+            //    exposed to Javascript. We know that this is always the same function,
+            //    `uniffiFutureContinuationCallback` in `async-rust-calls.ts`.
+            //
+            // We can therefore return the callback function without making anything
+            // new if we've been initialized already.
+            return callback;
+        }
+        auto callbackFunction = value.asObject(rt).asFunction(rt);
+        auto callbackValue = std::make_shared<jsi::Value>(rt, callbackFunction);
+        rsLambda = [&rt, callInvoker, callbackValue](uint64_t rs_handle, uint64_t* uniffi_direct_return) {
+                // We immediately make a lambda which will do the work of transforming the
+                // arguments into JSI values and calling the callback.
+                uniffi_runtime::UniffiCallFunc jsLambda = [
+                    callInvoker,
+                    callbackValue
+                    , rs_handle, uniffi_direct_return](jsi::Runtime &rt) mutable {
+                    body(rt, callInvoker, callbackValue
+                        , rs_handle, uniffi_direct_return);
+                };
+                // We'll then call that lambda from the callInvoker which will
+                // look after calling it on the correct thread.
+                callInvoker->invokeBlocking(rt, jsLambda);
+        };
+        return callback;
+    }
+
+    // This method is called from the destructor of NativeOutboxFfi, which only happens
+    // when the jsi::Runtime is being destroyed.
+    static void cleanup() {
+        // The lambda holds a reference to the the Runtime, so when this is nulled out,
+        // then the pointer will no longer be left dangling.
+        rsLambda = nullptr;
+    }
+} // namespace uniffi::outbox_ffi::cb::callbackinterfaceclone::vtablecallbackinterfacemutatorupgrader
+    // Implementation of CallbackInterfaceMutatorUpgraderMethod0 for vtable field upgrade in VTableCallbackInterfaceMutatorUpgrader
+
+
+// Callback function: uniffi::outbox_ffi::cb::callbackinterfacemutatorupgradermethod0::vtablecallbackinterfacemutatorupgrader::UniffiCallbackInterfaceMutatorUpgraderMethod0
+//
+// We have the following constraints:
+// - we need to pass a function pointer to Rust.
+// - we need a jsi::Runtime and jsi::Function to call into JS.
+// - function pointers can't store state, so we can't use a lamda.
+//
+// For this, we store a lambda as a global, as `rsLambda`. The `callback` function calls
+// the lambda, which itself calls the `body` which then calls into JS.
+//
+// We then give the `callback` function pointer to Rust which will call the lambda sometime in the
+// future.
+namespace uniffi::outbox_ffi::cb::callbackinterfacemutatorupgradermethod0::vtablecallbackinterfacemutatorupgrader {
+    using namespace facebook;
+
+    // We need to store a lambda in a global so we can call it from
+    // a function pointer. The function pointer is passed to Rust.
+    static std::function<void(uint64_t, uint32_t, RustBuffer, RustBuffer *, RustCallStatus*)> rsLambda = nullptr;
+
+    // This is the main body of the callback. It's called from the lambda,
+    // which itself is called from the callback function which is passed to Rust.
+    static void body(jsi::Runtime &rt,
+                     std::shared_ptr<uniffi_runtime::UniffiCallInvoker> callInvoker,
+                     std::shared_ptr<jsi::Value> callbackValue
+            ,uint64_t rs_uniffiHandle
+            ,uint32_t rs_fromVersion
+            ,RustBuffer rs_args
+            ,RustBuffer * rs_uniffiOutReturn, RustCallStatus* uniffi_call_status) {
+
+        // Convert the arguments from Rust, into jsi::Values.
+        // We'll use the Bridging class to do this…
+        auto js_uniffiHandle = uniffi_jsi::Bridging<uint64_t>::toJs(rt, callInvoker, rs_uniffiHandle);
+        auto js_fromVersion = uniffi_jsi::Bridging<uint32_t>::toJs(rt, callInvoker, rs_fromVersion);
+        auto js_args = uniffi::outbox_ffi::Bridging<RustBuffer>::toJs(rt, callInvoker, rs_args);
+
+        // Now we are ready to call the callback.
+        // We are already on the JS thread, because this `body` function was
+        // invoked from the CallInvoker.
+        try {
+            // Getting the callback function
+            auto cb = callbackValue->asObject(rt).asFunction(rt);
+            auto uniffiResult = cb.call(rt, js_uniffiHandle, js_fromVersion, js_args
+            );
+
+            // Now copy the result back from JS into the RustCallStatus object.
+            uniffi::outbox_ffi::Bridging<RustCallStatus>::copyFromJs(rt, callInvoker, uniffiResult, uniffi_call_status);
+
+            if (uniffi_call_status->code != UNIFFI_CALL_STATUS_OK) {
+                // The JS callback finished abnormally, so we cannot retrieve the return value.
+                return;
+            }
+
+            
+            // return type is RustBuffer(None)
+            // Finally, we need to copy the return value back into the Rust pointer.
+            *rs_uniffiOutReturn =
+                uniffi::outbox_ffi::Bridging<
+                    ReferenceHolder<RustBuffer>
+                >::fromJs(
+                    rt, callInvoker, uniffiResult
+                );
+        } catch (const jsi::JSError &error) {
+            std::cout << "Error in callback UniffiCallbackInterfaceMutatorUpgraderMethod0: "
+                    << error.what() << std::endl;
+            throw error;
+        }
+    }
+
+    static void callback(uint64_t rs_uniffiHandle, uint32_t rs_fromVersion, RustBuffer rs_args, RustBuffer * rs_uniffiOutReturn, RustCallStatus* uniffi_call_status) {
+        // If the runtime has shutdown, then there is no point in trying to
+        // call into Javascript. BUT how do we tell if the runtime has shutdown?
+        //
+        // Answer: the module destructor calls into callback `cleanup` method,
+        // which nulls out the rsLamda.
+        //
+        // If rsLamda is null, then there is no runtime to call into.
+        if (rsLambda == nullptr) {
+            // This only occurs when destructors are calling into Rust free/drop,
+            // which causes the JS callback to be dropped.
+            return;
+        }
+
+        // The runtime, the actual callback jsi::funtion, and the callInvoker
+        // are all in the lambda.
+        rsLambda(
+            rs_uniffiHandle, 
+            rs_fromVersion, 
+            rs_args, 
+            rs_uniffiOutReturn, uniffi_call_status);
+    }
+
+    [[maybe_unused]] static UniffiCallbackInterfaceMutatorUpgraderMethod0
+    makeCallbackFunction( // uniffi::outbox_ffi::cb::callbackinterfacemutatorupgradermethod0::vtablecallbackinterfacemutatorupgrader
+                    jsi::Runtime &rt,
+                     std::shared_ptr<uniffi_runtime::UniffiCallInvoker> callInvoker,
+                     const jsi::Value &value) {
+        if (rsLambda != nullptr) {
+            // `makeCallbackFunction` is called in two circumstances:
+            //
+            // 1. at startup, when initializing callback interface vtables.
+            // 2. when polling futures. This happens at least once per future that is
+            //    exposed to Javascript. We know that this is always the same function,
+            //    `uniffiFutureContinuationCallback` in `async-rust-calls.ts`.
+            //
+            // We can therefore return the callback function without making anything
+            // new if we've been initialized already.
+            return callback;
+        }
+        auto callbackFunction = value.asObject(rt).asFunction(rt);
+        auto callbackValue = std::make_shared<jsi::Value>(rt, callbackFunction);
+        rsLambda = [&rt, callInvoker, callbackValue](uint64_t rs_uniffiHandle, uint32_t rs_fromVersion, RustBuffer rs_args, RustBuffer * rs_uniffiOutReturn, RustCallStatus* uniffi_call_status) {
+                // We immediately make a lambda which will do the work of transforming the
+                // arguments into JSI values and calling the callback.
+                uniffi_runtime::UniffiCallFunc jsLambda = [
+                    callInvoker,
+                    callbackValue
+                    , rs_uniffiHandle
+                    , rs_fromVersion
+                    , rs_args
+                    , rs_uniffiOutReturn, uniffi_call_status](jsi::Runtime &rt) mutable {
+                    body(rt, callInvoker, callbackValue
+                        , rs_uniffiHandle
+                        , rs_fromVersion
+                        , rs_args
+                        , rs_uniffiOutReturn, uniffi_call_status);
+                };
+                // We'll then call that lambda from the callInvoker which will
+                // look after calling it on the correct thread.
+                callInvoker->invokeBlocking(rt, jsLambda);
+        };
+        return callback;
+    }
+
+    // This method is called from the destructor of NativeOutboxFfi, which only happens
+    // when the jsi::Runtime is being destroyed.
+    static void cleanup() {
+        // The lambda holds a reference to the the Runtime, so when this is nulled out,
+        // then the pointer will no longer be left dangling.
+        rsLambda = nullptr;
+    }
+} // namespace uniffi::outbox_ffi::cb::callbackinterfacemutatorupgradermethod0::vtablecallbackinterfacemutatorupgrader
+namespace uniffi::outbox_ffi {
+using namespace facebook;
+using CallInvoker = uniffi_runtime::UniffiCallInvoker;
+
+template <> struct Bridging<UniffiVTableCallbackInterfaceMutatorUpgrader> {
+  static UniffiVTableCallbackInterfaceMutatorUpgrader fromJs(jsi::Runtime &rt,
+    std::shared_ptr<CallInvoker> callInvoker,
+    const jsi::Value &jsValue
+  ) {
+    // Check if the input is an object
+    if (!jsValue.isObject()) {
+      throw jsi::JSError(rt, "Expected an object for UniffiVTableCallbackInterfaceMutatorUpgrader");
+    }
+
+    // Get the object from the jsi::Value
+    auto jsObject = jsValue.getObject(rt);
+
+    // Create the vtable struct
+    UniffiVTableCallbackInterfaceMutatorUpgrader rsObject;
+
+    // Create the vtable from the js callbacks.
+    rsObject.uniffi_free = uniffi::outbox_ffi::st::vtablecallbackinterfacemutatorupgrader::vtablecallbackinterfacemutatorupgrader::free::makeCallbackFunction(
+          rt, callInvoker, jsObject.getProperty(rt, "uniffi_free")
+        );
+    rsObject.uniffi_clone = uniffi::outbox_ffi::cb::callbackinterfaceclone::vtablecallbackinterfacemutatorupgrader::makeCallbackFunction(
+          rt, callInvoker, jsObject.getProperty(rt, "uniffi_clone")
+        );
+    rsObject.upgrade = uniffi::outbox_ffi::cb::callbackinterfacemutatorupgradermethod0::vtablecallbackinterfacemutatorupgrader::makeCallbackFunction(
+          rt, callInvoker, jsObject.getProperty(rt, "upgrade")
+        );
+
+    return rsObject;
+  }
+};
+
+} // namespace uniffi::outbox_ffi
     // Implementation of CallbackInterfaceClone for vtable field uniffi_clone in VTableCallbackInterfaceTokenProvider
 
 
@@ -4695,6 +5154,38 @@ NativeOutboxFfi::NativeOutboxFfi(
             return this->cpp_uniffi_outbox_ffi_fn_method_logger_log(rt, thisVal, args, count);
         }
     );
+    props["ubrn_uniffi_outbox_ffi_fn_clone_mutatorupgrader"] = jsi::Function::createFromHostFunction(
+        rt,
+        jsi::PropNameID::forAscii(rt, "ubrn_uniffi_outbox_ffi_fn_clone_mutatorupgrader"),
+        1,
+        [this](jsi::Runtime &rt, const jsi::Value &thisVal, const jsi::Value *args, size_t count) -> jsi::Value {
+            return this->cpp_uniffi_outbox_ffi_fn_clone_mutatorupgrader(rt, thisVal, args, count);
+        }
+    );
+    props["ubrn_uniffi_outbox_ffi_fn_free_mutatorupgrader"] = jsi::Function::createFromHostFunction(
+        rt,
+        jsi::PropNameID::forAscii(rt, "ubrn_uniffi_outbox_ffi_fn_free_mutatorupgrader"),
+        1,
+        [this](jsi::Runtime &rt, const jsi::Value &thisVal, const jsi::Value *args, size_t count) -> jsi::Value {
+            return this->cpp_uniffi_outbox_ffi_fn_free_mutatorupgrader(rt, thisVal, args, count);
+        }
+    );
+    props["ubrn_uniffi_outbox_ffi_fn_init_callback_vtable_mutatorupgrader"] = jsi::Function::createFromHostFunction(
+        rt,
+        jsi::PropNameID::forAscii(rt, "ubrn_uniffi_outbox_ffi_fn_init_callback_vtable_mutatorupgrader"),
+        1,
+        [this](jsi::Runtime &rt, const jsi::Value &thisVal, const jsi::Value *args, size_t count) -> jsi::Value {
+            return this->cpp_uniffi_outbox_ffi_fn_init_callback_vtable_mutatorupgrader(rt, thisVal, args, count);
+        }
+    );
+    props["ubrn_uniffi_outbox_ffi_fn_method_mutatorupgrader_upgrade"] = jsi::Function::createFromHostFunction(
+        rt,
+        jsi::PropNameID::forAscii(rt, "ubrn_uniffi_outbox_ffi_fn_method_mutatorupgrader_upgrade"),
+        3,
+        [this](jsi::Runtime &rt, const jsi::Value &thisVal, const jsi::Value *args, size_t count) -> jsi::Value {
+            return this->cpp_uniffi_outbox_ffi_fn_method_mutatorupgrader_upgrade(rt, thisVal, args, count);
+        }
+    );
     props["ubrn_uniffi_outbox_ffi_fn_clone_tokenprovider"] = jsi::Function::createFromHostFunction(
         rt,
         jsi::PropNameID::forAscii(rt, "ubrn_uniffi_outbox_ffi_fn_clone_tokenprovider"),
@@ -4933,6 +5424,14 @@ NativeOutboxFfi::NativeOutboxFfi(
         3,
         [this](jsi::Runtime &rt, const jsi::Value &thisVal, const jsi::Value *args, size_t count) -> jsi::Value {
             return this->cpp_uniffi_outbox_ffi_fn_method_outbox_register_mutator(rt, thisVal, args, count);
+        }
+    );
+    props["ubrn_uniffi_outbox_ffi_fn_method_outbox_register_mutator_with_upgrader"] = jsi::Function::createFromHostFunction(
+        rt,
+        jsi::PropNameID::forAscii(rt, "ubrn_uniffi_outbox_ffi_fn_method_outbox_register_mutator_with_upgrader"),
+        4,
+        [this](jsi::Runtime &rt, const jsi::Value &thisVal, const jsi::Value *args, size_t count) -> jsi::Value {
+            return this->cpp_uniffi_outbox_ffi_fn_method_outbox_register_mutator_with_upgrader(rt, thisVal, args, count);
         }
     );
     props["ubrn_uniffi_outbox_ffi_fn_method_outbox_resolve_conflict"] = jsi::Function::createFromHostFunction(
@@ -5535,6 +6034,14 @@ NativeOutboxFfi::NativeOutboxFfi(
             return this->cpp_uniffi_outbox_ffi_checksum_method_logger_log(rt, thisVal, args, count);
         }
     );
+    props["ubrn_uniffi_outbox_ffi_checksum_method_mutatorupgrader_upgrade"] = jsi::Function::createFromHostFunction(
+        rt,
+        jsi::PropNameID::forAscii(rt, "ubrn_uniffi_outbox_ffi_checksum_method_mutatorupgrader_upgrade"),
+        0,
+        [this](jsi::Runtime &rt, const jsi::Value &thisVal, const jsi::Value *args, size_t count) -> jsi::Value {
+            return this->cpp_uniffi_outbox_ffi_checksum_method_mutatorupgrader_upgrade(rt, thisVal, args, count);
+        }
+    );
     props["ubrn_uniffi_outbox_ffi_checksum_method_tokenprovider_token"] = jsi::Function::createFromHostFunction(
         rt,
         jsi::PropNameID::forAscii(rt, "ubrn_uniffi_outbox_ffi_checksum_method_tokenprovider_token"),
@@ -5687,6 +6194,14 @@ NativeOutboxFfi::NativeOutboxFfi(
             return this->cpp_uniffi_outbox_ffi_checksum_method_outbox_register_mutator(rt, thisVal, args, count);
         }
     );
+    props["ubrn_uniffi_outbox_ffi_checksum_method_outbox_register_mutator_with_upgrader"] = jsi::Function::createFromHostFunction(
+        rt,
+        jsi::PropNameID::forAscii(rt, "ubrn_uniffi_outbox_ffi_checksum_method_outbox_register_mutator_with_upgrader"),
+        0,
+        [this](jsi::Runtime &rt, const jsi::Value &thisVal, const jsi::Value *args, size_t count) -> jsi::Value {
+            return this->cpp_uniffi_outbox_ffi_checksum_method_outbox_register_mutator_with_upgrader(rt, thisVal, args, count);
+        }
+    );
     props["ubrn_uniffi_outbox_ffi_checksum_method_outbox_resolve_conflict"] = jsi::Function::createFromHostFunction(
         rt,
         jsi::PropNameID::forAscii(rt, "ubrn_uniffi_outbox_ffi_checksum_method_outbox_resolve_conflict"),
@@ -5837,6 +6352,14 @@ NativeOutboxFfi::NativeOutboxFfi(
         1,
         [this](jsi::Runtime &rt, const jsi::Value &thisVal, const jsi::Value *args, size_t count) -> jsi::Value {
             return this->cpp_uniffi_internal_fn_method_logger_ffi__bless_pointer(rt, thisVal, args, count);
+        }
+    );
+    props["ubrn_uniffi_internal_fn_method_mutatorupgrader_ffi__bless_pointer"] = jsi::Function::createFromHostFunction(
+        rt,
+        jsi::PropNameID::forAscii(rt, "ubrn_uniffi_internal_fn_method_mutatorupgrader_ffi__bless_pointer"),
+        1,
+        [this](jsi::Runtime &rt, const jsi::Value &thisVal, const jsi::Value *args, size_t count) -> jsi::Value {
+            return this->cpp_uniffi_internal_fn_method_mutatorupgrader_ffi__bless_pointer(rt, thisVal, args, count);
         }
     );
     props["ubrn_uniffi_internal_fn_method_tokenprovider_ffi__bless_pointer"] = jsi::Function::createFromHostFunction(
@@ -6006,7 +6529,7 @@ uniffi::outbox_ffi::cb::rustfuturecontinuationcallback::cleanup();
     // Cleanup for callback function ForeignFutureDroppedCallback
 uniffi::outbox_ffi::cb::foreignfuturedroppedcallback::cleanup();
     // Cleanup for "free" callback function CallbackInterfaceFree
-uniffi::outbox_ffi::st::vtablecallbackinterfacedocslistener::vtablecallbackinterfacedocslistener::free::cleanup();uniffi::outbox_ffi::st::vtablecallbackinterfaceeventlistener::vtablecallbackinterfaceeventlistener::free::cleanup();uniffi::outbox_ffi::st::vtablecallbackinterfacelogger::vtablecallbackinterfacelogger::free::cleanup();uniffi::outbox_ffi::st::vtablecallbackinterfacetokenprovider::vtablecallbackinterfacetokenprovider::free::cleanup();uniffi::outbox_ffi::st::vtablecallbackinterfacetransport::vtablecallbackinterfacetransport::free::cleanup();
+uniffi::outbox_ffi::st::vtablecallbackinterfacedocslistener::vtablecallbackinterfacedocslistener::free::cleanup();uniffi::outbox_ffi::st::vtablecallbackinterfaceeventlistener::vtablecallbackinterfaceeventlistener::free::cleanup();uniffi::outbox_ffi::st::vtablecallbackinterfacelogger::vtablecallbackinterfacelogger::free::cleanup();uniffi::outbox_ffi::st::vtablecallbackinterfacemutatorupgrader::vtablecallbackinterfacemutatorupgrader::free::cleanup();uniffi::outbox_ffi::st::vtablecallbackinterfacetokenprovider::vtablecallbackinterfacetokenprovider::free::cleanup();uniffi::outbox_ffi::st::vtablecallbackinterfacetransport::vtablecallbackinterfacetransport::free::cleanup();
 uniffi::outbox_ffi::cb::callbackinterfaceclone::vtablecallbackinterfacedocslistener::cleanup();
 uniffi::outbox_ffi::cb::callbackinterfacedocslistenermethod0::vtablecallbackinterfacedocslistener::cleanup();
 uniffi::outbox_ffi::cb::callbackinterfacedocslistenermethod1::vtablecallbackinterfacedocslistener::cleanup();
@@ -6014,6 +6537,8 @@ uniffi::outbox_ffi::cb::callbackinterfaceclone::vtablecallbackinterfaceeventlist
 uniffi::outbox_ffi::cb::callbackinterfaceeventlistenermethod0::vtablecallbackinterfaceeventlistener::cleanup();
 uniffi::outbox_ffi::cb::callbackinterfaceclone::vtablecallbackinterfacelogger::cleanup();
 uniffi::outbox_ffi::cb::callbackinterfaceloggermethod0::vtablecallbackinterfacelogger::cleanup();
+uniffi::outbox_ffi::cb::callbackinterfaceclone::vtablecallbackinterfacemutatorupgrader::cleanup();
+uniffi::outbox_ffi::cb::callbackinterfacemutatorupgradermethod0::vtablecallbackinterfacemutatorupgrader::cleanup();
 uniffi::outbox_ffi::cb::callbackinterfaceclone::vtablecallbackinterfacetokenprovider::cleanup();
 uniffi::outbox_ffi::cb::callbackinterfacetokenprovidermethod0::vtablecallbackinterfacetokenprovider::cleanup();
 uniffi::outbox_ffi::cb::callbackinterfaceclone::vtablecallbackinterfacetransport::cleanup();
@@ -6059,6 +6584,15 @@ jsi::Value NativeOutboxFfi::cpp_uniffi_internal_fn_func_ffi__read_string_from_bu
     auto static destructor = [](uint64_t p) {
         RustCallStatus status = {0};
         uniffi_outbox_ffi_fn_free_logger(p, &status);
+    };
+    auto ptrObj = std::make_shared<uniffi_jsi::DestructibleObject>(pointer, destructor);
+    auto obj = jsi::Object::createFromHostObject(rt, ptrObj);
+    return jsi::Value(rt, obj);
+}jsi::Value NativeOutboxFfi::cpp_uniffi_internal_fn_method_mutatorupgrader_ffi__bless_pointer(jsi::Runtime& rt, const jsi::Value& thisVal, const jsi::Value* args, size_t count) {
+    auto pointer = uniffi_jsi::Bridging<uint64_t>::fromJs(rt, callInvoker, args[0]);
+    auto static destructor = [](uint64_t p) {
+        RustCallStatus status = {0};
+        uniffi_outbox_ffi_fn_free_mutatorupgrader(p, &status);
     };
     auto ptrObj = std::make_shared<uniffi_jsi::DestructibleObject>(pointer, destructor);
     auto obj = jsi::Object::createFromHostObject(rt, ptrObj);
@@ -6252,6 +6786,53 @@ jsi::Value NativeOutboxFfi::cpp_uniffi_outbox_ffi_fn_method_logger_log(jsi::Runt
 
         
         return jsi::Value::undefined();
+}
+jsi::Value NativeOutboxFfi::cpp_uniffi_outbox_ffi_fn_clone_mutatorupgrader(jsi::Runtime& rt, const jsi::Value& thisVal, const jsi::Value* args, size_t count) {
+        RustCallStatus status = uniffi::outbox_ffi::Bridging<RustCallStatus>::rustSuccess(rt);
+        auto value = uniffi_outbox_ffi_fn_clone_mutatorupgrader(uniffi_jsi::Bridging</*handle*/ uint64_t>::fromJs(rt, callInvoker, args[0]), 
+            &status
+        );
+        uniffi::outbox_ffi::Bridging<RustCallStatus>::copyIntoJs(rt, callInvoker, status, args[count - 1]);
+
+        
+        return uniffi_jsi::Bridging</*handle*/ uint64_t>::toJs(rt, callInvoker, value);
+}
+jsi::Value NativeOutboxFfi::cpp_uniffi_outbox_ffi_fn_free_mutatorupgrader(jsi::Runtime& rt, const jsi::Value& thisVal, const jsi::Value* args, size_t count) {
+        RustCallStatus status = uniffi::outbox_ffi::Bridging<RustCallStatus>::rustSuccess(rt);
+        uniffi_outbox_ffi_fn_free_mutatorupgrader(uniffi_jsi::Bridging</*handle*/ uint64_t>::fromJs(rt, callInvoker, args[0]), 
+            &status
+        );
+        uniffi::outbox_ffi::Bridging<RustCallStatus>::copyIntoJs(rt, callInvoker, status, args[count - 1]);
+
+        
+        return jsi::Value::undefined();
+}
+jsi::Value NativeOutboxFfi::cpp_uniffi_outbox_ffi_fn_init_callback_vtable_mutatorupgrader(jsi::Runtime& rt, const jsi::Value& thisVal, const jsi::Value* args, size_t count) {
+    auto vtableInstance =
+        uniffi::outbox_ffi::Bridging<UniffiVTableCallbackInterfaceMutatorUpgrader>::fromJs(
+            rt,
+            callInvoker,
+            args[0]
+        );
+
+    std::lock_guard<std::mutex> lock(uniffi::outbox_ffi::registry::vtableMutex);
+    uniffi_outbox_ffi_fn_init_callback_vtable_mutatorupgrader(
+        uniffi::outbox_ffi::registry::putTable(
+            "UniffiVTableCallbackInterfaceMutatorUpgrader",
+            vtableInstance
+        )
+    );
+    return jsi::Value::undefined();
+}
+jsi::Value NativeOutboxFfi::cpp_uniffi_outbox_ffi_fn_method_mutatorupgrader_upgrade(jsi::Runtime& rt, const jsi::Value& thisVal, const jsi::Value* args, size_t count) {
+        RustCallStatus status = uniffi::outbox_ffi::Bridging<RustCallStatus>::rustSuccess(rt);
+        auto value = uniffi_outbox_ffi_fn_method_mutatorupgrader_upgrade(uniffi_jsi::Bridging</*handle*/ uint64_t>::fromJs(rt, callInvoker, args[0]), uniffi_jsi::Bridging<uint32_t>::fromJs(rt, callInvoker, args[1]), uniffi::outbox_ffi::Bridging<RustBuffer>::fromJs(rt, callInvoker, args[2]), 
+            &status
+        );
+        uniffi::outbox_ffi::Bridging<RustCallStatus>::copyIntoJs(rt, callInvoker, status, args[count - 1]);
+
+        
+        return uniffi::outbox_ffi::Bridging<RustBuffer>::toJs(rt, callInvoker, value);
 }
 jsi::Value NativeOutboxFfi::cpp_uniffi_outbox_ffi_fn_clone_tokenprovider(jsi::Runtime& rt, const jsi::Value& thisVal, const jsi::Value* args, size_t count) {
         RustCallStatus status = uniffi::outbox_ffi::Bridging<RustCallStatus>::rustSuccess(rt);
@@ -6506,6 +7087,13 @@ jsi::Value NativeOutboxFfi::cpp_uniffi_outbox_ffi_fn_method_outbox_register_muta
 
         
         return jsi::Value::undefined();
+}
+jsi::Value NativeOutboxFfi::cpp_uniffi_outbox_ffi_fn_method_outbox_register_mutator_with_upgrader(jsi::Runtime& rt, const jsi::Value& thisVal, const jsi::Value* args, size_t count) {
+        auto value = uniffi_outbox_ffi_fn_method_outbox_register_mutator_with_upgrader(uniffi_jsi::Bridging</*handle*/ uint64_t>::fromJs(rt, callInvoker, args[0]), uniffi::outbox_ffi::Bridging<RustBuffer>::fromJs(rt, callInvoker, args[1]), uniffi::outbox_ffi::Bridging<RustBuffer>::fromJs(rt, callInvoker, args[2]), uniffi_jsi::Bridging</*handle*/ uint64_t>::fromJs(rt, callInvoker, args[3])
+        );
+
+        
+        return uniffi_jsi::Bridging</*handle*/ uint64_t>::toJs(rt, callInvoker, value);
 }
 jsi::Value NativeOutboxFfi::cpp_uniffi_outbox_ffi_fn_method_outbox_resolve_conflict(jsi::Runtime& rt, const jsi::Value& thisVal, const jsi::Value* args, size_t count) {
         auto value = uniffi_outbox_ffi_fn_method_outbox_resolve_conflict(uniffi_jsi::Bridging</*handle*/ uint64_t>::fromJs(rt, callInvoker, args[0]), uniffi::outbox_ffi::Bridging<RustBuffer>::fromJs(rt, callInvoker, args[1]), uniffi::outbox_ffi::Bridging<RustBuffer>::fromJs(rt, callInvoker, args[2])
@@ -7098,6 +7686,13 @@ jsi::Value NativeOutboxFfi::cpp_uniffi_outbox_ffi_checksum_method_logger_log(jsi
         
         return uniffi_jsi::Bridging<uint16_t>::toJs(rt, callInvoker, value);
 }
+jsi::Value NativeOutboxFfi::cpp_uniffi_outbox_ffi_checksum_method_mutatorupgrader_upgrade(jsi::Runtime& rt, const jsi::Value& thisVal, const jsi::Value* args, size_t count) {
+        auto value = uniffi_outbox_ffi_checksum_method_mutatorupgrader_upgrade(
+        );
+
+        
+        return uniffi_jsi::Bridging<uint16_t>::toJs(rt, callInvoker, value);
+}
 jsi::Value NativeOutboxFfi::cpp_uniffi_outbox_ffi_checksum_method_tokenprovider_token(jsi::Runtime& rt, const jsi::Value& thisVal, const jsi::Value* args, size_t count) {
         auto value = uniffi_outbox_ffi_checksum_method_tokenprovider_token(
         );
@@ -7226,6 +7821,13 @@ jsi::Value NativeOutboxFfi::cpp_uniffi_outbox_ffi_checksum_method_outbox_peek(js
 }
 jsi::Value NativeOutboxFfi::cpp_uniffi_outbox_ffi_checksum_method_outbox_register_mutator(jsi::Runtime& rt, const jsi::Value& thisVal, const jsi::Value* args, size_t count) {
         auto value = uniffi_outbox_ffi_checksum_method_outbox_register_mutator(
+        );
+
+        
+        return uniffi_jsi::Bridging<uint16_t>::toJs(rt, callInvoker, value);
+}
+jsi::Value NativeOutboxFfi::cpp_uniffi_outbox_ffi_checksum_method_outbox_register_mutator_with_upgrader(jsi::Runtime& rt, const jsi::Value& thisVal, const jsi::Value* args, size_t count) {
+        auto value = uniffi_outbox_ffi_checksum_method_outbox_register_mutator_with_upgrader(
         );
 
         

@@ -82,14 +82,27 @@ export function fromBindings(m: GeneratedModule): Backend {
 
 function wrap(m: GeneratedModule, ob: Generated.OutboxLike, c: Converters): NativeOutbox {
   const { guard, guardAsync } = c;
+  const mutatorOptions = (o: MutatorOptions) =>
+    m.MutatorOptions.create({ version: o.version ?? 1, keyPointers: o.keyPointers ?? [], maxArgsBytes: o.maxArgsBytes });
   return {
-    registerMutator: (name: string, o: MutatorOptions) =>
-      guard(() =>
-        ob.registerMutator(
-          name,
-          m.MutatorOptions.create({ version: o.version ?? 1, keyPointers: o.keyPointers ?? [], maxArgsBytes: o.maxArgsBytes }),
-        ),
-      ),
+    registerMutator: (name: string, o: MutatorOptions) => guard(() => ob.registerMutator(name, mutatorOptions(o))),
+    registerMutatorWithUpgrader: (name: string, o: MutatorOptions) =>
+      guardAsync(async () => {
+        const upgrade = o.upgrade;
+        if (upgrade === undefined) throw new OutboxError('invalid_request', 'registerMutatorWithUpgrader needs options.upgrade');
+        const upgrader = {
+          // Called from an engine thread, once per older never-attempted command.
+          upgrade: (fromVersion: number, args: string): string => {
+            try {
+              return toJson(upgrade(fromVersion, JSON.parse(args) as Json), 'upgraded args');
+            } catch (e) {
+              throw new m.UpgradeError.Failed({ reason: e instanceof Error ? e.message : String(e) });
+            }
+          },
+        };
+        const r = await ob.registerMutatorWithUpgrader(name, mutatorOptions(o), upgrader);
+        return { upgraded: Number(r.upgraded), wedged: Number(r.wedged) };
+      }),
     enqueue: (input: EnqueueInput) => guardAsync(() => ob.enqueue(c.request(input))),
     waitFor: (id: string) => guardAsync(async () => c.settlement(await ob.waitFor(id))),
     command: async (id: string) => {

@@ -26,6 +26,7 @@ import type {
   Settlement,
   Transport,
   Unsubscribe,
+  UpgradeReport,
 } from './types';
 
 /** Commit durability: `full` survives power loss (the default); `normal` may lose the last commits on power loss, never on an app crash. */
@@ -89,6 +90,8 @@ export interface EnqueueInput {
  */
 export interface NativeOutbox {
   registerMutator(name: string, options: MutatorOptions): void;
+  /** Registers `options.version` with its upgrader and upgrades the queue (see `MutatorOptions.upgrade`). */
+  registerMutatorWithUpgrader(name: string, options: MutatorOptions): Promise<UpgradeReport>;
   enqueue(input: EnqueueInput): Promise<string>;
   waitFor(id: string): Promise<Settlement>;
   command(id: string): Promise<Command | null>;

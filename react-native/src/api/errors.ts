@@ -21,6 +21,7 @@ export type OutboxErrorCode =
   | 'invalid_config'
   | 'closed'
   | 'unsent_commands'
+  | 'background_unavailable'
   | 'fenced'
   | 'timeout'
   | 'busy'

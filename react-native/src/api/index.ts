@@ -5,6 +5,13 @@
 export { Outbox, makeCreateOutbox } from './outbox';
 export type { LogoutOptions, OutboxConfig } from './outbox';
 export { databasePath, makeSwitchUser } from './session';
+export { backgroundDrainRequest, makeBackgroundDrain, MIN_BACKGROUND_INTERVAL_MINUTES } from './background';
+export type {
+  BackgroundDrainOptions,
+  BackgroundDrainSource,
+  NativeBackgroundDrainOptions,
+  NativeBackgroundModule,
+} from './background';
 export { OutboxError, isOutboxError } from './errors';
 export type { OutboxErrorCode } from './errors';
 export { foregroundFromAppState, onlineFromNetInfo } from './platform';

@@ -33,6 +33,7 @@ import type {
   SyncStatus,
   Transport,
   Unsubscribe,
+  UpgradeReport,
 } from './types';
 
 /** Everything `createOutbox` needs. Only `path`, `userId` and `workspaceId` are required. */
@@ -142,11 +143,19 @@ export class Outbox {
     return { userId: this.config.userId, workspaceId: this.config.workspaceId };
   }
 
-  /** Allows `name` to be enqueued (the allowlist), with its key pointers and size limit; registering again replaces the options. */
-  registerMutator(name: string, options: MutatorOptions = {}): void {
+  /**
+   * Allows `name` to be enqueued (the allowlist), with its version, key pointers and size
+   * limit; registering again replaces the options. With `options.upgrade`, commands queued
+   * under an older version that were never attempted are upgraded now, in one
+   * transaction (see "Shipping a new version of a mutator" in docs/engine.md).
+   */
+  async registerMutator(name: string, options: MutatorOptions = {}): Promise<UpgradeReport> {
     this.ensureOpen();
     if (typeof name !== 'string' || name.length === 0) throw invalidArgument('mutator name must be a non-empty string');
+    if (options.upgrade !== undefined && typeof options.upgrade !== 'function') throw invalidArgument('upgrade must be a function');
+    if (options.upgrade !== undefined) return this.native.registerMutatorWithUpgrader(name, options);
     this.native.registerMutator(name, options);
+    return { upgraded: 0, wedged: 0 };
   }
 
   /**
@@ -479,6 +488,11 @@ export function makeCreateOutbox(backend: Backend | (() => Backend), defaultPlat
     validate(config);
     const b = typeof backend === 'function' ? backend() : backend;
     const token = config.token;
+    // With upgraders, open offline and register first, so no older command is sent
+    // before the queue is upgraded; then go online as asked.
+    const upgrading = config.mutators !== undefined && !Array.isArray(config.mutators) &&
+      Object.values(config.mutators).some((o) => o.upgrade !== undefined);
+    const startOnline = config.startOnline ?? true;
     const native = await b.open({
       path: config.path,
       userId: config.userId,
@@ -491,7 +505,7 @@ export function makeCreateOutbox(backend: Backend | (() => Backend), defaultPlat
             ? async () => token
             : async (forceRefresh: boolean) => token(forceRefresh),
       transport: config.transport ?? null,
-      startOnline: config.startOnline ?? true,
+      startOnline: upgrading ? false : startOnline,
       maxConcurrency: config.maxConcurrency ?? null,
       maxBatchSize: config.maxBatchSize ?? null,
       maxAttempts: config.maxAttempts ?? null,
@@ -510,7 +524,11 @@ export function makeCreateOutbox(backend: Backend | (() => Backend), defaultPlat
       const entries: [string, MutatorOptions][] = Array.isArray(mutators)
         ? mutators.map((m) => [m, {}])
         : Object.entries(mutators);
-      for (const [name, options] of entries) native.registerMutator(name, options);
+      for (const [name, options] of entries) {
+        if (options.upgrade !== undefined) await native.registerMutatorWithUpgrader(name, options);
+        else native.registerMutator(name, options);
+      }
+      if (upgrading && startOnline) await native.setOnline(true);
       outbox = new Outbox(native, config.onError ?? warn, await native.status(), { ...config });
       const platform = config.platform ?? defaultPlatform();
       outbox.attachPlatform({

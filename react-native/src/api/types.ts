@@ -80,8 +80,16 @@ export interface EnqueueOptions {
 
 /** How a mutator is handled locally. Registering is the allowlist. */
 export interface MutatorOptions {
-  /** Version of the argument shape (default 1). */
+  /** Version of the argument shape (default 1), sent with every command. */
   version?: number;
+  /**
+   * Upgrades the args of commands queued under an older `version` (e.g. before an app
+   * update): called once per never-attempted older command, at registration. Return the
+   * new args, or throw to park that command as `wedged` (untouched) with your message.
+   * Attempted commands are never upgraded: they are sent with the version they were
+   * attempted with.
+   */
+  upgrade?: (fromVersion: number, args: Json) => Json;
   /** JSON pointers into the args whose values are the command's keys, e.g. `/order_id`. */
   keyPointers?: string[];
   /** Largest accepted args in bytes of JSON text (default 256 KiB). */
@@ -322,4 +330,12 @@ export interface LogoutResult {
   dropped: number;
   /** Whether the queue had drained before the database was deleted. */
   drained: boolean;
+}
+
+/** What registering a mutator with `upgrade` did to the queue. */
+export interface UpgradeReport {
+  /** Never-attempted commands that now carry the new version and upgraded args. */
+  upgraded: number;
+  /** Commands whose upgrade failed: untouched, parked as `wedged` with the reason. */
+  wedged: number;
 }

@@ -73,6 +73,8 @@ interface NativeModuleInterface {
     ubrn_uniffi_outbox_ffi_fn_free_eventlistener(ptr: bigint, uniffi_out_err: UniffiRustCallStatus): void;
     ubrn_uniffi_outbox_ffi_fn_clone_logger(ptr: bigint, uniffi_out_err: UniffiRustCallStatus): bigint;
     ubrn_uniffi_outbox_ffi_fn_free_logger(ptr: bigint, uniffi_out_err: UniffiRustCallStatus): void;
+    ubrn_uniffi_outbox_ffi_fn_clone_mutatorupgrader(ptr: bigint, uniffi_out_err: UniffiRustCallStatus): bigint;
+    ubrn_uniffi_outbox_ffi_fn_free_mutatorupgrader(ptr: bigint, uniffi_out_err: UniffiRustCallStatus): void;
     ubrn_uniffi_outbox_ffi_fn_clone_outbox(ptr: bigint, uniffi_out_err: UniffiRustCallStatus): bigint;
     ubrn_uniffi_outbox_ffi_fn_free_outbox(ptr: bigint, uniffi_out_err: UniffiRustCallStatus): void;
     ubrn_uniffi_outbox_ffi_fn_clone_subscription(ptr: bigint, uniffi_out_err: UniffiRustCallStatus): bigint;
@@ -84,6 +86,7 @@ interface NativeModuleInterface {
     ubrn_uniffi_outbox_ffi_fn_init_callback_vtable_docslistener(vtable: UniffiVTableCallbackInterfaceOutboxFfiDocsListener): void;
     ubrn_uniffi_outbox_ffi_fn_init_callback_vtable_eventlistener(vtable: UniffiVTableCallbackInterfaceOutboxFfiEventListener): void;
     ubrn_uniffi_outbox_ffi_fn_init_callback_vtable_logger(vtable: UniffiVTableCallbackInterfaceOutboxFfiLogger): void;
+    ubrn_uniffi_outbox_ffi_fn_init_callback_vtable_mutatorupgrader(vtable: UniffiVTableCallbackInterfaceOutboxFfiMutatorUpgrader): void;
     ubrn_uniffi_outbox_ffi_fn_init_callback_vtable_tokenprovider(vtable: UniffiVTableCallbackInterfaceOutboxFfiTokenProvider): void;
     ubrn_uniffi_outbox_ffi_fn_init_callback_vtable_transport(vtable: UniffiVTableCallbackInterfaceOutboxFfiTransport): void;
     ubrn_uniffi_outbox_ffi_fn_func_clear_logger(uniffi_out_err: UniffiRustCallStatus): void;
@@ -95,6 +98,7 @@ interface NativeModuleInterface {
     ubrn_uniffi_outbox_ffi_fn_method_docslistener_on_error(uniffiSelf: bigint, error: Uint8Array, uniffi_out_err: UniffiRustCallStatus): void;
     ubrn_uniffi_outbox_ffi_fn_method_eventlistener_on_event(uniffiSelf: bigint, event: Uint8Array, uniffi_out_err: UniffiRustCallStatus): void;
     ubrn_uniffi_outbox_ffi_fn_method_logger_log(uniffiSelf: bigint, level: Uint8Array, target: Uint8Array, message: Uint8Array, uniffi_out_err: UniffiRustCallStatus): void;
+    ubrn_uniffi_outbox_ffi_fn_method_mutatorupgrader_upgrade(uniffiSelf: bigint, fromVersion: number, args: Uint8Array, uniffi_out_err: UniffiRustCallStatus): Uint8Array;
     ubrn_uniffi_outbox_ffi_fn_constructor_outbox_open(config: Uint8Array): bigint;
     ubrn_uniffi_outbox_ffi_fn_constructor_outbox_open_with_tokens(config: Uint8Array, tokenProvider: bigint): bigint;
     ubrn_uniffi_outbox_ffi_fn_constructor_outbox_open_with_transport(config: Uint8Array, transport: bigint): bigint;
@@ -114,6 +118,7 @@ interface NativeModuleInterface {
     ubrn_uniffi_outbox_ffi_fn_method_outbox_path(uniffiSelf: bigint, uniffi_out_err: UniffiRustCallStatus): Uint8Array;
     ubrn_uniffi_outbox_ffi_fn_method_outbox_peek(uniffiSelf: bigint, filter: Uint8Array): bigint;
     ubrn_uniffi_outbox_ffi_fn_method_outbox_register_mutator(uniffiSelf: bigint, name: Uint8Array, options: Uint8Array, uniffi_out_err: UniffiRustCallStatus): void;
+    ubrn_uniffi_outbox_ffi_fn_method_outbox_register_mutator_with_upgrader(uniffiSelf: bigint, name: Uint8Array, options: Uint8Array, upgrader: bigint): bigint;
     ubrn_uniffi_outbox_ffi_fn_method_outbox_resolve_conflict(uniffiSelf: bigint, id: Uint8Array, resolution: Uint8Array): bigint;
     ubrn_uniffi_outbox_ffi_fn_method_outbox_retry(uniffiSelf: bigint, id: Uint8Array): bigint;
     ubrn_uniffi_outbox_ffi_fn_method_outbox_set_online(uniffiSelf: bigint, online: number): bigint;
@@ -138,6 +143,7 @@ interface NativeModuleInterface {
     ubrn_uniffi_outbox_ffi_checksum_method_docslistener_on_error(): number;
     ubrn_uniffi_outbox_ffi_checksum_method_eventlistener_on_event(): number;
     ubrn_uniffi_outbox_ffi_checksum_method_logger_log(): number;
+    ubrn_uniffi_outbox_ffi_checksum_method_mutatorupgrader_upgrade(): number;
     ubrn_uniffi_outbox_ffi_checksum_constructor_outbox_open(): number;
     ubrn_uniffi_outbox_ffi_checksum_constructor_outbox_open_with_tokens(): number;
     ubrn_uniffi_outbox_ffi_checksum_constructor_outbox_open_with_transport(): number;
@@ -157,6 +163,7 @@ interface NativeModuleInterface {
     ubrn_uniffi_outbox_ffi_checksum_method_outbox_path(): number;
     ubrn_uniffi_outbox_ffi_checksum_method_outbox_peek(): number;
     ubrn_uniffi_outbox_ffi_checksum_method_outbox_register_mutator(): number;
+    ubrn_uniffi_outbox_ffi_checksum_method_outbox_register_mutator_with_upgrader(): number;
     ubrn_uniffi_outbox_ffi_checksum_method_outbox_resolve_conflict(): number;
     ubrn_uniffi_outbox_ffi_checksum_method_outbox_retry(): number;
     ubrn_uniffi_outbox_ffi_checksum_method_outbox_set_online(): number;
@@ -175,6 +182,7 @@ interface NativeModuleInterface {
     ubrn_uniffi_internal_fn_method_docslistener_ffi__bless_pointer(pointer: bigint, uniffi_out_err: UniffiRustCallStatus): UniffiGcObject;
     ubrn_uniffi_internal_fn_method_eventlistener_ffi__bless_pointer(pointer: bigint, uniffi_out_err: UniffiRustCallStatus): UniffiGcObject;
     ubrn_uniffi_internal_fn_method_logger_ffi__bless_pointer(pointer: bigint, uniffi_out_err: UniffiRustCallStatus): UniffiGcObject;
+    ubrn_uniffi_internal_fn_method_mutatorupgrader_ffi__bless_pointer(pointer: bigint, uniffi_out_err: UniffiRustCallStatus): UniffiGcObject;
     ubrn_uniffi_internal_fn_method_subscription_ffi__bless_pointer(pointer: bigint, uniffi_out_err: UniffiRustCallStatus): UniffiGcObject;
     ubrn_uniffi_internal_fn_method_outbox_ffi__bless_pointer(pointer: bigint, uniffi_out_err: UniffiRustCallStatus): UniffiGcObject;
     ubrn_uniffi_internal_fn_method_tokenprovider_ffi__bless_pointer(pointer: bigint, uniffi_out_err: UniffiRustCallStatus): UniffiGcObject;
@@ -222,6 +230,14 @@ export type UniffiVTableCallbackInterfaceOutboxFfiLogger = {
   uniffi_free: UniffiCallbackInterfaceFreeOutboxFfiLogger;
   uniffi_clone: UniffiCallbackInterfaceCloneOutboxFfiLogger;
   log: UniffiCallbackInterfaceOutboxFfiLoggerMethod0;
+};
+type UniffiCallbackInterfaceOutboxFfiMutatorUpgraderMethod0 = (uniffiHandle: bigint, fromVersion: number, args: Uint8Array) => Uint8Array;
+type UniffiCallbackInterfaceCloneOutboxFfiMutatorUpgrader = (handle: bigint) => UniffiResult<void>;
+type UniffiCallbackInterfaceFreeOutboxFfiMutatorUpgrader = (handle: bigint) => void;
+export type UniffiVTableCallbackInterfaceOutboxFfiMutatorUpgrader = {
+  uniffi_free: UniffiCallbackInterfaceFreeOutboxFfiMutatorUpgrader;
+  uniffi_clone: UniffiCallbackInterfaceCloneOutboxFfiMutatorUpgrader;
+  upgrade: UniffiCallbackInterfaceOutboxFfiMutatorUpgraderMethod0;
 };
 export type UniffiForeignFutureResultRustBuffer = {
   return_value: Uint8Array;

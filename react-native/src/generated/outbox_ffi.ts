@@ -4,9 +4,9 @@
 /* eslint-disable */
 // @ts-nocheck
 import nativeModule from "./outbox_ffi-ffi";
-import { type UniffiRustFutureContinuationCallback, type UniffiForeignFutureDroppedCallback, type UniffiForeignFutureDroppedCallbackStruct, type UniffiVTableCallbackInterfaceOutboxFfiDocsListener, type UniffiVTableCallbackInterfaceOutboxFfiEventListener, type UniffiVTableCallbackInterfaceOutboxFfiLogger, type UniffiForeignFutureResultRustBuffer, type UniffiForeignFutureCompleterustBuffer, type UniffiVTableCallbackInterfaceOutboxFfiTokenProvider, type UniffiVTableCallbackInterfaceOutboxFfiTransport,
+import { type UniffiRustFutureContinuationCallback, type UniffiForeignFutureDroppedCallback, type UniffiForeignFutureDroppedCallbackStruct, type UniffiVTableCallbackInterfaceOutboxFfiDocsListener, type UniffiVTableCallbackInterfaceOutboxFfiEventListener, type UniffiVTableCallbackInterfaceOutboxFfiLogger, type UniffiVTableCallbackInterfaceOutboxFfiMutatorUpgrader, type UniffiForeignFutureResultRustBuffer, type UniffiForeignFutureCompleterustBuffer, type UniffiVTableCallbackInterfaceOutboxFfiTokenProvider, type UniffiVTableCallbackInterfaceOutboxFfiTransport,
 } from "./outbox_ffi-ffi";
-import { type FfiConverter, type UniffiByteArray, type UniffiGcObject, type UniffiHandle, type UniffiObjectFactory, type UniffiReferenceHolder, type UniffiRustCallStatus, AbstractFfiConverterByteArray, Cursor, FfiConverterArray, FfiConverterBool, FfiConverterFloat64, FfiConverterInt64, FfiConverterMap, FfiConverterObject, FfiConverterObjectWithCallbacks, FfiConverterOptional, FfiConverterUInt16, FfiConverterUInt32, FfiConverterUInt64, FfiConverterUInt8, RustBuffer, UniffiAbstractObject, UniffiEnum, UniffiError, UniffiInternalError, UniffiResult, UniffiRustCaller, destructorGuardSymbol, pointerLiteralSymbol, uniffiCreateFfiConverterString, uniffiCreateRecord, uniffiRustCallAsync, uniffiTraitInterfaceCall, uniffiTraitInterfaceCallAsync, uniffiTraitInterfaceCallAsyncWithError, uniffiTypeNameSymbol, variantOrdinalSymbol,
+import { type FfiConverter, type UniffiByteArray, type UniffiGcObject, type UniffiHandle, type UniffiObjectFactory, type UniffiReferenceHolder, type UniffiRustCallStatus, AbstractFfiConverterByteArray, Cursor, FfiConverterArray, FfiConverterBool, FfiConverterFloat64, FfiConverterInt64, FfiConverterMap, FfiConverterObject, FfiConverterObjectWithCallbacks, FfiConverterOptional, FfiConverterUInt16, FfiConverterUInt32, FfiConverterUInt64, FfiConverterUInt8, RustBuffer, UniffiAbstractObject, UniffiEnum, UniffiError, UniffiInternalError, UniffiResult, UniffiRustCaller, destructorGuardSymbol, pointerLiteralSymbol, uniffiCreateFfiConverterString, uniffiCreateRecord, uniffiRustCallAsync, uniffiTraitInterfaceCall, uniffiTraitInterfaceCallAsync, uniffiTraitInterfaceCallAsyncWithError, uniffiTraitInterfaceCallWithError, uniffiTypeNameSymbol, variantOrdinalSymbol,
 } from "@ubjs/core";
 const uniffiCaller = new UniffiRustCaller(() => ({ code: 0 }));
 
@@ -2056,6 +2056,58 @@ const FfiConverterTypeStatus = (() => {
     return new FFIConverter();
 })();
 
+/**
+ * What registering a mutator with an upgrader did to the queue.
+ */
+export type UpgradeReport = {
+    /**
+     * Never-attempted commands that now carry the new version and upgraded args.
+     */
+    upgraded: bigint,
+    /**
+     * Commands whose upgrade failed: untouched, parked as `wedged` with the reason.
+     */
+    wedged: bigint
+}
+
+/**
+ * Generated factory for {@link UpgradeReport} record objects.
+ */
+export const UpgradeReport = (() => {
+    const defaults = () => ({
+    });
+    const create = (() => {
+        return uniffiCreateRecord<UpgradeReport, ReturnType<typeof defaults>>(defaults);
+    })();
+    return Object.freeze({
+        create,
+        new: create,
+        defaults: () => Object.freeze(defaults()) as Partial<UpgradeReport>,
+    });
+})();
+
+const FfiConverterTypeUpgradeReport = (() => {
+    type TypeName = UpgradeReport;
+    class FFIConverter extends AbstractFfiConverterByteArray<TypeName> {
+        readFromCursor(c: Cursor): TypeName {
+            return {
+                upgraded: FfiConverterUInt64.readFromCursor(c), 
+                wedged: FfiConverterUInt64.readFromCursor(c)
+            };
+        }
+        writeIntoCursor(value: TypeName, c: Cursor): void {
+            FfiConverterUInt64.writeIntoCursor(value.upgraded, c);
+            FfiConverterUInt64.writeIntoCursor(value.wedged, c);
+        }
+        allocationSize(value: TypeName): number {
+            return FfiConverterUInt64.allocationSize(value.upgraded) +
+             FfiConverterUInt64.allocationSize(value.wedged);
+            
+        }
+    };
+    return new FFIConverter();
+})();
+
 
 // Enum: Edit
 export enum Edit_Tags {
@@ -2336,7 +2388,8 @@ export enum OutboxError_Tags {
     UnsentCommands = "UnsentCommands",
     Timeout = "Timeout",
     Storage = "Storage",
-    Internal = "Internal"
+    Internal = "Internal",
+    Busy = "Busy"
 }
 /**
  * Why an Outbox call failed. Kotlin: `OutboxException.<Variant>`; Swift: `OutboxError`;
@@ -3189,6 +3242,50 @@ Readonly<{detail: string; details: string}> {
 
     }
 
+    type Busy__interface = {
+        tag: OutboxError_Tags.Busy;
+        inner: 
+Readonly<{detail: string}>
+    };
+    /**
+     * Another connection held the database's write lock for the whole busy timeout (5 s),
+     * usually another process on the same file, possibly frozen by the OS mid-write
+     * (`busy`). Nothing was written; retry later.
+     */
+    class Busy_ extends UniffiError implements Busy__interface {
+        /**
+         * @private
+         * This field is private and should not be used, use `tag` instead.
+         */
+        readonly [uniffiTypeNameSymbol] = "OutboxError";
+        readonly tag = OutboxError_Tags.Busy;
+        readonly inner: 
+Readonly<{detail: string}>;
+        constructor(
+inner: {detail: string }) {
+            super("OutboxError", "Busy");
+
+            this.inner = Object.freeze(inner);
+        }
+        static new(
+inner: {detail: string }): Busy_ {
+            return new Busy_(inner);
+        }
+
+        static instanceOf(obj: any): obj is Busy_ {
+            return obj.tag === OutboxError_Tags.Busy;
+        }
+        static hasInner(obj: any): obj is Busy_ {
+            return Busy_.instanceOf(obj);
+        }
+
+        static getInner(obj: Busy_): 
+Readonly<{detail: string}> {
+            return obj.inner;
+        }
+
+    }
+
     function instanceOf(obj: any): obj is OutboxError {
         return obj[uniffiTypeNameSymbol] === "OutboxError";
     }
@@ -3234,7 +3331,8 @@ Readonly<{detail: string; details: string}> {
   UnsentCommands: UnsentCommands_, 
   Timeout: Timeout_, 
   Storage: Storage_, 
-  Internal: Internal_
+  Internal: Internal_, 
+  Busy: Busy_
     });
 
 })();
@@ -3243,7 +3341,7 @@ Readonly<{detail: string; details: string}> {
  * TypeScript: a rejected promise whose error has a `code`.
  */
 export type OutboxError = InstanceType<
-    typeof OutboxError['UnknownMutator' | 'InvalidJson' | 'ArgsTooLarge' | 'InvalidKey' | 'InvalidRequest' | 'UnknownCommand' | 'InvalidState' | 'Immutable' | 'StorageFull' | 'DbCorrupt' | 'DbNewerVersion' | 'DbUnwritable' | 'ScopeMismatch' | 'InvalidConfig' | 'Fenced' | 'Closed' | 'UnsentCommands' | 'Timeout' | 'Storage' | 'Internal']
+    typeof OutboxError['UnknownMutator' | 'InvalidJson' | 'ArgsTooLarge' | 'InvalidKey' | 'InvalidRequest' | 'UnknownCommand' | 'InvalidState' | 'Immutable' | 'StorageFull' | 'DbCorrupt' | 'DbNewerVersion' | 'DbUnwritable' | 'ScopeMismatch' | 'InvalidConfig' | 'Fenced' | 'Closed' | 'UnsentCommands' | 'Timeout' | 'Storage' | 'Internal' | 'Busy']
 >;
 
 // FfiConverter for enum OutboxError
@@ -3272,6 +3370,7 @@ const FfiConverterTypeOutboxError = (() => {
                 case 18: return new OutboxError.Timeout({detail: FfiConverterString.readFromCursor(c) });
                 case 19: return new OutboxError.Storage({detail: FfiConverterString.readFromCursor(c) });
                 case 20: return new OutboxError.Internal({detail: FfiConverterString.readFromCursor(c), details: FfiConverterString.readFromCursor(c) });
+                case 21: return new OutboxError.Busy({detail: FfiConverterString.readFromCursor(c) });
                 default: throw new UniffiInternalError.UnexpectedEnumCase();
             }
         }
@@ -3404,6 +3503,12 @@ const FfiConverterTypeOutboxError = (() => {
                     const inner = value.inner;
                     FfiConverterString.writeIntoCursor(inner.detail, c);
                     FfiConverterString.writeIntoCursor(inner.details, c);
+                    return;
+                }
+                case OutboxError_Tags.Busy: {
+                    c.writeI32(21);
+                    const inner = value.inner;
+                    FfiConverterString.writeIntoCursor(inner.detail, c);
                     return;
                 }
                 default:
@@ -3540,6 +3645,12 @@ const FfiConverterTypeOutboxError = (() => {
                     let size = 4;
                     size += FfiConverterString.allocationSize(inner.detail);
                     size += FfiConverterString.allocationSize(inner.details);
+                    return size;
+                }
+                case OutboxError_Tags.Busy: {
+                    const inner = value.inner;
+                    let size = 4;
+                    size += FfiConverterString.allocationSize(inner.detail);
                     return size;
                 }
                 default: throw new UniffiInternalError.UnexpectedEnumCase();
@@ -5172,6 +5283,115 @@ const FfiConverterTypeTokenError = (() => {
     return new FFIConverter();
 })();
 
+
+// Error type: UpgradeError
+export enum UpgradeError_Tags {
+    Failed = "Failed"
+}
+/**
+ * Why a [`crate::MutatorUpgrader`] could not upgrade a command's args. The command stays
+ * as it was and is parked as `wedged` with this reason.
+ */
+export const UpgradeError = (() => {
+
+    type Failed__interface = {
+        tag: UpgradeError_Tags.Failed;
+        inner: 
+Readonly<{reason: string}>
+    };
+    /**
+     * The args cannot be expressed in the new version.
+     */
+    class Failed_ extends UniffiError implements Failed__interface {
+        /**
+         * @private
+         * This field is private and should not be used, use `tag` instead.
+         */
+        readonly [uniffiTypeNameSymbol] = "UpgradeError";
+        readonly tag = UpgradeError_Tags.Failed;
+        readonly inner: 
+Readonly<{reason: string}>;
+        constructor(
+inner: {reason: string }) {
+            super("UpgradeError", "Failed");
+
+            this.inner = Object.freeze(inner);
+        }
+        static new(
+inner: {reason: string }): Failed_ {
+            return new Failed_(inner);
+        }
+
+        static instanceOf(obj: any): obj is Failed_ {
+            return obj.tag === UpgradeError_Tags.Failed;
+        }
+        static hasInner(obj: any): obj is Failed_ {
+            return Failed_.instanceOf(obj);
+        }
+
+        static getInner(obj: Failed_): 
+Readonly<{reason: string}> {
+            return obj.inner;
+        }
+
+    }
+
+    function instanceOf(obj: any): obj is UpgradeError {
+        return obj[uniffiTypeNameSymbol] === "UpgradeError";
+    }
+
+    return Object.freeze({
+        instanceOf,
+  Failed: Failed_
+    });
+
+})();
+/**
+ * Why a [`crate::MutatorUpgrader`] could not upgrade a command's args. The command stays
+ * as it was and is parked as `wedged` with this reason.
+ */
+export type UpgradeError = InstanceType<
+    typeof UpgradeError['Failed']
+>;
+
+// FfiConverter for enum UpgradeError
+const FfiConverterTypeUpgradeError = (() => {
+    type TypeName = UpgradeError;
+    class FFIConverter extends AbstractFfiConverterByteArray<TypeName> {
+        readFromCursor(c: Cursor): TypeName {
+            switch (c.readI32()) {
+                case 1: return new UpgradeError.Failed({reason: FfiConverterString.readFromCursor(c) });
+                default: throw new UniffiInternalError.UnexpectedEnumCase();
+            }
+        }
+        writeIntoCursor(value: TypeName, c: Cursor): void {
+            switch (value.tag) {
+                case UpgradeError_Tags.Failed: {
+                    c.writeI32(1);
+                    const inner = value.inner;
+                    FfiConverterString.writeIntoCursor(inner.reason, c);
+                    return;
+                }
+                default:
+                    // Throwing from here means that UpgradeError_Tags hasn't matched an ordinal.
+                    throw new UniffiInternalError.UnexpectedEnumCase();
+            }
+        }
+        allocationSize(value: TypeName): number {
+            switch (value.tag) {
+                case UpgradeError_Tags.Failed: {
+                    const inner = value.inner;
+                    let size = 4;
+                    size += FfiConverterString.allocationSize(inner.reason);
+                    return size;
+                }
+                default: throw new UniffiInternalError.UnexpectedEnumCase();
+            }
+        }
+    }
+    return new FFIConverter();
+})();
+
 /**
  * Receives the results of a live query (`Outbox.watch`): the current result first, then
  * each changed result.
@@ -5702,6 +5922,184 @@ const uniffiCallbackInterfaceLogger: { vtable: any; register: () => void; } = {
 };
 
 /**
+ * Upgrades the args of commands queued under an older version of a mutator (see
+ * `Outbox.register_mutator_with_upgrader`). Called once per never-attempted older
+ * command, from an engine thread.
+ */
+export interface MutatorUpgrader {
+    
+/**
+ * The new args (JSON text) for `args` (JSON text) queued with `from_version`.
+ */
+    upgrade(fromVersion: number, args: string) /*throws*/: string;
+}
+
+
+/**
+ * Upgrades the args of commands queued under an older version of a mutator (see
+ * `Outbox.register_mutator_with_upgrader`). Called once per never-attempted older
+ * command, from an engine thread.
+ */
+export class MutatorUpgraderImpl extends UniffiAbstractObject implements MutatorUpgrader {
+
+    readonly [uniffiTypeNameSymbol] = "MutatorUpgraderImpl";
+    readonly [destructorGuardSymbol]: UniffiGcObject;
+    readonly [pointerLiteralSymbol]: UniffiHandle;
+    // No primary constructor declared for this class.
+private constructor(pointer: UniffiHandle) {
+    super();
+    this[pointerLiteralSymbol] = pointer;
+    this[destructorGuardSymbol] = uniffiTypeMutatorUpgraderImplObjectFactory.bless(pointer);
+}
+
+    
+
+    
+/**
+ * The new args (JSON text) for `args` (JSON text) queued with `from_version`.
+ */
+    upgrade(fromVersion: number, args: string): string /*throws*/ {
+    const __rb: Uint8Array = uniffiCaller.rustCallWithError(
+            /*liftError:*/ FfiConverterTypeUpgradeError.lift.bind(FfiConverterTypeUpgradeError),
+            /*caller:*/ (callStatus) => {
+                return nativeModule().ubrn_uniffi_outbox_ffi_fn_method_mutatorupgrader_upgrade(
+                uniffiTypeMutatorUpgraderImplObjectFactory.clonePointer(this),
+        FfiConverterUInt32.lower(fromVersion, nativeModule().rustbuffer_alloc),
+        FfiConverterString.lower(args, nativeModule().rustbuffer_alloc),
+                callStatus);
+            },
+            /*liftString:*/ FfiConverterString.lift.bind(FfiConverterString),
+    );
+    try {
+        return FfiConverterString.lift(__rb);
+    } finally {
+        nativeModule().rustbuffer_free(__rb);
+    }
+    }
+    
+
+    uniffiDestroy(): void {
+        const ptr = (this as any)[destructorGuardSymbol];
+        if (ptr !== undefined) {
+            const pointer = uniffiTypeMutatorUpgraderImplObjectFactory.pointer(this);
+            uniffiTypeMutatorUpgraderImplObjectFactory.freePointer(pointer);
+            uniffiTypeMutatorUpgraderImplObjectFactory.unbless(ptr);
+            delete (this as any)[destructorGuardSymbol];
+        }
+    }
+
+    static instanceOf(obj_: any): obj_ is MutatorUpgraderImpl {
+        return uniffiTypeMutatorUpgraderImplObjectFactory.isConcreteType(obj_);
+    }
+
+    
+}
+
+const uniffiTypeMutatorUpgraderImplObjectFactory: UniffiObjectFactory<MutatorUpgrader> = (() => {
+    
+    return {
+    create(pointer: UniffiHandle): MutatorUpgrader {
+        const instance = Object.create(MutatorUpgraderImpl.prototype);
+        instance[pointerLiteralSymbol] = pointer;
+        instance[destructorGuardSymbol] = this.bless(pointer);
+        instance[uniffiTypeNameSymbol] = "MutatorUpgraderImpl";
+        return instance;
+    },
+
+    
+    bless(p: UniffiHandle): UniffiGcObject {
+        return uniffiCaller.rustCall(
+            /*caller:*/ (status) =>
+                nativeModule().ubrn_uniffi_internal_fn_method_mutatorupgrader_ffi__bless_pointer(p, status),
+            /*liftString:*/ FfiConverterString.lift
+        );
+    },
+
+    unbless(ptr_: UniffiGcObject) {
+        ptr_.markDestroyed();
+    },
+
+    pointer(obj_: MutatorUpgrader): UniffiHandle {
+        if ((obj_ as any)[destructorGuardSymbol] === undefined) {
+            throw new UniffiInternalError.UnexpectedNullPointer();
+        }
+        return (obj_ as any)[pointerLiteralSymbol];
+    },
+
+    clonePointer(obj_: MutatorUpgrader): UniffiHandle {
+        const pointer = this.pointer(obj_);
+        return uniffiCaller.rustCall(
+            /*caller:*/ (callStatus) => nativeModule().ubrn_uniffi_outbox_ffi_fn_clone_mutatorupgrader(pointer, callStatus),
+            /*liftString:*/ FfiConverterString.lift
+        );
+    },
+
+    freePointer(pointer: UniffiHandle): void {
+        uniffiCaller.rustCall(
+            /*caller:*/ (callStatus) => nativeModule().ubrn_uniffi_outbox_ffi_fn_free_mutatorupgrader(pointer, callStatus),
+            /*liftString:*/ FfiConverterString.lift
+        );
+    },
+
+    isConcreteType(obj_: any): obj_ is MutatorUpgrader {
+        return obj_[destructorGuardSymbol] && obj_[uniffiTypeNameSymbol] === "MutatorUpgraderImpl";
+    },
+}})();
+const FfiConverterTypeMutatorUpgrader = new FfiConverterObjectWithCallbacks(uniffiTypeMutatorUpgraderImplObjectFactory);
+
+// Add a vtable for the callbacks that go in MutatorUpgrader.
+
+// Put the implementation in a struct so we don't pollute the top-level namespace
+const uniffiCallbackInterfaceMutatorUpgrader: { vtable: any; register: () => void; } = {
+    // Create the VTable using a series of closures.
+    // ts automatically converts these into C callback functions.
+    vtable: {
+        upgrade: (
+            uniffiHandle: bigint,
+            fromVersion: number,
+            args: Uint8Array,) => {
+            const uniffiMakeCall = 
+            ()
+            : string => {
+                const jsCallback = FfiConverterTypeMutatorUpgrader.lift(uniffiHandle);
+                return jsCallback.upgrade(
+                    FfiConverterUInt32.lift(fromVersion), 
+                    FfiConverterString.lift(args)
+                )
+            };
+            const uniffiResult = UniffiResult.ready<Uint8Array>();
+            const uniffiHandleSuccess = (obj: any) => {
+                UniffiResult.writeSuccess(uniffiResult, FfiConverterString.lower(obj, nativeModule().rustbuffer_alloc));
+            };
+            const uniffiHandleError = (code: number, errBuf: UniffiByteArray) => {
+                UniffiResult.writeError(uniffiResult, code, errBuf);
+            };
+            uniffiTraitInterfaceCallWithError(
+                /*makeCall:*/ uniffiMakeCall,
+                /*handleSuccess:*/ uniffiHandleSuccess,
+                /*handleError:*/ uniffiHandleError,
+                /*isErrorType:*/ UpgradeError.instanceOf,
+                /*lowerError:*/ FfiConverterTypeUpgradeError.lower.bind(FfiConverterTypeUpgradeError),
+                /*lowerString:*/ FfiConverterString.lower.bind(FfiConverterString),
+                /*alloc:*/ nativeModule().rustbuffer_alloc,
+            );
+            return uniffiResult;
+        },
+        uniffi_free: (uniffiHandle: UniffiHandle): void => {
+            // this will throw a stale handle error if the handle isn't found.
+            FfiConverterTypeMutatorUpgrader.drop(uniffiHandle);
+        },
+        uniffi_clone: (uniffiHandle: UniffiHandle): UniffiHandle => {
+            return FfiConverterTypeMutatorUpgrader.clone(uniffiHandle);
+        }
+    },
+    register: () => {nativeModule().ubrn_uniffi_outbox_ffi_fn_init_callback_vtable_mutatorupgrader(
+            uniffiCallbackInterfaceMutatorUpgrader.vtable
+        );
+    },
+};
+
+/**
  * A running subscription. `cancel()` stops it; dropping the last reference does too.
  */
 export interface SubscriptionLike {
@@ -5912,6 +6310,15 @@ export interface OutboxLike {
  * Allows `name` to be enqueued, with its key pointers and size limit.
  */
     registerMutator(name: string, options: MutatorOptions) /*throws*/: void;
+/**
+ * Registers a new version of `name` (`options.version`) with the `upgrader` from older
+ * versions: every command of `name` that was never attempted and carries an older
+ * version gets upgraded args now, in one transaction; attempted commands keep their
+ * version and args (the server may have applied them). A failing upgrader leaves its
+ * command untouched and parks it as `wedged`. Register before going online (open
+ * with `start_online = false`), so nothing older is sent first.
+ */
+    registerMutatorWithUpgrader(name: string, options: MutatorOptions, upgrader: MutatorUpgrader, asyncOpts_?: { signal: AbortSignal }) /*throws*/: Promise<UpgradeReport>;
 /**
  * Resolves a command in `conflict`: send again with new args, or discard.
  */
@@ -6662,6 +7069,55 @@ private constructor(pointer: UniffiHandle) {
             },
             /*liftString:*/ FfiConverterString.lift.bind(FfiConverterString),
     );
+    }
+    
+/**
+ * Registers a new version of `name` (`options.version`) with the `upgrader` from older
+ * versions: every command of `name` that was never attempted and carries an older
+ * version gets upgraded args now, in one transaction; attempted commands keep their
+ * version and args (the server may have applied them). A failing upgrader leaves its
+ * command untouched and parks it as `wedged`. Register before going online (open
+ * with `start_online = false`), so nothing older is sent first.
+ */
+    async registerMutatorWithUpgrader(name: string, options: MutatorOptions, upgrader: MutatorUpgrader, asyncOpts_?: { signal: AbortSignal }): Promise<UpgradeReport> /*throws*/ {
+    const __stack = uniffiIsDebug ? new Error().stack : undefined;
+    try {
+        return await uniffiRustCallAsync(
+            /*rustCaller:*/ uniffiCaller,
+            /*rustFutureFunc:*/ () => {
+                return nativeModule().ubrn_uniffi_outbox_ffi_fn_method_outbox_register_mutator_with_upgrader(
+                    uniffiTypeOutboxObjectFactory.clonePointer(this),FfiConverterString.lower(name, nativeModule().rustbuffer_alloc),FfiConverterTypeMutatorOptions.lower(options, nativeModule().rustbuffer_alloc),FfiConverterTypeMutatorUpgrader.lower(upgrader, nativeModule().rustbuffer_alloc)
+                );
+            },
+            /*pollFunc:*/ nativeModule().ubrn_ffi_outbox_ffi_rust_future_poll_rust_buffer,
+            /*cancelFunc:*/ nativeModule().ubrn_ffi_outbox_ffi_rust_future_cancel_rust_buffer,
+            /*completeFunc:*/ nativeModule().ubrn_ffi_outbox_ffi_rust_future_complete_rust_buffer,
+            /*freeFunc:*/ nativeModule().ubrn_ffi_outbox_ffi_rust_future_free_rust_buffer,
+            // Async returns always go through the JS-side converter: the
+            // FFI symbol returns the future handle (u64), and the user-level
+            // RustBuffer comes back via the shared `rust_future_complete_*`
+            // export. The bytes the runtime hands back must be deserialized
+            // here using the per-callable return-type converter.
+            // Borrowed view over foreign memory: the call site owns the free,
+            // as on the sync paths. Unconditional — a no-op where buffers are
+            // already JS-owned.
+            /*liftFunc:*/ (__rb) => {
+                try {
+                    return FfiConverterTypeUpgradeReport.lift(__rb);
+                } finally {
+                    nativeModule().rustbuffer_free(__rb);
+                }
+            },
+            /*liftString:*/ FfiConverterString.lift.bind(FfiConverterString),
+            /*asyncOpts:*/ asyncOpts_,
+            /*errorHandler:*/ FfiConverterTypeOutboxError.lift.bind(FfiConverterTypeOutboxError)
+        );
+    } catch (__error: any) {
+        if (uniffiIsDebug && __error instanceof Error) {
+            __error.stack = __stack;
+        }
+        throw __error;
+    }
     }
     
 /**
@@ -7678,6 +8134,9 @@ function uniffiEnsureInitialized() {
     if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_method_logger_log() !== 51470) {
         throw new UniffiInternalError.ApiChecksumMismatch("uniffi_outbox_ffi_checksum_method_logger_log");
     }
+    if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_method_mutatorupgrader_upgrade() !== 234) {
+        throw new UniffiInternalError.ApiChecksumMismatch("uniffi_outbox_ffi_checksum_method_mutatorupgrader_upgrade");
+    }
     if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_constructor_outbox_open() !== 11977) {
         throw new UniffiInternalError.ApiChecksumMismatch("uniffi_outbox_ffi_checksum_constructor_outbox_open");
     }
@@ -7735,6 +8194,9 @@ function uniffiEnsureInitialized() {
     if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_method_outbox_register_mutator() !== 27488) {
         throw new UniffiInternalError.ApiChecksumMismatch("uniffi_outbox_ffi_checksum_method_outbox_register_mutator");
     }
+    if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_method_outbox_register_mutator_with_upgrader() !== 58000) {
+        throw new UniffiInternalError.ApiChecksumMismatch("uniffi_outbox_ffi_checksum_method_outbox_register_mutator_with_upgrader");
+    }
     if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_method_outbox_resolve_conflict() !== 46521) {
         throw new UniffiInternalError.ApiChecksumMismatch("uniffi_outbox_ffi_checksum_method_outbox_resolve_conflict");
     }
@@ -7784,6 +8246,7 @@ function uniffiEnsureInitialized() {
     uniffiCallbackInterfaceDocsListener.register();
     uniffiCallbackInterfaceEventListener.register();
     uniffiCallbackInterfaceLogger.register();
+    uniffiCallbackInterfaceMutatorUpgrader.register();
     uniffiCallbackInterfaceTokenProvider.register();
     uniffiCallbackInterfaceTransport.register();
     }
@@ -7808,6 +8271,7 @@ export default Object.freeze({
     FfiConverterTypeLogLevel,
     FfiConverterTypeLogger,
     FfiConverterTypeMutatorOptions,
+    FfiConverterTypeMutatorUpgrader,
     FfiConverterTypeOpKind,
     FfiConverterTypeOptimisticOp,
     FfiConverterTypeOutbox,
@@ -7826,5 +8290,7 @@ export default Object.freeze({
     FfiConverterTypeTokenError,
     FfiConverterTypeTokenProvider,
     FfiConverterTypeTransport,
+    FfiConverterTypeUpgradeError,
+    FfiConverterTypeUpgradeReport,
   }
 });

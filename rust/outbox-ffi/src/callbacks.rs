@@ -17,7 +17,7 @@ use outbox::{
     PullOutcome as CorePull, Transport as CoreTransport,
 };
 
-use crate::error::TokenError;
+use crate::error::{TokenError, UpgradeError};
 use crate::events::OutboxEvent;
 use crate::types::Doc;
 use crate::OutboxError;
@@ -179,6 +179,30 @@ pub trait Transport: Send + Sync {
     /// Reads one page of the change feed after `cursor` (none: from the start). Return
     /// `Unsupported` when there is no feed.
     async fn pull(&self, cursor: Option<String>, limit: u32) -> PullOutcome;
+}
+
+/// Upgrades the args of commands queued under an older version of a mutator (see
+/// `Outbox.register_mutator_with_upgrader`). Called once per never-attempted older
+/// command, from an engine thread.
+#[uniffi::export(with_foreign)]
+pub trait MutatorUpgrader: Send + Sync {
+    /// The new args (JSON text) for `args` (JSON text) queued with `from_version`.
+    fn upgrade(&self, from_version: u32, args: String) -> Result<String, UpgradeError>;
+}
+
+/// The core's view of a foreign [`MutatorUpgrader`]: a declared failure keeps its reason;
+/// anything else the app throws becomes a failure too (never a panic in the engine).
+pub(crate) struct UpgraderBridge(pub Arc<dyn MutatorUpgrader>);
+
+impl outbox::Upgrader for UpgraderBridge {
+    fn upgrade(&self, from: u32, args: &str) -> Result<String, String> {
+        let args = args.to_string();
+        match std::panic::catch_unwind(AssertUnwindSafe(|| self.0.upgrade(from, args))) {
+            Ok(Ok(new_args)) => Ok(new_args),
+            Ok(Err(UpgradeError::Failed { reason })) => Err(reason),
+            Err(payload) => Err(format!("the upgrader threw: {}", crate::error::panic_text(payload.as_ref()))),
+        }
+    }
 }
 
 /// Calls a foreign callback, turning an undeclared exception (a panic here) into a log line.

@@ -303,3 +303,15 @@ impl From<CoreOpenError> for OutboxError {
         }
     }
 }
+
+/// Why a [`crate::MutatorUpgrader`] could not upgrade a command's args. The command stays
+/// as it was and is parked as `wedged` with this reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, uniffi::Error)]
+pub enum UpgradeError {
+    /// The args cannot be expressed in the new version.
+    #[error("{reason}")]
+    Failed {
+        /// Why (shown to staff as the command's wedge reason).
+        reason: String,
+    },
+}

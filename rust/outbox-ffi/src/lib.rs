@@ -16,17 +16,17 @@ mod subscription;
 mod types;
 
 pub use crate::callbacks::{
-    DocChange, DocsListener, EventListener, LogLevel, Logger, Outcome, OutgoingCommand, PullOutcome, TokenProvider,
-    Transport,
+    DocChange, DocsListener, EventListener, LogLevel, Logger, MutatorUpgrader, Outcome, OutgoingCommand, PullOutcome,
+    TokenProvider, Transport,
 };
-pub use crate::error::{OutboxError, TokenError};
+pub use crate::error::{OutboxError, TokenError, UpgradeError};
 pub use crate::events::{DocRef, OutboxEvent, Status};
 pub use crate::logging::{clear_logger, dropped_log_records, set_logger};
 pub use crate::outbox::{Edit, Outbox};
 pub use crate::subscription::Subscription;
 pub use crate::types::{
     Attempt, Command, CommandState, Doc, DocStatus, DrainReport, Durability, EnqueueRequest, Filter, MutatorOptions,
-    OpKind, OptimisticOp, OutboxConfig, PeekFilter, Query, Resolution, Settlement,
+    OpKind, OptimisticOp, OutboxConfig, PeekFilter, Query, Resolution, Settlement, UpgradeReport,
 };
 
 /// The version of the Outbox library.

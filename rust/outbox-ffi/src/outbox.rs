@@ -18,14 +18,15 @@ use outbox::http::{HttpConfig, HttpTransport};
 use outbox::{Config as CoreConfig, Edit as CoreEdit, Outbox as CoreOutbox, Transport as CoreTransport};
 
 use crate::callbacks::{
-    call_foreign, DocsListener, EventListener, TokenBridge, TokenProvider, Transport, TransportBridge,
+    call_foreign, DocsListener, EventListener, MutatorUpgrader, TokenBridge, TokenProvider, Transport, TransportBridge,
+    UpgraderBridge,
 };
 use crate::error::OutboxError;
 use crate::events::Status;
 use crate::subscription::Subscription;
 use crate::types::{
     ms, parse_id, Command, Doc, DrainReport, EnqueueRequest, MutatorOptions, OutboxConfig, PeekFilter, Query,
-    Resolution,
+    Resolution, UpgradeReport,
 };
 
 /// Runs a synchronous call, turning a panic into [`OutboxError::Internal`].
@@ -140,6 +141,25 @@ impl Outbox {
     /// Allows `name` to be enqueued, with its key pointers and size limit.
     pub fn register_mutator(&self, name: String, options: MutatorOptions) -> Result<(), OutboxError> {
         guard(|| Ok(self.inner.register_mutator(&name, options.into())?))
+    }
+
+    /// Registers a new version of `name` (`options.version`) with the `upgrader` from older
+    /// versions: every command of `name` that was never attempted and carries an older
+    /// version gets upgraded args now, in one transaction; attempted commands keep their
+    /// version and args (the server may have applied them). A failing upgrader leaves its
+    /// command untouched and parks it as `wedged`. Register before going online (open
+    /// with `start_online = false`), so nothing older is sent first.
+    pub async fn register_mutator_with_upgrader(
+        &self,
+        name: String,
+        options: MutatorOptions,
+        upgrader: Arc<dyn MutatorUpgrader>,
+    ) -> Result<UpgradeReport, OutboxError> {
+        let inner = self.inner.clone();
+        blocking(move || {
+            Ok(inner.register_mutator_with_upgrader(&name, options.into(), Arc::new(UpgraderBridge(upgrader)))?.into())
+        })
+        .await
     }
 
     /// Durably enqueues a command with its optimistic changes and returns its id. When

@@ -351,6 +351,21 @@ pub struct DrainReport {
     pub completed: bool,
 }
 
+/// What registering a mutator with an upgrader did to the queue.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct UpgradeReport {
+    /// Never-attempted commands that now carry the new version and upgraded args.
+    pub upgraded: u64,
+    /// Commands whose upgrade failed: untouched, parked as `wedged` with the reason.
+    pub wedged: u64,
+}
+
+impl From<outbox::UpgradeReport> for UpgradeReport {
+    fn from(r: outbox::UpgradeReport) -> Self {
+        UpgradeReport { upgraded: r.upgraded, wedged: r.wedged }
+    }
+}
+
 // ---- conversions ----
 
 /// Parses JSON text from the app, naming the field in the error.

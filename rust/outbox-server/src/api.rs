@@ -41,6 +41,8 @@ pub(crate) struct Shared {
     /// reports every node's commits itself ([`Storage::notifications`]).
     pub(crate) local_nudges: bool,
     pub(crate) max_batch: usize,
+    /// Which versions of each mutator are accepted.
+    pub(crate) versions: crate::mutators::MutatorVersions,
 }
 
 type AppState = Arc<Shared>;
@@ -50,6 +52,7 @@ pub(crate) fn router(shared: AppState, admin: bool, max_body_bytes: usize) -> Ro
         .route("/healthz", get(healthz))
         .route("/v1/commands", post(post_commands))
         .route("/v1/changes", get(get_changes))
+        .route("/v1/mutators", get(get_mutators))
         .route("/v1/stream", get(stream));
     if admin {
         r = r
@@ -104,6 +107,14 @@ async fn authorize(state: &AppState, headers: &HeaderMap) -> Result<Scope, Respo
         Some((_, false)) => Err(error(StatusCode::FORBIDDEN, "forbidden", "not a member of this workspace")),
         Some((user, true)) => Ok(Scope { workspace, user }),
     }
+}
+
+/// `GET /v1/mutators`: which versions of each mutator this server accepts.
+async fn get_mutators(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Err(r) = authorize(&state, &headers).await {
+        return r;
+    }
+    Json(json!({ "mutators": state.versions.all() })).into_response()
 }
 
 async fn healthz() -> Response {
@@ -267,6 +278,7 @@ fn not_applied(id: String, status: CommandStatus, code: &str, message: String) -
         server_seq: None,
         error: Some(WireError { code: code.to_string(), message }),
         snapshot: None,
+        supported_versions: None,
     }
 }
 
@@ -293,6 +305,20 @@ async fn run_batch(
             results.push(not_applied(cmd.id, CommandStatus::Rejected, "invalid_command", message));
             blocked.extend(cmd.keys);
             continue;
+        }
+        if let Some(accepted) = shared.versions.of(&cmd.mutator) {
+            if !accepted.contains(&cmd.mutator_version) {
+                shared.stats.rejected();
+                let message = format!(
+                    "{} version {} is not accepted by this server (accepted: {accepted:?}); upgrade the command",
+                    cmd.mutator, cmd.mutator_version
+                );
+                let mut r = not_applied(cmd.id, CommandStatus::Rejected, "unsupported_version", message);
+                r.supported_versions = Some(accepted.to_vec());
+                results.push(r);
+                blocked.extend(cmd.keys);
+                continue;
+            }
         }
         // Moved, not copied: nothing below reads the arguments again.
         let call = MutatorCall {
@@ -345,6 +371,7 @@ fn applied_result(id: String, status: CommandStatus, stored: crate::storage::Sto
         server_seq: Some(stored.server_seq),
         error: None,
         snapshot: None,
+        supported_versions: None,
     }
 }
 

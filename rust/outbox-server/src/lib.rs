@@ -62,6 +62,8 @@ pub struct ServerConfig {
     pub max_batch: usize,
     /// Largest request body in bytes; more is answered 413. Default 32 MiB.
     pub max_body_bytes: usize,
+    /// Which versions of each mutator are accepted (default: every implemented one).
+    pub mutator_versions: mutators::MutatorVersions,
 }
 
 impl ServerConfig {
@@ -77,6 +79,7 @@ impl ServerConfig {
             admin: false,
             max_batch: protocol::MAX_BATCH,
             max_body_bytes: 32 * 1024 * 1024,
+            mutator_versions: mutators::MutatorVersions::default(),
         }
     }
 
@@ -119,6 +122,12 @@ impl ServerConfig {
     /// Sets the largest batch accepted.
     pub fn with_max_batch(mut self, max_batch: usize) -> Self {
         self.max_batch = max_batch;
+        self
+    }
+
+    /// Sets which versions of each mutator are accepted.
+    pub fn with_mutator_versions(mut self, versions: mutators::MutatorVersions) -> Self {
+        self.mutator_versions = versions;
         self
     }
 }
@@ -175,6 +184,7 @@ impl Server {
             changed: changed.clone(),
             local_nudges: notices.is_none(),
             max_batch: config.max_batch,
+            versions: config.mutator_versions.clone(),
         });
         let forwarder = notices.map(|rx| tokio::spawn(forward_notices(rx, changed)));
         let router = api::router(shared.clone(), config.admin, config.max_body_bytes);

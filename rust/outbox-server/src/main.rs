@@ -42,6 +42,10 @@ struct Args {
     /// Enable /v1/_faults, /v1/_stats and /v1/_log.
     #[arg(long)]
     admin: bool,
+    /// Accept only these mutator versions, e.g. `createOrder=2` (others: every implemented
+    /// version). Commands of another version are rejected with `unsupported_version`.
+    #[arg(long)]
+    mutator_versions: Option<String>,
 }
 
 #[tokio::main]
@@ -58,6 +62,15 @@ async fn main() -> ExitCode {
     }
     if let Some(seed) = args.seed {
         config = config.with_seed(seed);
+    }
+    if let Some(spec) = args.mutator_versions.as_deref() {
+        match spec.parse() {
+            Ok(v) => config = config.with_mutator_versions(v),
+            Err(e) => {
+                eprintln!("outbox-server: --mutator-versions: {e}");
+                return ExitCode::from(2);
+            }
+        }
     }
     if let Some(spec) = args.faults.as_deref() {
         config = match config.with_faults(spec) {

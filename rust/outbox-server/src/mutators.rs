@@ -4,17 +4,95 @@
 //! an error rolls everything back. Mutators are async because the transaction is (the
 //! PostgreSQL backend awaits each read and write). Codes are stable strings (docs/protocol.md).
 
+use std::collections::BTreeMap;
+
 use serde_json::{json, Map, Value};
 
 use async_trait::async_trait;
 
 use crate::storage::{Apply, ApplyError, DocTx, StoredDoc};
 
-/// Highest mutator version the built-in mutators understand.
-pub const SUPPORTED_VERSION: u32 = 1;
-
 /// Names of the built-in mutators.
 pub const BUILT_IN: &[&str] = &["put", "patch", "delete", "createOrder", "adjustStock", "voidOrder"];
+
+/// The argument versions each built-in mutator implements. `createOrder` version 2 takes
+/// `items: [{sku, quantity}]` where version 1 takes `lines: [{product_id, qty}]`.
+pub const IMPLEMENTED: &[(&str, &[u32])] = &[
+    ("put", &[1]),
+    ("patch", &[1]),
+    ("delete", &[1]),
+    ("createOrder", &[1, 2]),
+    ("adjustStock", &[1]),
+    ("voidOrder", &[1]),
+];
+
+/// Which versions of each mutator this server accepts (`GET /v1/mutators`). A command of
+/// another version is rejected with code `unsupported_version`, never dropped. A server
+/// that retires a version (every device has upgraded its queue) lists only the newer ones.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MutatorVersions(BTreeMap<String, Vec<u32>>);
+
+impl Default for MutatorVersions {
+    /// Every version the built-in mutators implement.
+    fn default() -> Self {
+        MutatorVersions(IMPLEMENTED.iter().map(|(n, v)| (n.to_string(), v.to_vec())).collect())
+    }
+}
+
+impl MutatorVersions {
+    /// Whether `version` of `name` is accepted.
+    pub fn accepts(&self, name: &str, version: u32) -> bool {
+        self.0.get(name).is_some_and(|v| v.contains(&version))
+    }
+
+    /// The accepted versions of `name`, if it is known.
+    pub fn of(&self, name: &str) -> Option<&[u32]> {
+        self.0.get(name).map(Vec::as_slice)
+    }
+
+    /// Every mutator with its accepted versions.
+    pub fn all(&self) -> &BTreeMap<String, Vec<u32>> {
+        &self.0
+    }
+
+    /// Accepts only `versions` of `name`; each must be implemented.
+    pub fn with(mut self, name: &str, versions: &[u32]) -> Result<Self, String> {
+        let implemented = IMPLEMENTED
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| *v)
+            .ok_or_else(|| format!("no mutator named {name:?}"))?;
+        if versions.is_empty() {
+            return Err(format!("{name}: at least one version must be accepted"));
+        }
+        if let Some(v) = versions.iter().find(|v| !implemented.contains(v)) {
+            return Err(format!("{name} has no version {v} (implemented: {implemented:?})"));
+        }
+        let mut v = versions.to_vec();
+        v.sort_unstable();
+        v.dedup();
+        self.0.insert(name.to_string(), v);
+        Ok(self)
+    }
+}
+
+impl std::str::FromStr for MutatorVersions {
+    type Err = String;
+    /// `createOrder=2;put=1` (versions separated by `,`): the listed mutators accept only
+    /// those versions; the others keep every implemented version.
+    fn from_str(spec: &str) -> Result<Self, String> {
+        let mut out = MutatorVersions::default();
+        for item in spec.split(';').map(str::trim).filter(|i| !i.is_empty()) {
+            let (name, list) = item.split_once('=').ok_or_else(|| format!("{item:?}: expected name=versions"))?;
+            let versions = list
+                .split(',')
+                .map(|v| v.trim().parse::<u32>().map_err(|_| format!("{item:?}: versions are whole numbers")))
+                .collect::<Result<Vec<_>, _>>()?;
+            out = out.with(name.trim(), &versions)?;
+        }
+        Ok(out)
+    }
+}
 
 /// Collection holding products (`{name, price, stock}`).
 pub const PRODUCTS: &str = "products";
@@ -39,13 +117,19 @@ pub async fn apply(
     if !is_known(name) {
         return Err(ApplyError::rejected("unknown_mutator", format!("no mutator named {name:?}")));
     }
-    if version > SUPPORTED_VERSION {
-        return Err(ApplyError::rejected(
-            "unsupported_mutator_version",
-            format!("{name} supports versions up to {SUPPORTED_VERSION}, got {version}"),
-        ));
-    }
+    // Which versions are *accepted* is checked before the transaction (api.rs); this is
+    // what each version means.
     let args = args.as_object().ok_or_else(|| invalid("args must be a JSON object"))?;
+    match (name, version) {
+        ("createOrder", 2) => return create_order(&order_v1_from_v2(args)?, tx).await,
+        (_, 1) => {}
+        _ => {
+            return Err(ApplyError::rejected(
+                "unsupported_version",
+                format!("{name} has no version {version} on this server"),
+            ))
+        }
+    }
     match name {
         "put" => put(args, base_versions, tx).await,
         "patch" => patch(args, base_versions, tx).await,
@@ -195,6 +279,21 @@ async fn product(tx: &mut dyn DocTx, product_id: &str) -> Result<Map<String, Val
 
 fn stock_of(product: &Map<String, Value>) -> i64 {
     product.get("stock").and_then(Value::as_i64).unwrap_or(0)
+}
+
+/// `createOrder` version 2 args (`items: [{sku, quantity}]`) in the version 1 shape
+/// (`lines: [{product_id, qty}]`); every other field is kept.
+fn order_v1_from_v2(args: &Map<String, Value>) -> Result<Map<String, Value>, ApplyError> {
+    let items = args.get("items").and_then(Value::as_array).ok_or_else(|| invalid("`items` must be an array"))?;
+    let mut lines = Vec::with_capacity(items.len());
+    for item in items {
+        let item = item.as_object().ok_or_else(|| invalid("each item must be an object"))?;
+        lines.push(json!({"product_id": str_arg(item, "sku")?, "qty": int_arg(item, "quantity")?}));
+    }
+    let mut v1 = args.clone();
+    v1.remove("items");
+    v1.insert("lines".into(), Value::Array(lines));
+    Ok(v1)
 }
 
 async fn create_order(args: &Map<String, Value>, tx: &mut dyn DocTx) -> Result<Value, ApplyError> {

@@ -125,6 +125,9 @@ pub struct CommandResult {
     /// Current server state of the conflicting document (conflict).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshot: Option<Value>,
+    /// The versions of the mutator this server accepts (rejected `unsupported_version`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub supported_versions: Option<Vec<u32>>,
 }
 
 /// Body of a `POST /v1/commands` answer.

@@ -212,7 +212,8 @@ async fn test_unknown_mutator_and_version_are_rejected(b: Backend) {
     let mut v = put("y", "notes", "n", json!({}));
     v["mutator_version"] = json!(7);
     let r = &s.commands(vec![v]).await[0];
-    assert_eq!(r["error"]["code"], "unsupported_mutator_version");
+    assert_eq!(r["error"]["code"], "unsupported_version");
+    assert_eq!(r["supported_versions"], json!([1]));
 }
 
 async fn test_lane_stops_at_first_non_applied_and_later_commands_are_skipped(b: Backend) {

@@ -119,6 +119,8 @@ impl CommandState {
             (self, to),
             (Pending, InFlight)
                 | (Pending, Failed)
+                // A never-attempted command whose upgrade to a new mutator version failed.
+                | (Pending, Wedged)
                 | (Pending, Discarded)
                 | (InFlight, Pending)
                 | (InFlight, Succeeded)

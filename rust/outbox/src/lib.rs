@@ -38,6 +38,7 @@ pub mod store;
 mod sync;
 pub mod testing;
 pub mod transport;
+pub mod upgrade;
 
 pub use command::{
     Attempt, Command, CommandId, CommandState, EnqueueRequest, MutatorSpec, OpKind, OptimisticOp, Settlement,
@@ -51,4 +52,5 @@ pub use queue::PeekFilter;
 pub use reads::QueryWatch;
 pub use retry::RetryPolicy;
 pub use store::{Doc, DocStatus, Query};
+pub use upgrade::{UpgradeReport, Upgrader};
 pub use transport::{ChangePage, DocChange, Outcome, OutgoingCommand, PullOutcome, Transport};

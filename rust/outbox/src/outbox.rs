@@ -198,6 +198,21 @@ impl Outbox {
         Ok(())
     }
 
+    /// Registers a new version of `name` with the [`Upgrader`] from older versions: every
+    /// command of `name` that was never attempted and carries an older version is
+    /// upgraded now, in one transaction (see [`crate::upgrade`]). Attempted commands keep
+    /// their version and args. Register before going online (open with
+    /// `start_online = false`), so nothing older is sent first.
+    pub fn register_mutator_with_upgrader(
+        &self,
+        name: &str,
+        spec: MutatorSpec,
+        upgrader: Arc<dyn crate::upgrade::Upgrader>,
+    ) -> Result<crate::upgrade::UpgradeReport> {
+        self.register_mutator(name, spec.clone())?;
+        crate::upgrade::upgrade_queued(self.engine()?, name, &spec, upgrader.as_ref())
+    }
+
     /// Durably enqueues a command with its optimistic ops and returns its id. When this
     /// returns, the command is committed to disk. Bad input is refused with a typed error
     /// and nothing is written.

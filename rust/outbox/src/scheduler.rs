@@ -340,7 +340,9 @@ impl Engine {
             lease::check_fence(tx, &self.owner, generation)?;
             let recorded = self.record_in(tx, &finished, generation, now)?;
             queue::clamp_due(tx, now, cap_ms)?;
-            let started = if free > 0 {
+            // Checked again here: a pass that began before going offline must not start
+            // sends after it (the flag may have flipped while this pass waited for the lock).
+            let started = if free > 0 && self.online.load(Ordering::SeqCst) {
                 let seqs = queue::ready(tx, now, free * batch_size)?;
                 queue::start_attempts(tx, &seqs, now)?
             } else {

@@ -632,6 +632,9 @@ internal interface UniffiCallbackInterfaceEventListenerMethod0 : com.sun.jna.Cal
 internal interface UniffiCallbackInterfaceLoggerMethod0 : com.sun.jna.Callback {
     fun callback(`uniffiHandle`: Long,`level`: RustBuffer.ByValue,`target`: RustBuffer.ByValue,`message`: RustBuffer.ByValue,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,)
 }
+internal interface UniffiCallbackInterfaceMutatorUpgraderMethod0 : com.sun.jna.Callback {
+    fun callback(`uniffiHandle`: Long,`fromVersion`: Int,`args`: RustBuffer.ByValue,`uniffiOutReturn`: RustBuffer,uniffiCallStatus: UniffiRustCallStatus,)
+}
 internal interface UniffiCallbackInterfaceTokenProviderMethod0 : com.sun.jna.Callback {
     fun callback(`uniffiHandle`: Long,`forceRefresh`: Byte,`uniffiFutureCallback`: UniffiForeignFutureCompleteRustBuffer,`uniffiCallbackData`: Long,`uniffiOutDroppedCallback`: UniffiForeignFutureDroppedCallbackStruct,)
 }
@@ -698,6 +701,25 @@ internal open class UniffiVTableCallbackInterfaceLogger(
         `uniffiFree` = other.`uniffiFree`
         `uniffiClone` = other.`uniffiClone`
         `log` = other.`log`
+    }
+
+}
+@Structure.FieldOrder("uniffiFree", "uniffiClone", "upgrade")
+internal open class UniffiVTableCallbackInterfaceMutatorUpgrader(
+    @JvmField internal var `uniffiFree`: UniffiCallbackInterfaceFree? = null,
+    @JvmField internal var `uniffiClone`: UniffiCallbackInterfaceClone? = null,
+    @JvmField internal var `upgrade`: UniffiCallbackInterfaceMutatorUpgraderMethod0? = null,
+) : Structure() {
+    class UniffiByValue(
+        `uniffiFree`: UniffiCallbackInterfaceFree? = null,
+        `uniffiClone`: UniffiCallbackInterfaceClone? = null,
+        `upgrade`: UniffiCallbackInterfaceMutatorUpgraderMethod0? = null,
+    ): UniffiVTableCallbackInterfaceMutatorUpgrader(`uniffiFree`,`uniffiClone`,`upgrade`,), Structure.ByValue
+
+   internal fun uniffiSetValue(other: UniffiVTableCallbackInterfaceMutatorUpgrader) {
+        `uniffiFree` = other.`uniffiFree`
+        `uniffiClone` = other.`uniffiClone`
+        `upgrade` = other.`upgrade`
     }
 
 }
@@ -781,6 +803,8 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_outbox_ffi_checksum_method_logger_log(
     ): Int
+    external fun uniffi_outbox_ffi_checksum_method_mutatorupgrader_upgrade(
+    ): Int
     external fun uniffi_outbox_ffi_checksum_method_tokenprovider_token(
     ): Int
     external fun uniffi_outbox_ffi_checksum_method_transport_send(
@@ -818,6 +842,8 @@ internal object IntegrityCheckingUniffiLib {
     external fun uniffi_outbox_ffi_checksum_method_outbox_peek(
     ): Int
     external fun uniffi_outbox_ffi_checksum_method_outbox_register_mutator(
+    ): Int
+    external fun uniffi_outbox_ffi_checksum_method_outbox_register_mutator_with_upgrader(
     ): Int
     external fun uniffi_outbox_ffi_checksum_method_outbox_resolve_conflict(
     ): Int
@@ -868,6 +894,7 @@ internal object UniffiLib {
         uniffiCallbackInterfaceDocsListener.register(this)
         uniffiCallbackInterfaceEventListener.register(this)
         uniffiCallbackInterfaceLogger.register(this)
+        uniffiCallbackInterfaceMutatorUpgrader.register(this)
         uniffiCallbackInterfaceTokenProvider.register(this)
         uniffiCallbackInterfaceTransport.register(this)
         
@@ -898,6 +925,14 @@ external fun uniffi_outbox_ffi_fn_init_callback_vtable_logger(`vtable`: UniffiVT
 ): Unit
 external fun uniffi_outbox_ffi_fn_method_logger_log(`ptr`: Long,`level`: RustBuffer.ByValue,`target`: RustBuffer.ByValue,`message`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
 ): Unit
+external fun uniffi_outbox_ffi_fn_clone_mutatorupgrader(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+): Long
+external fun uniffi_outbox_ffi_fn_free_mutatorupgrader(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+): Unit
+external fun uniffi_outbox_ffi_fn_init_callback_vtable_mutatorupgrader(`vtable`: UniffiVTableCallbackInterfaceMutatorUpgrader,
+): Unit
+external fun uniffi_outbox_ffi_fn_method_mutatorupgrader_upgrade(`ptr`: Long,`fromVersion`: Int,`args`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+): RustBuffer.ByValue
 external fun uniffi_outbox_ffi_fn_clone_tokenprovider(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
 ): Long
 external fun uniffi_outbox_ffi_fn_free_tokenprovider(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
@@ -958,6 +993,8 @@ external fun uniffi_outbox_ffi_fn_method_outbox_peek(`ptr`: Long,`filter`: RustB
 ): Long
 external fun uniffi_outbox_ffi_fn_method_outbox_register_mutator(`ptr`: Long,`name`: RustBuffer.ByValue,`options`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
 ): Unit
+external fun uniffi_outbox_ffi_fn_method_outbox_register_mutator_with_upgrader(`ptr`: Long,`name`: RustBuffer.ByValue,`options`: RustBuffer.ByValue,`upgrader`: Long,
+): Long
 external fun uniffi_outbox_ffi_fn_method_outbox_resolve_conflict(`ptr`: Long,`id`: RustBuffer.ByValue,`resolution`: RustBuffer.ByValue,
 ): Long
 external fun uniffi_outbox_ffi_fn_method_outbox_retry(`ptr`: Long,`id`: RustBuffer.ByValue,
@@ -1139,6 +1176,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if (lib.uniffi_outbox_ffi_checksum_method_logger_log() != 51470) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if (lib.uniffi_outbox_ffi_checksum_method_mutatorupgrader_upgrade() != 234) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if (lib.uniffi_outbox_ffi_checksum_method_tokenprovider_token() != 33683) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
@@ -1194,6 +1234,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if (lib.uniffi_outbox_ffi_checksum_method_outbox_register_mutator() != 27488) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if (lib.uniffi_outbox_ffi_checksum_method_outbox_register_mutator_with_upgrader() != 58000) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if (lib.uniffi_outbox_ffi_checksum_method_outbox_resolve_conflict() != 46521) {
@@ -2844,6 +2887,335 @@ public object FfiConverterTypeLogger: FfiConverter<Logger, Long> {
 
 
 /**
+ * Upgrades the args of commands queued under an older version of a mutator (see
+ * `Outbox.register_mutator_with_upgrader`). Called once per never-attempted older
+ * command, from an engine thread.
+ */
+public interface MutatorUpgrader {
+    
+    /**
+     * The new args (JSON text) for `args` (JSON text) queued with `from_version`.
+     */
+    fun `upgrade`(`fromVersion`: kotlin.UInt, `args`: kotlin.String): kotlin.String
+    
+    companion object
+}
+
+/**
+ * Upgrades the args of commands queued under an older version of a mutator (see
+ * `Outbox.register_mutator_with_upgrader`). Called once per never-attempted older
+ * command, from an engine thread.
+ */
+open class MutatorUpgraderImpl: Disposable, AutoCloseable, MutatorUpgrader
+{
+
+    @Suppress("UNUSED_PARAMETER")
+    /**
+     * @suppress
+     */
+    constructor(withHandle: UniffiWithHandle, handle: Long) {
+        this.handle = handle
+        this.cleanable = UniffiLib.CLEANER.register(this, UniffiCleanAction(handle))
+    }
+
+    /**
+     * @suppress
+     *
+     * This constructor can be used to instantiate a fake object. Only used for tests. Any
+     * attempt to actually use an object constructed this way will fail as there is no
+     * connected Rust object.
+     */
+    @Suppress("UNUSED_PARAMETER")
+    constructor(noHandle: NoHandle) {
+        this.handle = 0
+        this.cleanable = null
+    }
+
+    protected val handle: Long
+    protected val cleanable: UniffiCleaner.Cleanable?
+
+    private val wasDestroyed = AtomicBoolean(false)
+    private val callCounter = AtomicLong(1)
+
+    override fun destroy() {
+        // Only allow a single call to this method.
+        // TODO: maybe we should log a warning if called more than once?
+        if (this.wasDestroyed.compareAndSet(false, true)) {
+            // This decrement always matches the initial count of 1 given at creation time.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    @Synchronized
+    override fun close() {
+        this.destroy()
+    }
+
+    internal inline fun <R> callWithHandle(block: (handle: Long) -> R): R {
+        // Check and increment the call counter, to keep the object alive.
+        // This needs a compare-and-set retry loop in case of concurrent updates.
+        do {
+            val c = this.callCounter.get()
+            if (c == 0L) {
+                throw IllegalStateException("${this.javaClass.simpleName} object has already been destroyed")
+            }
+            if (c == Long.MAX_VALUE) {
+                throw IllegalStateException("${this.javaClass.simpleName} call counter would overflow")
+            }
+        } while (! this.callCounter.compareAndSet(c, c + 1L))
+        // Now we can safely do the method call without the handle being freed concurrently.
+        try {
+            return block(this.uniffiCloneHandle())
+        } finally {
+            // This decrement always matches the increment we performed above.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    // Use a static inner class instead of a closure so as not to accidentally
+    // capture `this` as part of the cleanable's action.
+    private class UniffiCleanAction(private val handle: Long) : Runnable {
+        override fun run() {
+            if (handle == 0.toLong()) {
+                // Fake object created with `NoHandle`, don't try to free.
+                return;
+            }
+            uniffiRustCall { status ->
+                UniffiLib.uniffi_outbox_ffi_fn_free_mutatorupgrader(handle, status)
+            }
+        }
+    }
+
+    /**
+     * @suppress
+     */
+    fun uniffiCloneHandle(): Long {
+        if (handle == 0.toLong()) {
+            throw InternalException("uniffiCloneHandle() called on NoHandle object");
+        }
+        return uniffiRustCall() { status ->
+            UniffiLib.uniffi_outbox_ffi_fn_clone_mutatorupgrader(handle, status)
+        }
+    }
+
+    
+    /**
+     * The new args (JSON text) for `args` (JSON text) queued with `from_version`.
+     */
+    @Throws(UpgradeException::class)override fun `upgrade`(`fromVersion`: kotlin.UInt, `args`: kotlin.String): kotlin.String {
+            return FfiConverterString.lift(
+    callWithHandle {
+    uniffiRustCallWithError(UpgradeException) { _status ->
+    UniffiLib.uniffi_outbox_ffi_fn_method_mutatorupgrader_upgrade(
+        it,
+        FfiConverterUInt.lower(`fromVersion`),FfiConverterString.lower(`args`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+
+    
+
+
+    
+    
+    /**
+     * @suppress
+     */
+    companion object
+    
+}
+
+
+
+// Put the implementation in an object so we don't pollute the top-level namespace
+internal object uniffiCallbackInterfaceMutatorUpgrader {
+    internal object `upgrade`: UniffiCallbackInterfaceMutatorUpgraderMethod0 {
+        override fun callback(`uniffiHandle`: Long,`fromVersion`: Int,`args`: RustBuffer.ByValue,`uniffiOutReturn`: RustBuffer,uniffiCallStatus: UniffiRustCallStatus,) {
+            val uniffiObj = FfiConverterTypeMutatorUpgrader.handleMap.get(uniffiHandle)
+            val makeCall = { ->
+                uniffiObj.`upgrade`(
+                    FfiConverterUInt.lift(`fromVersion`),
+                    FfiConverterString.lift(`args`),
+                )
+            }
+            val writeReturn = { value: kotlin.String -> uniffiOutReturn.setValue(FfiConverterString.lower(value)) }
+            uniffiTraitInterfaceCallWithError(
+                uniffiCallStatus,
+                makeCall,
+                writeReturn,
+                { e: UpgradeException -> FfiConverterTypeUpgradeError.lower(e) }
+            )
+        }
+    }
+
+    internal object uniffiFree: UniffiCallbackInterfaceFree {
+        override fun callback(handle: Long) {
+            FfiConverterTypeMutatorUpgrader.handleMap.remove(handle)
+        }
+    }
+
+    internal object uniffiClone: UniffiCallbackInterfaceClone {
+        override fun callback(handle: Long): Long {
+            return FfiConverterTypeMutatorUpgrader.handleMap.clone(handle)
+        }
+    }
+
+    internal var vtable = UniffiVTableCallbackInterfaceMutatorUpgrader.UniffiByValue(
+        uniffiFree,
+        uniffiClone,
+        `upgrade`,
+    )
+
+    // Registers the foreign callback with the Rust side.
+    // This method is generated for each callback interface.
+    internal fun register(lib: UniffiLib) {
+        lib.uniffi_outbox_ffi_fn_init_callback_vtable_mutatorupgrader(vtable)
+    }
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeMutatorUpgrader: FfiConverter<MutatorUpgrader, Long> {
+    internal val handleMap = UniffiHandleMap<MutatorUpgrader>()
+
+    override fun lower(value: MutatorUpgrader): Long {
+        if (value is MutatorUpgraderImpl) {
+             // Rust-implemented object.  Clone the handle and return it
+            return value.uniffiCloneHandle()
+         } else {
+            // Kotlin object, generate a new vtable handle and return that.
+            return handleMap.insert(value)
+         }
+    }
+
+    override fun lift(value: Long): MutatorUpgrader {
+        if ((value and 1.toLong()) == 0.toLong()) {
+            // Rust-generated handle, construct a new class that uses the handle to implement the
+            // interface
+            return MutatorUpgraderImpl(UniffiWithHandle, value)
+        } else {
+            // Kotlin-generated handle, get the object from the handle map
+            return handleMap.remove(value)
+        }
+    }
+
+    override fun read(buf: ByteBuffer): MutatorUpgrader {
+        return lift(buf.getLong())
+    }
+
+    override fun allocationSize(value: MutatorUpgrader) = 8UL
+
+    override fun write(value: MutatorUpgrader, buf: ByteBuffer) {
+        buf.putLong(lower(value))
+    }
+}
+
+
+// This template implements a class for working with a Rust struct via a handle
+// to the live Rust struct on the other side of the FFI.
+//
+// There's some subtlety here, because we have to be careful not to operate on a Rust
+// struct after it has been dropped, and because we must expose a public API for freeing
+// theq Kotlin wrapper object in lieu of reliable finalizers. The core requirements are:
+//
+//   * Each instance holds an opaque handle to the underlying Rust struct.
+//     Method calls need to read this handle from the object's state and pass it in to
+//     the Rust FFI.
+//
+//   * When an instance is no longer needed, its handle should be passed to a
+//     special destructor function provided by the Rust FFI, which will drop the
+//     underlying Rust struct.
+//
+//   * Given an instance, calling code is expected to call the special
+//     `destroy` method in order to free it after use, either by calling it explicitly
+//     or by using a higher-level helper like the `use` method. Failing to do so risks
+//     leaking the underlying Rust struct.
+//
+//   * We can't assume that calling code will do the right thing, and must be prepared
+//     to handle Kotlin method calls executing concurrently with or even after a call to
+//     `destroy`, and to handle multiple (possibly concurrent!) calls to `destroy`.
+//
+//   * We must never allow Rust code to operate on the underlying Rust struct after
+//     the destructor has been called, and must never call the destructor more than once.
+//     Doing so may trigger memory unsafety.
+//
+//   * To mitigate many of the risks of leaking memory and use-after-free unsafety, a `Cleaner`
+//     is implemented to call the destructor when the Kotlin object becomes unreachable.
+//     This is done in a background thread. This is not a panacea, and client code should be aware that
+//      1. the thread may starve if some there are objects that have poorly performing
+//     `drop` methods or do significant work in their `drop` methods.
+//      2. the thread is shared across the whole library. This can be tuned by using `android_cleaner = true`,
+//         or `android = true` in the [`kotlin` section of the `uniffi.toml` file](https://mozilla.github.io/uniffi-rs/kotlin/configuration.html).
+//
+// If we try to implement this with mutual exclusion on access to the handle, there is the
+// possibility of a race between a method call and a concurrent call to `destroy`:
+//
+//    * Thread A starts a method call, reads the value of the handle, but is interrupted
+//      before it can pass the handle over the FFI to Rust.
+//    * Thread B calls `destroy` and frees the underlying Rust struct.
+//    * Thread A resumes, passing the already-read handle value to Rust and triggering
+//      a use-after-free.
+//
+// One possible solution would be to use a `ReadWriteLock`, with each method call taking
+// a read lock (and thus allowed to run concurrently) and the special `destroy` method
+// taking a write lock (and thus blocking on live method calls). However, we aim not to
+// generate methods with any hidden blocking semantics, and a `destroy` method that might
+// block if called incorrectly seems to meet that bar.
+//
+// So, we achieve our goals by giving each instance an associated `AtomicLong` counter to track
+// the number of in-flight method calls, and an `AtomicBoolean` flag to indicate whether `destroy`
+// has been called. These are updated according to the following rules:
+//
+//    * The initial value of the counter is 1, indicating a live object with no in-flight calls.
+//      The initial value for the flag is false.
+//
+//    * At the start of each method call, we atomically check the counter.
+//      If it is 0 then the underlying Rust struct has already been destroyed and the call is aborted.
+//      If it is nonzero them we atomically increment it by 1 and proceed with the method call.
+//
+//    * At the end of each method call, we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+//    * When `destroy` is called, we atomically flip the flag from false to true.
+//      If the flag was already true we silently fail.
+//      Otherwise we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+// Astute readers may observe that this all sounds very similar to the way that Rust's `Arc<T>` works,
+// and indeed it is, with the addition of a flag to guard against multiple calls to `destroy`.
+//
+// The overall effect is that the underlying Rust struct is destroyed only when `destroy` has been
+// called *and* all in-flight method calls have completed, avoiding violating any of the expectations
+// of the underlying Rust code.
+//
+// This makes a cleaner a better alternative to _not_ calling `destroy()` as
+// and when the object is finished with, but the abstraction is not perfect: if the Rust object's `drop`
+// method is slow, and/or there are many objects to cleanup, and it's on a low end Android device, then the cleaner
+// thread may be starved, and the app will leak memory.
+//
+// In this case, `destroy`ing manually may be a better solution.
+//
+// The cleaner can live side by side with the manual calling of `destroy`. In the order of responsiveness, uniffi objects
+// with Rust peers are reclaimed:
+//
+// 1. By calling the `destroy` method of the object, which calls `rustObject.free()`. If that doesn't happen:
+// 2. When the object becomes unreachable, AND the Cleaner thread gets to call `rustObject.free()`. If the thread is starved then:
+// 3. The memory is reclaimed when the process terminates.
+//
+// [1] https://stackoverflow.com/questions/24376768/can-java-finalize-an-object-when-it-is-still-in-scope/24380219
+//
+
+
+/**
  * An offline-first write queue and local store over one SQLite file.
  *
  * Open one per (user, workspace) database file; opening the same path again in this
@@ -2935,6 +3307,16 @@ public interface OutboxInterface {
      * Allows `name` to be enqueued, with its key pointers and size limit.
      */
     fun `registerMutator`(`name`: kotlin.String, `options`: MutatorOptions)
+    
+    /**
+     * Registers a new version of `name` (`options.version`) with the `upgrader` from older
+     * versions: every command of `name` that was never attempted and carries an older
+     * version gets upgraded args now, in one transaction; attempted commands keep their
+     * version and args (the server may have applied them). A failing upgrader leaves its
+     * command untouched and parks it as `wedged`. Register before going online (open
+     * with `start_online = false`), so nothing older is sent first.
+     */
+    suspend fun `registerMutatorWithUpgrader`(`name`: kotlin.String, `options`: MutatorOptions, `upgrader`: MutatorUpgrader): UpgradeReport
     
     /**
      * Resolves a command in `conflict`: send again with new args, or discard.
@@ -3479,6 +3861,35 @@ open class Outbox: Disposable, AutoCloseable, OutboxInterface
     }
     
     
+
+    
+    /**
+     * Registers a new version of `name` (`options.version`) with the `upgrader` from older
+     * versions: every command of `name` that was never attempted and carries an older
+     * version gets upgraded args now, in one transaction; attempted commands keep their
+     * version and args (the server may have applied them). A failing upgrader leaves its
+     * command untouched and parks it as `wedged`. Register before going online (open
+     * with `start_online = false`), so nothing older is sent first.
+     */
+    @Throws(OutboxException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `registerMutatorWithUpgrader`(`name`: kotlin.String, `options`: MutatorOptions, `upgrader`: MutatorUpgrader) : UpgradeReport {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_outbox_ffi_fn_method_outbox_register_mutator_with_upgrader(
+                uniffiHandle,
+                FfiConverterString.lower(`name`),FfiConverterTypeMutatorOptions.lower(`options`),FfiConverterTypeMutatorUpgrader.lower(`upgrader`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_outbox_ffi_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_outbox_ffi_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_outbox_ffi_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterTypeUpgradeReport.lift(it) },
+        // Error FFI converter
+        OutboxException.ErrorHandler,
+    )
+    }
 
     
     /**
@@ -6136,6 +6547,53 @@ public object FfiConverterTypeStatus: FfiConverterRustBuffer<Status> {
 
 
 /**
+ * What registering a mutator with an upgrader did to the queue.
+ */
+data class UpgradeReport (
+    /**
+     * Never-attempted commands that now carry the new version and upgraded args.
+     */
+    var `upgraded`: kotlin.ULong
+    , 
+    /**
+     * Commands whose upgrade failed: untouched, parked as `wedged` with the reason.
+     */
+    var `wedged`: kotlin.ULong
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeUpgradeReport: FfiConverterRustBuffer<UpgradeReport> {
+    override fun read(buf: ByteBuffer): UpgradeReport {
+        return UpgradeReport(
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: UpgradeReport) = (
+            FfiConverterULong.allocationSize(value.`upgraded`) +
+            FfiConverterULong.allocationSize(value.`wedged`)
+    )
+
+    override fun write(value: UpgradeReport, buf: ByteBuffer) {
+            FfiConverterULong.write(value.`upgraded`, buf)
+            FfiConverterULong.write(value.`wedged`, buf)
+    }
+}
+
+
+
+/**
  * Where a command is in its life.
  */
 
@@ -8544,6 +9002,78 @@ public object FfiConverterTypeTokenError : FfiConverterRustBuffer<TokenException
             is TokenException.Other -> {
                 buf.putInt(3)
                 FfiConverterString.write(value.`detail`, buf)
+                Unit
+            }
+        }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
+    }
+
+}
+
+
+
+
+
+/**
+ * Why a [`crate::MutatorUpgrader`] could not upgrade a command's args. The command stays
+ * as it was and is parked as `wedged` with this reason.
+ */
+sealed class UpgradeException: kotlin.Exception() {
+    
+    /**
+     * The args cannot be expressed in the new version.
+     */
+    class Failed(
+        
+        /**
+         * Why (shown to staff as the command's wedge reason).
+         */
+        val `reason`: kotlin.String
+        ) : UpgradeException() {
+        override val message
+            get() = "reason=${ `reason` }"
+    }
+    
+
+    
+
+
+    companion object ErrorHandler : UniffiRustCallStatusErrorHandler<UpgradeException> {
+        override fun lift(error_buf: RustBuffer.ByValue): UpgradeException = FfiConverterTypeUpgradeError.lift(error_buf)
+    }
+
+    
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeUpgradeError : FfiConverterRustBuffer<UpgradeException> {
+    override fun read(buf: ByteBuffer): UpgradeException {
+        
+
+        return when(buf.getInt()) {
+            1 -> UpgradeException.Failed(
+                FfiConverterString.read(buf),
+                )
+            else -> throw RuntimeException("invalid error enum value, something is very wrong!!")
+        }
+    }
+
+    override fun allocationSize(value: UpgradeException): ULong {
+        return when(value) {
+            is UpgradeException.Failed -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`reason`)
+            )
+        }
+    }
+
+    override fun write(value: UpgradeException, buf: ByteBuffer) {
+        when(value) {
+            is UpgradeException.Failed -> {
+                buf.putInt(1)
+                FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
         }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }

@@ -1253,6 +1253,224 @@ public func FfiConverterTypeLogger_lower(_ value: Logger) -> UInt64 {
 
 
 /**
+ * Upgrades the args of commands queued under an older version of a mutator (see
+ * `Outbox.register_mutator_with_upgrader`). Called once per never-attempted older
+ * command, from an engine thread.
+ */
+public protocol MutatorUpgrader: AnyObject, Sendable {
+    
+    /**
+     * The new args (JSON text) for `args` (JSON text) queued with `from_version`.
+     */
+    func upgrade(fromVersion: UInt32, args: String) throws  -> String
+    
+}
+/**
+ * Upgrades the args of commands queued under an older version of a mutator (see
+ * `Outbox.register_mutator_with_upgrader`). Called once per never-attempted older
+ * command, from an engine thread.
+ */
+open class MutatorUpgraderImpl: MutatorUpgrader, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_outbox_ffi_fn_clone_mutatorupgrader(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_outbox_ffi_fn_free_mutatorupgrader(handle, $0) }
+    }
+
+    
+
+    
+    /**
+     * The new args (JSON text) for `args` (JSON text) queued with `from_version`.
+     */
+open func upgrade(fromVersion: UInt32, args: String)throws  -> String  {
+    return try  FfiConverterString.lift(try rustCallWithError(FfiConverterTypeUpgradeError_lift) {
+    uniffi_outbox_ffi_fn_method_mutatorupgrader_upgrade(
+            self.uniffiCloneHandle(),
+        FfiConverterUInt32.lower(fromVersion),
+        FfiConverterString.lower(args),$0
+    )
+})
+}
+    
+
+    
+}
+
+
+
+// Put the implementation in a struct so we don't pollute the top-level namespace
+fileprivate struct UniffiCallbackInterfaceMutatorUpgrader {
+
+    // Create the VTable using a series of closures.
+    // Swift automatically converts these into C callback functions.
+    //
+    // Store the vtable directly.
+    static let vtable: UniffiVTableCallbackInterfaceMutatorUpgrader = UniffiVTableCallbackInterfaceMutatorUpgrader(
+        uniffiFree: { (uniffiHandle: UInt64) -> () in
+            do {
+                try FfiConverterTypeMutatorUpgrader.handleMap.remove(handle: uniffiHandle)
+            } catch {
+                print("Uniffi callback interface MutatorUpgrader: handle missing in uniffiFree")
+            }
+        },
+        uniffiClone: { (uniffiHandle: UInt64) -> UInt64 in
+            do {
+                return try FfiConverterTypeMutatorUpgrader.handleMap.clone(handle: uniffiHandle)
+            } catch {
+                fatalError("Uniffi callback interface MutatorUpgrader: handle missing in uniffiClone")
+            }
+        },
+        upgrade: { (
+            uniffiHandle: UInt64,
+            fromVersion: UInt32,
+            args: RustBuffer,
+            uniffiOutReturn: UnsafeMutablePointer<RustBuffer>,
+            uniffiCallStatus: UnsafeMutablePointer<RustCallStatus>
+        ) in
+            let makeCall = {
+                () throws -> String in
+                guard let uniffiObj = try? FfiConverterTypeMutatorUpgrader.handleMap.get(handle: uniffiHandle) else {
+                    throw UniffiInternalError.unexpectedStaleHandle
+                }
+                return try uniffiObj.upgrade(
+                     fromVersion: try FfiConverterUInt32.lift(fromVersion),
+                     args: try FfiConverterString.lift(args)
+                )
+            }
+
+            
+            let writeReturn = { uniffiOutReturn.pointee = FfiConverterString.lower($0) }
+            uniffiTraitInterfaceCallWithError(
+                callStatus: uniffiCallStatus,
+                makeCall: makeCall,
+                writeReturn: writeReturn,
+                lowerError: FfiConverterTypeUpgradeError_lower
+            )
+        }
+    )
+
+    // Rust stores this pointer for future callback invocations, so it must live
+    // for the process lifetime (not just for the init function call).
+    //
+    // `nonisolated(unsafe)` is needed under Swift 6 strict concurrency.
+    // This is safe because the pointee is initialized once during static init
+    // and never mutated by either side of the FFI.  Its fields are C function pointers.
+    nonisolated(unsafe) static let vtablePtr: UnsafePointer<UniffiVTableCallbackInterfaceMutatorUpgrader> = {
+        let ptr = UnsafeMutablePointer<UniffiVTableCallbackInterfaceMutatorUpgrader>.allocate(capacity: 1)
+        ptr.initialize(to: vtable)
+        return UnsafePointer(ptr)
+    }()
+}
+
+private func uniffiCallbackInitMutatorUpgrader() {
+    uniffi_outbox_ffi_fn_init_callback_vtable_mutatorupgrader(UniffiCallbackInterfaceMutatorUpgrader.vtablePtr)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeMutatorUpgrader: FfiConverter {
+    fileprivate static let handleMap = UniffiHandleMap<MutatorUpgrader>()
+
+    typealias FfiType = UInt64
+    typealias SwiftType = MutatorUpgrader
+
+    public static func lift(_ handle: UInt64) throws -> MutatorUpgrader {
+        if ((handle & 1) == 0) {
+            // Rust-generated handle, construct a new class that uses the handle to implement the
+            // interface
+            return MutatorUpgraderImpl(unsafeFromHandle: handle)
+        } else {
+            // Swift-generated handle, get the object from the handle map
+            return try handleMap.remove(handle: handle)
+        }
+    }
+
+    public static func lower(_ value: MutatorUpgrader) -> UInt64 {
+         if let rustImpl = value as? MutatorUpgraderImpl {
+             // Rust-implemented object.  Clone the handle and return it
+            return rustImpl.uniffiCloneHandle()
+         } else {
+            // Swift object, generate a new vtable handle and return that.
+            return handleMap.insert(obj: value)
+         }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> MutatorUpgrader {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: MutatorUpgrader, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeMutatorUpgrader_lift(_ handle: UInt64) throws -> MutatorUpgrader {
+    return try FfiConverterTypeMutatorUpgrader.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeMutatorUpgrader_lower(_ value: MutatorUpgrader) -> UInt64 {
+    return FfiConverterTypeMutatorUpgrader.lower(value)
+}
+
+
+
+
+
+
+/**
  * An offline-first write queue and local store over one SQLite file.
  *
  * Open one per (user, workspace) database file; opening the same path again in this
@@ -1344,6 +1562,16 @@ public protocol OutboxProtocol: AnyObject, Sendable {
      * Allows `name` to be enqueued, with its key pointers and size limit.
      */
     func registerMutator(name: String, options: MutatorOptions) throws 
+    
+    /**
+     * Registers a new version of `name` (`options.version`) with the `upgrader` from older
+     * versions: every command of `name` that was never attempted and carries an older
+     * version gets upgraded args now, in one transaction; attempted commands keep their
+     * version and args (the server may have applied them). A failing upgrader leaves its
+     * command untouched and parks it as `wedged`. Register before going online (open
+     * with `start_online = false`), so nothing older is sent first.
+     */
+    func registerMutatorWithUpgrader(name: String, options: MutatorOptions, upgrader: MutatorUpgrader) async throws  -> UpgradeReport
     
     /**
      * Resolves a command in `conflict`: send again with new args, or discard.
@@ -1830,6 +2058,31 @@ open func registerMutator(name: String, options: MutatorOptions)throws   {try ru
         FfiConverterTypeMutatorOptions_lower(options),$0
     )
 }
+}
+    
+    /**
+     * Registers a new version of `name` (`options.version`) with the `upgrader` from older
+     * versions: every command of `name` that was never attempted and carries an older
+     * version gets upgraded args now, in one transaction; attempted commands keep their
+     * version and args (the server may have applied them). A failing upgrader leaves its
+     * command untouched and parks it as `wedged`. Register before going online (open
+     * with `start_online = false`), so nothing older is sent first.
+     */
+open func registerMutatorWithUpgrader(name: String, options: MutatorOptions, upgrader: MutatorUpgrader)async throws  -> UpgradeReport  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_outbox_ffi_fn_method_outbox_register_mutator_with_upgrader(
+                    self.uniffiCloneHandle(),
+                    FfiConverterString.lower(name),FfiConverterTypeMutatorOptions_lower(options),FfiConverterTypeMutatorUpgrader_lower(upgrader)
+                )
+            },
+            pollFunc: ffi_outbox_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_outbox_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_outbox_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeUpgradeReport_lift,
+            errorHandler: FfiConverterTypeOutboxError_lift
+        )
 }
     
     /**
@@ -4515,6 +4768,75 @@ public func FfiConverterTypeStatus_lower(_ value: Status) -> RustBuffer {
     return FfiConverterTypeStatus.lower(value)
 }
 
+
+/**
+ * What registering a mutator with an upgrader did to the queue.
+ */
+public struct UpgradeReport: Equatable, Hashable {
+    /**
+     * Never-attempted commands that now carry the new version and upgraded args.
+     */
+    public var upgraded: UInt64
+    /**
+     * Commands whose upgrade failed: untouched, parked as `wedged` with the reason.
+     */
+    public var wedged: UInt64
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Never-attempted commands that now carry the new version and upgraded args.
+         */upgraded: UInt64, 
+        /**
+         * Commands whose upgrade failed: untouched, parked as `wedged` with the reason.
+         */wedged: UInt64) {
+        self.upgraded = upgraded
+        self.wedged = wedged
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension UpgradeReport: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeUpgradeReport: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> UpgradeReport {
+        return
+            try UpgradeReport(
+                upgraded: FfiConverterUInt64.read(from: &buf), 
+                wedged: FfiConverterUInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: UpgradeReport, into buf: inout [UInt8]) {
+        FfiConverterUInt64.write(value.upgraded, into: &buf)
+        FfiConverterUInt64.write(value.wedged, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeUpgradeReport_lift(_ buf: RustBuffer) throws -> UpgradeReport {
+    return try FfiConverterTypeUpgradeReport.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeUpgradeReport_lower(_ value: UpgradeReport) -> RustBuffer {
+    return FfiConverterTypeUpgradeReport.lower(value)
+}
+
 // Note that we don't yet support `indirect` for enums.
 // See https://github.com/mozilla/uniffi-rs/issues/396 for further discussion.
 /**
@@ -6503,6 +6825,90 @@ public func FfiConverterTypeTokenError_lower(_ value: TokenError) -> RustBuffer 
     return FfiConverterTypeTokenError.lower(value)
 }
 
+
+/**
+ * Why a [`crate::MutatorUpgrader`] could not upgrade a command's args. The command stays
+ * as it was and is parked as `wedged` with this reason.
+ */
+public enum UpgradeError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
+
+    
+    
+    /**
+     * The args cannot be expressed in the new version.
+     */
+    case Failed(
+        /**
+         * Why (shown to staff as the command's wedge reason).
+         */reason: String
+    )
+
+    
+
+    
+
+    
+    public var errorDescription: String? {
+        String(reflecting: self)
+    }
+    
+}
+
+#if compiler(>=6)
+extension UpgradeError: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeUpgradeError: FfiConverterRustBuffer {
+    typealias SwiftType = UpgradeError
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> UpgradeError {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+
+        
+
+        
+        case 1: return .Failed(
+            reason: try FfiConverterString.read(from: &buf)
+            )
+
+         default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: UpgradeError, into buf: inout [UInt8]) {
+        switch value {
+
+        
+
+        
+        
+        case let .Failed(reason):
+            writeInt(&buf, Int32(1))
+            FfiConverterString.write(reason, into: &buf)
+            
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeUpgradeError_lift(_ buf: RustBuffer) throws -> UpgradeError {
+    return try FfiConverterTypeUpgradeError.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeUpgradeError_lower(_ value: UpgradeError) -> RustBuffer {
+    return FfiConverterTypeUpgradeError.lower(value)
+}
+
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
@@ -7259,6 +7665,9 @@ private let initializationResult: InitializationResult = {
     if (uniffi_outbox_ffi_checksum_method_logger_log() != 51470) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_outbox_ffi_checksum_method_mutatorupgrader_upgrade() != 234) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_outbox_ffi_checksum_method_tokenprovider_token() != 33683) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -7316,6 +7725,9 @@ private let initializationResult: InitializationResult = {
     if (uniffi_outbox_ffi_checksum_method_outbox_register_mutator() != 27488) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_outbox_ffi_checksum_method_outbox_register_mutator_with_upgrader() != 58000) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_outbox_ffi_checksum_method_outbox_resolve_conflict() != 46521) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -7365,6 +7777,7 @@ private let initializationResult: InitializationResult = {
     uniffiCallbackInitDocsListener()
     uniffiCallbackInitEventListener()
     uniffiCallbackInitLogger()
+    uniffiCallbackInitMutatorUpgrader()
     uniffiCallbackInitTokenProvider()
     uniffiCallbackInitTransport()
     return InitializationResult.ok

@@ -56,3 +56,46 @@ pub(crate) fn squash_into(tx: &Transaction<'_>, from: i64, into: i64, now: i64) 
         .execute(params![from, into])?;
     transition(tx, from, CommandState::Pending, CommandState::Discarded, now, Some(&Settlement::Discarded))
 }
+
+/// A never-attempted pending command of `mutator` queued with a version below `below`:
+/// `(seq, id, version, args)`, oldest first.
+pub(crate) type Upgradable = (i64, CommandId, u32, String);
+
+/// Never-attempted pending commands of `mutator` older than version `below`.
+pub(crate) fn upgradable(conn: &Connection, mutator: &str, below: u32) -> Result<Vec<Upgradable>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT seq, id, mutator_version, args FROM commands
+         WHERE mutator = ?1 AND mutator_version < ?2 AND state = 'pending' AND attempts = 0 ORDER BY seq",
+    )?;
+    let rows = stmt
+        .query_map(params![mutator, below], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, u32>(2)?, r.get::<_, String>(3)?))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    rows.into_iter()
+        .map(|(seq, id, v, args)| {
+            let id = uuid::Uuid::parse_str(&id).map_err(|_| Error::Corrupt { detail: format!("bad command id {id}") })?;
+            Ok((seq, CommandId(id), v, args))
+        })
+        .collect()
+}
+
+/// Gives a never-attempted command new args at version `to`, if it is still pending,
+/// unattempted and at version `from` (nothing raced it). Returns whether it changed.
+pub(crate) fn upgrade_args(tx: &Transaction<'_>, seq: i64, from: u32, to: u32, args: &str, now: i64) -> Result<bool> {
+    let n = tx
+        .prepare_cached(
+            "UPDATE commands SET args = ?2, mutator_version = ?3, updated_at = ?4
+             WHERE seq = ?1 AND mutator_version = ?5 AND state = 'pending' AND attempts = 0",
+        )?
+        .execute(params![seq, args, to, now, from])?;
+    Ok(n == 1)
+}
+
+/// Parks a never-attempted pending command as `wedged` with `reason`; its args and
+/// optimistic changes stay as they are.
+pub(crate) fn wedge_unattempted(tx: &Transaction<'_>, seq: i64, reason: &str, now: i64) -> Result<Change> {
+    tx.prepare_cached("UPDATE commands SET last_error = ?2 WHERE seq = ?1")?.execute(params![seq, reason])?;
+    let s = Settlement::Wedged { reason: reason.to_string() };
+    transition(tx, seq, CommandState::Pending, CommandState::Wedged, now, Some(&s))
+}

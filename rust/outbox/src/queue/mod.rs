@@ -17,7 +17,9 @@ use crate::store;
 use crate::transport::OutgoingCommand;
 
 mod edits;
-pub(crate) use edits::{editable, editable_seq, keys_of, rewrite_args, squash_into};
+pub(crate) use edits::{
+    editable, editable_seq, keys_of, rewrite_args, squash_into, upgradable, upgrade_args, wedge_unattempted,
+};
 
 /// A state change to announce once its transaction has committed.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -271,6 +271,13 @@ typedef void (*UniffiCallbackInterfaceLoggerMethod0)(uint64_t, RustBuffer, RustB
     );
 
 #endif
+#ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_MUTATOR_UPGRADER_METHOD0
+#define UNIFFI_FFIDEF_CALLBACK_INTERFACE_MUTATOR_UPGRADER_METHOD0
+typedef void (*UniffiCallbackInterfaceMutatorUpgraderMethod0)(uint64_t, uint32_t, RustBuffer, RustBuffer* _Nonnull, 
+        RustCallStatus *_Nonnull uniffiCallStatus
+    );
+
+#endif
 #ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_TOKEN_PROVIDER_METHOD0
 #define UNIFFI_FFIDEF_CALLBACK_INTERFACE_TOKEN_PROVIDER_METHOD0
 typedef void (*UniffiCallbackInterfaceTokenProviderMethod0)(uint64_t, int8_t, UniffiForeignFutureCompleteRustBuffer _Nonnull, uint64_t, UniffiForeignFutureDroppedCallbackStruct* _Nonnull
@@ -315,6 +322,15 @@ typedef struct UniffiVTableCallbackInterfaceLogger {
     UniffiCallbackInterfaceClone _Nonnull uniffiClone;
     UniffiCallbackInterfaceLoggerMethod0 _Nonnull log;
 } UniffiVTableCallbackInterfaceLogger;
+
+#endif
+#ifndef UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_MUTATOR_UPGRADER
+#define UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_MUTATOR_UPGRADER
+typedef struct UniffiVTableCallbackInterfaceMutatorUpgrader {
+    UniffiCallbackInterfaceFree _Nonnull uniffiFree;
+    UniffiCallbackInterfaceClone _Nonnull uniffiClone;
+    UniffiCallbackInterfaceMutatorUpgraderMethod0 _Nonnull upgrade;
+} UniffiVTableCallbackInterfaceMutatorUpgrader;
 
 #endif
 #ifndef UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_TOKEN_PROVIDER
@@ -399,6 +415,26 @@ void uniffi_outbox_ffi_fn_init_callback_vtable_logger(const UniffiVTableCallback
 #ifndef UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_FN_METHOD_LOGGER_LOG
 #define UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_FN_METHOD_LOGGER_LOG
 void uniffi_outbox_ffi_fn_method_logger_log(uint64_t ptr, RustBuffer level, RustBuffer target, RustBuffer message, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_FN_CLONE_MUTATORUPGRADER
+#define UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_FN_CLONE_MUTATORUPGRADER
+uint64_t uniffi_outbox_ffi_fn_clone_mutatorupgrader(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_FN_FREE_MUTATORUPGRADER
+#define UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_FN_FREE_MUTATORUPGRADER
+void uniffi_outbox_ffi_fn_free_mutatorupgrader(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_FN_INIT_CALLBACK_VTABLE_MUTATORUPGRADER
+#define UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_FN_INIT_CALLBACK_VTABLE_MUTATORUPGRADER
+void uniffi_outbox_ffi_fn_init_callback_vtable_mutatorupgrader(const UniffiVTableCallbackInterfaceMutatorUpgrader* _Nonnull vtable
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_FN_METHOD_MUTATORUPGRADER_UPGRADE
+#define UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_FN_METHOD_MUTATORUPGRADER_UPGRADE
+RustBuffer uniffi_outbox_ffi_fn_method_mutatorupgrader_upgrade(uint64_t ptr, uint32_t from_version, RustBuffer args, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_FN_CLONE_TOKENPROVIDER
@@ -549,6 +585,11 @@ uint64_t uniffi_outbox_ffi_fn_method_outbox_peek(uint64_t ptr, RustBuffer filter
 #ifndef UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_FN_METHOD_OUTBOX_REGISTER_MUTATOR
 #define UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_FN_METHOD_OUTBOX_REGISTER_MUTATOR
 void uniffi_outbox_ffi_fn_method_outbox_register_mutator(uint64_t ptr, RustBuffer name, RustBuffer options, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_FN_METHOD_OUTBOX_REGISTER_MUTATOR_WITH_UPGRADER
+#define UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_FN_METHOD_OUTBOX_REGISTER_MUTATOR_WITH_UPGRADER
+uint64_t uniffi_outbox_ffi_fn_method_outbox_register_mutator_with_upgrader(uint64_t ptr, RustBuffer name, RustBuffer options, uint64_t upgrader
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_FN_METHOD_OUTBOX_RESOLVE_CONFLICT
@@ -957,6 +998,12 @@ uint16_t uniffi_outbox_ffi_checksum_method_logger_log(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_CHECKSUM_METHOD_MUTATORUPGRADER_UPGRADE
+#define UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_CHECKSUM_METHOD_MUTATORUPGRADER_UPGRADE
+uint16_t uniffi_outbox_ffi_checksum_method_mutatorupgrader_upgrade(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_CHECKSUM_METHOD_TOKENPROVIDER_TOKEN
 #define UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_CHECKSUM_METHOD_TOKENPROVIDER_TOKEN
 uint16_t uniffi_outbox_ffi_checksum_method_tokenprovider_token(void
@@ -1068,6 +1115,12 @@ uint16_t uniffi_outbox_ffi_checksum_method_outbox_peek(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_CHECKSUM_METHOD_OUTBOX_REGISTER_MUTATOR
 #define UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_CHECKSUM_METHOD_OUTBOX_REGISTER_MUTATOR
 uint16_t uniffi_outbox_ffi_checksum_method_outbox_register_mutator(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_CHECKSUM_METHOD_OUTBOX_REGISTER_MUTATOR_WITH_UPGRADER
+#define UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_CHECKSUM_METHOD_OUTBOX_REGISTER_MUTATOR_WITH_UPGRADER
+uint16_t uniffi_outbox_ffi_checksum_method_outbox_register_mutator_with_upgrader(void
     
 );
 #endif
