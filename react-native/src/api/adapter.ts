@@ -402,6 +402,8 @@ function converters(m: GeneratedModule) {
               return new m.PullOutcome.Unauthorized();
             case 'unsupported':
               return new m.PullOutcome.Unsupported();
+            case 'cursorReset':
+              return new m.PullOutcome.CursorReset({ reason: r.reason });
             default:
               return new m.PullOutcome.Failed({ reason: 'reason' in r ? r.reason : 'unknown pull result' });
           }

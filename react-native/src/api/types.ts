@@ -310,7 +310,9 @@ export type PullResult =
   | { kind: 'offline' }
   | { kind: 'unauthorized' }
   | { kind: 'failed'; reason: string }
-  | { kind: 'unsupported' };
+  | { kind: 'unsupported' }
+  /** The server cannot continue from `cursor` (another server epoch, or past its head): Outbox pulls again from the start and swaps the rebuilt state in at the end. */
+  | { kind: 'cursorReset'; reason: string };
 
 /**
  * Sends commands with the app's own network stack instead of the built-in HTTP transport.

@@ -4668,7 +4668,8 @@ export enum PullOutcome_Tags {
     Offline = "Offline",
     Unauthorized = "Unauthorized",
     Failed = "Failed",
-    Unsupported = "Unsupported"
+    Unsupported = "Unsupported",
+    CursorReset = "CursorReset"
 }
 /**
  * What a custom transport's `pull` returned.
@@ -4824,6 +4825,44 @@ inner: {reason: string }): Failed_ {
 
     }
 
+    type CursorReset__interface = {
+        tag: PullOutcome_Tags.CursorReset;
+        inner: 
+Readonly<{reason: string}>
+    };
+    /**
+     * The server cannot continue from this cursor: it comes from another server epoch
+     * (the database was recreated) or is past the feed's head (it was restored from a
+     * backup). Outbox then pulls again from the start (`cursor` none) and swaps the
+     * rebuilt synced state in at the end; pending changes stay on top throughout. The
+     * built-in HTTP transport reports this for `410` with code `cursor_reset`.
+     */
+    class CursorReset_ extends UniffiEnum implements CursorReset__interface {
+        /**
+         * @private
+         * This field is private and should not be used, use `tag` instead.
+         */
+        readonly [uniffiTypeNameSymbol] = "PullOutcome";
+        readonly tag = PullOutcome_Tags.CursorReset;
+        readonly inner: 
+Readonly<{reason: string}>;
+        constructor(
+inner: {reason: string }) {
+            super("PullOutcome", "CursorReset");
+
+            this.inner = Object.freeze(inner);
+        }
+        static new(
+inner: {reason: string }): CursorReset_ {
+            return new CursorReset_(inner);
+        }
+
+        static instanceOf(obj: any): obj is CursorReset_ {
+            return obj.tag === PullOutcome_Tags.CursorReset;
+        }
+
+    }
+
     function instanceOf(obj: any): obj is PullOutcome {
         return obj[uniffiTypeNameSymbol] === "PullOutcome";
     }
@@ -4834,7 +4873,8 @@ inner: {reason: string }): Failed_ {
   Offline: Offline_, 
   Unauthorized: Unauthorized_, 
   Failed: Failed_, 
-  Unsupported: Unsupported_
+  Unsupported: Unsupported_, 
+  CursorReset: CursorReset_
     });
 
 })();
@@ -4842,7 +4882,7 @@ inner: {reason: string }): Failed_ {
  * What a custom transport's `pull` returned.
  */
 export type PullOutcome = InstanceType<
-    typeof PullOutcome['Page' | 'Offline' | 'Unauthorized' | 'Failed' | 'Unsupported']
+    typeof PullOutcome['Page' | 'Offline' | 'Unauthorized' | 'Failed' | 'Unsupported' | 'CursorReset']
 >;
 
 // FfiConverter for enum PullOutcome
@@ -4856,6 +4896,7 @@ const FfiConverterTypePullOutcome = (() => {
                 case 3: return new PullOutcome.Unauthorized();
                 case 4: return new PullOutcome.Failed({reason: FfiConverterString.readFromCursor(c) });
                 case 5: return new PullOutcome.Unsupported();
+                case 6: return new PullOutcome.CursorReset({reason: FfiConverterString.readFromCursor(c) });
                 default: throw new UniffiInternalError.UnexpectedEnumCase();
             }
         }
@@ -4887,6 +4928,12 @@ const FfiConverterTypePullOutcome = (() => {
                     c.writeI32(5);
                     return;
                 }
+                case PullOutcome_Tags.CursorReset: {
+                    c.writeI32(6);
+                    const inner = value.inner;
+                    FfiConverterString.writeIntoCursor(inner.reason, c);
+                    return;
+                }
                 default:
                     // Throwing from here means that PullOutcome_Tags hasn't matched an ordinal.
                     throw new UniffiInternalError.UnexpectedEnumCase();
@@ -4916,6 +4963,12 @@ const FfiConverterTypePullOutcome = (() => {
                 }
                 case PullOutcome_Tags.Unsupported: {
                     return 4;
+                }
+                case PullOutcome_Tags.CursorReset: {
+                    const inner = value.inner;
+                    let size = 4;
+                    size += FfiConverterString.allocationSize(inner.reason);
+                    return size;
                 }
                 default: throw new UniffiInternalError.UnexpectedEnumCase();
             }

@@ -168,6 +168,15 @@ pub enum PullOutcome {
     },
     /// This transport has no change feed.
     Unsupported,
+    /// The server cannot continue from this cursor: it comes from another server epoch
+    /// (the database was recreated) or is past the feed's head (it was restored from a
+    /// backup). Outbox then pulls again from the start (`cursor` none) and swaps the
+    /// rebuilt synced state in at the end; pending changes stay on top throughout. The
+    /// built-in HTTP transport reports this for `410` with code `cursor_reset`.
+    CursorReset {
+        /// Why, for logs.
+        reason: String,
+    },
 }
 
 /// Sends commands with the app's own network stack instead of the built-in HTTP transport.
@@ -254,6 +263,7 @@ impl CoreTransport for TransportBridge {
             PullOutcome::Unauthorized => CorePull::Unauthorized,
             PullOutcome::Failed { reason } => CorePull::Failed(reason),
             PullOutcome::Unsupported => CorePull::Unsupported,
+            PullOutcome::CursorReset { reason } => CorePull::CursorReset { reason },
         }
     }
 }

@@ -17,6 +17,7 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::{broadcast, Notify};
 
+use crate::cursor::{self, Cursor, CursorReset};
 use crate::faults::{FaultKind, FaultSpec, Faults};
 use crate::mutators::MutatorCall;
 use crate::protocol::{
@@ -398,19 +399,30 @@ async fn get_changes(
     let Ok(Query(q)) = query else {
         return error(StatusCode::BAD_REQUEST, "invalid_query", "cursor must be text and limit a positive integer");
     };
-    let after: i64 = match q.cursor.as_deref().map(str::trim) {
-        None | Some("") => 0,
-        Some(c) => match c.parse::<i64>() {
-            Ok(n) if n >= 0 => n,
-            _ => return error(StatusCode::BAD_REQUEST, "invalid_cursor", "cursor was not issued by this server"),
-        },
+    let cursor = match Cursor::parse(q.cursor.as_deref().unwrap_or("")) {
+        Ok(c) => c,
+        Err(e) => return error(StatusCode::BAD_REQUEST, "invalid_cursor", e.to_string()),
+    };
+    let epoch = state.storage.epoch().to_string();
+    // The head only grows within an epoch, and every cursor this database issued was at
+    // most its head then: a cursor past it was issued before the database went back.
+    let head = match state.storage.head_seq(&scope.workspace).await {
+        Ok(h) => h,
+        Err(e) => return storage_error(e),
+    };
+    let after = match cursor.check(&epoch, head) {
+        Ok(after) => after,
+        Err(reason) => {
+            tracing::info!(workspace = %scope.workspace, ?reason, "cursor reset");
+            return (StatusCode::GONE, Json(CursorReset::new(&epoch, reason))).into_response();
+        }
     };
     let limit = q.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
     let page = match state.storage.changes_after(&scope.workspace, after, limit).await {
         Ok(p) => p,
         Err(e) => return storage_error(e),
     };
-    let cursor = page.changes.last().map(|c| c.seq).unwrap_or(after).to_string();
+    let cursor = cursor::format(&epoch, page.changes.last().map(|c| c.seq).unwrap_or(after));
     Json(ChangesResponse {
         changes: page.changes.iter().map(WireChange::from).collect(),
         cursor,
@@ -419,8 +431,8 @@ async fn get_changes(
     .into_response()
 }
 
-fn changed_event(seq: i64) -> Event {
-    Event::default().event("changed").data(json!({"cursor": seq.to_string()}).to_string())
+fn changed_event(epoch: &str, seq: i64) -> Event {
+    Event::default().event("changed").data(json!({"cursor": cursor::format(epoch, seq)}).to_string())
 }
 
 async fn stream(State(state): State<AppState>, headers: HeaderMap) -> Response {
@@ -434,15 +446,17 @@ async fn stream(State(state): State<AppState>, headers: HeaderMap) -> Response {
         Ok(h) => h,
         Err(e) => return storage_error(e),
     };
-    let initial = Some(changed_event(head));
-    let events = futures_util::stream::unfold((rx, scope.workspace, initial), |(mut rx, ws, first)| async move {
+    let epoch = state.storage.epoch().to_string();
+    let initial = Some(changed_event(&epoch, head));
+    let ws = (scope.workspace, epoch);
+    let events = futures_util::stream::unfold((rx, ws, initial), |(mut rx, ws, first)| async move {
         if let Some(ev) = first {
             return Some((Ok::<_, Infallible>(ev), (rx, ws, None)));
         }
         loop {
             match rx.recv().await {
-                Ok(ChangeNotice::Workspace { workspace, seq }) if workspace == ws => {
-                    return Some((Ok(changed_event(seq)), (rx, ws, None)))
+                Ok(ChangeNotice::Workspace { workspace, seq }) if workspace == ws.0 => {
+                    return Some((Ok(changed_event(&ws.1, seq)), (rx, ws, None)))
                 }
                 Ok(ChangeNotice::Workspace { .. }) => continue,
                 // Nudge anyway, the client pulls from its own cursor.

@@ -17,6 +17,7 @@
 #![warn(missing_docs)]
 
 mod api;
+pub mod cursor;
 pub mod faults;
 pub mod mutators;
 pub mod protocol;

@@ -145,14 +145,14 @@ async fn test_change_feed_has_no_gaps_under_concurrent_writers_on_both_nodes() {
     }
     // A reader follows the feed on node b while the writers run, from its own cursor.
     let mut seen: Vec<String> = Vec::new();
-    let mut cursor = "0".to_string();
+    let mut cursor = b.cursor(0);
     let mut idle_after_done = 0;
     loop {
         let page: Value = b.changes(ALICE, "ws-1", Some(&cursor), 7).await.json().await.unwrap();
         let got = page["changes"].as_array().unwrap().len();
         let head = b.server.storage().head_seq("ws-1").await.unwrap();
-        let next: i64 = page["cursor"].as_str().unwrap().parse().unwrap();
-        let from: i64 = cursor.parse().unwrap();
+        let next = seq_of(page["cursor"].as_str().unwrap());
+        let from = seq_of(&cursor);
         assert!(next >= from + got as i64);
         seen.extend(
             page["changes"]
@@ -161,7 +161,7 @@ async fn test_change_feed_has_no_gaps_under_concurrent_writers_on_both_nodes() {
                 .iter()
                 .map(|c| format!("{}:{}@{}", c["collection"], c["id"], c["version"])),
         );
-        cursor = next.to_string();
+        cursor = page["cursor"].as_str().unwrap().to_string();
         let done = tasks.iter().all(|t| t.is_finished());
         if done && got == 0 && next == head {
             idle_after_done += 1;
@@ -194,16 +194,18 @@ async fn test_stream_on_one_node_is_nudged_by_a_commit_on_the_other() {
         b.http.get(b.url("/v1/stream")).bearer_auth(ALICE).header("x-workspace-id", "ws-1").send().await.unwrap();
     assert_eq!(resp.status(), 200);
     let mut text = String::new();
-    while !text.contains(r#"{"cursor":"2"}"#) {
+    while !text.contains(&b.nudge_data(2)) {
         let chunk = tokio::time::timeout(Duration::from_secs(5), resp.chunk()).await.unwrap().unwrap().unwrap();
         text.push_str(&String::from_utf8_lossy(&chunk));
     }
     // Another workspace's commit on node a does not nudge ws-1; ws-1's does.
     assert_eq!(a.post_as(BOB, "ws-2", vec![put("b1", "notes", "n", json!({}))]).await.status(), 200);
     results(&a, vec![put("c1", "notes", "n1", json!({}))]).await;
-    while !text.contains(r#"{"cursor":"3"}"#) {
+    while !text.contains(&b.nudge_data(3)) {
         let chunk = tokio::time::timeout(Duration::from_secs(5), resp.chunk()).await.unwrap().unwrap().unwrap();
         text.push_str(&String::from_utf8_lossy(&chunk));
     }
-    assert!(!text.contains(r#"{"cursor":"1"}"#), "{text}");
+    assert!(!text.contains(&b.nudge_data(1)), "{text}");
+    // Both nodes serve one database: one epoch.
+    assert_eq!(a.server.storage().epoch(), b.server.storage().epoch());
 }

@@ -315,7 +315,7 @@ async fn test_changes_page_with_cursor(b: Backend) {
     // Workspaces do not see each other's changes.
     let page: Value = s.changes(BOB, "ws-2", None, 100).await.json().await.unwrap();
     assert_eq!(page["changes"], json!([]));
-    assert_eq!(page["cursor"], "0");
+    assert_eq!(page["cursor"], s.cursor(0));
 }
 
 async fn test_bad_cursor_is_400(b: Backend) {
@@ -333,7 +333,7 @@ async fn test_stream_sends_changed_nudges(b: Backend) {
     assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
     let mut text = String::new();
     // Initial nudge carries the current head.
-    while !text.contains(r#"{"cursor":"2"}"#) {
+    while !text.contains(&s.nudge_data(2)) {
         let chunk = tokio::time::timeout(Duration::from_secs(5), resp.chunk()).await.unwrap().unwrap().unwrap();
         text.push_str(&String::from_utf8_lossy(&chunk));
     }
@@ -342,12 +342,12 @@ async fn test_stream_sends_changed_nudges(b: Backend) {
     let r = s.post_as(BOB, "ws-2", vec![put("b1", "notes", "n", json!({}))]).await;
     assert_eq!(r.status(), 200);
     s.commands(vec![put("c1", "notes", "n1", json!({}))]).await;
-    let needle = r#"{"cursor":"3"}"#;
-    while !text.contains(needle) {
+    let needle = s.nudge_data(3);
+    while !text.contains(&needle) {
         let chunk = tokio::time::timeout(Duration::from_secs(5), resp.chunk()).await.unwrap().unwrap().unwrap();
         text.push_str(&String::from_utf8_lossy(&chunk));
     }
-    assert!(!text.contains(r#"{"cursor":"1"}"#));
+    assert!(!text.contains(&s.nudge_data(1)));
 }
 
 async fn test_stream_requires_auth(b: Backend) {

@@ -93,6 +93,7 @@ impl Outbox {
                  DELETE FROM pending_ops; DELETE FROM commands; DELETE FROM synced_docs; DELETE FROM collection_sync;
                  DELETE FROM meta WHERE key = 'pull_cursor';",
             )?;
+            crate::store::rebuild::abandon(tx)?;
             Ok((unsent as u64, collections))
         })?;
         tracing::info!(at = now_ms(), dropped_unsent = unsent, "outbox wiped");

@@ -8,6 +8,11 @@
 //! pull started: the server's version of their changes has now arrived, in this same
 //! transaction, so reads go from the local change to the server's version without a gap.
 //!
+//! When the server answers a cursor reset (another epoch, or a cursor past its head), the
+//! loop rebuilds the synced state from the start of the feed into a staging table and
+//! swaps it in with the last page (`store::rebuild`): reads keep the old state with
+//! pending changes on top until then, never an empty store.
+//!
 //! Reads never wait for the network: the local copy is always served.
 
 use std::collections::BTreeSet;
@@ -28,6 +33,9 @@ use crate::transport::{ChangePage, PullOutcome};
 const PAGE: u32 = 500;
 /// Pages per pull before yielding to other work (a resumed pull continues from the cursor).
 const MAX_PAGES: usize = 10_000;
+/// Cursor resets one pull accepts before giving up until the next (a server that keeps
+/// resetting, or a custom transport that answers every cursor with a reset).
+const MAX_RESETS: u32 = 3;
 /// Longest wait between failed pulls.
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
@@ -89,12 +97,21 @@ pub(crate) async fn listen(engine: Arc<Engine>) {
 }
 
 /// Pulls until the feed has no more. `Ok(false)` when the transport has no feed.
+///
+/// Continues a feed rebuild when one is in progress (`store::rebuild`), and starts one
+/// when the transport reports a cursor reset.
 async fn pull_all(engine: &Arc<Engine>) -> std::result::Result<bool, String> {
     let Some(transport) = engine.transport.clone() else { return Ok(false) };
     let started = now_ms();
+    let mut resets = 0;
     for _ in 0..MAX_PAGES {
-        let cursor = engine.db.read(cursor).map_err(|e| e.to_string())?;
-        let page = match transport.pull(cursor, PAGE).await {
+        let (cursor, rebuild) =
+            engine.db.read(|conn| Ok((cursor(conn)?, store::rebuild::current(conn)?))).map_err(|e| e.to_string())?;
+        let from = match &rebuild {
+            Some(r) => r.cursor.clone(),
+            None => cursor,
+        };
+        let page = match transport.pull(from, PAGE).await {
             PullOutcome::Page(page) => page,
             PullOutcome::Unsupported => return Ok(false),
             PullOutcome::Offline => return Err("server unreachable".into()),
@@ -106,10 +123,30 @@ async fn pull_all(engine: &Arc<Engine>) -> std::result::Result<bool, String> {
                 *lock(&engine.last_error) = Some(format!("pull failed: {reason}"));
                 return Err(reason);
             }
+            PullOutcome::CursorReset { reason } => {
+                resets += 1;
+                if resets > MAX_RESETS {
+                    let reason = format!("the feed was reset {resets} times in one pull: {reason}");
+                    *lock(&engine.last_error) = Some(format!("pull failed: {reason}"));
+                    return Err(reason);
+                }
+                tracing::info!(%reason, "the server reset the change feed; rebuilding the synced state from its start");
+                engine.db.write(store::rebuild::begin).map_err(|e| e.to_string())?;
+                continue;
+            }
         };
         let done = !page.has_more;
-        let collections =
-            engine.db.write(|tx| apply_page(tx, &page, done.then_some(started))).map_err(|e| e.to_string())?;
+        let finished = done.then_some(started);
+        let applied = engine
+            .db
+            .write(|tx| match &rebuild {
+                Some(r) => rebuild_page(tx, &r.id, &page, finished),
+                None => apply_page(tx, &page, finished).map(Some),
+            })
+            .map_err(|e| e.to_string())?;
+        // `None`: the rebuild this page belonged to was restarted or wiped meanwhile; the
+        // next round reads where things stand now.
+        let Some(collections) = applied else { continue };
         if !collections.is_empty() {
             engine.emit(Event::CollectionsChanged { collections: collections.into_iter().collect() });
         }
@@ -138,25 +175,51 @@ fn apply_page(tx: &Transaction<'_>, page: &ChangePage, finished_pull_started: Op
         .execute(params![page.cursor])?;
     let mut collections: BTreeSet<String> = page.changes.iter().map(|c| c.collection.clone()).collect();
     if let Some(started) = finished_pull_started {
-        let retired: Vec<String> = tx
-            .prepare_cached(
-                "SELECT DISTINCT p.collection FROM pending_ops p JOIN commands c ON c.seq = p.command_seq
-                  WHERE c.state = 'succeeded' AND c.finished_at <= ?1",
-            )?
-            .query_map(params![started], |r| r.get(0))?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        store::retire_acknowledged(tx, started)?;
-        collections.extend(retired);
-        let now = now_ms();
-        let mut stamp = tx.prepare_cached(
-            "INSERT INTO collection_sync (collection, last_synced_at) VALUES (?1, ?2)
-             ON CONFLICT (collection) DO UPDATE SET last_synced_at = excluded.last_synced_at",
-        )?;
-        stamp.execute(params!["*", now])?;
-        for c in &collections {
-            stamp.execute(params![c, now])?;
-        }
-        tx.execute("UPDATE collection_sync SET last_synced_at = ?1", params![now])?;
+        finish_pull(tx, started, &mut collections)?;
     }
     Ok(collections)
+}
+
+/// Stages one page of feed rebuild `id`; its last page swaps the rebuilt state in (see
+/// `store::rebuild`) and finishes the pull like [`apply_page`]. `None` when `id` is no
+/// longer the rebuild in progress (nothing was written).
+fn rebuild_page(
+    tx: &Transaction<'_>,
+    id: &str,
+    page: &ChangePage,
+    finished_pull_started: Option<i64>,
+) -> Result<Option<BTreeSet<String>>> {
+    if !store::rebuild::stage(tx, id, &page.changes, &page.cursor)? {
+        return Ok(None);
+    }
+    let Some(started) = finished_pull_started else { return Ok(Some(BTreeSet::new())) };
+    let Some(mut collections) = store::rebuild::finish(tx, id, &page.cursor)? else { return Ok(None) };
+    finish_pull(tx, started, &mut collections)?;
+    Ok(Some(collections))
+}
+
+/// The end of a complete pull that started at `started`: retires the overlays of
+/// commands acknowledged before it (their server versions have now arrived) and stamps
+/// `last_synced_at`. Adds the collections whose view changed to `collections`.
+fn finish_pull(tx: &Transaction<'_>, started: i64, collections: &mut BTreeSet<String>) -> Result<()> {
+    let retired: Vec<String> = tx
+        .prepare_cached(
+            "SELECT DISTINCT p.collection FROM pending_ops p JOIN commands c ON c.seq = p.command_seq
+              WHERE c.state = 'succeeded' AND c.finished_at <= ?1",
+        )?
+        .query_map(params![started], |r| r.get(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    store::retire_acknowledged(tx, started)?;
+    collections.extend(retired);
+    let now = now_ms();
+    let mut stamp = tx.prepare_cached(
+        "INSERT INTO collection_sync (collection, last_synced_at) VALUES (?1, ?2)
+         ON CONFLICT (collection) DO UPDATE SET last_synced_at = excluded.last_synced_at",
+    )?;
+    stamp.execute(params!["*", now])?;
+    for c in collections.iter() {
+        stamp.execute(params![c, now])?;
+    }
+    tx.execute("UPDATE collection_sync SET last_synced_at = ?1", params![now])?;
+    Ok(())
 }

@@ -50,6 +50,9 @@ struct Script {
     calls: Vec<RecordedCall>,
     completed: Vec<String>,
     feed: Vec<DocChange>,
+    /// 0 until the feed is replaced; cursors then read `e<epoch>.<position>`.
+    epoch: u32,
+    pull_delay: Duration,
     pull_failure: Option<PullOutcome>,
     pulls: usize,
     listeners: Vec<Nudge>,
@@ -110,6 +113,12 @@ impl ScriptedTransport {
         lock(&self.script).delay = (min, max.max(min));
     }
 
+    /// Each pull waits `delay` before answering (a slow feed, so readers can look in
+    /// between pages).
+    pub fn set_pull_delay(&self, delay: Duration) {
+        lock(&self.script).pull_delay = delay;
+    }
+
     /// While offline every command gets [`Outcome::Offline`] at once.
     pub fn set_offline(&self, offline: bool) {
         self.offline.store(offline, Ordering::SeqCst);
@@ -153,6 +162,14 @@ impl ScriptedTransport {
     /// Appends changes to the in-memory change feed that `pull` serves.
     pub fn push_changes(&self, changes: impl IntoIterator<Item = DocChange>) {
         lock(&self.script).feed.extend(changes);
+    }
+
+    /// Replaces the whole feed, as a server restored from a backup or recreated would:
+    /// cursors issued before answer [`PullOutcome::CursorReset`] from now on.
+    pub fn replace_feed(&self, changes: impl IntoIterator<Item = DocChange>) {
+        let mut s = lock(&self.script);
+        s.feed = changes.into_iter().collect();
+        s.epoch += 1;
     }
 
     /// Makes every pull answer `outcome` (e.g. `Offline`) until called with `None`.
@@ -245,6 +262,10 @@ impl Transport for ScriptedTransport {
     }
 
     async fn pull(&self, cursor: Option<String>, limit: u32) -> PullOutcome {
+        let delay = lock(&self.script).pull_delay;
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
         let mut s = lock(&self.script);
         s.pulls += 1;
         if self.offline.load(Ordering::SeqCst) {
@@ -253,13 +274,21 @@ impl Transport for ScriptedTransport {
         if let Some(failure) = &s.pull_failure {
             return failure.clone();
         }
-        let from = cursor.and_then(|c| c.parse::<usize>().ok()).unwrap_or(0).min(s.feed.len());
+        let epoch = s.epoch;
+        let position = |c: &str| -> Option<usize> {
+            let n = if epoch == 0 { c } else { c.strip_prefix(&format!("e{epoch}."))? };
+            n.parse::<usize>().ok()
+        };
+        let from = match cursor.as_deref() {
+            None | Some("") => 0,
+            Some(c) => match position(c) {
+                Some(n) if n <= s.feed.len() => n,
+                _ => return PullOutcome::CursorReset { reason: format!("cursor {c:?} is not from this feed") },
+            },
+        };
         let to = (from + limit.max(1) as usize).min(s.feed.len());
-        PullOutcome::Page(ChangePage {
-            changes: s.feed[from..to].to_vec(),
-            cursor: to.to_string(),
-            has_more: to < s.feed.len(),
-        })
+        let cursor = if epoch == 0 { to.to_string() } else { format!("e{epoch}.{to}") };
+        PullOutcome::Page(ChangePage { changes: s.feed[from..to].to_vec(), cursor, has_more: to < s.feed.len() })
     }
 
     async fn listen(&self, nudge: Nudge) -> bool {

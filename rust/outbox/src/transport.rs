@@ -139,6 +139,14 @@ pub enum PullOutcome {
     Failed(String),
     /// This transport has no change feed (sync-down is off).
     Unsupported,
+    /// The server cannot continue from this cursor: it comes from another server epoch
+    /// (the database was recreated) or is past the feed's head (it was restored from a
+    /// backup). The engine rebuilds its synced state from the start of the feed, keeping
+    /// pending changes on top throughout (docs/store.md, "Feed resets").
+    CursorReset {
+        /// Why, for logs.
+        reason: String,
+    },
 }
 
 /// Called by a transport's live channel (e.g. server-sent events) when the server says

@@ -8516,6 +8516,25 @@ sealed class PullOutcome {
     object Unsupported : PullOutcome()
     
     
+    /**
+     * The server cannot continue from this cursor: it comes from another server epoch
+     * (the database was recreated) or is past the feed's head (it was restored from a
+     * backup). Outbox then pulls again from the start (`cursor` none) and swaps the
+     * rebuilt synced state in at the end; pending changes stay on top throughout. The
+     * built-in HTTP transport reports this for `410` with code `cursor_reset`.
+     */
+    data class CursorReset(
+        /**
+         * Why, for logs.
+         */
+        val `reason`: kotlin.String) : PullOutcome()
+        
+    {
+        
+
+        companion object
+    }
+    
 
     
 
@@ -8543,6 +8562,9 @@ public object FfiConverterTypePullOutcome : FfiConverterRustBuffer<PullOutcome>{
                 FfiConverterString.read(buf),
                 )
             5 -> PullOutcome.Unsupported
+            6 -> PullOutcome.CursorReset(
+                FfiConverterString.read(buf),
+                )
             else -> throw RuntimeException("invalid enum value, something is very wrong!!")
         }
     }
@@ -8582,6 +8604,13 @@ public object FfiConverterTypePullOutcome : FfiConverterRustBuffer<PullOutcome>{
                 4UL
             )
         }
+        is PullOutcome.CursorReset -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterString.allocationSize(value.`reason`)
+            )
+        }
     }
 
     override fun write(value: PullOutcome, buf: ByteBuffer) {
@@ -8608,6 +8637,11 @@ public object FfiConverterTypePullOutcome : FfiConverterRustBuffer<PullOutcome>{
             }
             is PullOutcome.Unsupported -> {
                 buf.putInt(5)
+                Unit
+            }
+            is PullOutcome.CursorReset -> {
+                buf.putInt(6)
+                FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
         }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }

@@ -6409,6 +6409,18 @@ public enum PullOutcome: Equatable, Hashable {
      * This transport has no change feed.
      */
     case unsupported
+    /**
+     * The server cannot continue from this cursor: it comes from another server epoch
+     * (the database was recreated) or is past the feed's head (it was restored from a
+     * backup). Outbox then pulls again from the start (`cursor` none) and swaps the
+     * rebuilt synced state in at the end; pending changes stay on top throughout. The
+     * built-in HTTP transport reports this for `410` with code `cursor_reset`.
+     */
+    case cursorReset(
+        /**
+         * Why, for logs.
+         */reason: String
+    )
 
 
 
@@ -6442,6 +6454,9 @@ public struct FfiConverterTypePullOutcome: FfiConverterRustBuffer {
         
         case 5: return .unsupported
         
+        case 6: return .cursorReset(reason: try FfiConverterString.read(from: &buf)
+        )
+        
         default: throw UniffiInternalError.unexpectedEnumCase
         }
     }
@@ -6473,6 +6488,11 @@ public struct FfiConverterTypePullOutcome: FfiConverterRustBuffer {
         case .unsupported:
             writeInt(&buf, Int32(5))
         
+        
+        case let .cursorReset(reason):
+            writeInt(&buf, Int32(6))
+            FfiConverterString.write(reason, into: &buf)
+            
         }
     }
 }

@@ -262,6 +262,9 @@ pub enum ChangeNotice {
 pub trait Storage: Send + Sync + 'static {
     /// Short backend name for logs and benchmark lines (`"sqlite"`, `"postgres"`).
     fn backend(&self) -> &'static str;
+    /// The database's epoch: a random id written when the database was created and kept
+    /// for its life, which every feed cursor carries (`crate::cursor`).
+    fn epoch(&self) -> &str;
     /// The user a bearer token belongs to, if any.
     async fn user_for_token(&self, token: &str) -> Result<Option<String>, StorageError>;
     /// Whether `user` belongs to `workspace`.

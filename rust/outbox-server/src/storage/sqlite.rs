@@ -56,6 +56,12 @@ CREATE TABLE IF NOT EXISTS idempotency (
     response        TEXT NOT NULL,
     PRIMARY KEY (workspace, user_id, idempotency_key)
 );
+-- The database's identity: key 'epoch' is written once, when the database (or, for a file
+-- from a server before epochs, this table) is created, and never changed.
+CREATE TABLE IF NOT EXISTS server_meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS apply_log (
     n               INTEGER PRIMARY KEY AUTOINCREMENT,
     workspace       TEXT NOT NULL,
@@ -71,20 +77,22 @@ CREATE TABLE IF NOT EXISTS apply_log (
 /// SQLite storage (the default backend).
 pub struct SqliteStorage {
     conn: Arc<Mutex<Connection>>,
+    epoch: String,
 }
 
 impl SqliteStorage {
     /// Opens (creating if needed) the database at `path` and its schema. Blocking: call
     /// it from a blocking context (as [`crate::Server::start`] does).
     pub fn open(path: &Path) -> Result<Self, StorageError> {
-        let conn = Connection::open(path)?;
+        let mut conn = Connection::open(path)?;
         // WAL: readers do not block the writer. FULL: an acknowledged command survives
         // power loss, which the exactly-once promise depends on.
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.busy_timeout(Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
-        Ok(SqliteStorage { conn: Arc::new(Mutex::new(conn)) })
+        let epoch = ensure_epoch(&mut conn)?;
+        Ok(SqliteStorage { conn: Arc::new(Mutex::new(conn)), epoch })
     }
 
     /// Runs `f` with the connection on tokio's blocking pool.
@@ -100,6 +108,20 @@ impl SqliteStorage {
         .await
         .map_err(|e| StorageError::Worker(e.to_string()))?
     }
+}
+
+/// Reads the database's epoch, writing a fresh one first when there is none: a new file,
+/// or one from a server before epochs (upgraded in place; its data is untouched, and its
+/// clients' plain cursors stay valid in the new epoch, docs/protocol.md §4).
+fn ensure_epoch(conn: &mut Connection) -> Result<String, StorageError> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    tx.execute(
+        "INSERT INTO server_meta (key, value) VALUES ('epoch', ?1) ON CONFLICT (key) DO NOTHING",
+        params![crate::cursor::new_epoch()],
+    )?;
+    let epoch: String = tx.query_row("SELECT value FROM server_meta WHERE key = 'epoch'", [], |r| r.get(0))?;
+    tx.commit()?;
+    Ok(epoch)
 }
 
 fn parse_doc(text: Option<String>) -> Result<Option<Value>, StorageError> {
@@ -298,6 +320,10 @@ impl From<&CommandRef<'_>> for OwnedCommand {
 impl Storage for SqliteStorage {
     fn backend(&self) -> &'static str {
         "sqlite"
+    }
+
+    fn epoch(&self) -> &str {
+        &self.epoch
     }
 
     async fn user_for_token(&self, token: &str) -> Result<Option<String>, StorageError> {

@@ -166,7 +166,22 @@ pub fn put(id: &str, collection: &str, doc_id: &str, doc: Value) -> Value {
     cmd(id, "put", json!({"collection": collection, "id": doc_id, "doc": doc}), &[&format!("{collection}:{doc_id}")])
 }
 
+/// The position in a cursor `<epoch>.<seq>`.
+pub fn seq_of(cursor: &str) -> i64 {
+    cursor.rsplit_once('.').map_or(cursor, |(_, s)| s).parse().unwrap()
+}
+
 impl TestServer {
+    /// This server's cursor for position `seq` (`<epoch>.<seq>`).
+    pub fn cursor(&self, seq: i64) -> String {
+        format!("{}.{seq}", self.server.storage().epoch())
+    }
+
+    /// What `GET /v1/stream` sends for head `seq`.
+    pub fn nudge_data(&self, seq: i64) -> String {
+        format!(r#"{{"cursor":"{}"}}"#, self.cursor(seq))
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.server.base_url(), path)
     }

@@ -69,7 +69,7 @@ mod imp {
     use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
     use reqwest::{Client, Response, StatusCode, Url};
 
-    use super::wire::{describe, parse_batch_response, retry_with, ChangesResponse, ErrorBody};
+    use super::wire::{describe, is_cursor_reset, parse_batch_response, retry_with, ChangesResponse, ErrorBody};
     use crate::transport::{ChangePage, Nudge, Outcome, OutgoingCommand, PullOutcome, Transport};
 
     /// Most commands the protocol accepts in one request.
@@ -382,6 +382,9 @@ mod imp {
                 Err(Exchange::Failed(Outcome::Unauthorized)) => return PullOutcome::Unauthorized,
                 Err(Exchange::Failed(o)) => return PullOutcome::Failed(failure_reason(&o)),
                 Err(Exchange::Answer(StatusCode::UNAUTHORIZED, _, _)) => return PullOutcome::Unauthorized,
+                Err(Exchange::Answer(s, _, b)) if is_cursor_reset(s, &b) => {
+                    return PullOutcome::CursorReset { reason: describe(s, &b) }
+                }
                 Err(Exchange::Answer(s, _, b)) => return PullOutcome::Failed(describe(s, &b)),
             };
             let body = match read_limited(response, self.config.max_response_bytes).await {

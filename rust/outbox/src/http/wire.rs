@@ -25,6 +25,15 @@ pub(super) struct ErrorBody {
     pub(super) error: WireError,
 }
 
+/// The error code of a `410 Gone` answer to `GET /v1/changes` whose cursor the server
+/// cannot continue (docs/protocol.md §4).
+pub(super) const CURSOR_RESET: &str = "cursor_reset";
+
+/// Whether a pull's error answer is a feed reset (`410` with code `cursor_reset`).
+pub(super) fn is_cursor_reset(status: StatusCode, body: &[u8]) -> bool {
+    status == StatusCode::GONE && serde_json::from_slice::<ErrorBody>(body).is_ok_and(|e| e.error.code == CURSOR_RESET)
+}
+
 #[derive(Deserialize)]
 pub(super) struct WireChange {
     pub(super) collection: String,

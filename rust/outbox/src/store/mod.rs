@@ -13,6 +13,7 @@
 //! the end of the first complete pull that started after it succeeded).
 
 mod read;
+pub(crate) mod rebuild;
 mod write;
 
 pub(crate) use read::{count, create_index, get, last_synced, list};

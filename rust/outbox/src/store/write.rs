@@ -81,6 +81,13 @@ pub(crate) fn base_versions(tx: &Transaction<'_>, seq: i64) -> Result<serde_json
 /// version) and, for an applied command (`seq`), retires its ops on the documents it
 /// received, in the same transaction: the view goes from "local change on top of the old
 /// version" to "the server's new version" without showing anything in between.
+///
+/// An op is retired only when the version received was stored (or a newer one was
+/// already there). A response older than the stored version can also mean the server
+/// went back (restored from a backup) before the engine noticed: the op then stays on top
+/// until the next complete pull or feed rebuild retires it, so the change never
+/// disappears behind a version the server no longer has. While a feed rebuild runs, the
+/// versions are staged for it as well ([`super::rebuild::mirror`]).
 pub(crate) fn apply_changes(tx: &Transaction<'_>, seq: Option<i64>, changes: &[DocChange]) -> Result<()> {
     let mut current = tx.prepare_cached("SELECT version FROM synced_docs WHERE collection = ?1 AND id = ?2")?;
     let mut upsert = tx.prepare_cached(
@@ -92,16 +99,18 @@ pub(crate) fn apply_changes(tx: &Transaction<'_>, seq: Option<i64>, changes: &[D
         tx.prepare_cached("DELETE FROM pending_ops WHERE command_seq = ?1 AND collection = ?2 AND doc_id = ?3")?;
     for change in changes {
         let have: Option<i64> = current.query_row(params![change.collection, change.id], |r| r.get(0)).optional()?;
-        if have.is_none_or(|v| v <= change.version) {
+        let stored = have.is_none_or(|v| v <= change.version);
+        if stored {
             match &change.doc {
                 Some(doc) => upsert.execute(params![change.collection, change.id, change.version, doc.to_string()])?,
                 None => delete.execute(params![change.collection, change.id])?,
             };
         }
-        if let Some(seq) = seq {
+        if let (Some(seq), true) = (seq, stored) {
             retire.execute(params![seq, change.collection, change.id])?;
         }
     }
+    super::rebuild::mirror(tx, changes)?;
     Ok(())
 }
 

@@ -11,10 +11,11 @@ use tokio_postgres::Client;
 use crate::storage::StorageError;
 
 /// The schema version this build writes.
-pub const CURRENT_VERSION: i32 = 1;
+pub const CURRENT_VERSION: i32 = 2;
 
 /// `(version, SQL)` of every step, in order.
-const STEPS: &[(i32, &str)] = &[(1, include_str!("migrations/0001_init.sql"))];
+const STEPS: &[(i32, &str)] =
+    &[(1, include_str!("migrations/0001_init.sql")), (2, include_str!("migrations/0002_epoch.sql"))];
 
 /// Advisory lock key held while migrating (any constant; "outbox" in ASCII).
 const MIGRATION_LOCK: i64 = 0x6f7574626f78;
@@ -47,4 +48,17 @@ pub(crate) async fn migrate(client: &mut Client, schema: Option<&str>) -> Result
     }
     tx.commit().await?;
     Ok(CURRENT_VERSION)
+}
+
+/// Reads the database's epoch, writing a fresh one when there is none yet (a new
+/// database, or one migrated from version 1). Concurrent first starts insert at most one
+/// row (`ON CONFLICT DO NOTHING`) and all read the same one back.
+pub(crate) async fn ensure_epoch(client: &Client) -> Result<String, StorageError> {
+    client
+        .execute(
+            "INSERT INTO server_meta (key, value) VALUES ('epoch', $1) ON CONFLICT (key) DO NOTHING",
+            &[&crate::cursor::new_epoch()],
+        )
+        .await?;
+    Ok(client.query_one("SELECT value FROM server_meta WHERE key = 'epoch'", &[]).await?.try_get(0)?)
 }

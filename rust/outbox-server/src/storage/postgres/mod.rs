@@ -100,6 +100,8 @@ impl Drop for AbortOnDrop {
 /// PostgreSQL storage.
 pub struct PgStorage {
     pool: Pool,
+    /// The database's epoch (`server_meta`), read once at connect.
+    epoch: String,
     /// The `NOTIFY` channel of this schema.
     channel: String,
     notices: broadcast::Sender<ChangeNotice>,
@@ -151,10 +153,13 @@ impl PgStorage {
                 tracing::warn!(error = %e, "postgres migration connection failed");
             }
         });
-        let migrated = migrations::migrate(&mut client, config.schema.as_deref()).await;
+        let migrated = match migrations::migrate(&mut client, config.schema.as_deref()).await {
+            Ok(_) => migrations::ensure_epoch(&client).await,
+            Err(e) => Err(e),
+        };
         drop(client);
         let _ = conn_task.await;
-        migrated?;
+        let epoch = migrated?;
 
         let manager =
             Manager::from_config(pg.clone(), NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
@@ -175,7 +180,7 @@ impl PgStorage {
             Ok(Err(_)) => return Err(StorageError::Worker("postgres listener stopped".into())),
             Err(_) => return Err(StorageError::Pool("timed out starting the postgres listener".into())),
         }
-        Ok(PgStorage { pool, channel, notices, _listener: listener })
+        Ok(PgStorage { pool, epoch, channel, notices, _listener: listener })
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object, StorageError> {
@@ -194,6 +199,10 @@ fn parse_doc(text: Option<String>) -> Result<Option<Value>, StorageError> {
 impl Storage for PgStorage {
     fn backend(&self) -> &'static str {
         "postgres"
+    }
+
+    fn epoch(&self) -> &str {
+        &self.epoch
     }
 
     async fn user_for_token(&self, token: &str) -> Result<Option<String>, StorageError> {
