@@ -40,8 +40,7 @@ fn random_f64s(n: usize) -> Vec<f64> {
 }
 
 fn device(dir: &tempfile::TempDir, name: &str, base_url: &str, online: bool) -> Outbox {
-    let transport =
-        HttpTransport::new(HttpConfig::new(base_url, "ws-1"), Arc::new(StaticToken::new(ALICE))).unwrap();
+    let transport = HttpTransport::new(HttpConfig::new(base_url, "ws-1"), Arc::new(StaticToken::new(ALICE))).unwrap();
     let mut config = Config::new(dir.path().join(name), "alice", "ws-1").with_transport(Arc::new(transport));
     config.start_online = online;
     let ob = Outbox::open(config).unwrap();
@@ -61,7 +60,13 @@ fn check(place: &str, sent: &[f64], got: &[Option<u64>]) {
         .filter(|(x, g)| Some(x.to_bits()) != **g && !(**x == 0.0 && g.is_some_and(|b| f64::from_bits(b) == 0.0)))
         .map(|(x, g)| format!("{x:e} came back as {:?}", g.map(f64::from_bits)))
         .collect();
-    assert!(wrong.is_empty(), "{place}: {} of {} value(s) changed, e.g. {:?}", wrong.len(), sent.len(), &wrong[..wrong.len().min(5)]);
+    assert!(
+        wrong.is_empty(),
+        "{place}: {} of {} value(s) changed, e.g. {:?}",
+        wrong.len(),
+        sent.len(),
+        &wrong[..wrong.len().min(5)]
+    );
 }
 
 async fn test_every_f64_round_trips_device_server_device(b: Backend) {

@@ -29,7 +29,8 @@ async fn test_a_body_not_declared_json_is_415_and_applies_nothing(b: Backend) {
     assert_eq!(s.stats().await["totals"]["applied"], 0);
     // JSON with parameters, in any case, is JSON.
     for ct in ["application/json; charset=utf-8", "Application/JSON"] {
-        let resp = post_typed(&s, Some(ct), json!({"commands": [put(&format!("c-{ct}"), "notes", "n2", json!({}))]})).await;
+        let resp =
+            post_typed(&s, Some(ct), json!({"commands": [put(&format!("c-{ct}"), "notes", "n2", json!({}))]})).await;
         assert_eq!(resp.status(), 200, "{ct}");
     }
 }

@@ -20,15 +20,31 @@ async fn test_get_mutators_lists_the_accepted_versions_and_needs_auth(b: Backend
     let s = b.start_with(|c| c.with_mutator_versions(versions)).await;
     let url = s.url("/v1/mutators");
     assert_eq!(s.http.get(&url).send().await.unwrap().status(), 401);
-    let body: Value =
-        s.http.get(&url).bearer_auth(ALICE).header("x-workspace-id", "ws-1").send().await.unwrap().json().await.unwrap();
+    let body: Value = s
+        .http
+        .get(&url)
+        .bearer_auth(ALICE)
+        .header("x-workspace-id", "ws-1")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(body["mutators"]["createOrder"], json!([2]));
     assert_eq!(body["mutators"]["put"], json!([1]));
 }
 
 async fn test_both_order_versions_apply_by_default_with_the_same_effect(b: Backend) {
     let s = b.start().await;
-    let r = &s.commands(vec![cmd("o1", "createOrder", json!({"id": "o1", "lines": [{"product_id": "widget", "qty": 2}]}), &[])]).await[0];
+    let r = &s
+        .commands(vec![cmd(
+            "o1",
+            "createOrder",
+            json!({"id": "o1", "lines": [{"product_id": "widget", "qty": 2}]}),
+            &[],
+        )])
+        .await[0];
     assert_eq!(r["status"], "applied", "{r}");
     let r = &s.commands(vec![order_v2("o2", 3)]).await[0];
     assert_eq!(r["status"], "applied", "{r}");
@@ -39,7 +55,8 @@ async fn test_both_order_versions_apply_by_default_with_the_same_effect(b: Backe
 async fn test_a_retired_version_is_rejected_unsupported_version_with_the_accepted_ones(b: Backend) {
     let versions: MutatorVersions = "createOrder=2".parse().unwrap();
     let s = b.start_with(|c| c.with_mutator_versions(versions)).await;
-    let v1 = cmd("o1", "createOrder", json!({"id": "o1", "lines": [{"product_id": "widget", "qty": 2}]}), &["order:o1"]);
+    let v1 =
+        cmd("o1", "createOrder", json!({"id": "o1", "lines": [{"product_id": "widget", "qty": 2}]}), &["order:o1"]);
     let results = s.commands(vec![v1, order_v2("o2", 1)]).await;
     assert_eq!(results[0]["status"], "rejected");
     assert_eq!(results[0]["error"]["code"], "unsupported_version");

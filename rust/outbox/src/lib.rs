@@ -52,5 +52,5 @@ pub use queue::PeekFilter;
 pub use reads::QueryWatch;
 pub use retry::RetryPolicy;
 pub use store::{Doc, DocStatus, Query};
-pub use upgrade::{UpgradeReport, Upgrader};
 pub use transport::{ChangePage, DocChange, Outcome, OutgoingCommand, PullOutcome, Transport};
+pub use upgrade::{UpgradeReport, Upgrader};

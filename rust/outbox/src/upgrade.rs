@@ -76,7 +76,8 @@ pub(crate) fn upgrade_queued(
                     }
                 }
                 Err(reason) => {
-                    let reason = format!("upgrading {mutator} from version {from} to {} failed: {reason}", spec.version);
+                    let reason =
+                        format!("upgrading {mutator} from version {from} to {} failed: {reason}", spec.version);
                     tracing::warn!(command = %id, "{reason}");
                     changes.push(queue::wedge_unattempted(tx, *seq, &reason, now)?);
                     report.wedged += 1;
@@ -90,7 +91,12 @@ pub(crate) fn upgrade_queued(
 }
 
 /// One upgrade, checked: valid JSON within the size limit; a panic is a failure.
-fn run_upgrader(upgrader: &dyn Upgrader, from: u32, args: &str, spec: &MutatorSpec) -> std::result::Result<String, String> {
+fn run_upgrader(
+    upgrader: &dyn Upgrader,
+    from: u32,
+    args: &str,
+    spec: &MutatorSpec,
+) -> std::result::Result<String, String> {
     let text = match std::panic::catch_unwind(AssertUnwindSafe(|| upgrader.upgrade(from, args))) {
         Ok(r) => r?,
         Err(p) => {

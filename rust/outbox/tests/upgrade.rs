@@ -50,7 +50,11 @@ async fn old_app_queue(h: &Harness) -> (outbox::CommandId, outbox::CommandId, ou
     h.transport.respond_to(
         &a.to_string(),
         [
-            Outcome::Retry { reason: "busy".into(), retry_after: Some(Duration::from_secs(60)), http_status: Some(503) },
+            Outcome::Retry {
+                reason: "busy".into(),
+                retry_after: Some(Duration::from_secs(60)),
+                http_status: Some(503),
+            },
             Outcome::applied(json!({"ok": true})),
         ],
     );
@@ -97,7 +101,10 @@ async fn never_attempted_commands_are_upgraded_and_attempted_ones_are_sent_as_at
     assert_eq!(ob.get("orders", "B").unwrap().map(|d| d.value), Some(json!({"status": "open"})), "ops kept");
     assert_eq!((cn.mutator_version, cn.args.as_str()), (1, r#"{"text":"hi"}"#), "other mutators untouched");
     // Registering again upgrades nothing more.
-    assert_eq!(ob.register_mutator_with_upgrader("createOrder", v2(), Arc::new(v1_to_v2)).unwrap(), UpgradeReport::default());
+    assert_eq!(
+        ob.register_mutator_with_upgrader("createOrder", v2(), Arc::new(v1_to_v2)).unwrap(),
+        UpgradeReport::default()
+    );
 
     ob.set_online(true).unwrap();
     ob.sync_now().unwrap();
@@ -112,7 +119,11 @@ async fn never_attempted_commands_are_upgraded_and_attempted_ones_are_sent_as_at
     assert_eq!((sa.mutator_version, sa.args.clone()), (1, serde_json::from_str::<Value>(&v1_order("A")).unwrap()));
     assert_eq!(sb.mutator_version, 2);
     assert_eq!(sb.args["items"][0]["sku"], "latte");
-    assert_eq!(h.transport.calls().iter().filter(|c| c.command.id == b.to_string()).count(), 1, "B only ever went out as v2");
+    assert_eq!(
+        h.transport.calls().iter().filter(|c| c.command.id == b.to_string()).count(),
+        1,
+        "B only ever went out as v2"
+    );
     ob.close();
 }
 

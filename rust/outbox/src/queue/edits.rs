@@ -74,7 +74,8 @@ pub(crate) fn upgradable(conn: &Connection, mutator: &str, below: u32) -> Result
         .collect::<rusqlite::Result<Vec<_>>>()?;
     rows.into_iter()
         .map(|(seq, id, v, args)| {
-            let id = uuid::Uuid::parse_str(&id).map_err(|_| Error::Corrupt { detail: format!("bad command id {id}") })?;
+            let id =
+                uuid::Uuid::parse_str(&id).map_err(|_| Error::Corrupt { detail: format!("bad command id {id}") })?;
             Ok((seq, CommandId(id), v, args))
         })
         .collect()
