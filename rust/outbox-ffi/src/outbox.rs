@@ -23,7 +23,7 @@ use crate::callbacks::{
 };
 use crate::error::OutboxError;
 use crate::events::Status;
-use crate::subscription::Subscription;
+use crate::subscription::{Cancelled, Subscription};
 use crate::types::{
     ms, parse_id, Command, Doc, DrainReport, EnqueueRequest, MutatorOptions, OutboxConfig, PeekFilter, Query,
     Resolution, UpgradeReport,
@@ -261,8 +261,13 @@ impl Outbox {
     ) -> Result<Arc<Subscription>, OutboxError> {
         guard(|| {
             let mut watch = self.inner.watch(&collection, query.try_into()?)?;
+            let cancelled = Cancelled::default();
+            let stop = cancelled.clone();
             let task = outbox::runtime::handle().spawn(async move {
                 while let Some(result) = watch.next().await {
+                    if stop.is_set() {
+                        break;
+                    }
                     let listener = Arc::clone(&listener);
                     match result {
                         Ok(docs) => {
@@ -273,7 +278,7 @@ impl Outbox {
                     }
                 }
             });
-            Ok(Subscription::new(task))
+            Ok(Subscription::new(task, cancelled))
         })
     }
 
@@ -282,13 +287,18 @@ impl Outbox {
     pub fn subscribe(&self, listener: Arc<dyn EventListener>) -> Result<Arc<Subscription>, OutboxError> {
         guard(|| {
             let mut events = self.inner.subscribe()?;
+            let cancelled = Cancelled::default();
+            let stop = cancelled.clone();
             let task = outbox::runtime::handle().spawn(async move {
                 while let Some(event) = events.next().await {
+                    if stop.is_set() {
+                        break;
+                    }
                     let listener = Arc::clone(&listener);
                     call_foreign("EventListener.on_event", move || listener.on_event(event.into()));
                 }
             });
-            Ok(Subscription::new(task))
+            Ok(Subscription::new(task, cancelled))
         })
     }
 
