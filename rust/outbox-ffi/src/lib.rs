@@ -17,6 +17,7 @@ mod types;
 
 pub use crate::callbacks::{
     DocChange, DocsListener, EventListener, LogLevel, Logger, MutatorUpgrader, Outcome, OutgoingCommand, PullOutcome,
+    ReceiptLookup,
     TokenProvider, Transport,
 };
 pub use crate::error::{OutboxError, TokenError, UpgradeError};
@@ -26,7 +27,8 @@ pub use crate::outbox::{Edit, Outbox};
 pub use crate::subscription::Subscription;
 pub use crate::types::{
     Attempt, Command, CommandState, Doc, DocStatus, DrainReport, Durability, EnqueueRequest, Filter, MutatorOptions,
-    OpKind, OptimisticOp, OutboxConfig, PeekFilter, Query, Resolution, Settlement, UpgradeReport,
+    OpKind, OptimisticOp, OutboxConfig, PeekFilter, Query, Receipt, ReceiptCheck, ReceiptUnknown, Resolution,
+    Settlement, UpgradeReport,
 };
 
 /// The version of the Outbox library.

@@ -5,9 +5,15 @@
 #[macro_use]
 mod common;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
+use outbox::http::{parse_receipt_response, HttpConfig, HttpTransport, StaticToken};
+use outbox::{
+    CommandState, Config, EnqueueRequest, MutatorSpec, Outbox, Receipt, ReceiptCheck, ReceiptLookup, ReceiptUnknown,
+    RetryPolicy, Settlement,
+};
 use serde_json::{json, Value};
 
 async fn lookup(s: &TestServer, token: &str, ws: &str, key: &str) -> (u16, Value) {
@@ -106,7 +112,97 @@ async fn test_get_command_is_scoped_to_user_and_workspace(b: Backend) {
     assert_eq!(resp.status(), 401);
 }
 
+/// A register on a real SQLite file, draining to `base_url` as alice. Retries wait a
+/// minute, so a dropped answer leaves its command `pending` for the test to look at.
+fn register(dir: &tempfile::TempDir, base_url: &str, online: bool) -> Outbox {
+    let transport = HttpTransport::new(
+        HttpConfig::new(base_url, "ws-1").with_request_timeout(Duration::from_secs(5)),
+        Arc::new(StaticToken::new(ALICE)),
+    )
+    .unwrap();
+    let mut config = Config::new(dir.path().join("register.db"), "alice", "ws-1").with_transport(Arc::new(transport));
+    config.retry =
+        RetryPolicy { base: Duration::from_secs(60), cap: Duration::from_secs(60), jitter: 0.0, max_attempts: 10 };
+    config.start_online = online;
+    let ob = Outbox::open(config).unwrap();
+    ob.register_mutator("put", MutatorSpec::default()).unwrap();
+    ob
+}
+
+fn sale(n: u32) -> EnqueueRequest {
+    let args = json!({"collection": "sales", "id": format!("s{n}"), "doc": {"total": 1250}});
+    EnqueueRequest::new("put", args.to_string())
+}
+
+/// The server's receipt for `key`, as `GET /v1/commands/{key}` answers it.
+async fn server_receipt(s: &TestServer, key: &str) -> Receipt {
+    let (status, body) = lookup(s, ALICE, "ws-1", key).await;
+    assert_eq!(status, 200, "{body}");
+    Receipt { server_seq: body["server_seq"].as_i64().unwrap(), applied_at: body["applied_at"].as_i64() }
+}
+
+async fn test_a_succeeded_command_keeps_the_servers_receipt(b: Backend) {
+    let s = b.start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let ob = register(&dir, &s.server.base_url(), true);
+    let id = ob.enqueue(sale(1)).unwrap();
+    let settled = tokio::time::timeout(Duration::from_secs(10), ob.wait_for(&id)).await.unwrap().unwrap();
+    assert!(matches!(settled, Settlement::Succeeded { .. }), "{settled:?}");
+    let cmd = ob.command(&id).unwrap();
+    let receipt = cmd.receipt.expect("a succeeded command keeps its receipt");
+    assert_eq!(receipt, server_receipt(&s, &cmd.idempotency_key).await);
+    assert!(receipt.applied_at.is_some());
+    // Asking again changes nothing and gives the same receipt.
+    let check = ob.check_receipt(&id).await.unwrap();
+    assert_eq!(check, ReceiptCheck::Applied { receipt, recorded: false, state: CommandState::Succeeded });
+}
+
+async fn test_check_receipt_after_the_answer_was_dropped_says_applied_and_records_it(b: Backend) {
+    // The server commits the sale, then drops the connection: the register never hears.
+    let s = b.start_with(|c| c.with_faults("drop_after_commit=1#1").unwrap()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ob = register(&dir, &s.server.base_url(), true);
+    let id = ob.enqueue(sale(1)).unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let c = ob.command(&id).unwrap();
+        if c.state == CommandState::Pending && c.attempts == 1 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the dropped answer was never recorded: {c:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(ob.command(&id).unwrap().receipt, None);
+    // The app dies here, and comes back offline (it does not resend on its own).
+    ob.close();
+    drop(ob);
+    let ob = register(&dir, &s.server.base_url(), false);
+    let key = ob.command(&id).unwrap().idempotency_key;
+
+    let check = ob.check_receipt(&id).await.unwrap();
+    let expected = server_receipt(&s, &key).await;
+    assert_eq!(check, ReceiptCheck::Applied { receipt: expected, recorded: true, state: CommandState::Succeeded });
+    let cmd = ob.command(&id).unwrap();
+    assert_eq!((cmd.state, cmd.receipt), (CommandState::Succeeded, Some(expected)));
+    assert!(matches!(ob.wait_for(&id).await.unwrap(), Settlement::Succeeded { ref result } if result["version"] == 1));
+    // Recorded from the receipt, never sent again: applied once, no duplicate.
+    assert_eq!(s.stats().await["keys"][&key], json!({"applied": 1, "duplicates": 0}));
+}
+
+async fn test_check_receipt_for_a_command_never_sent_says_not_applied(b: Backend) {
+    let s = b.start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let ob = register(&dir, &s.server.base_url(), false);
+    let id = ob.enqueue(sale(1)).unwrap();
+    let check = ob.check_receipt(&id).await.unwrap();
+    assert_eq!(check, ReceiptCheck::NotApplied { state: CommandState::Pending });
+    assert_eq!(ob.command(&id).unwrap().state, CommandState::Pending);
+}
+
 backend_tests!(
+    test_a_succeeded_command_keeps_the_servers_receipt,
+    test_check_receipt_after_the_answer_was_dropped_says_applied_and_records_it,
+    test_check_receipt_for_a_command_never_sent_says_not_applied,
     test_an_applied_command_carries_a_receipt_repeated_identically_on_duplicate,
     test_not_applied_results_carry_no_receipt,
     test_get_command_by_key_returns_the_stored_result_and_receipt,
@@ -171,4 +267,27 @@ async fn an_older_sqlite_server_file_is_upgraded_in_place_and_keeps_its_records(
         .query_row("SELECT count(*) FROM pragma_table_info('idempotency') WHERE name = 'applied_at'", [], |r| r.get(0))
         .unwrap();
     assert_eq!(n, 1);
+}
+
+#[tokio::test]
+async fn check_receipt_without_a_server_is_unknown_offline_and_changes_nothing() {
+    // A loopback port nobody listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let ob = register(&dir, &format!("http://127.0.0.1:{port}"), false);
+    let id = ob.enqueue(sale(1)).unwrap();
+    let check = ob.check_receipt(&id).await.unwrap();
+    assert_eq!(check, ReceiptCheck::Unknown { reason: ReceiptUnknown::Offline });
+    assert_eq!(ob.command(&id).unwrap().state, CommandState::Pending);
+}
+
+#[test]
+fn a_bare_404_from_a_server_without_lookups_is_unsupported_not_not_applied() {
+    assert_eq!(parse_receipt_response(404, b""), ReceiptLookup::Unsupported);
+    assert_eq!(parse_receipt_response(404, br#"{"error":{"code":"not_found","message":"x"}}"#), ReceiptLookup::Unsupported);
+    let unknown = br#"{"error":{"code":"unknown_command","message":"no command"}}"#;
+    assert_eq!(parse_receipt_response(404, unknown), ReceiptLookup::NotFound);
+    assert!(matches!(parse_receipt_response(200, b"{garbage"), ReceiptLookup::Failed(_)));
+    let no_seq = br#"{"id":"c","idempotency_key":"k","status":"applied","result":{}}"#;
+    assert!(matches!(parse_receipt_response(200, no_seq), ReceiptLookup::Failed(_)));
 }
