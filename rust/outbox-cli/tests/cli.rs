@@ -197,7 +197,10 @@ async fn show_and_export_print_the_receipt_of_a_succeeded_command() {
     let o = outbox(&["show", db, &done.to_string()]);
     let s = stdout(&o);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(s.contains("receipt          server_seq 42, applied ") && s.contains("(server time 1767225600000 ms)"), "{s}");
+    assert!(
+        s.contains("receipt          server_seq 42, applied ") && s.contains("(server time 1767225600000 ms)"),
+        "{s}"
+    );
     // A command the server has not applied has no receipt line.
     assert!(!stdout(&outbox(&["show", db, &queued.to_string()])).contains("receipt"));
 

@@ -316,7 +316,9 @@ impl From<ReceiptLookup> for CoreReceiptLookup {
                 } else {
                     match serde_json::from_str(&result) {
                         Ok(v) => v,
-                        Err(e) => return CoreReceiptLookup::Failed(format!("transport returned an invalid result: {e}")),
+                        Err(e) => {
+                            return CoreReceiptLookup::Failed(format!("transport returned an invalid result: {e}"))
+                        }
                     }
                 };
                 let mut parsed = Vec::with_capacity(changes.len());

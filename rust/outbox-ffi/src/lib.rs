@@ -17,8 +17,7 @@ mod types;
 
 pub use crate::callbacks::{
     DocChange, DocsListener, EventListener, LogLevel, Logger, MutatorUpgrader, Outcome, OutgoingCommand, PullOutcome,
-    ReceiptLookup,
-    TokenProvider, Transport,
+    ReceiptLookup, TokenProvider, Transport,
 };
 pub use crate::error::{OutboxError, TokenError, UpgradeError};
 pub use crate::events::{DocRef, OutboxEvent, Status};

@@ -21,8 +21,8 @@ use crate::cursor::{self, Cursor, CursorReset};
 use crate::faults::{FaultKind, FaultSpec, Faults};
 use crate::mutators::MutatorCall;
 use crate::protocol::{
-    BatchResponse, ChangesResponse, CommandBatch, CommandLookup, CommandResult, CommandStatus, ErrorBody, WireChange, WireCommand,
-    WireError,
+    BatchResponse, ChangesResponse, CommandBatch, CommandLookup, CommandResult, CommandStatus, ErrorBody, WireChange,
+    WireCommand, WireError,
 };
 use crate::stats::Stats;
 use crate::storage::{ApplyError, ChangeNotice, CommandRef, Execution, Scope, Storage, StorageError};

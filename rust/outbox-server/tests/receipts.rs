@@ -284,7 +284,10 @@ async fn check_receipt_without_a_server_is_unknown_offline_and_changes_nothing()
 #[test]
 fn a_bare_404_from_a_server_without_lookups_is_unsupported_not_not_applied() {
     assert_eq!(parse_receipt_response(404, b""), ReceiptLookup::Unsupported);
-    assert_eq!(parse_receipt_response(404, br#"{"error":{"code":"not_found","message":"x"}}"#), ReceiptLookup::Unsupported);
+    assert_eq!(
+        parse_receipt_response(404, br#"{"error":{"code":"not_found","message":"x"}}"#),
+        ReceiptLookup::Unsupported
+    );
     let unknown = br#"{"error":{"code":"unknown_command","message":"no command"}}"#;
     assert_eq!(parse_receipt_response(404, unknown), ReceiptLookup::NotFound);
     assert!(matches!(parse_receipt_response(200, b"{garbage"), ReceiptLookup::Failed(_)));

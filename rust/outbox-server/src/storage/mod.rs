@@ -301,7 +301,8 @@ pub trait Storage: Send + Sync + 'static {
     ) -> Result<Execution, StorageError>;
     /// The stored result of the command `scope`'s user applied in `scope`'s workspace
     /// under `idempotency_key`, if any. Another user's or workspace's key is `None`.
-    async fn stored_command(&self, scope: &Scope, idempotency_key: &str) -> Result<Option<StoredCommand>, StorageError>;
+    async fn stored_command(&self, scope: &Scope, idempotency_key: &str)
+        -> Result<Option<StoredCommand>, StorageError>;
     /// Reads up to `limit` changes after `after` in `workspace`.
     async fn changes_after(&self, workspace: &str, after: i64, limit: u32) -> Result<ChangesPage, StorageError>;
     /// The workspace's latest change-log position (0 when empty).

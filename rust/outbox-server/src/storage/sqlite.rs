@@ -402,7 +402,11 @@ impl Storage for SqliteStorage {
         self.with_conn(move |conn| execute_blocking(conn, &scope, &command, apply.as_ref(), &runtime)).await
     }
 
-    async fn stored_command(&self, scope: &Scope, idempotency_key: &str) -> Result<Option<StoredCommand>, StorageError> {
+    async fn stored_command(
+        &self,
+        scope: &Scope,
+        idempotency_key: &str,
+    ) -> Result<Option<StoredCommand>, StorageError> {
         let (scope, key) = (scope.clone(), idempotency_key.to_string());
         self.with_conn(move |conn| stored_command(conn, &scope, &key)).await
     }

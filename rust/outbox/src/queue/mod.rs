@@ -449,7 +449,12 @@ fn succeed(
         "UPDATE commands SET result = ?2, last_error = NULL, receipt_server_seq = ?3, receipt_applied_at = ?4
          WHERE seq = ?1",
     )?
-    .execute(params![seq, result.to_string(), receipt.map(|r| r.server_seq), receipt.and_then(|r| r.applied_at)])?;
+    .execute(params![
+        seq,
+        result.to_string(),
+        receipt.map(|r| r.server_seq),
+        receipt.and_then(|r| r.applied_at)
+    ])?;
     let s = Settlement::Succeeded { result };
     Ok(vec![transition(tx, seq, state, CommandState::Succeeded, now, Some(&s))?])
 }
@@ -482,8 +487,9 @@ pub(crate) fn record_receipt(
 ) -> Result<ReceiptRecord> {
     let seq = seq_of(tx, id)?;
     let (_, state, attempts) = current_state(tx, seq)?;
-    let key: String =
-        tx.prepare_cached("SELECT idempotency_key FROM commands WHERE seq = ?1")?.query_row(params![seq], |r| r.get(0))?;
+    let key: String = tx
+        .prepare_cached("SELECT idempotency_key FROM commands WHERE seq = ?1")?
+        .query_row(params![seq], |r| r.get(0))?;
     if key != idempotency_key {
         // Resolved with new args (a new key) since the question was asked: the receipt
         // is for the old args, which the server never applied in this command's name.

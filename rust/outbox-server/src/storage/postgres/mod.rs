@@ -229,7 +229,11 @@ impl Storage for PgStorage {
         tx::execute(&self.pool, &self.channel, scope, command, apply.as_ref()).await
     }
 
-    async fn stored_command(&self, scope: &Scope, idempotency_key: &str) -> Result<Option<StoredCommand>, StorageError> {
+    async fn stored_command(
+        &self,
+        scope: &Scope,
+        idempotency_key: &str,
+    ) -> Result<Option<StoredCommand>, StorageError> {
         let client = self.client().await?;
         let stmt = client.prepare_cached(tx::STORED).await?;
         match client.query_opt(&stmt, &[&scope.workspace, &scope.user, &idempotency_key]).await? {
