@@ -16,6 +16,7 @@ const ENTRY = join(__dirname, '..', 'src', 'index.tsx');
 
 /** Generated `Outbox` method → how the hand-written API reaches it. */
 const OUTBOX_METHODS: Record<string, string> = {
+  checkReceipt: 'Outbox.checkReceipt',
   command: 'Outbox.command',
   count: 'Outbox.count',
   createIndex: 'Outbox.createIndex',

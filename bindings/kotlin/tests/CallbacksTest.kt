@@ -29,6 +29,7 @@ import uniffi.outbox_ffi.Outcome
 import uniffi.outbox_ffi.OutgoingCommand
 import uniffi.outbox_ffi.PullOutcome
 import uniffi.outbox_ffi.Query
+import uniffi.outbox_ffi.ReceiptLookup
 import uniffi.outbox_ffi.Settlement
 import uniffi.outbox_ffi.Transport
 import uniffi.outbox_ffi.clearLogger
@@ -44,6 +45,7 @@ class RecordingTransport(private val throwFirst: Boolean = false) : Transport {
         return batch.map { Outcome.Applied("""{"echo":"${it.mutator}"}""", listOf()) }
     }
     override suspend fun pull(cursor: String?, limit: UInt): PullOutcome = PullOutcome.Unsupported
+    override suspend fun receipt(idempotencyKey: String): ReceiptLookup = ReceiptLookup.Unsupported
 }
 
 class CallbacksTest {

@@ -186,6 +186,14 @@ extern "C" {
     UniffiForeignFutureCompleteRustBuffer uniffi_future_callback, 
     uint64_t uniffi_callback_data, 
     UniffiForeignFutureDroppedCallbackStruct * uniffi_out_dropped_callback
+    );
+    typedef void
+    (*UniffiCallbackInterfaceTransportMethod2)(
+    uint64_t uniffi_handle, 
+    RustBuffer idempotency_key, 
+    UniffiForeignFutureCompleteRustBuffer uniffi_future_callback, 
+    uint64_t uniffi_callback_data, 
+    UniffiForeignFutureDroppedCallbackStruct * uniffi_out_dropped_callback
     );typedef struct UniffiVTableCallbackInterfaceDocsListener {
         UniffiCallbackInterfaceFree uniffi_free;
         UniffiCallbackInterfaceClone uniffi_clone;
@@ -212,6 +220,7 @@ extern "C" {
         UniffiCallbackInterfaceClone uniffi_clone;
         UniffiCallbackInterfaceTransportMethod0 send;
         UniffiCallbackInterfaceTransportMethod1 pull;
+        UniffiCallbackInterfaceTransportMethod2 receipt;
     } UniffiVTableCallbackInterfaceTransport;
     /*handle*/ uint64_t uniffi_outbox_ffi_fn_clone_docslistener(
         /*handle*/ uint64_t handle, 
@@ -320,6 +329,10 @@ extern "C" {
         RustBuffer cursor, 
         uint32_t limit
     );
+    /*handle*/ uint64_t uniffi_outbox_ffi_fn_method_transport_receipt(
+        /*handle*/ uint64_t ptr, 
+        RustBuffer idempotency_key
+    );
     /*handle*/ uint64_t uniffi_outbox_ffi_fn_clone_outbox(
         /*handle*/ uint64_t handle, 
         RustCallStatus *uniffi_out_err
@@ -338,6 +351,10 @@ extern "C" {
     /*handle*/ uint64_t uniffi_outbox_ffi_fn_constructor_outbox_open_with_transport(
         RustBuffer config, 
         /*handle*/ uint64_t transport
+    );
+    /*handle*/ uint64_t uniffi_outbox_ffi_fn_method_outbox_check_receipt(
+        /*handle*/ uint64_t ptr, 
+        RustBuffer id
     );
     /*handle*/ uint64_t uniffi_outbox_ffi_fn_method_outbox_command(
         /*handle*/ uint64_t ptr, 
@@ -705,6 +722,10 @@ extern "C" {
     uint16_t uniffi_outbox_ffi_checksum_method_transport_send(
     );
     uint16_t uniffi_outbox_ffi_checksum_method_transport_pull(
+    );
+    uint16_t uniffi_outbox_ffi_checksum_method_transport_receipt(
+    );
+    uint16_t uniffi_outbox_ffi_checksum_method_outbox_check_receipt(
     );
     uint16_t uniffi_outbox_ffi_checksum_method_outbox_command(
     );
@@ -4948,6 +4969,149 @@ namespace uniffi::outbox_ffi::cb::callbackinterfacetransportmethod1::vtablecallb
         rsLambda = nullptr;
     }
 } // namespace uniffi::outbox_ffi::cb::callbackinterfacetransportmethod1::vtablecallbackinterfacetransport
+    // Implementation of CallbackInterfaceTransportMethod2 for vtable field receipt in VTableCallbackInterfaceTransport
+
+
+// Callback function: uniffi::outbox_ffi::cb::callbackinterfacetransportmethod2::vtablecallbackinterfacetransport::UniffiCallbackInterfaceTransportMethod2
+//
+// We have the following constraints:
+// - we need to pass a function pointer to Rust.
+// - we need a jsi::Runtime and jsi::Function to call into JS.
+// - function pointers can't store state, so we can't use a lamda.
+//
+// For this, we store a lambda as a global, as `rsLambda`. The `callback` function calls
+// the lambda, which itself calls the `body` which then calls into JS.
+//
+// We then give the `callback` function pointer to Rust which will call the lambda sometime in the
+// future.
+namespace uniffi::outbox_ffi::cb::callbackinterfacetransportmethod2::vtablecallbackinterfacetransport {
+    using namespace facebook;
+
+    // We need to store a lambda in a global so we can call it from
+    // a function pointer. The function pointer is passed to Rust.
+    static std::function<void(uint64_t, RustBuffer, UniffiForeignFutureCompleteRustBuffer, uint64_t, UniffiForeignFutureDroppedCallbackStruct *)> rsLambda = nullptr;
+
+    // This is the main body of the callback. It's called from the lambda,
+    // which itself is called from the callback function which is passed to Rust.
+    static void body(jsi::Runtime &rt,
+                     std::shared_ptr<uniffi_runtime::UniffiCallInvoker> callInvoker,
+                     std::shared_ptr<jsi::Value> callbackValue
+            ,uint64_t rs_uniffiHandle
+            ,RustBuffer rs_idempotencyKey
+            ,UniffiForeignFutureCompleteRustBuffer rs_uniffiFutureCallback
+            ,uint64_t rs_uniffiCallbackData
+            ,UniffiForeignFutureDroppedCallbackStruct * rs_uniffiOutDroppedCallback) {
+
+        // Convert the arguments from Rust, into jsi::Values.
+        // We'll use the Bridging class to do this…
+        auto js_uniffiHandle = uniffi_jsi::Bridging<uint64_t>::toJs(rt, callInvoker, rs_uniffiHandle);
+        auto js_idempotencyKey = uniffi::outbox_ffi::Bridging<RustBuffer>::toJs(rt, callInvoker, rs_idempotencyKey);
+        auto js_uniffiFutureCallback = uniffi::outbox_ffi::Bridging<UniffiForeignFutureCompleteRustBuffer>::toJs(rt, callInvoker, rs_uniffiFutureCallback);
+        auto js_uniffiCallbackData = uniffi_jsi::Bridging<uint64_t>::toJs(rt, callInvoker, rs_uniffiCallbackData);
+
+        // Now we are ready to call the callback.
+        // We are already on the JS thread, because this `body` function was
+        // invoked from the CallInvoker.
+        try {
+            // Getting the callback function
+            auto cb = callbackValue->asObject(rt).asFunction(rt);
+            auto uniffiResult = cb.call(rt, js_uniffiHandle, js_idempotencyKey, js_uniffiFutureCallback, js_uniffiCallbackData
+            );
+
+            
+
+            
+            // return type is Struct("ForeignFutureDroppedCallbackStruct")
+            // Finally, we need to copy the return value back into the Rust pointer.
+            *rs_uniffiOutDroppedCallback =
+                uniffi::outbox_ffi::Bridging<
+                    UniffiForeignFutureDroppedCallbackStruct
+                >::fromJs(
+                    rt, callInvoker, uniffiResult
+                );
+        } catch (const jsi::JSError &error) {
+            std::cout << "Error in callback UniffiCallbackInterfaceTransportMethod2: "
+                    << error.what() << std::endl;
+            throw error;
+        }
+    }
+
+    static void callback(uint64_t rs_uniffiHandle, RustBuffer rs_idempotencyKey, UniffiForeignFutureCompleteRustBuffer rs_uniffiFutureCallback, uint64_t rs_uniffiCallbackData, UniffiForeignFutureDroppedCallbackStruct * rs_uniffiOutDroppedCallback) {
+        // If the runtime has shutdown, then there is no point in trying to
+        // call into Javascript. BUT how do we tell if the runtime has shutdown?
+        //
+        // Answer: the module destructor calls into callback `cleanup` method,
+        // which nulls out the rsLamda.
+        //
+        // If rsLamda is null, then there is no runtime to call into.
+        if (rsLambda == nullptr) {
+            // This only occurs when destructors are calling into Rust free/drop,
+            // which causes the JS callback to be dropped.
+            return;
+        }
+
+        // The runtime, the actual callback jsi::funtion, and the callInvoker
+        // are all in the lambda.
+        rsLambda(
+            rs_uniffiHandle, 
+            rs_idempotencyKey, 
+            rs_uniffiFutureCallback, 
+            rs_uniffiCallbackData, 
+            rs_uniffiOutDroppedCallback);
+    }
+
+    [[maybe_unused]] static UniffiCallbackInterfaceTransportMethod2
+    makeCallbackFunction( // uniffi::outbox_ffi::cb::callbackinterfacetransportmethod2::vtablecallbackinterfacetransport
+                    jsi::Runtime &rt,
+                     std::shared_ptr<uniffi_runtime::UniffiCallInvoker> callInvoker,
+                     const jsi::Value &value) {
+        if (rsLambda != nullptr) {
+            // `makeCallbackFunction` is called in two circumstances:
+            //
+            // 1. at startup, when initializing callback interface vtables.
+            // 2. when polling futures. This happens at least once per future that is
+            //    exposed to Javascript. We know that this is always the same function,
+            //    `uniffiFutureContinuationCallback` in `async-rust-calls.ts`.
+            //
+            // We can therefore return the callback function without making anything
+            // new if we've been initialized already.
+            return callback;
+        }
+        auto callbackFunction = value.asObject(rt).asFunction(rt);
+        auto callbackValue = std::make_shared<jsi::Value>(rt, callbackFunction);
+        rsLambda = [&rt, callInvoker, callbackValue](uint64_t rs_uniffiHandle, RustBuffer rs_idempotencyKey, UniffiForeignFutureCompleteRustBuffer rs_uniffiFutureCallback, uint64_t rs_uniffiCallbackData, UniffiForeignFutureDroppedCallbackStruct * rs_uniffiOutDroppedCallback) {
+                // We immediately make a lambda which will do the work of transforming the
+                // arguments into JSI values and calling the callback.
+                uniffi_runtime::UniffiCallFunc jsLambda = [
+                    callInvoker,
+                    callbackValue
+                    , rs_uniffiHandle
+                    , rs_idempotencyKey
+                    , rs_uniffiFutureCallback
+                    , rs_uniffiCallbackData
+                    , rs_uniffiOutDroppedCallback](jsi::Runtime &rt) mutable {
+                    body(rt, callInvoker, callbackValue
+                        , rs_uniffiHandle
+                        , rs_idempotencyKey
+                        , rs_uniffiFutureCallback
+                        , rs_uniffiCallbackData
+                        , rs_uniffiOutDroppedCallback);
+                };
+                // We'll then call that lambda from the callInvoker which will
+                // look after calling it on the correct thread.
+                callInvoker->invokeBlocking(rt, jsLambda);
+        };
+        return callback;
+    }
+
+    // This method is called from the destructor of NativeOutboxFfi, which only happens
+    // when the jsi::Runtime is being destroyed.
+    static void cleanup() {
+        // The lambda holds a reference to the the Runtime, so when this is nulled out,
+        // then the pointer will no longer be left dangling.
+        rsLambda = nullptr;
+    }
+} // namespace uniffi::outbox_ffi::cb::callbackinterfacetransportmethod2::vtablecallbackinterfacetransport
 namespace uniffi::outbox_ffi {
 using namespace facebook;
 using CallInvoker = uniffi_runtime::UniffiCallInvoker;
@@ -4980,6 +5144,9 @@ template <> struct Bridging<UniffiVTableCallbackInterfaceTransport> {
         );
     rsObject.pull = uniffi::outbox_ffi::cb::callbackinterfacetransportmethod1::vtablecallbackinterfacetransport::makeCallbackFunction(
           rt, callInvoker, jsObject.getProperty(rt, "pull")
+        );
+    rsObject.receipt = uniffi::outbox_ffi::cb::callbackinterfacetransportmethod2::vtablecallbackinterfacetransport::makeCallbackFunction(
+          rt, callInvoker, jsObject.getProperty(rt, "receipt")
         );
 
     return rsObject;
@@ -5258,6 +5425,14 @@ NativeOutboxFfi::NativeOutboxFfi(
             return this->cpp_uniffi_outbox_ffi_fn_method_transport_pull(rt, thisVal, args, count);
         }
     );
+    props["ubrn_uniffi_outbox_ffi_fn_method_transport_receipt"] = jsi::Function::createFromHostFunction(
+        rt,
+        jsi::PropNameID::forAscii(rt, "ubrn_uniffi_outbox_ffi_fn_method_transport_receipt"),
+        2,
+        [this](jsi::Runtime &rt, const jsi::Value &thisVal, const jsi::Value *args, size_t count) -> jsi::Value {
+            return this->cpp_uniffi_outbox_ffi_fn_method_transport_receipt(rt, thisVal, args, count);
+        }
+    );
     props["ubrn_uniffi_outbox_ffi_fn_clone_outbox"] = jsi::Function::createFromHostFunction(
         rt,
         jsi::PropNameID::forAscii(rt, "ubrn_uniffi_outbox_ffi_fn_clone_outbox"),
@@ -5296,6 +5471,14 @@ NativeOutboxFfi::NativeOutboxFfi(
         2,
         [this](jsi::Runtime &rt, const jsi::Value &thisVal, const jsi::Value *args, size_t count) -> jsi::Value {
             return this->cpp_uniffi_outbox_ffi_fn_constructor_outbox_open_with_transport(rt, thisVal, args, count);
+        }
+    );
+    props["ubrn_uniffi_outbox_ffi_fn_method_outbox_check_receipt"] = jsi::Function::createFromHostFunction(
+        rt,
+        jsi::PropNameID::forAscii(rt, "ubrn_uniffi_outbox_ffi_fn_method_outbox_check_receipt"),
+        2,
+        [this](jsi::Runtime &rt, const jsi::Value &thisVal, const jsi::Value *args, size_t count) -> jsi::Value {
+            return this->cpp_uniffi_outbox_ffi_fn_method_outbox_check_receipt(rt, thisVal, args, count);
         }
     );
     props["ubrn_uniffi_outbox_ffi_fn_method_outbox_command"] = jsi::Function::createFromHostFunction(
@@ -6066,6 +6249,22 @@ NativeOutboxFfi::NativeOutboxFfi(
             return this->cpp_uniffi_outbox_ffi_checksum_method_transport_pull(rt, thisVal, args, count);
         }
     );
+    props["ubrn_uniffi_outbox_ffi_checksum_method_transport_receipt"] = jsi::Function::createFromHostFunction(
+        rt,
+        jsi::PropNameID::forAscii(rt, "ubrn_uniffi_outbox_ffi_checksum_method_transport_receipt"),
+        0,
+        [this](jsi::Runtime &rt, const jsi::Value &thisVal, const jsi::Value *args, size_t count) -> jsi::Value {
+            return this->cpp_uniffi_outbox_ffi_checksum_method_transport_receipt(rt, thisVal, args, count);
+        }
+    );
+    props["ubrn_uniffi_outbox_ffi_checksum_method_outbox_check_receipt"] = jsi::Function::createFromHostFunction(
+        rt,
+        jsi::PropNameID::forAscii(rt, "ubrn_uniffi_outbox_ffi_checksum_method_outbox_check_receipt"),
+        0,
+        [this](jsi::Runtime &rt, const jsi::Value &thisVal, const jsi::Value *args, size_t count) -> jsi::Value {
+            return this->cpp_uniffi_outbox_ffi_checksum_method_outbox_check_receipt(rt, thisVal, args, count);
+        }
+    );
     props["ubrn_uniffi_outbox_ffi_checksum_method_outbox_command"] = jsi::Function::createFromHostFunction(
         rt,
         jsi::PropNameID::forAscii(rt, "ubrn_uniffi_outbox_ffi_checksum_method_outbox_command"),
@@ -6544,6 +6743,7 @@ uniffi::outbox_ffi::cb::callbackinterfacetokenprovidermethod0::vtablecallbackint
 uniffi::outbox_ffi::cb::callbackinterfaceclone::vtablecallbackinterfacetransport::cleanup();
 uniffi::outbox_ffi::cb::callbackinterfacetransportmethod0::vtablecallbackinterfacetransport::cleanup();
 uniffi::outbox_ffi::cb::callbackinterfacetransportmethod1::vtablecallbackinterfacetransport::cleanup();
+uniffi::outbox_ffi::cb::callbackinterfacetransportmethod2::vtablecallbackinterfacetransport::cleanup();
 }
 
 // Utility functions for serialization/deserialization of strings.
@@ -6929,6 +7129,13 @@ jsi::Value NativeOutboxFfi::cpp_uniffi_outbox_ffi_fn_method_transport_pull(jsi::
         
         return uniffi_jsi::Bridging</*handle*/ uint64_t>::toJs(rt, callInvoker, value);
 }
+jsi::Value NativeOutboxFfi::cpp_uniffi_outbox_ffi_fn_method_transport_receipt(jsi::Runtime& rt, const jsi::Value& thisVal, const jsi::Value* args, size_t count) {
+        auto value = uniffi_outbox_ffi_fn_method_transport_receipt(uniffi_jsi::Bridging</*handle*/ uint64_t>::fromJs(rt, callInvoker, args[0]), uniffi::outbox_ffi::Bridging<RustBuffer>::fromJs(rt, callInvoker, args[1])
+        );
+
+        
+        return uniffi_jsi::Bridging</*handle*/ uint64_t>::toJs(rt, callInvoker, value);
+}
 jsi::Value NativeOutboxFfi::cpp_uniffi_outbox_ffi_fn_clone_outbox(jsi::Runtime& rt, const jsi::Value& thisVal, const jsi::Value* args, size_t count) {
         RustCallStatus status = uniffi::outbox_ffi::Bridging<RustCallStatus>::rustSuccess(rt);
         auto value = uniffi_outbox_ffi_fn_clone_outbox(uniffi_jsi::Bridging</*handle*/ uint64_t>::fromJs(rt, callInvoker, args[0]), 
@@ -6965,6 +7172,13 @@ jsi::Value NativeOutboxFfi::cpp_uniffi_outbox_ffi_fn_constructor_outbox_open_wit
 }
 jsi::Value NativeOutboxFfi::cpp_uniffi_outbox_ffi_fn_constructor_outbox_open_with_transport(jsi::Runtime& rt, const jsi::Value& thisVal, const jsi::Value* args, size_t count) {
         auto value = uniffi_outbox_ffi_fn_constructor_outbox_open_with_transport(uniffi::outbox_ffi::Bridging<RustBuffer>::fromJs(rt, callInvoker, args[0]), uniffi_jsi::Bridging</*handle*/ uint64_t>::fromJs(rt, callInvoker, args[1])
+        );
+
+        
+        return uniffi_jsi::Bridging</*handle*/ uint64_t>::toJs(rt, callInvoker, value);
+}
+jsi::Value NativeOutboxFfi::cpp_uniffi_outbox_ffi_fn_method_outbox_check_receipt(jsi::Runtime& rt, const jsi::Value& thisVal, const jsi::Value* args, size_t count) {
+        auto value = uniffi_outbox_ffi_fn_method_outbox_check_receipt(uniffi_jsi::Bridging</*handle*/ uint64_t>::fromJs(rt, callInvoker, args[0]), uniffi::outbox_ffi::Bridging<RustBuffer>::fromJs(rt, callInvoker, args[1])
         );
 
         
@@ -7709,6 +7923,20 @@ jsi::Value NativeOutboxFfi::cpp_uniffi_outbox_ffi_checksum_method_transport_send
 }
 jsi::Value NativeOutboxFfi::cpp_uniffi_outbox_ffi_checksum_method_transport_pull(jsi::Runtime& rt, const jsi::Value& thisVal, const jsi::Value* args, size_t count) {
         auto value = uniffi_outbox_ffi_checksum_method_transport_pull(
+        );
+
+        
+        return uniffi_jsi::Bridging<uint16_t>::toJs(rt, callInvoker, value);
+}
+jsi::Value NativeOutboxFfi::cpp_uniffi_outbox_ffi_checksum_method_transport_receipt(jsi::Runtime& rt, const jsi::Value& thisVal, const jsi::Value* args, size_t count) {
+        auto value = uniffi_outbox_ffi_checksum_method_transport_receipt(
+        );
+
+        
+        return uniffi_jsi::Bridging<uint16_t>::toJs(rt, callInvoker, value);
+}
+jsi::Value NativeOutboxFfi::cpp_uniffi_outbox_ffi_checksum_method_outbox_check_receipt(jsi::Runtime& rt, const jsi::Value& thisVal, const jsi::Value* args, size_t count) {
+        auto value = uniffi_outbox_ffi_checksum_method_outbox_check_receipt(
         );
 
         

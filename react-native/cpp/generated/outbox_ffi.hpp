@@ -48,11 +48,13 @@ class NativeOutboxFfi : public jsi::HostObject {
     jsi::Value cpp_uniffi_outbox_ffi_fn_init_callback_vtable_transport(jsi::Runtime& rt, const jsi::Value& thisVal, const jsi::Value* args, size_t count);
     jsi::Value cpp_uniffi_outbox_ffi_fn_method_transport_send(jsi::Runtime& rt, const jsi::Value& thisVal, const jsi::Value* args, size_t count);
     jsi::Value cpp_uniffi_outbox_ffi_fn_method_transport_pull(jsi::Runtime& rt, const jsi::Value& thisVal, const jsi::Value* args, size_t count);
+    jsi::Value cpp_uniffi_outbox_ffi_fn_method_transport_receipt(jsi::Runtime& rt, const jsi::Value& thisVal, const jsi::Value* args, size_t count);
     jsi::Value cpp_uniffi_outbox_ffi_fn_clone_outbox(jsi::Runtime& rt, const jsi::Value& thisVal, const jsi::Value* args, size_t count);
     jsi::Value cpp_uniffi_outbox_ffi_fn_free_outbox(jsi::Runtime& rt, const jsi::Value& thisVal, const jsi::Value* args, size_t count);
     jsi::Value cpp_uniffi_outbox_ffi_fn_constructor_outbox_open(jsi::Runtime& rt, const jsi::Value& thisVal, const jsi::Value* args, size_t count);
     jsi::Value cpp_uniffi_outbox_ffi_fn_constructor_outbox_open_with_tokens(jsi::Runtime& rt, const jsi::Value& thisVal, const jsi::Value* args, size_t count);
     jsi::Value cpp_uniffi_outbox_ffi_fn_constructor_outbox_open_with_transport(jsi::Runtime& rt, const jsi::Value& thisVal, const jsi::Value* args, size_t count);
+    jsi::Value cpp_uniffi_outbox_ffi_fn_method_outbox_check_receipt(jsi::Runtime& rt, const jsi::Value& thisVal, const jsi::Value* args, size_t count);
     jsi::Value cpp_uniffi_outbox_ffi_fn_method_outbox_command(jsi::Runtime& rt, const jsi::Value& thisVal, const jsi::Value* args, size_t count);
     jsi::Value cpp_uniffi_outbox_ffi_fn_method_outbox_count(jsi::Runtime& rt, const jsi::Value& thisVal, const jsi::Value* args, size_t count);
     jsi::Value cpp_uniffi_outbox_ffi_fn_method_outbox_create_index(jsi::Runtime& rt, const jsi::Value& thisVal, const jsi::Value* args, size_t count);
@@ -149,6 +151,8 @@ class NativeOutboxFfi : public jsi::HostObject {
     jsi::Value cpp_uniffi_outbox_ffi_checksum_method_tokenprovider_token(jsi::Runtime& rt, const jsi::Value& thisVal, const jsi::Value* args, size_t count);
     jsi::Value cpp_uniffi_outbox_ffi_checksum_method_transport_send(jsi::Runtime& rt, const jsi::Value& thisVal, const jsi::Value* args, size_t count);
     jsi::Value cpp_uniffi_outbox_ffi_checksum_method_transport_pull(jsi::Runtime& rt, const jsi::Value& thisVal, const jsi::Value* args, size_t count);
+    jsi::Value cpp_uniffi_outbox_ffi_checksum_method_transport_receipt(jsi::Runtime& rt, const jsi::Value& thisVal, const jsi::Value* args, size_t count);
+    jsi::Value cpp_uniffi_outbox_ffi_checksum_method_outbox_check_receipt(jsi::Runtime& rt, const jsi::Value& thisVal, const jsi::Value* args, size_t count);
     jsi::Value cpp_uniffi_outbox_ffi_checksum_method_outbox_command(jsi::Runtime& rt, const jsi::Value& thisVal, const jsi::Value* args, size_t count);
     jsi::Value cpp_uniffi_outbox_ffi_checksum_method_outbox_count(jsi::Runtime& rt, const jsi::Value& thisVal, const jsi::Value* args, size_t count);
     jsi::Value cpp_uniffi_outbox_ffi_checksum_method_outbox_create_index(jsi::Runtime& rt, const jsi::Value& thisVal, const jsi::Value* args, size_t count);

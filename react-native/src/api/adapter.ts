@@ -30,6 +30,8 @@ import type {
   PendingEdit,
   Query,
   QueueStatus,
+  Receipt,
+  ReceiptCheck,
   Resolution,
   SendOutcome,
   Settlement,
@@ -114,6 +116,7 @@ function wrap(m: GeneratedModule, ob: Generated.OutboxLike, c: Converters): Nati
         throw err;
       }
     },
+    checkReceipt: (id: string) => guardAsync(async () => c.receiptCheck(await ob.checkReceipt(id))),
     peek: (f: PeekFilter) =>
       guardAsync(async () => {
         const filter = m.PeekFilter.create({
@@ -233,6 +236,22 @@ function converters(m: GeneratedModule) {
     };
   }
 
+  function receipt(r: Generated.Receipt): Receipt {
+    return { serverSeq: Number(r.serverSeq), appliedAt: num(r.appliedAtMs) };
+  }
+
+  function receiptCheck(r: Generated.ReceiptCheck): ReceiptCheck {
+    if (m.ReceiptCheck.Applied.instanceOf(r)) {
+      return { kind: 'applied', receipt: receipt(r.inner.receipt), recorded: r.inner.recorded, state: stateName(r.inner.state) };
+    }
+    if (m.ReceiptCheck.NotApplied.instanceOf(r)) return { kind: 'not_applied', state: stateName(r.inner.state) };
+    const why = (r as Generated.ReceiptCheck & { inner: { reason: Generated.ReceiptUnknown } }).inner.reason;
+    if (m.ReceiptUnknown.Failed.instanceOf(why)) return { kind: 'unknown', reason: 'failed', detail: why.inner.detail };
+    if (m.ReceiptUnknown.Offline.instanceOf(why)) return { kind: 'unknown', reason: 'offline', detail: null };
+    if (m.ReceiptUnknown.Unauthorized.instanceOf(why)) return { kind: 'unknown', reason: 'unauthorized', detail: null };
+    return { kind: 'unknown', reason: 'unsupported', detail: null };
+  }
+
   function command(x: Generated.Command): Command {
     return {
       id: x.id,
@@ -247,6 +266,7 @@ function converters(m: GeneratedModule) {
       nextAttemptAt: Number(x.nextAttemptAtMs),
       lastError: x.lastError ?? null,
       settlement: x.settlement === undefined ? null : settlement(x.settlement),
+      receipt: x.receipt === undefined ? null : receipt(x.receipt),
       history: x.history.map(attempt),
     };
   }
@@ -411,6 +431,35 @@ function converters(m: GeneratedModule) {
           return new m.PullOutcome.Failed({ reason: `the transport threw: ${e instanceof Error ? e.message : String(e)}` });
         }
       },
+      receipt: async (idempotencyKey: string) => {
+        if (t.receipt === undefined) return new m.ReceiptLookup.Unsupported();
+        try {
+          const r = await t.receipt(idempotencyKey);
+          switch (r.kind) {
+            case 'applied':
+              return new m.ReceiptLookup.Applied({
+                result: r.result === undefined ? '' : JSON.stringify(r.result),
+                changes: (r.changes ?? []).map(docChange),
+                receipt: m.Receipt.create({
+                  serverSeq: BigInt(r.receipt.serverSeq),
+                  appliedAtMs: r.receipt.appliedAt === null ? undefined : BigInt(r.receipt.appliedAt),
+                }),
+              });
+            case 'not_found':
+              return new m.ReceiptLookup.NotFound();
+            case 'offline':
+              return new m.ReceiptLookup.Offline();
+            case 'unauthorized':
+              return new m.ReceiptLookup.Unauthorized();
+            case 'unsupported':
+              return new m.ReceiptLookup.Unsupported();
+            default:
+              return new m.ReceiptLookup.Failed({ reason: 'reason' in r ? r.reason : 'unknown receipt lookup result' });
+          }
+        } catch (e) {
+          return new m.ReceiptLookup.Failed({ reason: `the transport threw: ${e instanceof Error ? e.message : String(e)}` });
+        }
+      },
     };
   }
 
@@ -477,6 +526,7 @@ function converters(m: GeneratedModule) {
     guardAsync,
     settlement,
     command,
+    receiptCheck,
     doc,
     toState,
     request,

@@ -22,6 +22,7 @@ import type {
   PendingEdit,
   Query,
   QueueStatus,
+  ReceiptCheck,
   Resolution,
   Settlement,
   Transport,
@@ -95,6 +96,7 @@ export interface NativeOutbox {
   enqueue(input: EnqueueInput): Promise<string>;
   waitFor(id: string): Promise<Settlement>;
   command(id: string): Promise<Command | null>;
+  checkReceipt(id: string): Promise<ReceiptCheck>;
   peek(filter: PeekFilter): Promise<Command[]>;
   retry(id: string): Promise<void>;
   discard(id: string): Promise<void>;

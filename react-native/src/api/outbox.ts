@@ -28,6 +28,7 @@ import type {
   PendingEdit,
   Query,
   QueueStatus,
+  ReceiptCheck,
   Resolution,
   Settlement,
   SyncStatus,
@@ -188,6 +189,18 @@ export class Outbox {
   async command(id: string): Promise<Command | null> {
     this.ensureOpen();
     return this.native.command(id);
+  }
+
+  /**
+   * Asks the server whether it applied command `id` ("did this sale reach the server?"),
+   * by the command's idempotency key; works for any command, including one that was in
+   * flight when the app died. An `applied` answer for a command that was pending, in
+   * flight or wedged is recorded (it becomes `succeeded`; safe, the server never applies
+   * one key twice). Rejects only for an unknown id or a closed outbox.
+   */
+  async checkReceipt(id: string): Promise<ReceiptCheck> {
+    this.ensureOpen();
+    return this.native.checkReceipt(id);
   }
 
   /** Commands in enqueue order; by default every unfinished one. */

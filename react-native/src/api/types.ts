@@ -138,9 +138,44 @@ export interface Command {
   lastError: string | null;
   /** How it settled, once it has. */
   settlement: Settlement | null;
+  /**
+   * The server's receipt once it succeeded: proof the server applied it, and where and
+   * when. `null` before that (and for commands that succeeded before receipts existed,
+   * until `checkReceipt` asks).
+   */
+  receipt: Receipt | null;
   /** Attempt history, oldest first (filled by `command(id)`, empty in `peek`). */
   history: Attempt[];
 }
+
+/** The server's receipt for an applied command, the same on every resend. */
+export interface Receipt {
+  /** The workspace's change-feed position after the command. */
+  serverSeq: number;
+  /** Server time it was applied (Unix ms); `null` if the server did not record it. */
+  appliedAt: number | null;
+}
+
+/**
+ * The answer to "did this sale reach the server?" (`Outbox.checkReceipt`).
+ * - `applied`: the server applied it, once. `recorded` is true when the command was
+ *   pending, in flight or wedged and is now `succeeded` because of this answer.
+ * - `not_applied`: the server has no record of it (as of now; a queued command may still be).
+ * - `unknown`: the server could not be asked (`offline`, `unauthorized`, `unsupported`, `failed`).
+ */
+export type ReceiptCheck =
+  | { kind: 'applied'; receipt: Receipt; recorded: boolean; state: CommandState }
+  | { kind: 'not_applied'; state: CommandState }
+  | { kind: 'unknown'; reason: 'offline' | 'unauthorized' | 'unsupported' | 'failed'; detail: string | null };
+
+/** What a custom transport's `receipt` found out about one idempotency key. */
+export type ReceiptLookup =
+  | { kind: 'applied'; result?: Json; changes?: DocChange[]; receipt: Receipt }
+  | { kind: 'not_found' }
+  | { kind: 'offline' }
+  | { kind: 'unauthorized' }
+  | { kind: 'failed'; reason: string }
+  | { kind: 'unsupported' };
 
 /** The engine's queue counters (a snapshot). */
 export interface QueueStatus {
@@ -324,6 +359,11 @@ export interface Transport {
   send(batch: OutgoingCommand[]): Promise<SendOutcome[]>;
   /** Reads one page of the change feed after `cursor` (`null`: from the start). Absent: no feed. */
   pull?(cursor: string | null, limit: number): Promise<PullResult>;
+  /**
+   * Asks the server whether it applied the command sent under `idempotencyKey`
+   * (`GET /v1/commands/{key}`). Absent: `checkReceipt` answers `unknown` / `unsupported`.
+   */
+  receipt?(idempotencyKey: string): Promise<ReceiptLookup>;
 }
 
 /** What `logout` did. */

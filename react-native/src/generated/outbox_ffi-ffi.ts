@@ -102,6 +102,7 @@ interface NativeModuleInterface {
     ubrn_uniffi_outbox_ffi_fn_constructor_outbox_open(config: Uint8Array): bigint;
     ubrn_uniffi_outbox_ffi_fn_constructor_outbox_open_with_tokens(config: Uint8Array, tokenProvider: bigint): bigint;
     ubrn_uniffi_outbox_ffi_fn_constructor_outbox_open_with_transport(config: Uint8Array, transport: bigint): bigint;
+    ubrn_uniffi_outbox_ffi_fn_method_outbox_check_receipt(uniffiSelf: bigint, id: Uint8Array): bigint;
     ubrn_uniffi_outbox_ffi_fn_method_outbox_command(uniffiSelf: bigint, id: Uint8Array): bigint;
     ubrn_uniffi_outbox_ffi_fn_method_outbox_count(uniffiSelf: bigint, collection: Uint8Array, query: Uint8Array): bigint;
     ubrn_uniffi_outbox_ffi_fn_method_outbox_create_index(uniffiSelf: bigint, collection: Uint8Array, field: Uint8Array): bigint;
@@ -134,6 +135,7 @@ interface NativeModuleInterface {
     ubrn_uniffi_outbox_ffi_fn_method_tokenprovider_token(uniffiSelf: bigint, forceRefresh: number): bigint;
     ubrn_uniffi_outbox_ffi_fn_method_transport_send(uniffiSelf: bigint, batch: Uint8Array): bigint;
     ubrn_uniffi_outbox_ffi_fn_method_transport_pull(uniffiSelf: bigint, cursor: Uint8Array, limit: number): bigint;
+    ubrn_uniffi_outbox_ffi_fn_method_transport_receipt(uniffiSelf: bigint, idempotencyKey: Uint8Array): bigint;
     ubrn_ffi_outbox_ffi_uniffi_contract_version(): number;
     ubrn_uniffi_outbox_ffi_checksum_func_clear_logger(): number;
     ubrn_uniffi_outbox_ffi_checksum_func_dropped_log_records(): number;
@@ -147,6 +149,7 @@ interface NativeModuleInterface {
     ubrn_uniffi_outbox_ffi_checksum_constructor_outbox_open(): number;
     ubrn_uniffi_outbox_ffi_checksum_constructor_outbox_open_with_tokens(): number;
     ubrn_uniffi_outbox_ffi_checksum_constructor_outbox_open_with_transport(): number;
+    ubrn_uniffi_outbox_ffi_checksum_method_outbox_check_receipt(): number;
     ubrn_uniffi_outbox_ffi_checksum_method_outbox_command(): number;
     ubrn_uniffi_outbox_ffi_checksum_method_outbox_count(): number;
     ubrn_uniffi_outbox_ffi_checksum_method_outbox_create_index(): number;
@@ -179,6 +182,7 @@ interface NativeModuleInterface {
     ubrn_uniffi_outbox_ffi_checksum_method_tokenprovider_token(): number;
     ubrn_uniffi_outbox_ffi_checksum_method_transport_send(): number;
     ubrn_uniffi_outbox_ffi_checksum_method_transport_pull(): number;
+    ubrn_uniffi_outbox_ffi_checksum_method_transport_receipt(): number;
     ubrn_uniffi_internal_fn_method_docslistener_ffi__bless_pointer(pointer: bigint, uniffi_out_err: UniffiRustCallStatus): UniffiGcObject;
     ubrn_uniffi_internal_fn_method_eventlistener_ffi__bless_pointer(pointer: bigint, uniffi_out_err: UniffiRustCallStatus): UniffiGcObject;
     ubrn_uniffi_internal_fn_method_logger_ffi__bless_pointer(pointer: bigint, uniffi_out_err: UniffiRustCallStatus): UniffiGcObject;
@@ -254,6 +258,7 @@ export type UniffiVTableCallbackInterfaceOutboxFfiTokenProvider = {
 };
 type UniffiCallbackInterfaceOutboxFfiTransportMethod0 = (uniffiHandle: bigint, batch: Uint8Array, uniffiFutureCallback: UniffiForeignFutureCompleterustBuffer, uniffiCallbackData: bigint) => UniffiForeignFutureDroppedCallbackStruct;
 type UniffiCallbackInterfaceOutboxFfiTransportMethod1 = (uniffiHandle: bigint, cursor: Uint8Array, limit: number, uniffiFutureCallback: UniffiForeignFutureCompleterustBuffer, uniffiCallbackData: bigint) => UniffiForeignFutureDroppedCallbackStruct;
+type UniffiCallbackInterfaceOutboxFfiTransportMethod2 = (uniffiHandle: bigint, idempotencyKey: Uint8Array, uniffiFutureCallback: UniffiForeignFutureCompleterustBuffer, uniffiCallbackData: bigint) => UniffiForeignFutureDroppedCallbackStruct;
 type UniffiCallbackInterfaceCloneOutboxFfiTransport = (handle: bigint) => UniffiResult<void>;
 type UniffiCallbackInterfaceFreeOutboxFfiTransport = (handle: bigint) => void;
 export type UniffiVTableCallbackInterfaceOutboxFfiTransport = {
@@ -261,6 +266,7 @@ export type UniffiVTableCallbackInterfaceOutboxFfiTransport = {
   uniffi_clone: UniffiCallbackInterfaceCloneOutboxFfiTransport;
   send: UniffiCallbackInterfaceOutboxFfiTransportMethod0;
   pull: UniffiCallbackInterfaceOutboxFfiTransportMethod1;
+  receipt: UniffiCallbackInterfaceOutboxFfiTransportMethod2;
 };
 
 // UniffiRustFutureContinuationCallback is generated as part of the component interface's

@@ -560,6 +560,59 @@ const FfiConverterTypeSettlement = (() => {
 })();
 
 /**
+ * The server's receipt for an applied command, the same on every resend.
+ */
+export type Receipt = {
+    /**
+     * The workspace's change-feed position after the command.
+     */
+    serverSeq: bigint,
+    /**
+     * Server time it was applied, Unix ms (none for commands a server applied before it
+     * kept receipt times).
+     */
+    appliedAtMs?: bigint
+}
+
+/**
+ * Generated factory for {@link Receipt} record objects.
+ */
+export const Receipt = (() => {
+    const defaults = () => ({
+    });
+    const create = (() => {
+        return uniffiCreateRecord<Receipt, ReturnType<typeof defaults>>(defaults);
+    })();
+    return Object.freeze({
+        create,
+        new: create,
+        defaults: () => Object.freeze(defaults()) as Partial<Receipt>,
+    });
+})();
+
+const FfiConverterTypeReceipt = (() => {
+    type TypeName = Receipt;
+    class FFIConverter extends AbstractFfiConverterByteArray<TypeName> {
+        readFromCursor(c: Cursor): TypeName {
+            return {
+                serverSeq: FfiConverterInt64.readFromCursor(c), 
+                appliedAtMs: FfiConverterOptionalInt64.readFromCursor(c)
+            };
+        }
+        writeIntoCursor(value: TypeName, c: Cursor): void {
+            FfiConverterInt64.writeIntoCursor(value.serverSeq, c);
+            FfiConverterOptionalInt64.writeIntoCursor(value.appliedAtMs, c);
+        }
+        allocationSize(value: TypeName): number {
+            return FfiConverterInt64.allocationSize(value.serverSeq) +
+             FfiConverterOptionalInt64.allocationSize(value.appliedAtMs);
+            
+        }
+    };
+    return new FFIConverter();
+})();
+
+/**
  * A command as stored.
  */
 export type Command = {
@@ -624,6 +677,12 @@ export type Command = {
      */
     settlement?: Settlement,
     /**
+     * The server's receipt once it succeeded: proof the server applied it, and where
+     * and when. None before that (and for commands that succeeded before receipts
+     * existed, until `check_receipt` asks).
+     */
+    receipt?: Receipt,
+    /**
      * Attempt history, oldest first (filled by `command`, empty in `peek`).
      */
     history: Array<Attempt>
@@ -665,6 +724,7 @@ const FfiConverterTypeCommand = (() => {
                 metadata: FfiConverterString.readFromCursor(c), 
                 dependsOn: FfiConverterSequenceString.readFromCursor(c), 
                 settlement: FfiConverterOptionalTypeSettlement.readFromCursor(c), 
+                receipt: FfiConverterOptionalTypeReceipt.readFromCursor(c), 
                 history: FfiConverterSequenceTypeAttempt.readFromCursor(c)
             };
         }
@@ -684,6 +744,7 @@ const FfiConverterTypeCommand = (() => {
             FfiConverterString.writeIntoCursor(value.metadata, c);
             FfiConverterSequenceString.writeIntoCursor(value.dependsOn, c);
             FfiConverterOptionalTypeSettlement.writeIntoCursor(value.settlement, c);
+            FfiConverterOptionalTypeReceipt.writeIntoCursor(value.receipt, c);
             FfiConverterSequenceTypeAttempt.writeIntoCursor(value.history, c);
         }
         allocationSize(value: TypeName): number {
@@ -702,6 +763,7 @@ const FfiConverterTypeCommand = (() => {
              FfiConverterString.allocationSize(value.metadata) +
              FfiConverterSequenceString.allocationSize(value.dependsOn) +
              FfiConverterOptionalTypeSettlement.allocationSize(value.settlement) +
+             FfiConverterOptionalTypeReceipt.allocationSize(value.receipt) +
              FfiConverterSequenceTypeAttempt.allocationSize(value.history);
             
         }
@@ -4978,6 +5040,719 @@ const FfiConverterTypePullOutcome = (() => {
 })();
 
 
+// Enum: ReceiptUnknown
+export enum ReceiptUnknown_Tags {
+    Offline = "Offline",
+    Unauthorized = "Unauthorized",
+    Unsupported = "Unsupported",
+    Failed = "Failed"
+}
+/**
+ * Why a receipt check has no answer.
+ */
+export const ReceiptUnknown = (() => {
+
+    type Offline__interface = {
+        tag: ReceiptUnknown_Tags.Offline
+    };
+    /**
+     * The server could not be reached.
+     */
+    class Offline_ extends UniffiEnum implements Offline__interface {
+        /**
+         * @private
+         * This field is private and should not be used, use `tag` instead.
+         */
+        readonly [uniffiTypeNameSymbol] = "ReceiptUnknown";
+        readonly tag = ReceiptUnknown_Tags.Offline;
+        constructor() {
+            super("ReceiptUnknown", "Offline");
+        }
+
+        static new(): Offline_ {
+            return new Offline_();
+        }
+
+        static instanceOf(obj: any): obj is Offline_ {
+            return obj.tag === ReceiptUnknown_Tags.Offline;
+        }
+
+    }
+
+    type Unauthorized__interface = {
+        tag: ReceiptUnknown_Tags.Unauthorized
+    };
+    /**
+     * The credentials were refused.
+     */
+    class Unauthorized_ extends UniffiEnum implements Unauthorized__interface {
+        /**
+         * @private
+         * This field is private and should not be used, use `tag` instead.
+         */
+        readonly [uniffiTypeNameSymbol] = "ReceiptUnknown";
+        readonly tag = ReceiptUnknown_Tags.Unauthorized;
+        constructor() {
+            super("ReceiptUnknown", "Unauthorized");
+        }
+
+        static new(): Unauthorized_ {
+            return new Unauthorized_();
+        }
+
+        static instanceOf(obj: any): obj is Unauthorized_ {
+            return obj.tag === ReceiptUnknown_Tags.Unauthorized;
+        }
+
+    }
+
+    type Unsupported__interface = {
+        tag: ReceiptUnknown_Tags.Unsupported
+    };
+    /**
+     * No transport, or a custom transport (or server) that cannot look commands up.
+     */
+    class Unsupported_ extends UniffiEnum implements Unsupported__interface {
+        /**
+         * @private
+         * This field is private and should not be used, use `tag` instead.
+         */
+        readonly [uniffiTypeNameSymbol] = "ReceiptUnknown";
+        readonly tag = ReceiptUnknown_Tags.Unsupported;
+        constructor() {
+            super("ReceiptUnknown", "Unsupported");
+        }
+
+        static new(): Unsupported_ {
+            return new Unsupported_();
+        }
+
+        static instanceOf(obj: any): obj is Unsupported_ {
+            return obj.tag === ReceiptUnknown_Tags.Unsupported;
+        }
+
+    }
+
+    type Failed__interface = {
+        tag: ReceiptUnknown_Tags.Failed;
+        inner: 
+Readonly<{detail: string}>
+    };
+    /**
+     * The server answered something else, or the question timed out.
+     */
+    class Failed_ extends UniffiEnum implements Failed__interface {
+        /**
+         * @private
+         * This field is private and should not be used, use `tag` instead.
+         */
+        readonly [uniffiTypeNameSymbol] = "ReceiptUnknown";
+        readonly tag = ReceiptUnknown_Tags.Failed;
+        readonly inner: 
+Readonly<{detail: string}>;
+        constructor(
+inner: {detail: string }) {
+            super("ReceiptUnknown", "Failed");
+
+            this.inner = Object.freeze(inner);
+        }
+        static new(
+inner: {detail: string }): Failed_ {
+            return new Failed_(inner);
+        }
+
+        static instanceOf(obj: any): obj is Failed_ {
+            return obj.tag === ReceiptUnknown_Tags.Failed;
+        }
+
+    }
+
+    function instanceOf(obj: any): obj is ReceiptUnknown {
+        return obj[uniffiTypeNameSymbol] === "ReceiptUnknown";
+    }
+
+    return Object.freeze({
+        instanceOf,
+  Offline: Offline_, 
+  Unauthorized: Unauthorized_, 
+  Unsupported: Unsupported_, 
+  Failed: Failed_
+    });
+
+})();
+/**
+ * Why a receipt check has no answer.
+ */
+export type ReceiptUnknown = InstanceType<
+    typeof ReceiptUnknown['Offline' | 'Unauthorized' | 'Unsupported' | 'Failed']
+>;
+
+// FfiConverter for enum ReceiptUnknown
+const FfiConverterTypeReceiptUnknown = (() => {
+    type TypeName = ReceiptUnknown;
+    class FFIConverter extends AbstractFfiConverterByteArray<TypeName> {
+        readFromCursor(c: Cursor): TypeName {
+            switch (c.readI32()) {
+                case 1: return new ReceiptUnknown.Offline();
+                case 2: return new ReceiptUnknown.Unauthorized();
+                case 3: return new ReceiptUnknown.Unsupported();
+                case 4: return new ReceiptUnknown.Failed({detail: FfiConverterString.readFromCursor(c) });
+                default: throw new UniffiInternalError.UnexpectedEnumCase();
+            }
+        }
+        writeIntoCursor(value: TypeName, c: Cursor): void {
+            switch (value.tag) {
+                case ReceiptUnknown_Tags.Offline: {
+                    c.writeI32(1);
+                    return;
+                }
+                case ReceiptUnknown_Tags.Unauthorized: {
+                    c.writeI32(2);
+                    return;
+                }
+                case ReceiptUnknown_Tags.Unsupported: {
+                    c.writeI32(3);
+                    return;
+                }
+                case ReceiptUnknown_Tags.Failed: {
+                    c.writeI32(4);
+                    const inner = value.inner;
+                    FfiConverterString.writeIntoCursor(inner.detail, c);
+                    return;
+                }
+                default:
+                    // Throwing from here means that ReceiptUnknown_Tags hasn't matched an ordinal.
+                    throw new UniffiInternalError.UnexpectedEnumCase();
+            }
+        }
+        allocationSize(value: TypeName): number {
+            switch (value.tag) {
+                case ReceiptUnknown_Tags.Offline: {
+                    return 4;
+                }
+                case ReceiptUnknown_Tags.Unauthorized: {
+                    return 4;
+                }
+                case ReceiptUnknown_Tags.Unsupported: {
+                    return 4;
+                }
+                case ReceiptUnknown_Tags.Failed: {
+                    const inner = value.inner;
+                    let size = 4;
+                    size += FfiConverterString.allocationSize(inner.detail);
+                    return size;
+                }
+                default: throw new UniffiInternalError.UnexpectedEnumCase();
+            }
+        }
+    }
+    return new FFIConverter();
+})();
+
+
+// Enum: ReceiptCheck
+export enum ReceiptCheck_Tags {
+    Applied = "Applied",
+    NotApplied = "NotApplied",
+    Unknown = "Unknown"
+}
+/**
+ * The answer to "did this command reach the server?" (`check_receipt`).
+ */
+export const ReceiptCheck = (() => {
+
+    type Applied__interface = {
+        tag: ReceiptCheck_Tags.Applied;
+        inner: 
+Readonly<{receipt: Receipt; recorded: boolean; state: CommandState}>
+    };
+    /**
+     * The server applied it, once.
+     */
+    class Applied_ extends UniffiEnum implements Applied__interface {
+        /**
+         * @private
+         * This field is private and should not be used, use `tag` instead.
+         */
+        readonly [uniffiTypeNameSymbol] = "ReceiptCheck";
+        readonly tag = ReceiptCheck_Tags.Applied;
+        readonly inner: 
+Readonly<{receipt: Receipt; recorded: boolean; state: CommandState}>;
+        constructor(
+inner: {receipt: Receipt; recorded: boolean; state: CommandState }) {
+            super("ReceiptCheck", "Applied");
+
+            this.inner = Object.freeze(inner);
+        }
+        static new(
+inner: {receipt: Receipt; recorded: boolean; state: CommandState }): Applied_ {
+            return new Applied_(inner);
+        }
+
+        static instanceOf(obj: any): obj is Applied_ {
+            return obj.tag === ReceiptCheck_Tags.Applied;
+        }
+
+    }
+
+    type NotApplied__interface = {
+        tag: ReceiptCheck_Tags.NotApplied;
+        inner: 
+Readonly<{state: CommandState}>
+    };
+    /**
+     * The server has no record of it: not applied as of now (a queued command may
+     * still be). Nothing changed locally.
+     */
+    class NotApplied_ extends UniffiEnum implements NotApplied__interface {
+        /**
+         * @private
+         * This field is private and should not be used, use `tag` instead.
+         */
+        readonly [uniffiTypeNameSymbol] = "ReceiptCheck";
+        readonly tag = ReceiptCheck_Tags.NotApplied;
+        readonly inner: 
+Readonly<{state: CommandState}>;
+        constructor(
+inner: {state: CommandState }) {
+            super("ReceiptCheck", "NotApplied");
+
+            this.inner = Object.freeze(inner);
+        }
+        static new(
+inner: {state: CommandState }): NotApplied_ {
+            return new NotApplied_(inner);
+        }
+
+        static instanceOf(obj: any): obj is NotApplied_ {
+            return obj.tag === ReceiptCheck_Tags.NotApplied;
+        }
+
+    }
+
+    type Unknown__interface = {
+        tag: ReceiptCheck_Tags.Unknown;
+        inner: 
+Readonly<{reason: ReceiptUnknown}>
+    };
+    /**
+     * The server could not be asked; nothing is known and nothing changed.
+     */
+    class Unknown_ extends UniffiEnum implements Unknown__interface {
+        /**
+         * @private
+         * This field is private and should not be used, use `tag` instead.
+         */
+        readonly [uniffiTypeNameSymbol] = "ReceiptCheck";
+        readonly tag = ReceiptCheck_Tags.Unknown;
+        readonly inner: 
+Readonly<{reason: ReceiptUnknown}>;
+        constructor(
+inner: {reason: ReceiptUnknown }) {
+            super("ReceiptCheck", "Unknown");
+
+            this.inner = Object.freeze(inner);
+        }
+        static new(
+inner: {reason: ReceiptUnknown }): Unknown_ {
+            return new Unknown_(inner);
+        }
+
+        static instanceOf(obj: any): obj is Unknown_ {
+            return obj.tag === ReceiptCheck_Tags.Unknown;
+        }
+
+    }
+
+    function instanceOf(obj: any): obj is ReceiptCheck {
+        return obj[uniffiTypeNameSymbol] === "ReceiptCheck";
+    }
+
+    return Object.freeze({
+        instanceOf,
+  Applied: Applied_, 
+  NotApplied: NotApplied_, 
+  Unknown: Unknown_
+    });
+
+})();
+/**
+ * The answer to "did this command reach the server?" (`check_receipt`).
+ */
+export type ReceiptCheck = InstanceType<
+    typeof ReceiptCheck['Applied' | 'NotApplied' | 'Unknown']
+>;
+
+// FfiConverter for enum ReceiptCheck
+const FfiConverterTypeReceiptCheck = (() => {
+    type TypeName = ReceiptCheck;
+    class FFIConverter extends AbstractFfiConverterByteArray<TypeName> {
+        readFromCursor(c: Cursor): TypeName {
+            switch (c.readI32()) {
+                case 1: return new ReceiptCheck.Applied({receipt: FfiConverterTypeReceipt.readFromCursor(c), recorded: FfiConverterBool.readFromCursor(c), state: FfiConverterTypeCommandState.readFromCursor(c) });
+                case 2: return new ReceiptCheck.NotApplied({state: FfiConverterTypeCommandState.readFromCursor(c) });
+                case 3: return new ReceiptCheck.Unknown({reason: FfiConverterTypeReceiptUnknown.readFromCursor(c) });
+                default: throw new UniffiInternalError.UnexpectedEnumCase();
+            }
+        }
+        writeIntoCursor(value: TypeName, c: Cursor): void {
+            switch (value.tag) {
+                case ReceiptCheck_Tags.Applied: {
+                    c.writeI32(1);
+                    const inner = value.inner;
+                    FfiConverterTypeReceipt.writeIntoCursor(inner.receipt, c);
+                    FfiConverterBool.writeIntoCursor(inner.recorded, c);
+                    FfiConverterTypeCommandState.writeIntoCursor(inner.state, c);
+                    return;
+                }
+                case ReceiptCheck_Tags.NotApplied: {
+                    c.writeI32(2);
+                    const inner = value.inner;
+                    FfiConverterTypeCommandState.writeIntoCursor(inner.state, c);
+                    return;
+                }
+                case ReceiptCheck_Tags.Unknown: {
+                    c.writeI32(3);
+                    const inner = value.inner;
+                    FfiConverterTypeReceiptUnknown.writeIntoCursor(inner.reason, c);
+                    return;
+                }
+                default:
+                    // Throwing from here means that ReceiptCheck_Tags hasn't matched an ordinal.
+                    throw new UniffiInternalError.UnexpectedEnumCase();
+            }
+        }
+        allocationSize(value: TypeName): number {
+            switch (value.tag) {
+                case ReceiptCheck_Tags.Applied: {
+                    const inner = value.inner;
+                    let size = 4;
+                    size += FfiConverterTypeReceipt.allocationSize(inner.receipt);
+                    size += FfiConverterBool.allocationSize(inner.recorded);
+                    size += FfiConverterTypeCommandState.allocationSize(inner.state);
+                    return size;
+                }
+                case ReceiptCheck_Tags.NotApplied: {
+                    const inner = value.inner;
+                    let size = 4;
+                    size += FfiConverterTypeCommandState.allocationSize(inner.state);
+                    return size;
+                }
+                case ReceiptCheck_Tags.Unknown: {
+                    const inner = value.inner;
+                    let size = 4;
+                    size += FfiConverterTypeReceiptUnknown.allocationSize(inner.reason);
+                    return size;
+                }
+                default: throw new UniffiInternalError.UnexpectedEnumCase();
+            }
+        }
+    }
+    return new FFIConverter();
+})();
+
+
+// Enum: ReceiptLookup
+export enum ReceiptLookup_Tags {
+    Applied = "Applied",
+    NotFound = "NotFound",
+    Offline = "Offline",
+    Unauthorized = "Unauthorized",
+    Failed = "Failed",
+    Unsupported = "Unsupported"
+}
+/**
+ * What the server said about one idempotency key (a custom [`Transport`]'s `receipt`).
+ */
+export const ReceiptLookup = (() => {
+
+    type Applied__interface = {
+        tag: ReceiptLookup_Tags.Applied;
+        inner: 
+Readonly<{result: string; changes: Array<DocChange>; receipt: Receipt}>
+    };
+    /**
+     * The server applied a command under this key.
+     */
+    class Applied_ extends UniffiEnum implements Applied__interface {
+        /**
+         * @private
+         * This field is private and should not be used, use `tag` instead.
+         */
+        readonly [uniffiTypeNameSymbol] = "ReceiptLookup";
+        readonly tag = ReceiptLookup_Tags.Applied;
+        readonly inner: 
+Readonly<{result: string; changes: Array<DocChange>; receipt: Receipt}>;
+        constructor(
+inner: {result: string; changes: Array<DocChange>; receipt: Receipt }) {
+            super("ReceiptLookup", "Applied");
+
+            this.inner = Object.freeze(inner);
+        }
+        static new(
+inner: {result: string; changes: Array<DocChange>; receipt: Receipt }): Applied_ {
+            return new Applied_(inner);
+        }
+
+        static instanceOf(obj: any): obj is Applied_ {
+            return obj.tag === ReceiptLookup_Tags.Applied;
+        }
+
+    }
+
+    type NotFound__interface = {
+        tag: ReceiptLookup_Tags.NotFound
+    };
+    /**
+     * The server has no command under this key for this user and workspace (HTTP 404
+     * `unknown_command`): it was never applied.
+     */
+    class NotFound_ extends UniffiEnum implements NotFound__interface {
+        /**
+         * @private
+         * This field is private and should not be used, use `tag` instead.
+         */
+        readonly [uniffiTypeNameSymbol] = "ReceiptLookup";
+        readonly tag = ReceiptLookup_Tags.NotFound;
+        constructor() {
+            super("ReceiptLookup", "NotFound");
+        }
+
+        static new(): NotFound_ {
+            return new NotFound_();
+        }
+
+        static instanceOf(obj: any): obj is NotFound_ {
+            return obj.tag === ReceiptLookup_Tags.NotFound;
+        }
+
+    }
+
+    type Offline__interface = {
+        tag: ReceiptLookup_Tags.Offline
+    };
+    /**
+     * The server could not be reached.
+     */
+    class Offline_ extends UniffiEnum implements Offline__interface {
+        /**
+         * @private
+         * This field is private and should not be used, use `tag` instead.
+         */
+        readonly [uniffiTypeNameSymbol] = "ReceiptLookup";
+        readonly tag = ReceiptLookup_Tags.Offline;
+        constructor() {
+            super("ReceiptLookup", "Offline");
+        }
+
+        static new(): Offline_ {
+            return new Offline_();
+        }
+
+        static instanceOf(obj: any): obj is Offline_ {
+            return obj.tag === ReceiptLookup_Tags.Offline;
+        }
+
+    }
+
+    type Unauthorized__interface = {
+        tag: ReceiptLookup_Tags.Unauthorized
+    };
+    /**
+     * The credentials were refused.
+     */
+    class Unauthorized_ extends UniffiEnum implements Unauthorized__interface {
+        /**
+         * @private
+         * This field is private and should not be used, use `tag` instead.
+         */
+        readonly [uniffiTypeNameSymbol] = "ReceiptLookup";
+        readonly tag = ReceiptLookup_Tags.Unauthorized;
+        constructor() {
+            super("ReceiptLookup", "Unauthorized");
+        }
+
+        static new(): Unauthorized_ {
+            return new Unauthorized_();
+        }
+
+        static instanceOf(obj: any): obj is Unauthorized_ {
+            return obj.tag === ReceiptLookup_Tags.Unauthorized;
+        }
+
+    }
+
+    type Failed__interface = {
+        tag: ReceiptLookup_Tags.Failed;
+        inner: 
+Readonly<{reason: string}>
+    };
+    /**
+     * Anything else.
+     */
+    class Failed_ extends UniffiEnum implements Failed__interface {
+        /**
+         * @private
+         * This field is private and should not be used, use `tag` instead.
+         */
+        readonly [uniffiTypeNameSymbol] = "ReceiptLookup";
+        readonly tag = ReceiptLookup_Tags.Failed;
+        readonly inner: 
+Readonly<{reason: string}>;
+        constructor(
+inner: {reason: string }) {
+            super("ReceiptLookup", "Failed");
+
+            this.inner = Object.freeze(inner);
+        }
+        static new(
+inner: {reason: string }): Failed_ {
+            return new Failed_(inner);
+        }
+
+        static instanceOf(obj: any): obj is Failed_ {
+            return obj.tag === ReceiptLookup_Tags.Failed;
+        }
+
+    }
+
+    type Unsupported__interface = {
+        tag: ReceiptLookup_Tags.Unsupported
+    };
+    /**
+     * This transport cannot look commands up.
+     */
+    class Unsupported_ extends UniffiEnum implements Unsupported__interface {
+        /**
+         * @private
+         * This field is private and should not be used, use `tag` instead.
+         */
+        readonly [uniffiTypeNameSymbol] = "ReceiptLookup";
+        readonly tag = ReceiptLookup_Tags.Unsupported;
+        constructor() {
+            super("ReceiptLookup", "Unsupported");
+        }
+
+        static new(): Unsupported_ {
+            return new Unsupported_();
+        }
+
+        static instanceOf(obj: any): obj is Unsupported_ {
+            return obj.tag === ReceiptLookup_Tags.Unsupported;
+        }
+
+    }
+
+    function instanceOf(obj: any): obj is ReceiptLookup {
+        return obj[uniffiTypeNameSymbol] === "ReceiptLookup";
+    }
+
+    return Object.freeze({
+        instanceOf,
+  Applied: Applied_, 
+  NotFound: NotFound_, 
+  Offline: Offline_, 
+  Unauthorized: Unauthorized_, 
+  Failed: Failed_, 
+  Unsupported: Unsupported_
+    });
+
+})();
+/**
+ * What the server said about one idempotency key (a custom [`Transport`]'s `receipt`).
+ */
+export type ReceiptLookup = InstanceType<
+    typeof ReceiptLookup['Applied' | 'NotFound' | 'Offline' | 'Unauthorized' | 'Failed' | 'Unsupported']
+>;
+
+// FfiConverter for enum ReceiptLookup
+const FfiConverterTypeReceiptLookup = (() => {
+    type TypeName = ReceiptLookup;
+    class FFIConverter extends AbstractFfiConverterByteArray<TypeName> {
+        readFromCursor(c: Cursor): TypeName {
+            switch (c.readI32()) {
+                case 1: return new ReceiptLookup.Applied({result: FfiConverterString.readFromCursor(c), changes: FfiConverterSequenceTypeDocChange.readFromCursor(c), receipt: FfiConverterTypeReceipt.readFromCursor(c) });
+                case 2: return new ReceiptLookup.NotFound();
+                case 3: return new ReceiptLookup.Offline();
+                case 4: return new ReceiptLookup.Unauthorized();
+                case 5: return new ReceiptLookup.Failed({reason: FfiConverterString.readFromCursor(c) });
+                case 6: return new ReceiptLookup.Unsupported();
+                default: throw new UniffiInternalError.UnexpectedEnumCase();
+            }
+        }
+        writeIntoCursor(value: TypeName, c: Cursor): void {
+            switch (value.tag) {
+                case ReceiptLookup_Tags.Applied: {
+                    c.writeI32(1);
+                    const inner = value.inner;
+                    FfiConverterString.writeIntoCursor(inner.result, c);
+                    FfiConverterSequenceTypeDocChange.writeIntoCursor(inner.changes, c);
+                    FfiConverterTypeReceipt.writeIntoCursor(inner.receipt, c);
+                    return;
+                }
+                case ReceiptLookup_Tags.NotFound: {
+                    c.writeI32(2);
+                    return;
+                }
+                case ReceiptLookup_Tags.Offline: {
+                    c.writeI32(3);
+                    return;
+                }
+                case ReceiptLookup_Tags.Unauthorized: {
+                    c.writeI32(4);
+                    return;
+                }
+                case ReceiptLookup_Tags.Failed: {
+                    c.writeI32(5);
+                    const inner = value.inner;
+                    FfiConverterString.writeIntoCursor(inner.reason, c);
+                    return;
+                }
+                case ReceiptLookup_Tags.Unsupported: {
+                    c.writeI32(6);
+                    return;
+                }
+                default:
+                    // Throwing from here means that ReceiptLookup_Tags hasn't matched an ordinal.
+                    throw new UniffiInternalError.UnexpectedEnumCase();
+            }
+        }
+        allocationSize(value: TypeName): number {
+            switch (value.tag) {
+                case ReceiptLookup_Tags.Applied: {
+                    const inner = value.inner;
+                    let size = 4;
+                    size += FfiConverterString.allocationSize(inner.result);
+                    size += FfiConverterSequenceTypeDocChange.allocationSize(inner.changes);
+                    size += FfiConverterTypeReceipt.allocationSize(inner.receipt);
+                    return size;
+                }
+                case ReceiptLookup_Tags.NotFound: {
+                    return 4;
+                }
+                case ReceiptLookup_Tags.Offline: {
+                    return 4;
+                }
+                case ReceiptLookup_Tags.Unauthorized: {
+                    return 4;
+                }
+                case ReceiptLookup_Tags.Failed: {
+                    const inner = value.inner;
+                    let size = 4;
+                    size += FfiConverterString.allocationSize(inner.reason);
+                    return size;
+                }
+                case ReceiptLookup_Tags.Unsupported: {
+                    return 4;
+                }
+                default: throw new UniffiInternalError.UnexpectedEnumCase();
+            }
+        }
+    }
+    return new FFIConverter();
+})();
+
+
 // Enum: Resolution
 export enum Resolution_Tags {
     RetryWith = "RetryWith",
@@ -6296,6 +7071,16 @@ const FfiConverterTypeSubscription = new FfiConverterObject(uniffiTypeSubscripti
 export interface OutboxLike {
     
 /**
+ * Asks the server whether it applied command `id` ("did this sale reach the
+ * server?"), by the command's idempotency key; works for any command, including one
+ * that was in flight when the app died. An *applied* answer for a command that was
+ * pending, in flight or wedged is recorded: it becomes succeeded with the server's
+ * receipt (safe, the server never applies one key twice). Offline, unauthorized or
+ * a transport without lookups answer `Unknown`; errors only for an unknown id, a
+ * closed outbox or local storage.
+ */
+    checkReceipt(id: string, asyncOpts_?: { signal: AbortSignal }) /*throws*/: Promise<ReceiptCheck>;
+/**
  * One command with its attempt history.
  */
     command(id: string, asyncOpts_?: { signal: AbortSignal }) /*throws*/: Promise<Command>;
@@ -6557,6 +7342,56 @@ private constructor(pointer: UniffiHandle) {
     }
     
 
+    
+/**
+ * Asks the server whether it applied command `id` ("did this sale reach the
+ * server?"), by the command's idempotency key; works for any command, including one
+ * that was in flight when the app died. An *applied* answer for a command that was
+ * pending, in flight or wedged is recorded: it becomes succeeded with the server's
+ * receipt (safe, the server never applies one key twice). Offline, unauthorized or
+ * a transport without lookups answer `Unknown`; errors only for an unknown id, a
+ * closed outbox or local storage.
+ */
+    async checkReceipt(id: string, asyncOpts_?: { signal: AbortSignal }): Promise<ReceiptCheck> /*throws*/ {
+    const __stack = uniffiIsDebug ? new Error().stack : undefined;
+    try {
+        return await uniffiRustCallAsync(
+            /*rustCaller:*/ uniffiCaller,
+            /*rustFutureFunc:*/ () => {
+                return nativeModule().ubrn_uniffi_outbox_ffi_fn_method_outbox_check_receipt(
+                    uniffiTypeOutboxObjectFactory.clonePointer(this),FfiConverterString.lower(id, nativeModule().rustbuffer_alloc)
+                );
+            },
+            /*pollFunc:*/ nativeModule().ubrn_ffi_outbox_ffi_rust_future_poll_rust_buffer,
+            /*cancelFunc:*/ nativeModule().ubrn_ffi_outbox_ffi_rust_future_cancel_rust_buffer,
+            /*completeFunc:*/ nativeModule().ubrn_ffi_outbox_ffi_rust_future_complete_rust_buffer,
+            /*freeFunc:*/ nativeModule().ubrn_ffi_outbox_ffi_rust_future_free_rust_buffer,
+            // Async returns always go through the JS-side converter: the
+            // FFI symbol returns the future handle (u64), and the user-level
+            // RustBuffer comes back via the shared `rust_future_complete_*`
+            // export. The bytes the runtime hands back must be deserialized
+            // here using the per-callable return-type converter.
+            // Borrowed view over foreign memory: the call site owns the free,
+            // as on the sync paths. Unconditional — a no-op where buffers are
+            // already JS-owned.
+            /*liftFunc:*/ (__rb) => {
+                try {
+                    return FfiConverterTypeReceiptCheck.lift(__rb);
+                } finally {
+                    nativeModule().rustbuffer_free(__rb);
+                }
+            },
+            /*liftString:*/ FfiConverterString.lift.bind(FfiConverterString),
+            /*asyncOpts:*/ asyncOpts_,
+            /*errorHandler:*/ FfiConverterTypeOutboxError.lift.bind(FfiConverterTypeOutboxError)
+        );
+    } catch (__error: any) {
+        if (uniffiIsDebug && __error instanceof Error) {
+            __error.stack = __stack;
+        }
+        throw __error;
+    }
+    }
     
 /**
  * One command with its attempt history.
@@ -7789,6 +8624,13 @@ export interface Transport {
  * `Unsupported` when there is no feed.
  */
     pull(cursor: string | undefined, limit: number, asyncOpts_?: { signal: AbortSignal }): Promise<PullOutcome>;
+/**
+ * Asks the server whether it applied the command sent under `idempotency_key`
+ * (`GET /v1/commands/{key}`) and returns its stored result and receipt. Read-only.
+ * Return `Unsupported` when the transport cannot ask; `check_receipt` then answers
+ * "unknown".
+ */
+    receipt(idempotencyKey: string, asyncOpts_?: { signal: AbortSignal }): Promise<ReceiptLookup>;
 }
 
 
@@ -7883,6 +8725,53 @@ private constructor(pointer: UniffiHandle) {
             /*liftFunc:*/ (__rb) => {
                 try {
                     return FfiConverterTypePullOutcome.lift(__rb);
+                } finally {
+                    nativeModule().rustbuffer_free(__rb);
+                }
+            },
+            /*liftString:*/ FfiConverterString.lift.bind(FfiConverterString),
+            /*asyncOpts:*/ asyncOpts_,
+            
+        );
+    } catch (__error: any) {
+        if (uniffiIsDebug && __error instanceof Error) {
+            __error.stack = __stack;
+        }
+        throw __error;
+    }
+    }
+    
+/**
+ * Asks the server whether it applied the command sent under `idempotency_key`
+ * (`GET /v1/commands/{key}`) and returns its stored result and receipt. Read-only.
+ * Return `Unsupported` when the transport cannot ask; `check_receipt` then answers
+ * "unknown".
+ */
+    async receipt(idempotencyKey: string, asyncOpts_?: { signal: AbortSignal }): Promise<ReceiptLookup> {
+    const __stack = uniffiIsDebug ? new Error().stack : undefined;
+    try {
+        return await uniffiRustCallAsync(
+            /*rustCaller:*/ uniffiCaller,
+            /*rustFutureFunc:*/ () => {
+                return nativeModule().ubrn_uniffi_outbox_ffi_fn_method_transport_receipt(
+                    uniffiTypeTransportImplObjectFactory.clonePointer(this),FfiConverterString.lower(idempotencyKey, nativeModule().rustbuffer_alloc)
+                );
+            },
+            /*pollFunc:*/ nativeModule().ubrn_ffi_outbox_ffi_rust_future_poll_rust_buffer,
+            /*cancelFunc:*/ nativeModule().ubrn_ffi_outbox_ffi_rust_future_cancel_rust_buffer,
+            /*completeFunc:*/ nativeModule().ubrn_ffi_outbox_ffi_rust_future_complete_rust_buffer,
+            /*freeFunc:*/ nativeModule().ubrn_ffi_outbox_ffi_rust_future_free_rust_buffer,
+            // Async returns always go through the JS-side converter: the
+            // FFI symbol returns the future handle (u64), and the user-level
+            // RustBuffer comes back via the shared `rust_future_complete_*`
+            // export. The bytes the runtime hands back must be deserialized
+            // here using the per-callable return-type converter.
+            // Borrowed view over foreign memory: the call site owns the free,
+            // as on the sync paths. Unconditional — a no-op where buffers are
+            // already JS-owned.
+            /*liftFunc:*/ (__rb) => {
+                try {
+                    return FfiConverterTypeReceiptLookup.lift(__rb);
                 } finally {
                     nativeModule().rustbuffer_free(__rb);
                 }
@@ -8064,6 +8953,49 @@ const uniffiCallbackInterfaceTransport: { vtable: any; register: () => void; } =
             );
             return uniffiForeignFuture;
         },
+        receipt: (
+            uniffiHandle: bigint,
+            idempotencyKey: Uint8Array,
+            uniffiFutureCallback: UniffiForeignFutureCompleterustBuffer,
+            uniffiCallbackData: bigint) => {
+            const uniffiMakeCall = 
+            async (signal: AbortSignal)
+            : Promise<ReceiptLookup> => {
+                const jsCallback = FfiConverterTypeTransport.lift(uniffiHandle);
+                return await jsCallback.receipt(
+                    FfiConverterString.lift(idempotencyKey), { signal }
+                )
+            };
+            const uniffiHandleSuccess = (returnValue: ReceiptLookup) => {
+                uniffiFutureCallback.call(
+                    uniffiFutureCallback,
+                    uniffiCallbackData,
+                    /* UniffiForeignFutureResultRustBuffer */{
+                        return_value: FfiConverterTypeReceiptLookup.lower(returnValue, nativeModule().rustbuffer_alloc),
+                        call_status: uniffiCaller.createCallStatus()
+                    }
+                );
+            };
+            const uniffiHandleError = (code: number, errorBuf: UniffiByteArray) => {
+                uniffiFutureCallback.call(
+                    uniffiFutureCallback,
+                    uniffiCallbackData,
+                    /* UniffiForeignFutureResultRustBuffer */{
+                        return_value: /*empty*/ new Uint8Array(0),
+                        // TODO create callstatus with error.
+                        call_status: uniffiCaller.createErrorStatus(code, errorBuf),
+                    }
+                );
+            };
+            const uniffiForeignFuture = uniffiTraitInterfaceCallAsync(
+                /*makeCall:*/ uniffiMakeCall,
+                /*handleSuccess:*/ uniffiHandleSuccess,
+                /*handleError:*/ uniffiHandleError,
+                /*lowerString:*/ FfiConverterString.lower.bind(FfiConverterString),
+                /*alloc:*/ nativeModule().rustbuffer_alloc,
+            );
+            return uniffiForeignFuture;
+        },
         uniffi_free: (uniffiHandle: UniffiHandle): void => {
             // this will throw a stale handle error if the handle isn't found.
             FfiConverterTypeTransport.drop(uniffiHandle);
@@ -8092,6 +9024,9 @@ const FfiConverterSequenceString = new FfiConverterArray(FfiConverterString);
 
 // FfiConverter for Settlement | undefined
 const FfiConverterOptionalTypeSettlement = new FfiConverterOptional(FfiConverterTypeSettlement);
+
+// FfiConverter for Receipt | undefined
+const FfiConverterOptionalTypeReceipt = new FfiConverterOptional(FfiConverterTypeReceipt);
 
 // FfiConverter for Array<Attempt>
 const FfiConverterSequenceTypeAttempt = new FfiConverterArray(FfiConverterTypeAttempt);
@@ -8199,6 +9134,9 @@ function uniffiEnsureInitialized() {
     if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_constructor_outbox_open_with_transport() !== 44689) {
         throw new UniffiInternalError.ApiChecksumMismatch("uniffi_outbox_ffi_checksum_constructor_outbox_open_with_transport");
     }
+    if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_method_outbox_check_receipt() !== 28538) {
+        throw new UniffiInternalError.ApiChecksumMismatch("uniffi_outbox_ffi_checksum_method_outbox_check_receipt");
+    }
     if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_method_outbox_command() !== 40672) {
         throw new UniffiInternalError.ApiChecksumMismatch("uniffi_outbox_ffi_checksum_method_outbox_command");
     }
@@ -8295,6 +9233,9 @@ function uniffiEnsureInitialized() {
     if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_method_transport_pull() !== 48133) {
         throw new UniffiInternalError.ApiChecksumMismatch("uniffi_outbox_ffi_checksum_method_transport_pull");
     }
+    if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_method_transport_receipt() !== 61149) {
+        throw new UniffiInternalError.ApiChecksumMismatch("uniffi_outbox_ffi_checksum_method_transport_receipt");
+    }
 
     uniffiCallbackInterfaceDocsListener.register();
     uniffiCallbackInterfaceEventListener.register();
@@ -8336,6 +9277,10 @@ export default Object.freeze({
     FfiConverterTypePeekFilter,
     FfiConverterTypePullOutcome,
     FfiConverterTypeQuery,
+    FfiConverterTypeReceipt,
+    FfiConverterTypeReceiptCheck,
+    FfiConverterTypeReceiptLookup,
+    FfiConverterTypeReceiptUnknown,
     FfiConverterTypeResolution,
     FfiConverterTypeSettlement,
     FfiConverterTypeStatus,

@@ -116,6 +116,13 @@ pub fn show(c: &Command) -> String {
         }
         _ => {}
     }
+    if let Some(r) = &c.receipt {
+        let at = match r.applied_at {
+            Some(ms) => format!("applied {} (server time {ms} ms)", when(ms)),
+            None => "applied (time not recorded by the server)".to_string(),
+        };
+        let _ = writeln!(out, "receipt          server_seq {}, {at}", r.server_seq);
+    }
     let _ = writeln!(out, "metadata         {}", c.metadata);
     let _ = writeln!(out, "args             {}", c.args);
     if !c.history.is_empty() {
@@ -156,6 +163,7 @@ fn command_json(c: &Command) -> Value {
         "last_error": c.last_error,
         "metadata": serde_json::from_str::<Value>(&c.metadata).unwrap_or(Value::Null),
         "settlement": c.settlement.as_ref().map(|s| serde_json::to_value(s).unwrap_or(Value::Null)),
+        "receipt": c.receipt.map(|r| json!({"server_seq": r.server_seq, "applied_at": r.applied_at})),
         "history": c.history.iter().map(|a| json!({
             "attempt": a.number, "started_at": a.started_at, "ended_at": a.ended_at,
             "outcome": a.outcome, "http_status": a.http_status, "error": a.error,

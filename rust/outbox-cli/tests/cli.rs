@@ -174,3 +174,42 @@ fn newer_and_corrupt_databases_are_refused_untouched() {
     assert_eq!(o.status.code(), Some(3));
     assert!(!dir.path().join("missing.db").exists(), "status never creates a database");
 }
+
+#[tokio::test]
+async fn show_and_export_print_the_receipt_of_a_succeeded_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("device.db");
+    let transport = Arc::new(ScriptedTransport::new());
+    let receipt = outbox::Receipt { server_seq: 42, applied_at: Some(1_767_225_600_000) };
+    transport.respond_to_mutator(
+        "note",
+        [Outcome::Applied { result: serde_json::json!({"ok": true}), changes: vec![], receipt: Some(receipt) }],
+    );
+    let ob = Outbox::open(Config::new(&path, "alice", "ws-1").with_transport(transport.clone())).unwrap();
+    ob.register_mutator("note", MutatorSpec::default()).unwrap();
+    let done = ob.enqueue(EnqueueRequest::new("note", r#"{"id":"n1"}"#)).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), ob.wait_for(&done)).await.unwrap().unwrap();
+    ob.set_online(false).unwrap();
+    let queued = ob.enqueue(EnqueueRequest::new("note", r#"{"id":"n2"}"#)).unwrap();
+    ob.close();
+    let db = path.to_str().unwrap();
+
+    let o = outbox(&["show", db, &done.to_string()]);
+    let s = stdout(&o);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        s.contains("receipt          server_seq 42, applied ") && s.contains("(server time 1767225600000 ms)"),
+        "{s}"
+    );
+    // A command the server has not applied has no receipt line.
+    assert!(!stdout(&outbox(&["show", db, &queued.to_string()])).contains("receipt"));
+
+    let o = outbox(&["export", db, "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let by_id = |id: &CommandId| {
+        doc["commands"].as_array().unwrap().iter().find(|c| c["id"] == id.to_string()).unwrap().clone()
+    };
+    assert_eq!(by_id(&done)["receipt"], serde_json::json!({"server_seq": 42, "applied_at": 1_767_225_600_000i64}));
+    assert_eq!(by_id(&queued)["receipt"], serde_json::Value::Null);
+}

@@ -14,12 +14,12 @@ use async_trait::async_trait;
 use outbox::http::{TokenError as CoreTokenError, TokenProvider as CoreTokenProvider};
 use outbox::{
     ChangePage, DocChange as CoreDocChange, Outcome as CoreOutcome, OutgoingCommand as CoreOutgoing,
-    PullOutcome as CorePull, Transport as CoreTransport,
+    PullOutcome as CorePull, ReceiptLookup as CoreReceiptLookup, Transport as CoreTransport,
 };
 
 use crate::error::{TokenError, UpgradeError};
 use crate::events::OutboxEvent;
-use crate::types::Doc;
+use crate::types::{Doc, Receipt};
 use crate::OutboxError;
 
 /// Supplies the bearer token for each request to the sync server. Keep tokens in memory or
@@ -179,6 +179,34 @@ pub enum PullOutcome {
     },
 }
 
+/// What the server said about one idempotency key (a custom [`Transport`]'s `receipt`).
+#[derive(Debug, Clone, PartialEq, uniffi::Enum)]
+pub enum ReceiptLookup {
+    /// The server applied a command under this key.
+    Applied {
+        /// Its stored result as JSON text (empty means null).
+        result: String,
+        /// Documents it changed, as stored.
+        changes: Vec<DocChange>,
+        /// Where and when it was applied.
+        receipt: Receipt,
+    },
+    /// The server has no command under this key for this user and workspace (HTTP 404
+    /// `unknown_command`): it was never applied.
+    NotFound,
+    /// The server could not be reached.
+    Offline,
+    /// The credentials were refused.
+    Unauthorized,
+    /// Anything else.
+    Failed {
+        /// Why.
+        reason: String,
+    },
+    /// This transport cannot look commands up.
+    Unsupported,
+}
+
 /// Sends commands with the app's own network stack instead of the built-in HTTP transport.
 #[uniffi::export(with_foreign)]
 #[async_trait]
@@ -188,6 +216,11 @@ pub trait Transport: Send + Sync {
     /// Reads one page of the change feed after `cursor` (none: from the start). Return
     /// `Unsupported` when there is no feed.
     async fn pull(&self, cursor: Option<String>, limit: u32) -> PullOutcome;
+    /// Asks the server whether it applied the command sent under `idempotency_key`
+    /// (`GET /v1/commands/{key}`) and returns its stored result and receipt. Read-only.
+    /// Return `Unsupported` when the transport cannot ask; `check_receipt` then answers
+    /// "unknown".
+    async fn receipt(&self, idempotency_key: String) -> ReceiptLookup;
 }
 
 /// Upgrades the args of commands queued under an older version of a mutator (see
@@ -266,6 +299,44 @@ impl CoreTransport for TransportBridge {
             PullOutcome::CursorReset { reason } => CorePull::CursorReset { reason },
         }
     }
+
+    async fn receipt(&self, idempotency_key: &str) -> CoreReceiptLookup {
+        self.0.receipt(idempotency_key.to_string()).await.into()
+    }
+}
+
+/// A foreign transport's lookup. A result or change that does not parse is a failed
+/// lookup, never "applied" on the strength of garbage.
+impl From<ReceiptLookup> for CoreReceiptLookup {
+    fn from(r: ReceiptLookup) -> Self {
+        match r {
+            ReceiptLookup::Applied { result, changes, receipt } => {
+                let result = if result.trim().is_empty() {
+                    serde_json::Value::Null
+                } else {
+                    match serde_json::from_str(&result) {
+                        Ok(v) => v,
+                        Err(e) => {
+                            return CoreReceiptLookup::Failed(format!("transport returned an invalid result: {e}"))
+                        }
+                    }
+                };
+                let mut parsed = Vec::with_capacity(changes.len());
+                for c in changes {
+                    match CoreDocChange::try_from(c) {
+                        Ok(c) => parsed.push(c),
+                        Err(reason) => return CoreReceiptLookup::Failed(reason),
+                    }
+                }
+                CoreReceiptLookup::Applied { result, changes: parsed, receipt: receipt.into() }
+            }
+            ReceiptLookup::NotFound => CoreReceiptLookup::NotFound,
+            ReceiptLookup::Offline => CoreReceiptLookup::Offline,
+            ReceiptLookup::Unauthorized => CoreReceiptLookup::Unauthorized,
+            ReceiptLookup::Failed { reason } => CoreReceiptLookup::Failed(reason),
+            ReceiptLookup::Unsupported => CoreReceiptLookup::Unsupported,
+        }
+    }
 }
 
 impl From<CoreOutgoing> for OutgoingCommand {
@@ -321,7 +392,9 @@ impl From<Outcome> for CoreOutcome {
                         Err(reason) => return CoreOutcome::retry(reason),
                     }
                 }
-                CoreOutcome::Applied { result, changes: parsed }
+                // A custom transport reports no receipt here; `Transport.receipt` (and
+                // `check_receipt`) can still fetch it from the server.
+                CoreOutcome::Applied { result, changes: parsed, receipt: None }
             }
             Outcome::Retry { reason, retry_after_ms, http_status } => {
                 CoreOutcome::Retry { reason, retry_after: retry_after_ms.map(Duration::from_millis), http_status }

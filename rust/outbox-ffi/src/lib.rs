@@ -17,7 +17,7 @@ mod types;
 
 pub use crate::callbacks::{
     DocChange, DocsListener, EventListener, LogLevel, Logger, MutatorUpgrader, Outcome, OutgoingCommand, PullOutcome,
-    TokenProvider, Transport,
+    ReceiptLookup, TokenProvider, Transport,
 };
 pub use crate::error::{OutboxError, TokenError, UpgradeError};
 pub use crate::events::{DocRef, OutboxEvent, Status};
@@ -26,7 +26,8 @@ pub use crate::outbox::{Edit, Outbox};
 pub use crate::subscription::Subscription;
 pub use crate::types::{
     Attempt, Command, CommandState, Doc, DocStatus, DrainReport, Durability, EnqueueRequest, Filter, MutatorOptions,
-    OpKind, OptimisticOp, OutboxConfig, PeekFilter, Query, Resolution, Settlement, UpgradeReport,
+    OpKind, OptimisticOp, OutboxConfig, PeekFilter, Query, Receipt, ReceiptCheck, ReceiptUnknown, Resolution,
+    Settlement, UpgradeReport,
 };
 
 /// The version of the Outbox library.

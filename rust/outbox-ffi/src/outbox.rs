@@ -26,7 +26,7 @@ use crate::events::Status;
 use crate::subscription::{Cancelled, Subscription};
 use crate::types::{
     ms, parse_id, Command, Doc, DrainReport, EnqueueRequest, MutatorOptions, OutboxConfig, PeekFilter, Query,
-    Resolution, UpgradeReport,
+    ReceiptCheck, Resolution, UpgradeReport,
 };
 
 /// Runs a synchronous call, turning a panic into [`OutboxError::Internal`].
@@ -176,6 +176,22 @@ impl Outbox {
         run(async move {
             let id = parse_id(&id)?;
             Ok(inner.wait_for(&id).await?.into())
+        })
+        .await
+    }
+
+    /// Asks the server whether it applied command `id` ("did this sale reach the
+    /// server?"), by the command's idempotency key; works for any command, including one
+    /// that was in flight when the app died. An *applied* answer for a command that was
+    /// pending, in flight or wedged is recorded: it becomes succeeded with the server's
+    /// receipt (safe, the server never applies one key twice). Offline, unauthorized or
+    /// a transport without lookups answer `Unknown`; errors only for an unknown id, a
+    /// closed outbox or local storage.
+    pub async fn check_receipt(&self, id: String) -> Result<ReceiptCheck, OutboxError> {
+        let inner = self.inner.clone();
+        run(async move {
+            let id = parse_id(&id)?;
+            Ok(inner.check_receipt(&id).await?.into())
         })
         .await
     }

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
-use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -21,8 +21,8 @@ use crate::cursor::{self, Cursor, CursorReset};
 use crate::faults::{FaultKind, FaultSpec, Faults};
 use crate::mutators::MutatorCall;
 use crate::protocol::{
-    BatchResponse, ChangesResponse, CommandBatch, CommandResult, CommandStatus, ErrorBody, WireChange, WireCommand,
-    WireError,
+    BatchResponse, ChangesResponse, CommandBatch, CommandLookup, CommandResult, CommandStatus, ErrorBody, WireChange,
+    WireCommand, WireError,
 };
 use crate::stats::Stats;
 use crate::storage::{ApplyError, ChangeNotice, CommandRef, Execution, Scope, Storage, StorageError};
@@ -52,6 +52,7 @@ pub(crate) fn router(shared: AppState, admin: bool, max_body_bytes: usize) -> Ro
     let mut r = Router::new()
         .route("/healthz", get(healthz))
         .route("/v1/commands", post(post_commands))
+        .route("/v1/commands/{idempotency_key}", get(get_command))
         .route("/v1/changes", get(get_changes))
         .route("/v1/mutators", get(get_mutators))
         .route("/v1/stream", get(stream));
@@ -277,6 +278,7 @@ fn not_applied(id: String, status: CommandStatus, code: &str, message: String) -
         result: None,
         changes: None,
         server_seq: None,
+        applied_at: None,
         error: Some(WireError { code: code.to_string(), message }),
         snapshot: None,
         supported_versions: None,
@@ -370,9 +372,29 @@ fn applied_result(id: String, status: CommandStatus, stored: crate::storage::Sto
         result: Some(stored.result),
         changes: Some(stored.changes.iter().map(WireChange::from).collect()),
         server_seq: Some(stored.server_seq),
+        applied_at: stored.applied_at,
         error: None,
         snapshot: None,
         supported_versions: None,
+    }
+}
+
+/// `GET /v1/commands/{idempotency_key}`: the receipt of a command applied under that key
+/// by the caller, in the caller's workspace. A key that is unknown *to this user in this
+/// workspace* is 404 `unknown_command` whoever else used it, so keys never leak.
+async fn get_command(State(state): State<AppState>, headers: HeaderMap, Path(key): Path<String>) -> Response {
+    let scope = match authorize(&state, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    match state.storage.stored_command(&scope, &key).await {
+        Ok(Some(found)) => Json(CommandLookup {
+            idempotency_key: key,
+            result: applied_result(found.command_id, CommandStatus::Applied, found.stored),
+        })
+        .into_response(),
+        Ok(None) => error(StatusCode::NOT_FOUND, "unknown_command", "no command was applied with this idempotency key"),
+        Err(e) => storage_error(e),
     }
 }
 

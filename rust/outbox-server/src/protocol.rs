@@ -116,9 +116,14 @@ pub struct CommandResult {
     /// Documents changed (applied, duplicate).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub changes: Option<Vec<WireChange>>,
-    /// Change-log position after the command (applied, duplicate).
+    /// Change-log position after the command (applied, duplicate). Half of the receipt.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_seq: Option<i64>,
+    /// Server time the command was applied, Unix milliseconds (applied, duplicate: the
+    /// same value every time). The other half of the receipt; absent only for commands
+    /// applied by a server from before receipts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied_at: Option<i64>,
     /// Why not applied (rejected, conflict, skipped).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<WireError>,
@@ -135,6 +140,18 @@ pub struct CommandResult {
 pub struct BatchResponse {
     /// One result per command, in request order.
     pub results: Vec<CommandResult>,
+}
+
+/// Body of a `GET /v1/commands/{idempotency_key}` answer (200): the stored result of the
+/// command applied under that key, `status` always `applied`, `id` the command id it was
+/// applied with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CommandLookup {
+    /// The key asked about.
+    pub idempotency_key: String,
+    /// The stored result and receipt (`server_seq`, `applied_at`).
+    #[serde(flatten)]
+    pub result: CommandResult,
 }
 
 /// Body of a `GET /v1/changes` answer.

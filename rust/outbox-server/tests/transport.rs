@@ -108,18 +108,16 @@ async fn test_applied_maps_result_and_changes(b: Backend) {
             out("c2", "delete", json!({"collection": "notes", "id": "n1"}), &["notes:n1"]),
         ])
         .await;
+    let Outcome::Applied { result, changes, receipt } = &outcomes[0] else { panic!("{outcomes:?}") };
+    assert_eq!(*result, json!({"version": 1}));
     assert_eq!(
-        outcomes[0],
-        Outcome::Applied {
-            result: json!({"version": 1}),
-            changes: vec![DocChange {
-                collection: "notes".into(),
-                id: "n1".into(),
-                version: 1,
-                doc: Some(json!({"text": "hi"}))
-            }],
-        }
+        *changes,
+        vec![DocChange { collection: "notes".into(), id: "n1".into(), version: 1, doc: Some(json!({"text": "hi"})) }]
     );
+    // The receipt: the feed position of the put (after the two seeded products) and a time.
+    let receipt = receipt.expect("an applied answer carries a receipt");
+    assert_eq!(receipt.server_seq, 3);
+    assert!(receipt.applied_at.is_some_and(|t| t > 1_700_000_000_000), "{receipt:?}");
     match &outcomes[1] {
         Outcome::Applied { changes, .. } => assert_eq!(changes[0].doc, None),
         other => panic!("{other:?}"),

@@ -127,6 +127,10 @@ impl CommandState {
                 | (InFlight, Failed)
                 | (InFlight, Conflict)
                 | (InFlight, Wedged)
+                // Only on the server's receipt (`check_receipt`): the server applied it
+                // under its idempotency key, so it can never be applied again.
+                | (Pending, Succeeded)
+                | (Wedged, Succeeded)
                 | (Conflict, Pending)
                 | (Conflict, Discarded)
                 | (Wedged, Pending)
@@ -293,6 +297,20 @@ pub struct Attempt {
     pub error: Option<String>,
 }
 
+/// The server's receipt for an applied command: where it landed in the workspace's
+/// change feed and when the server applied it. The server stores it with the command's
+/// idempotency record and answers the same receipt on every resend and on
+/// `GET /v1/commands/{idempotency_key}`, so it is proof that this very command (not a
+/// copy of it) reached the server once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Receipt {
+    /// The workspace's change-feed position after the command (`server_seq`).
+    pub server_seq: i64,
+    /// Server time it was applied, Unix milliseconds; `None` when the server applied it
+    /// before it kept receipt times (or a custom transport did not report one).
+    pub applied_at: Option<i64>,
+}
+
 /// A command as stored.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Command {
@@ -327,6 +345,9 @@ pub struct Command {
     pub depends_on: Vec<CommandId>,
     /// How it settled, once it has.
     pub settlement: Option<Settlement>,
+    /// The server's receipt, once it succeeded and the server reported one (a command
+    /// that succeeded before receipts existed has none until `check_receipt` asks).
+    pub receipt: Option<Receipt>,
     /// Attempt history, oldest first (filled by `Outbox::command`, empty in `peek`).
     pub history: Vec<Attempt>,
 }

@@ -30,6 +30,7 @@ mod lease;
 mod outbox;
 pub mod queue;
 mod reads;
+mod receipt;
 pub mod retry;
 pub mod runtime;
 mod scheduler;
@@ -41,7 +42,7 @@ pub mod transport;
 pub mod upgrade;
 
 pub use command::{
-    Attempt, Command, CommandId, CommandState, EnqueueRequest, MutatorSpec, OpKind, OptimisticOp, Settlement,
+    Attempt, Command, CommandId, CommandState, EnqueueRequest, MutatorSpec, OpKind, OptimisticOp, Receipt, Settlement,
 };
 pub use config::{Config, Durability};
 pub use error::{Error, OpenError, Result};
@@ -50,7 +51,8 @@ pub use hooks::{BeforeRetry, Edit};
 pub use outbox::{DrainReport, LeaseInfo, Outbox, Resolution};
 pub use queue::PeekFilter;
 pub use reads::QueryWatch;
+pub use receipt::{ReceiptCheck, ReceiptUnknown};
 pub use retry::RetryPolicy;
 pub use store::{Doc, DocStatus, Query};
-pub use transport::{ChangePage, DocChange, Outcome, OutgoingCommand, PullOutcome, Transport};
+pub use transport::{ChangePage, DocChange, Outcome, OutgoingCommand, PullOutcome, ReceiptLookup, Transport};
 pub use upgrade::{UpgradeReport, Upgrader};

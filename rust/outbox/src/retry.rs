@@ -58,6 +58,8 @@ pub enum Disposition {
         result: Value,
         /// New server versions of touched documents.
         changes: Vec<DocChange>,
+        /// The server's receipt, stored on the command.
+        receipt: Option<crate::command::Receipt>,
     },
     /// Back to `pending`, due again after `delay`.
     Retry {
@@ -93,7 +95,7 @@ pub enum Disposition {
 /// `Unauthorized` outcomes (including this one) and spaces out those retries.
 pub fn classify(outcome: Outcome, attempts: u32, not_sent_streak: u32, policy: &RetryPolicy) -> Disposition {
     match outcome {
-        Outcome::Applied { result, changes } => Disposition::Succeed { result, changes },
+        Outcome::Applied { result, changes, receipt } => Disposition::Succeed { result, changes, receipt },
         Outcome::Rejected { code, message } => Disposition::Fail { code, message },
         Outcome::Conflict { server_snapshot } => Disposition::Conflict { server_snapshot },
         Outcome::Retry { reason, retry_after, http_status } => {

@@ -15,6 +15,8 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+pub use crate::command::Receipt;
+
 /// One command as it goes over the wire (DESIGN.md §4).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OutgoingCommand {
@@ -63,6 +65,9 @@ pub enum Outcome {
         result: Value,
         /// Documents the command changed, at their new server versions.
         changes: Vec<DocChange>,
+        /// The server's receipt (`server_seq`, `applied_at`), when it sent one. Stored on
+        /// the command when it succeeds.
+        receipt: Option<Receipt>,
     },
     /// A transient failure: try again later. Consumes an attempt.
     Retry {
@@ -99,7 +104,7 @@ impl Outcome {
 
     /// An applied outcome with a result and no document changes.
     pub fn applied(result: Value) -> Self {
-        Outcome::Applied { result, changes: Vec::new() }
+        Outcome::Applied { result, changes: Vec::new(), receipt: None }
     }
 
     /// A short label for logs, events and the attempt history.
@@ -149,6 +154,31 @@ pub enum PullOutcome {
     },
 }
 
+/// What the server said about one idempotency key (`GET /v1/commands/{key}`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum ReceiptLookup {
+    /// The server applied a command under this key: its stored result and receipt.
+    Applied {
+        /// The mutator's result, as stored.
+        result: Value,
+        /// Documents the command changed, as stored.
+        changes: Vec<DocChange>,
+        /// Where and when it was applied.
+        receipt: Receipt,
+    },
+    /// The server has no command under this key for this user in this workspace
+    /// (404 `unknown_command`): it was never applied.
+    NotFound,
+    /// The server could not be reached.
+    Offline,
+    /// The credentials were refused.
+    Unauthorized,
+    /// Anything else (bad status, unreadable body, timeout).
+    Failed(String),
+    /// This transport (or the server behind it) cannot look commands up. The default.
+    Unsupported,
+}
+
 /// Called by a transport's live channel (e.g. server-sent events) when the server says
 /// something changed; the engine pulls.
 pub type Nudge = std::sync::Arc<dyn Fn() + Send + Sync>;
@@ -175,5 +205,13 @@ pub trait Transport: Send + Sync {
     /// again with backoff), `false` when this transport has no live channel (the default).
     async fn listen(&self, _nudge: Nudge) -> bool {
         false
+    }
+
+    /// Asks the server whether it applied the command sent under `idempotency_key`, and
+    /// with which receipt (`GET /v1/commands/{key}`). Read-only: nothing is applied. The
+    /// default answers [`ReceiptLookup::Unsupported`], so transports written before
+    /// receipts keep compiling and working.
+    async fn receipt(&self, _idempotency_key: &str) -> ReceiptLookup {
+        ReceiptLookup::Unsupported
     }
 }

@@ -5,7 +5,7 @@ mod common;
 use std::path::Path;
 
 use common::*;
-use outbox::{CommandState, Config, EnqueueRequest, Error, MutatorSpec, OpKind, OpenError, Outbox};
+use outbox::{CommandState, Config, EnqueueRequest, Error, MutatorSpec, OpKind, OpenError, Outbox, Settlement};
 use serde_json::json;
 
 fn schema(path: &Path) -> Vec<(String, String)> {
@@ -58,6 +58,68 @@ async fn a_v1_database_with_queued_commands_upgrades_with_every_command_intact()
     let pos = |k: &str| sent.iter().position(|s| s == k).unwrap();
     assert!(pos("key-2") < pos("key-4"));
     assert!(!sent.contains(&"key-1".to_string()));
+}
+
+#[tokio::test]
+async fn a_v3_database_from_before_receipts_upgrades_with_its_queue_intact_and_then_keeps_receipts() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = fixture_db(&dir, include_str!("fixtures/v3.sql"));
+    let transport = std::sync::Arc::new(outbox::testing::ScriptedTransport::new());
+    let receipt = |n: i64| outbox::Receipt { server_seq: n, applied_at: Some(1_767_225_600_000 + n) };
+    transport.set_handler(move |c| {
+        let n = if c.idempotency_key == "v3-key-2" { 10 } else { 11 };
+        Some(outbox::Outcome::Applied { result: json!({"n": n}), changes: vec![], receipt: Some(receipt(n)) })
+    });
+    let mut config = Config::new(&path, "alice", "ws-1").with_transport(transport.clone());
+    config.start_online = false;
+    let ob = Outbox::open(config).unwrap();
+    register_all(&ob);
+    assert_eq!(ob.schema_version().unwrap(), outbox::db::CURRENT_VERSION);
+
+    // Every command is there as it was (the one in flight when the app died is resent once
+    // this engine drains: it stays `in_flight` or is already back to `pending`).
+    let all = ob.peek(&outbox::PeekFilter { limit: 100, ..Default::default() }).unwrap();
+    assert_eq!(all.len(), 4);
+    let by_seq = |s: i64| all.iter().find(|c| c.seq == s).unwrap().clone();
+    let expect = [
+        (1, CommandState::Succeeded, "v3-key-1", 1),
+        (2, CommandState::InFlight, "v3-key-2", 1),
+        (3, CommandState::Pending, "v3-key-3", 2),
+        (4, CommandState::Failed, "v3-key-4", 1),
+    ];
+    for (seq, state, key, attempts) in expect {
+        let c = by_seq(seq);
+        let state_now = if c.state == CommandState::Pending && seq == 2 { CommandState::InFlight } else { c.state };
+        assert_eq!((state_now, c.idempotency_key.as_str(), c.attempts), (state, key, attempts), "command {seq}");
+        assert_eq!(c.receipt, None, "no receipt before this version");
+    }
+    assert_eq!(by_seq(2).args, r#"{"id":"o2","lines":[{"product_id":"widget","qty":2}]}"#);
+    assert_eq!(by_seq(2).metadata, r#"{"trace_id":"t-2"}"#);
+    assert_eq!(by_seq(2).keys, vec!["o2"]);
+    assert_eq!(by_seq(3).keys, vec!["gadget"]);
+    assert!(matches!(by_seq(1).settlement, Some(Settlement::Succeeded { ref result }) if result["total"] == 100));
+    assert!(matches!(by_seq(4).settlement, Some(Settlement::Failed { ref code, .. }) if code == "insufficient_stock"));
+    // The optimistic state survived with them.
+    assert_eq!(ob.get("orders", "o2").unwrap().unwrap().value["total"], 200);
+    assert_eq!(ob.get("products", "gadget").unwrap().unwrap().value["stock"], 4);
+
+    // The upgraded file has exactly the schema of a fresh one.
+    let fresh_dir = tempfile::tempdir().unwrap();
+    let fresh = fresh_dir.path().join("fresh.db");
+    drop(Outbox::open(Config::new(&fresh, "a", "w")).unwrap());
+    assert_eq!(schema(&path), schema(&fresh));
+
+    // The queue drains under the same keys, and the answers' receipts are kept.
+    ob.set_online(true).unwrap();
+    for seq in [2, 3] {
+        let c = by_seq(seq);
+        tokio::time::timeout(WAIT, ob.wait_for(&c.id)).await.unwrap().unwrap();
+        let n = if seq == 2 { 10 } else { 11 };
+        assert_eq!(ob.command(&c.id).unwrap().receipt, Some(receipt(n)));
+    }
+    let sent: Vec<String> = transport.calls().iter().map(|c| c.command.idempotency_key.clone()).collect();
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    assert!(sent.contains(&"v3-key-2".to_string()) && sent.contains(&"v3-key-3".to_string()));
 }
 
 #[test]

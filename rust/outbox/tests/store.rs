@@ -185,6 +185,7 @@ async fn applied_commands_hand_over_to_the_server_version_without_flicker() {
         (c.mutator == "adjustStock").then(|| Outcome::Applied {
             result: json!({}),
             changes: vec![change("products", "p1", 2, json!({"stock": 9}))],
+            receipt: None,
         })
     });
     let id = h
@@ -275,7 +276,11 @@ async fn a_conflict_shows_the_server_version_under_the_local_change_until_resolv
             Outcome::Conflict {
                 server_snapshot: json!({"collection": "products", "id": "p1", "version": 4, "doc": {"price": 150}}),
             },
-            Outcome::Applied { result: json!({}), changes: vec![change("products", "p1", 5, json!({"price": 160}))] },
+            Outcome::Applied {
+                result: json!({}),
+                changes: vec![change("products", "p1", 5, json!({"price": 160}))],
+                receipt: None,
+            },
         ],
     );
     let id = h

@@ -644,6 +644,9 @@ internal interface UniffiCallbackInterfaceTransportMethod0 : com.sun.jna.Callbac
 internal interface UniffiCallbackInterfaceTransportMethod1 : com.sun.jna.Callback {
     fun callback(`uniffiHandle`: Long,`cursor`: RustBuffer.ByValue,`limit`: Int,`uniffiFutureCallback`: UniffiForeignFutureCompleteRustBuffer,`uniffiCallbackData`: Long,`uniffiOutDroppedCallback`: UniffiForeignFutureDroppedCallbackStruct,)
 }
+internal interface UniffiCallbackInterfaceTransportMethod2 : com.sun.jna.Callback {
+    fun callback(`uniffiHandle`: Long,`idempotencyKey`: RustBuffer.ByValue,`uniffiFutureCallback`: UniffiForeignFutureCompleteRustBuffer,`uniffiCallbackData`: Long,`uniffiOutDroppedCallback`: UniffiForeignFutureDroppedCallbackStruct,)
+}
 @Structure.FieldOrder("uniffiFree", "uniffiClone", "onDocs", "onError")
 internal open class UniffiVTableCallbackInterfaceDocsListener(
     @JvmField internal var `uniffiFree`: UniffiCallbackInterfaceFree? = null,
@@ -742,25 +745,28 @@ internal open class UniffiVTableCallbackInterfaceTokenProvider(
     }
 
 }
-@Structure.FieldOrder("uniffiFree", "uniffiClone", "send", "pull")
+@Structure.FieldOrder("uniffiFree", "uniffiClone", "send", "pull", "receipt")
 internal open class UniffiVTableCallbackInterfaceTransport(
     @JvmField internal var `uniffiFree`: UniffiCallbackInterfaceFree? = null,
     @JvmField internal var `uniffiClone`: UniffiCallbackInterfaceClone? = null,
     @JvmField internal var `send`: UniffiCallbackInterfaceTransportMethod0? = null,
     @JvmField internal var `pull`: UniffiCallbackInterfaceTransportMethod1? = null,
+    @JvmField internal var `receipt`: UniffiCallbackInterfaceTransportMethod2? = null,
 ) : Structure() {
     class UniffiByValue(
         `uniffiFree`: UniffiCallbackInterfaceFree? = null,
         `uniffiClone`: UniffiCallbackInterfaceClone? = null,
         `send`: UniffiCallbackInterfaceTransportMethod0? = null,
         `pull`: UniffiCallbackInterfaceTransportMethod1? = null,
-    ): UniffiVTableCallbackInterfaceTransport(`uniffiFree`,`uniffiClone`,`send`,`pull`,), Structure.ByValue
+        `receipt`: UniffiCallbackInterfaceTransportMethod2? = null,
+    ): UniffiVTableCallbackInterfaceTransport(`uniffiFree`,`uniffiClone`,`send`,`pull`,`receipt`,), Structure.ByValue
 
    internal fun uniffiSetValue(other: UniffiVTableCallbackInterfaceTransport) {
         `uniffiFree` = other.`uniffiFree`
         `uniffiClone` = other.`uniffiClone`
         `send` = other.`send`
         `pull` = other.`pull`
+        `receipt` = other.`receipt`
     }
 
 }
@@ -810,6 +816,10 @@ internal object IntegrityCheckingUniffiLib {
     external fun uniffi_outbox_ffi_checksum_method_transport_send(
     ): Int
     external fun uniffi_outbox_ffi_checksum_method_transport_pull(
+    ): Int
+    external fun uniffi_outbox_ffi_checksum_method_transport_receipt(
+    ): Int
+    external fun uniffi_outbox_ffi_checksum_method_outbox_check_receipt(
     ): Int
     external fun uniffi_outbox_ffi_checksum_method_outbox_command(
     ): Int
@@ -951,6 +961,8 @@ external fun uniffi_outbox_ffi_fn_method_transport_send(`ptr`: Long,`batch`: Rus
 ): Long
 external fun uniffi_outbox_ffi_fn_method_transport_pull(`ptr`: Long,`cursor`: RustBuffer.ByValue,`limit`: Int,
 ): Long
+external fun uniffi_outbox_ffi_fn_method_transport_receipt(`ptr`: Long,`idempotencyKey`: RustBuffer.ByValue,
+): Long
 external fun uniffi_outbox_ffi_fn_clone_outbox(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
 ): Long
 external fun uniffi_outbox_ffi_fn_free_outbox(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
@@ -960,6 +972,8 @@ external fun uniffi_outbox_ffi_fn_constructor_outbox_open(`config`: RustBuffer.B
 external fun uniffi_outbox_ffi_fn_constructor_outbox_open_with_tokens(`config`: RustBuffer.ByValue,`tokenProvider`: Long,
 ): Long
 external fun uniffi_outbox_ffi_fn_constructor_outbox_open_with_transport(`config`: RustBuffer.ByValue,`transport`: Long,
+): Long
+external fun uniffi_outbox_ffi_fn_method_outbox_check_receipt(`ptr`: Long,`id`: RustBuffer.ByValue,
 ): Long
 external fun uniffi_outbox_ffi_fn_method_outbox_command(`ptr`: Long,`id`: RustBuffer.ByValue,
 ): Long
@@ -1186,6 +1200,12 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if (lib.uniffi_outbox_ffi_checksum_method_transport_pull() != 48133) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if (lib.uniffi_outbox_ffi_checksum_method_transport_receipt() != 61149) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if (lib.uniffi_outbox_ffi_checksum_method_outbox_check_receipt() != 28538) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if (lib.uniffi_outbox_ffi_checksum_method_outbox_command() != 40672) {
@@ -3225,6 +3245,17 @@ public object FfiConverterTypeMutatorUpgrader: FfiConverter<MutatorUpgrader, Lon
 public interface OutboxInterface {
     
     /**
+     * Asks the server whether it applied command `id` ("did this sale reach the
+     * server?"), by the command's idempotency key; works for any command, including one
+     * that was in flight when the app died. An *applied* answer for a command that was
+     * pending, in flight or wedged is recorded: it becomes succeeded with the server's
+     * receipt (safe, the server never applies one key twice). Offline, unauthorized or
+     * a transport without lookups answer `Unknown`; errors only for an unknown id, a
+     * closed outbox or local storage.
+     */
+    suspend fun `checkReceipt`(`id`: kotlin.String): ReceiptCheck
+    
+    /**
      * One command with its attempt history.
      */
     suspend fun `command`(`id`: kotlin.String): Command
@@ -3483,6 +3514,36 @@ open class Outbox: Disposable, AutoCloseable, OutboxInterface
         return uniffiRustCall() { status ->
             UniffiLib.uniffi_outbox_ffi_fn_clone_outbox(handle, status)
         }
+    }
+
+    
+    /**
+     * Asks the server whether it applied command `id` ("did this sale reach the
+     * server?"), by the command's idempotency key; works for any command, including one
+     * that was in flight when the app died. An *applied* answer for a command that was
+     * pending, in flight or wedged is recorded: it becomes succeeded with the server's
+     * receipt (safe, the server never applies one key twice). Offline, unauthorized or
+     * a transport without lookups answer `Unknown`; errors only for an unknown id, a
+     * closed outbox or local storage.
+     */
+    @Throws(OutboxException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `checkReceipt`(`id`: kotlin.String) : ReceiptCheck {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_outbox_ffi_fn_method_outbox_check_receipt(
+                uniffiHandle,
+                FfiConverterString.lower(`id`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_outbox_ffi_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_outbox_ffi_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_outbox_ffi_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterTypeReceiptCheck.lift(it) },
+        // Error FFI converter
+        OutboxException.ErrorHandler,
+    )
     }
 
     
@@ -4975,6 +5036,14 @@ public interface Transport {
      */
     suspend fun `pull`(`cursor`: kotlin.String?, `limit`: kotlin.UInt): PullOutcome
     
+    /**
+     * Asks the server whether it applied the command sent under `idempotency_key`
+     * (`GET /v1/commands/{key}`) and returns its stored result and receipt. Read-only.
+     * Return `Unsupported` when the transport cannot ask; `check_receipt` then answers
+     * "unknown".
+     */
+    suspend fun `receipt`(`idempotencyKey`: kotlin.String): ReceiptLookup
+    
     companion object
 }
 
@@ -5125,6 +5194,32 @@ open class TransportImpl: Disposable, AutoCloseable, Transport
     }
 
     
+    /**
+     * Asks the server whether it applied the command sent under `idempotency_key`
+     * (`GET /v1/commands/{key}`) and returns its stored result and receipt. Read-only.
+     * Return `Unsupported` when the transport cannot ask; `check_receipt` then answers
+     * "unknown".
+     */
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `receipt`(`idempotencyKey`: kotlin.String) : ReceiptLookup {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_outbox_ffi_fn_method_transport_receipt(
+                uniffiHandle,
+                FfiConverterString.lower(`idempotencyKey`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_outbox_ffi_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_outbox_ffi_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_outbox_ffi_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterTypeReceiptLookup.lift(it) },
+        // Error FFI converter
+        UniffiNullRustCallStatusErrorHandler,
+    )
+    }
+
+    
 
     
 
@@ -5209,6 +5304,39 @@ internal object uniffiCallbackInterfaceTransport {
             )
         }
     }
+    internal object `receipt`: UniffiCallbackInterfaceTransportMethod2 {
+        override fun callback(`uniffiHandle`: Long,`idempotencyKey`: RustBuffer.ByValue,`uniffiFutureCallback`: UniffiForeignFutureCompleteRustBuffer,`uniffiCallbackData`: Long,`uniffiOutDroppedCallback`: UniffiForeignFutureDroppedCallbackStruct,) {
+            val uniffiObj = FfiConverterTypeTransport.handleMap.get(uniffiHandle)
+            val makeCall = suspend { ->
+                uniffiObj.`receipt`(
+                    FfiConverterString.lift(`idempotencyKey`),
+                )
+            }
+            val uniffiHandleSuccess = { returnValue: ReceiptLookup ->
+                val uniffiResult = UniffiForeignFutureResultRustBuffer.UniffiByValue(
+                    FfiConverterTypeReceiptLookup.lower(returnValue),
+                    UniffiRustCallStatus.ByValue()
+                )
+                uniffiResult.write()
+                uniffiFutureCallback.callback(uniffiCallbackData, uniffiResult)
+            }
+            val uniffiHandleError = { callStatus: UniffiRustCallStatus.ByValue ->
+                uniffiFutureCallback.callback(
+                    uniffiCallbackData,
+                    UniffiForeignFutureResultRustBuffer.UniffiByValue(
+                        RustBuffer.ByValue(),
+                        callStatus,
+                    ),
+                )
+            }
+            uniffiTraitInterfaceCallAsync(
+                makeCall,
+                uniffiHandleSuccess,
+                uniffiHandleError,
+                uniffiOutDroppedCallback
+            )
+        }
+    }
 
     internal object uniffiFree: UniffiCallbackInterfaceFree {
         override fun callback(handle: Long) {
@@ -5227,6 +5355,7 @@ internal object uniffiCallbackInterfaceTransport {
         uniffiClone,
         `send`,
         `pull`,
+        `receipt`,
     )
 
     // Registers the foreign callback with the Rust side.
@@ -5435,6 +5564,13 @@ data class Command (
     var `settlement`: Settlement?
     , 
     /**
+     * The server's receipt once it succeeded: proof the server applied it, and where
+     * and when. None before that (and for commands that succeeded before receipts
+     * existed, until `check_receipt` asks).
+     */
+    var `receipt`: Receipt?
+    , 
+    /**
      * Attempt history, oldest first (filled by `command`, empty in `peek`).
      */
     var `history`: List<Attempt>
@@ -5469,6 +5605,7 @@ public object FfiConverterTypeCommand: FfiConverterRustBuffer<Command> {
             FfiConverterString.read(buf),
             FfiConverterSequenceString.read(buf),
             FfiConverterOptionalTypeSettlement.read(buf),
+            FfiConverterOptionalTypeReceipt.read(buf),
             FfiConverterSequenceTypeAttempt.read(buf),
         )
     }
@@ -5489,6 +5626,7 @@ public object FfiConverterTypeCommand: FfiConverterRustBuffer<Command> {
             FfiConverterString.allocationSize(value.`metadata`) +
             FfiConverterSequenceString.allocationSize(value.`dependsOn`) +
             FfiConverterOptionalTypeSettlement.allocationSize(value.`settlement`) +
+            FfiConverterOptionalTypeReceipt.allocationSize(value.`receipt`) +
             FfiConverterSequenceTypeAttempt.allocationSize(value.`history`)
     )
 
@@ -5508,6 +5646,7 @@ public object FfiConverterTypeCommand: FfiConverterRustBuffer<Command> {
             FfiConverterString.write(value.`metadata`, buf)
             FfiConverterSequenceString.write(value.`dependsOn`, buf)
             FfiConverterOptionalTypeSettlement.write(value.`settlement`, buf)
+            FfiConverterOptionalTypeReceipt.write(value.`receipt`, buf)
             FfiConverterSequenceTypeAttempt.write(value.`history`, buf)
     }
 }
@@ -6414,6 +6553,54 @@ public object FfiConverterTypeQuery: FfiConverterRustBuffer<Query> {
             FfiConverterBoolean.write(value.`descending`, buf)
             FfiConverterOptionalUInt.write(value.`limit`, buf)
             FfiConverterUInt.write(value.`offset`, buf)
+    }
+}
+
+
+
+/**
+ * The server's receipt for an applied command, the same on every resend.
+ */
+data class Receipt (
+    /**
+     * The workspace's change-feed position after the command.
+     */
+    var `serverSeq`: kotlin.Long
+    , 
+    /**
+     * Server time it was applied, Unix ms (none for commands a server applied before it
+     * kept receipt times).
+     */
+    var `appliedAtMs`: kotlin.Long?
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeReceipt: FfiConverterRustBuffer<Receipt> {
+    override fun read(buf: ByteBuffer): Receipt {
+        return Receipt(
+            FfiConverterLong.read(buf),
+            FfiConverterOptionalLong.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: Receipt) = (
+            FfiConverterLong.allocationSize(value.`serverSeq`) +
+            FfiConverterOptionalLong.allocationSize(value.`appliedAtMs`)
+    )
+
+    override fun write(value: Receipt, buf: ByteBuffer) {
+            FfiConverterLong.write(value.`serverSeq`, buf)
+            FfiConverterOptionalLong.write(value.`appliedAtMs`, buf)
     }
 }
 
@@ -8653,6 +8840,450 @@ public object FfiConverterTypePullOutcome : FfiConverterRustBuffer<PullOutcome>{
 
 
 /**
+ * The answer to "did this command reach the server?" (`check_receipt`).
+ */
+sealed class ReceiptCheck {
+    
+    /**
+     * The server applied it, once.
+     */
+    data class Applied(
+        /**
+         * Where and when.
+         */
+        val `receipt`: uniffi.outbox_ffi.Receipt, 
+        /**
+         * The command was pending, in flight or wedged and is now succeeded because of
+         * this answer (safe: the server deduplicates by its idempotency key).
+         */
+        val `recorded`: kotlin.Boolean, 
+        /**
+         * The command's state after the check.
+         */
+        val `state`: uniffi.outbox_ffi.CommandState) : ReceiptCheck()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
+     * The server has no record of it: not applied as of now (a queued command may
+     * still be). Nothing changed locally.
+     */
+    data class NotApplied(
+        /**
+         * The command's unchanged state.
+         */
+        val `state`: uniffi.outbox_ffi.CommandState) : ReceiptCheck()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
+     * The server could not be asked; nothing is known and nothing changed.
+     */
+    data class Unknown(
+        /**
+         * Why.
+         */
+        val `reason`: uniffi.outbox_ffi.ReceiptUnknown) : ReceiptCheck()
+        
+    {
+        
+
+        companion object
+    }
+    
+
+    
+
+    
+    
+
+
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeReceiptCheck : FfiConverterRustBuffer<ReceiptCheck>{
+    override fun read(buf: ByteBuffer): ReceiptCheck {
+        return when(buf.getInt()) {
+            1 -> ReceiptCheck.Applied(
+                FfiConverterTypeReceipt.read(buf),
+                FfiConverterBoolean.read(buf),
+                FfiConverterTypeCommandState.read(buf),
+                )
+            2 -> ReceiptCheck.NotApplied(
+                FfiConverterTypeCommandState.read(buf),
+                )
+            3 -> ReceiptCheck.Unknown(
+                FfiConverterTypeReceiptUnknown.read(buf),
+                )
+            else -> throw RuntimeException("invalid enum value, something is very wrong!!")
+        }
+    }
+
+    override fun allocationSize(value: ReceiptCheck) = when(value) {
+        is ReceiptCheck.Applied -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterTypeReceipt.allocationSize(value.`receipt`)
+                + FfiConverterBoolean.allocationSize(value.`recorded`)
+                + FfiConverterTypeCommandState.allocationSize(value.`state`)
+            )
+        }
+        is ReceiptCheck.NotApplied -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterTypeCommandState.allocationSize(value.`state`)
+            )
+        }
+        is ReceiptCheck.Unknown -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterTypeReceiptUnknown.allocationSize(value.`reason`)
+            )
+        }
+    }
+
+    override fun write(value: ReceiptCheck, buf: ByteBuffer) {
+        when(value) {
+            is ReceiptCheck.Applied -> {
+                buf.putInt(1)
+                FfiConverterTypeReceipt.write(value.`receipt`, buf)
+                FfiConverterBoolean.write(value.`recorded`, buf)
+                FfiConverterTypeCommandState.write(value.`state`, buf)
+                Unit
+            }
+            is ReceiptCheck.NotApplied -> {
+                buf.putInt(2)
+                FfiConverterTypeCommandState.write(value.`state`, buf)
+                Unit
+            }
+            is ReceiptCheck.Unknown -> {
+                buf.putInt(3)
+                FfiConverterTypeReceiptUnknown.write(value.`reason`, buf)
+                Unit
+            }
+        }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
+    }
+}
+
+
+
+
+
+/**
+ * What the server said about one idempotency key (a custom [`Transport`]'s `receipt`).
+ */
+sealed class ReceiptLookup {
+    
+    /**
+     * The server applied a command under this key.
+     */
+    data class Applied(
+        /**
+         * Its stored result as JSON text (empty means null).
+         */
+        val `result`: kotlin.String, 
+        /**
+         * Documents it changed, as stored.
+         */
+        val `changes`: List<uniffi.outbox_ffi.DocChange>, 
+        /**
+         * Where and when it was applied.
+         */
+        val `receipt`: uniffi.outbox_ffi.Receipt) : ReceiptLookup()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
+     * The server has no command under this key for this user and workspace (HTTP 404
+     * `unknown_command`): it was never applied.
+     */
+    object NotFound : ReceiptLookup()
+    
+    
+    /**
+     * The server could not be reached.
+     */
+    object Offline : ReceiptLookup()
+    
+    
+    /**
+     * The credentials were refused.
+     */
+    object Unauthorized : ReceiptLookup()
+    
+    
+    /**
+     * Anything else.
+     */
+    data class Failed(
+        /**
+         * Why.
+         */
+        val `reason`: kotlin.String) : ReceiptLookup()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
+     * This transport cannot look commands up.
+     */
+    object Unsupported : ReceiptLookup()
+    
+    
+
+    
+
+    
+    
+
+
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeReceiptLookup : FfiConverterRustBuffer<ReceiptLookup>{
+    override fun read(buf: ByteBuffer): ReceiptLookup {
+        return when(buf.getInt()) {
+            1 -> ReceiptLookup.Applied(
+                FfiConverterString.read(buf),
+                FfiConverterSequenceTypeDocChange.read(buf),
+                FfiConverterTypeReceipt.read(buf),
+                )
+            2 -> ReceiptLookup.NotFound
+            3 -> ReceiptLookup.Offline
+            4 -> ReceiptLookup.Unauthorized
+            5 -> ReceiptLookup.Failed(
+                FfiConverterString.read(buf),
+                )
+            6 -> ReceiptLookup.Unsupported
+            else -> throw RuntimeException("invalid enum value, something is very wrong!!")
+        }
+    }
+
+    override fun allocationSize(value: ReceiptLookup) = when(value) {
+        is ReceiptLookup.Applied -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterString.allocationSize(value.`result`)
+                + FfiConverterSequenceTypeDocChange.allocationSize(value.`changes`)
+                + FfiConverterTypeReceipt.allocationSize(value.`receipt`)
+            )
+        }
+        is ReceiptLookup.NotFound -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+            )
+        }
+        is ReceiptLookup.Offline -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+            )
+        }
+        is ReceiptLookup.Unauthorized -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+            )
+        }
+        is ReceiptLookup.Failed -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterString.allocationSize(value.`reason`)
+            )
+        }
+        is ReceiptLookup.Unsupported -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+            )
+        }
+    }
+
+    override fun write(value: ReceiptLookup, buf: ByteBuffer) {
+        when(value) {
+            is ReceiptLookup.Applied -> {
+                buf.putInt(1)
+                FfiConverterString.write(value.`result`, buf)
+                FfiConverterSequenceTypeDocChange.write(value.`changes`, buf)
+                FfiConverterTypeReceipt.write(value.`receipt`, buf)
+                Unit
+            }
+            is ReceiptLookup.NotFound -> {
+                buf.putInt(2)
+                Unit
+            }
+            is ReceiptLookup.Offline -> {
+                buf.putInt(3)
+                Unit
+            }
+            is ReceiptLookup.Unauthorized -> {
+                buf.putInt(4)
+                Unit
+            }
+            is ReceiptLookup.Failed -> {
+                buf.putInt(5)
+                FfiConverterString.write(value.`reason`, buf)
+                Unit
+            }
+            is ReceiptLookup.Unsupported -> {
+                buf.putInt(6)
+                Unit
+            }
+        }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
+    }
+}
+
+
+
+
+
+/**
+ * Why a receipt check has no answer.
+ */
+sealed class ReceiptUnknown {
+    
+    /**
+     * The server could not be reached.
+     */
+    object Offline : ReceiptUnknown()
+    
+    
+    /**
+     * The credentials were refused.
+     */
+    object Unauthorized : ReceiptUnknown()
+    
+    
+    /**
+     * No transport, or a custom transport (or server) that cannot look commands up.
+     */
+    object Unsupported : ReceiptUnknown()
+    
+    
+    /**
+     * The server answered something else, or the question timed out.
+     */
+    data class Failed(
+        /**
+         * What went wrong.
+         */
+        val `detail`: kotlin.String) : ReceiptUnknown()
+        
+    {
+        
+
+        companion object
+    }
+    
+
+    
+
+    
+    
+
+
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeReceiptUnknown : FfiConverterRustBuffer<ReceiptUnknown>{
+    override fun read(buf: ByteBuffer): ReceiptUnknown {
+        return when(buf.getInt()) {
+            1 -> ReceiptUnknown.Offline
+            2 -> ReceiptUnknown.Unauthorized
+            3 -> ReceiptUnknown.Unsupported
+            4 -> ReceiptUnknown.Failed(
+                FfiConverterString.read(buf),
+                )
+            else -> throw RuntimeException("invalid enum value, something is very wrong!!")
+        }
+    }
+
+    override fun allocationSize(value: ReceiptUnknown) = when(value) {
+        is ReceiptUnknown.Offline -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+            )
+        }
+        is ReceiptUnknown.Unauthorized -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+            )
+        }
+        is ReceiptUnknown.Unsupported -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+            )
+        }
+        is ReceiptUnknown.Failed -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterString.allocationSize(value.`detail`)
+            )
+        }
+    }
+
+    override fun write(value: ReceiptUnknown, buf: ByteBuffer) {
+        when(value) {
+            is ReceiptUnknown.Offline -> {
+                buf.putInt(1)
+                Unit
+            }
+            is ReceiptUnknown.Unauthorized -> {
+                buf.putInt(2)
+                Unit
+            }
+            is ReceiptUnknown.Unsupported -> {
+                buf.putInt(3)
+                Unit
+            }
+            is ReceiptUnknown.Failed -> {
+                buf.putInt(4)
+                FfiConverterString.write(value.`detail`, buf)
+                Unit
+            }
+        }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
+    }
+}
+
+
+
+
+
+/**
  * How to resolve a command in `conflict`.
  */
 sealed class Resolution {
@@ -9335,6 +9966,38 @@ public object FfiConverterOptionalTypeDoc: FfiConverterRustBuffer<Doc?> {
         } else {
             buf.put(1)
             FfiConverterTypeDoc.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalTypeReceipt: FfiConverterRustBuffer<Receipt?> {
+    override fun read(buf: ByteBuffer): Receipt? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeReceipt.read(buf)
+    }
+
+    override fun allocationSize(value: Receipt?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeReceipt.allocationSize(value)
+        }
+    }
+
+    override fun write(value: Receipt?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeReceipt.write(value, buf)
         }
     }
 }

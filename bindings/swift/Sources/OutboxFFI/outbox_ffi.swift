@@ -1480,6 +1480,17 @@ public func FfiConverterTypeMutatorUpgrader_lower(_ value: MutatorUpgrader) -> U
 public protocol OutboxProtocol: AnyObject, Sendable {
     
     /**
+     * Asks the server whether it applied command `id` ("did this sale reach the
+     * server?"), by the command's idempotency key; works for any command, including one
+     * that was in flight when the app died. An *applied* answer for a command that was
+     * pending, in flight or wedged is recorded: it becomes succeeded with the server's
+     * receipt (safe, the server never applies one key twice). Offline, unauthorized or
+     * a transport without lookups answer `Unknown`; errors only for an unknown id, a
+     * closed outbox or local storage.
+     */
+    func checkReceipt(id: String) async throws  -> ReceiptCheck
+    
+    /**
      * One command with its attempt history.
      */
     func command(id: String) async throws  -> Command
@@ -1752,6 +1763,32 @@ public static func openWithTransport(config: OutboxConfig, transport: Transport)
 }
     
 
+    
+    /**
+     * Asks the server whether it applied command `id` ("did this sale reach the
+     * server?"), by the command's idempotency key; works for any command, including one
+     * that was in flight when the app died. An *applied* answer for a command that was
+     * pending, in flight or wedged is recorded: it becomes succeeded with the server's
+     * receipt (safe, the server never applies one key twice). Offline, unauthorized or
+     * a transport without lookups answer `Unknown`; errors only for an unknown id, a
+     * closed outbox or local storage.
+     */
+open func checkReceipt(id: String)async throws  -> ReceiptCheck  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_outbox_ffi_fn_method_outbox_check_receipt(
+                    self.uniffiCloneHandle(),
+                    FfiConverterString.lower(id)
+                )
+            },
+            pollFunc: ffi_outbox_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_outbox_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_outbox_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeReceiptCheck_lift,
+            errorHandler: FfiConverterTypeOutboxError_lift
+        )
+}
     
     /**
      * One command with its attempt history.
@@ -2733,6 +2770,14 @@ public protocol Transport: AnyObject, Sendable {
      */
     func pull(cursor: String?, limit: UInt32) async  -> PullOutcome
     
+    /**
+     * Asks the server whether it applied the command sent under `idempotency_key`
+     * (`GET /v1/commands/{key}`) and returns its stored result and receipt. Read-only.
+     * Return `Unsupported` when the transport cannot ask; `check_receipt` then answers
+     * "unknown".
+     */
+    func receipt(idempotencyKey: String) async  -> ReceiptLookup
+    
 }
 /**
  * Sends commands with the app's own network stack instead of the built-in HTTP transport.
@@ -2833,6 +2878,30 @@ open func pull(cursor: String?, limit: UInt32)async  -> PullOutcome  {
         )
 }
     
+    /**
+     * Asks the server whether it applied the command sent under `idempotency_key`
+     * (`GET /v1/commands/{key}`) and returns its stored result and receipt. Read-only.
+     * Return `Unsupported` when the transport cannot ask; `check_receipt` then answers
+     * "unknown".
+     */
+open func receipt(idempotencyKey: String)async  -> ReceiptLookup  {
+    return
+        try!  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_outbox_ffi_fn_method_transport_receipt(
+                    self.uniffiCloneHandle(),
+                    FfiConverterString.lower(idempotencyKey)
+                )
+            },
+            pollFunc: ffi_outbox_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_outbox_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_outbox_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeReceiptLookup_lift,
+            errorHandler: nil
+            
+        )
+}
+    
 
     
 }
@@ -2927,6 +2996,48 @@ fileprivate struct UniffiCallbackInterfaceTransport {
                     uniffiCallbackData,
                     UniffiForeignFutureResultRustBuffer(
                         returnValue: FfiConverterTypePullOutcome_lower(returnValue),
+                        callStatus: RustCallStatus()
+                    )
+                )
+            }
+            let uniffiHandleError = { (statusCode, errorBuf) in
+                uniffiFutureCallback(
+                    uniffiCallbackData,
+                    UniffiForeignFutureResultRustBuffer(
+                        returnValue: RustBuffer.empty(),
+                        callStatus: RustCallStatus(code: statusCode, errorBuf: errorBuf)
+                    )
+                )
+            }
+            uniffiTraitInterfaceCallAsync(
+                makeCall: makeCall,
+                handleSuccess: uniffiHandleSuccess,
+                handleError: uniffiHandleError,
+                droppedCallback: uniffiOutDroppedCallback
+            )
+        },
+        receipt: { (
+            uniffiHandle: UInt64,
+            idempotencyKey: RustBuffer,
+            uniffiFutureCallback: @escaping UniffiForeignFutureCompleteRustBuffer,
+            uniffiCallbackData: UInt64,
+            uniffiOutDroppedCallback: UnsafeMutablePointer<UniffiForeignFutureDroppedCallbackStruct>
+        ) in
+            let makeCall = {
+                () async throws -> ReceiptLookup in
+                guard let uniffiObj = try? FfiConverterTypeTransport.handleMap.get(handle: uniffiHandle) else {
+                    throw UniffiInternalError.unexpectedStaleHandle
+                }
+                return await uniffiObj.receipt(
+                     idempotencyKey: try FfiConverterString.lift(idempotencyKey)
+                )
+            }
+
+            let uniffiHandleSuccess = { (returnValue: ReceiptLookup) in
+                uniffiFutureCallback(
+                    uniffiCallbackData,
+                    UniffiForeignFutureResultRustBuffer(
+                        returnValue: FfiConverterTypeReceiptLookup_lower(returnValue),
                         callStatus: RustCallStatus()
                     )
                 )
@@ -3198,6 +3309,12 @@ public struct Command: Equatable, Hashable {
      */
     public var settlement: Settlement?
     /**
+     * The server's receipt once it succeeded: proof the server applied it, and where
+     * and when. None before that (and for commands that succeeded before receipts
+     * existed, until `check_receipt` asks).
+     */
+    public var receipt: Receipt?
+    /**
      * Attempt history, oldest first (filled by `command`, empty in `peek`).
      */
     public var history: [Attempt]
@@ -3251,6 +3368,11 @@ public struct Command: Equatable, Hashable {
          * How it settled, once it has.
          */settlement: Settlement?, 
         /**
+         * The server's receipt once it succeeded: proof the server applied it, and where
+         * and when. None before that (and for commands that succeeded before receipts
+         * existed, until `check_receipt` asks).
+         */receipt: Receipt?, 
+        /**
          * Attempt history, oldest first (filled by `command`, empty in `peek`).
          */history: [Attempt]) {
         self.id = id
@@ -3268,6 +3390,7 @@ public struct Command: Equatable, Hashable {
         self.metadata = metadata
         self.dependsOn = dependsOn
         self.settlement = settlement
+        self.receipt = receipt
         self.history = history
     }
 
@@ -3302,6 +3425,7 @@ public struct FfiConverterTypeCommand: FfiConverterRustBuffer {
                 metadata: FfiConverterString.read(from: &buf), 
                 dependsOn: FfiConverterSequenceString.read(from: &buf), 
                 settlement: FfiConverterOptionTypeSettlement.read(from: &buf), 
+                receipt: FfiConverterOptionTypeReceipt.read(from: &buf), 
                 history: FfiConverterSequenceTypeAttempt.read(from: &buf)
         )
     }
@@ -3322,6 +3446,7 @@ public struct FfiConverterTypeCommand: FfiConverterRustBuffer {
         FfiConverterString.write(value.metadata, into: &buf)
         FfiConverterSequenceString.write(value.dependsOn, into: &buf)
         FfiConverterOptionTypeSettlement.write(value.settlement, into: &buf)
+        FfiConverterOptionTypeReceipt.write(value.receipt, into: &buf)
         FfiConverterSequenceTypeAttempt.write(value.history, into: &buf)
     }
 }
@@ -4597,6 +4722,77 @@ public func FfiConverterTypeQuery_lift(_ buf: RustBuffer) throws -> Query {
 #endif
 public func FfiConverterTypeQuery_lower(_ value: Query) -> RustBuffer {
     return FfiConverterTypeQuery.lower(value)
+}
+
+
+/**
+ * The server's receipt for an applied command, the same on every resend.
+ */
+public struct Receipt: Equatable, Hashable {
+    /**
+     * The workspace's change-feed position after the command.
+     */
+    public var serverSeq: Int64
+    /**
+     * Server time it was applied, Unix ms (none for commands a server applied before it
+     * kept receipt times).
+     */
+    public var appliedAtMs: Int64?
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The workspace's change-feed position after the command.
+         */serverSeq: Int64, 
+        /**
+         * Server time it was applied, Unix ms (none for commands a server applied before it
+         * kept receipt times).
+         */appliedAtMs: Int64?) {
+        self.serverSeq = serverSeq
+        self.appliedAtMs = appliedAtMs
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension Receipt: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeReceipt: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Receipt {
+        return
+            try Receipt(
+                serverSeq: FfiConverterInt64.read(from: &buf), 
+                appliedAtMs: FfiConverterOptionInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: Receipt, into buf: inout [UInt8]) {
+        FfiConverterInt64.write(value.serverSeq, into: &buf)
+        FfiConverterOptionInt64.write(value.appliedAtMs, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeReceipt_lift(_ buf: RustBuffer) throws -> Receipt {
+    return try FfiConverterTypeReceipt.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeReceipt_lower(_ value: Receipt) -> RustBuffer {
+    return FfiConverterTypeReceipt.lower(value)
 }
 
 
@@ -6516,6 +6712,359 @@ public func FfiConverterTypePullOutcome_lower(_ value: PullOutcome) -> RustBuffe
 // Note that we don't yet support `indirect` for enums.
 // See https://github.com/mozilla/uniffi-rs/issues/396 for further discussion.
 /**
+ * The answer to "did this command reach the server?" (`check_receipt`).
+ */
+
+public enum ReceiptCheck: Equatable, Hashable {
+    
+    /**
+     * The server applied it, once.
+     */
+    case applied(
+        /**
+         * Where and when.
+         */receipt: Receipt, 
+        /**
+         * The command was pending, in flight or wedged and is now succeeded because of
+         * this answer (safe: the server deduplicates by its idempotency key).
+         */recorded: Bool, 
+        /**
+         * The command's state after the check.
+         */state: CommandState
+    )
+    /**
+     * The server has no record of it: not applied as of now (a queued command may
+     * still be). Nothing changed locally.
+     */
+    case notApplied(
+        /**
+         * The command's unchanged state.
+         */state: CommandState
+    )
+    /**
+     * The server could not be asked; nothing is known and nothing changed.
+     */
+    case unknown(
+        /**
+         * Why.
+         */reason: ReceiptUnknown
+    )
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension ReceiptCheck: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeReceiptCheck: FfiConverterRustBuffer {
+    typealias SwiftType = ReceiptCheck
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> ReceiptCheck {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .applied(receipt: try FfiConverterTypeReceipt.read(from: &buf), recorded: try FfiConverterBool.read(from: &buf), state: try FfiConverterTypeCommandState.read(from: &buf)
+        )
+        
+        case 2: return .notApplied(state: try FfiConverterTypeCommandState.read(from: &buf)
+        )
+        
+        case 3: return .unknown(reason: try FfiConverterTypeReceiptUnknown.read(from: &buf)
+        )
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: ReceiptCheck, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case let .applied(receipt,recorded,state):
+            writeInt(&buf, Int32(1))
+            FfiConverterTypeReceipt.write(receipt, into: &buf)
+            FfiConverterBool.write(recorded, into: &buf)
+            FfiConverterTypeCommandState.write(state, into: &buf)
+            
+        
+        case let .notApplied(state):
+            writeInt(&buf, Int32(2))
+            FfiConverterTypeCommandState.write(state, into: &buf)
+            
+        
+        case let .unknown(reason):
+            writeInt(&buf, Int32(3))
+            FfiConverterTypeReceiptUnknown.write(reason, into: &buf)
+            
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeReceiptCheck_lift(_ buf: RustBuffer) throws -> ReceiptCheck {
+    return try FfiConverterTypeReceiptCheck.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeReceiptCheck_lower(_ value: ReceiptCheck) -> RustBuffer {
+    return FfiConverterTypeReceiptCheck.lower(value)
+}
+
+
+// Note that we don't yet support `indirect` for enums.
+// See https://github.com/mozilla/uniffi-rs/issues/396 for further discussion.
+/**
+ * What the server said about one idempotency key (a custom [`Transport`]'s `receipt`).
+ */
+
+public enum ReceiptLookup: Equatable, Hashable {
+    
+    /**
+     * The server applied a command under this key.
+     */
+    case applied(
+        /**
+         * Its stored result as JSON text (empty means null).
+         */result: String, 
+        /**
+         * Documents it changed, as stored.
+         */changes: [DocChange], 
+        /**
+         * Where and when it was applied.
+         */receipt: Receipt
+    )
+    /**
+     * The server has no command under this key for this user and workspace (HTTP 404
+     * `unknown_command`): it was never applied.
+     */
+    case notFound
+    /**
+     * The server could not be reached.
+     */
+    case offline
+    /**
+     * The credentials were refused.
+     */
+    case unauthorized
+    /**
+     * Anything else.
+     */
+    case failed(
+        /**
+         * Why.
+         */reason: String
+    )
+    /**
+     * This transport cannot look commands up.
+     */
+    case unsupported
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension ReceiptLookup: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeReceiptLookup: FfiConverterRustBuffer {
+    typealias SwiftType = ReceiptLookup
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> ReceiptLookup {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .applied(result: try FfiConverterString.read(from: &buf), changes: try FfiConverterSequenceTypeDocChange.read(from: &buf), receipt: try FfiConverterTypeReceipt.read(from: &buf)
+        )
+        
+        case 2: return .notFound
+        
+        case 3: return .offline
+        
+        case 4: return .unauthorized
+        
+        case 5: return .failed(reason: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 6: return .unsupported
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: ReceiptLookup, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case let .applied(result,changes,receipt):
+            writeInt(&buf, Int32(1))
+            FfiConverterString.write(result, into: &buf)
+            FfiConverterSequenceTypeDocChange.write(changes, into: &buf)
+            FfiConverterTypeReceipt.write(receipt, into: &buf)
+            
+        
+        case .notFound:
+            writeInt(&buf, Int32(2))
+        
+        
+        case .offline:
+            writeInt(&buf, Int32(3))
+        
+        
+        case .unauthorized:
+            writeInt(&buf, Int32(4))
+        
+        
+        case let .failed(reason):
+            writeInt(&buf, Int32(5))
+            FfiConverterString.write(reason, into: &buf)
+            
+        
+        case .unsupported:
+            writeInt(&buf, Int32(6))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeReceiptLookup_lift(_ buf: RustBuffer) throws -> ReceiptLookup {
+    return try FfiConverterTypeReceiptLookup.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeReceiptLookup_lower(_ value: ReceiptLookup) -> RustBuffer {
+    return FfiConverterTypeReceiptLookup.lower(value)
+}
+
+
+// Note that we don't yet support `indirect` for enums.
+// See https://github.com/mozilla/uniffi-rs/issues/396 for further discussion.
+/**
+ * Why a receipt check has no answer.
+ */
+
+public enum ReceiptUnknown: Equatable, Hashable {
+    
+    /**
+     * The server could not be reached.
+     */
+    case offline
+    /**
+     * The credentials were refused.
+     */
+    case unauthorized
+    /**
+     * No transport, or a custom transport (or server) that cannot look commands up.
+     */
+    case unsupported
+    /**
+     * The server answered something else, or the question timed out.
+     */
+    case failed(
+        /**
+         * What went wrong.
+         */detail: String
+    )
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension ReceiptUnknown: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeReceiptUnknown: FfiConverterRustBuffer {
+    typealias SwiftType = ReceiptUnknown
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> ReceiptUnknown {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .offline
+        
+        case 2: return .unauthorized
+        
+        case 3: return .unsupported
+        
+        case 4: return .failed(detail: try FfiConverterString.read(from: &buf)
+        )
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: ReceiptUnknown, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .offline:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .unauthorized:
+            writeInt(&buf, Int32(2))
+        
+        
+        case .unsupported:
+            writeInt(&buf, Int32(3))
+        
+        
+        case let .failed(detail):
+            writeInt(&buf, Int32(4))
+            FfiConverterString.write(detail, into: &buf)
+            
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeReceiptUnknown_lift(_ buf: RustBuffer) throws -> ReceiptUnknown {
+    return try FfiConverterTypeReceiptUnknown.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeReceiptUnknown_lower(_ value: ReceiptUnknown) -> RustBuffer {
+    return FfiConverterTypeReceiptUnknown.lower(value)
+}
+
+
+// Note that we don't yet support `indirect` for enums.
+// See https://github.com/mozilla/uniffi-rs/issues/396 for further discussion.
+/**
  * How to resolve a command in `conflict`.
  */
 
@@ -7092,6 +7641,30 @@ fileprivate struct FfiConverterOptionTypeDoc: FfiConverterRustBuffer {
         switch try readInt(&buf) as Int8 {
         case 0: return nil
         case 1: return try FfiConverterTypeDoc.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionTypeReceipt: FfiConverterRustBuffer {
+    typealias SwiftType = Receipt?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeReceipt.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeReceipt.read(from: &buf)
         default: throw UniffiInternalError.unexpectedOptionalTag
         }
     }
@@ -7695,6 +8268,12 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_outbox_ffi_checksum_method_transport_pull() != 48133) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_outbox_ffi_checksum_method_transport_receipt() != 61149) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_outbox_ffi_checksum_method_outbox_check_receipt() != 28538) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_outbox_ffi_checksum_method_outbox_command() != 40672) {

@@ -190,7 +190,8 @@ pub struct CommandRef<'a> {
     pub keys: &'a [String],
 }
 
-/// The stored answer for an applied command; returned again for duplicates.
+/// The stored answer for an applied command; returned again for duplicates and by
+/// `GET /v1/commands/{key}`. `server_seq` and `applied_at` are the command's receipt.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StoredResult {
     /// The mutator's result.
@@ -199,6 +200,28 @@ pub struct StoredResult {
     pub changes: Vec<Change>,
     /// The workspace's change-log position after the command.
     pub server_seq: i64,
+    /// Server time the command was applied, Unix milliseconds. Kept in the idempotency
+    /// record's own `applied_at` column (not in this JSON), so it is `None` only for
+    /// records written by a server from before receipts.
+    #[serde(skip)]
+    pub applied_at: Option<i64>,
+}
+
+/// A command found by its idempotency key: what `GET /v1/commands/{key}` answers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredCommand {
+    /// The client's command id the key was first applied with.
+    pub command_id: String,
+    /// Its stored result and receipt.
+    pub stored: StoredResult,
+}
+
+/// Unix milliseconds now, the server time a receipt records.
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
 }
 
 /// What [`Storage::execute`] did with one command.
@@ -276,6 +299,10 @@ pub trait Storage: Send + Sync + 'static {
         command: &CommandRef<'_>,
         apply: Box<dyn Apply>,
     ) -> Result<Execution, StorageError>;
+    /// The stored result of the command `scope`'s user applied in `scope`'s workspace
+    /// under `idempotency_key`, if any. Another user's or workspace's key is `None`.
+    async fn stored_command(&self, scope: &Scope, idempotency_key: &str)
+        -> Result<Option<StoredCommand>, StorageError>;
     /// Reads up to `limit` changes after `after` in `workspace`.
     async fn changes_after(&self, workspace: &str, after: i64, limit: u32) -> Result<ChangesPage, StorageError>;
     /// The workspace's latest change-log position (0 when empty).

@@ -13,8 +13,8 @@ use serde_json::Value;
 use tokio::runtime::Handle;
 
 use super::{
-    AppliedEntry, Apply, ApplyError, Change, ChangesPage, CommandRef, DocTx, Execution, Scope, Storage, StorageError,
-    StoredDoc, StoredResult,
+    now_ms, AppliedEntry, Apply, ApplyError, Change, ChangesPage, CommandRef, DocTx, Execution, Scope, Storage,
+    StorageError, StoredCommand, StoredDoc, StoredResult,
 };
 
 const SCHEMA: &str = "
@@ -54,6 +54,7 @@ CREATE TABLE IF NOT EXISTS idempotency (
     idempotency_key TEXT NOT NULL,
     command_id      TEXT NOT NULL,
     response        TEXT NOT NULL,
+    applied_at      INTEGER,
     PRIMARY KEY (workspace, user_id, idempotency_key)
 );
 -- The database's identity: key 'epoch' is written once, when the database (or, for a file
@@ -91,6 +92,7 @@ impl SqliteStorage {
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.busy_timeout(Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
+        upgrade(&conn)?;
         let epoch = ensure_epoch(&mut conn)?;
         Ok(SqliteStorage { conn: Arc::new(Mutex::new(conn)), epoch })
     }
@@ -122,6 +124,36 @@ fn ensure_epoch(conn: &mut Connection) -> Result<String, StorageError> {
     let epoch: String = tx.query_row("SELECT value FROM server_meta WHERE key = 'epoch'", [], |r| r.get(0))?;
     tx.commit()?;
     Ok(epoch)
+}
+
+/// Columns added after a table was first released: `(table, column, declaration)`.
+/// `CREATE TABLE IF NOT EXISTS` leaves an older file's tables as they were, so each is
+/// added here when missing. Adding a nullable column keeps every row.
+const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
+    // Receipts: the server time a command was applied (NULL for older records).
+    ("idempotency", "applied_at", "INTEGER"),
+];
+
+/// Brings an older server file up to [`SCHEMA`] in place, without losing a row.
+fn upgrade(conn: &Connection) -> Result<(), StorageError> {
+    for (table, column, decl) in ADDED_COLUMNS {
+        if !has_column(conn, table, column)? {
+            // Names come from the constant above, never from input.
+            conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {decl}"))?;
+        }
+    }
+    Ok(())
+}
+
+fn has_column(conn: &Connection, table: &str, column: &str) -> Result<bool, StorageError> {
+    let mut stmt = conn.prepare("SELECT name FROM pragma_table_info(?1)")?;
+    let names = stmt.query_map(params![table], |r| r.get::<_, String>(0))?;
+    for name in names {
+        if name? == column {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 fn parse_doc(text: Option<String>) -> Result<Option<Value>, StorageError> {
@@ -241,18 +273,9 @@ fn execute_blocking(
     runtime: &Handle,
 ) -> Result<Execution, StorageError> {
     let mut tx = SqliteTx::begin(conn, &scope.workspace)?;
-    let stored: Option<String> = tx
-        .conn
-        .query_row(
-            "SELECT response FROM idempotency WHERE workspace = ?1 AND user_id = ?2 AND idempotency_key = ?3",
-            params![scope.workspace, scope.user, command.idempotency_key],
-            |r| r.get(0),
-        )
-        .optional()?;
-    if let Some(text) = stored {
-        let result: StoredResult = serde_json::from_str(&text)?;
+    if let Some(found) = stored_command(tx.conn, scope, &command.idempotency_key)? {
         tx.rollback()?;
-        return Ok(Execution::Duplicate(result));
+        return Ok(Execution::Duplicate(found.stored));
     }
     let outcome = runtime.block_on(apply.apply(&mut tx));
     let changes = std::mem::take(&mut tx.changes);
@@ -268,16 +291,17 @@ fn execute_blocking(
         Some(c) => c.seq,
         None => head_seq(tx.conn, &scope.workspace)?,
     };
-    let stored = StoredResult { result, changes, server_seq };
+    let stored = StoredResult { result, changes, server_seq, applied_at: Some(now_ms()) };
     tx.conn.execute(
-        "INSERT INTO idempotency (workspace, user_id, idempotency_key, command_id, response)
-         VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT INTO idempotency (workspace, user_id, idempotency_key, command_id, response, applied_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         params![
             scope.workspace,
             scope.user,
             command.idempotency_key,
             command.command_id,
-            serde_json::to_string(&stored)?
+            serde_json::to_string(&stored)?,
+            stored.applied_at
         ],
     )?;
     tx.conn.execute(
@@ -295,6 +319,21 @@ fn execute_blocking(
     )?;
     tx.commit()?;
     Ok(Execution::Applied(stored))
+}
+
+/// The idempotency record of `key` in `scope`, with its receipt.
+fn stored_command(conn: &Connection, scope: &Scope, key: &str) -> Result<Option<StoredCommand>, StorageError> {
+    let row: Option<(String, String, Option<i64>)> = conn
+        .prepare_cached(
+            "SELECT command_id, response, applied_at FROM idempotency
+             WHERE workspace = ?1 AND user_id = ?2 AND idempotency_key = ?3",
+        )?
+        .query_row(params![scope.workspace, scope.user, key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .optional()?;
+    let Some((command_id, response, applied_at)) = row else { return Ok(None) };
+    let mut stored: StoredResult = serde_json::from_str(&response)?;
+    stored.applied_at = applied_at;
+    Ok(Some(StoredCommand { command_id, stored }))
 }
 
 /// [`CommandRef`] owned, to move into a blocking task.
@@ -361,6 +400,15 @@ impl Storage for SqliteStorage {
         let command = OwnedCommand::from(command);
         let runtime = Handle::current();
         self.with_conn(move |conn| execute_blocking(conn, &scope, &command, apply.as_ref(), &runtime)).await
+    }
+
+    async fn stored_command(
+        &self,
+        scope: &Scope,
+        idempotency_key: &str,
+    ) -> Result<Option<StoredCommand>, StorageError> {
+        let (scope, key) = (scope.clone(), idempotency_key.to_string());
+        self.with_conn(move |conn| stored_command(conn, &scope, &key)).await
     }
 
     async fn changes_after(&self, workspace: &str, after: i64, limit: u32) -> Result<ChangesPage, StorageError> {

@@ -7,13 +7,14 @@
 use rusqlite::{Connection, TransactionBehavior};
 
 /// The schema version this build writes.
-pub const CURRENT_VERSION: i64 = 4;
+pub const CURRENT_VERSION: i64 = 5;
 
-const STEPS: [&str; 4] = [
+const STEPS: [&str; 5] = [
     include_str!("migrations/0001_init.sql"),
     include_str!("migrations/0002_lanes_deps_attempts.sql"),
     include_str!("migrations/0003_sync_state.sql"),
     include_str!("migrations/0004_feed_rebuild.sql"),
+    include_str!("migrations/0005_receipts.sql"),
 ];
 
 /// Upgrades the database to [`CURRENT_VERSION`], one committed step at a time.

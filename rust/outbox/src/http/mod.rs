@@ -5,7 +5,7 @@
 //!
 //! | answer | outcome |
 //! | --- | --- |
-//! | 200, `applied` / `duplicate` | `Applied { result, changes }` |
+//! | 200, `applied` / `duplicate` | `Applied { result, changes, receipt }` (receipt from `server_seq`, `applied_at`) |
 //! | 200, `rejected` | `Rejected { code, message }` |
 //! | 200, `conflict` | `Conflict { server_snapshot }` |
 //! | 200, `skipped` (an earlier command on its key was not applied) | `Retry` |
@@ -18,6 +18,12 @@
 //! | other 5xx, 408, other 4xx, 3xx | `Retry` with the HTTP status (a command that never succeeds ends `wedged`, not dropped) |
 //! | connection refused, DNS failure, TLS handshake failure | `Offline` |
 //! | timeout, reset or truncated answer after the request may have been sent | `Retry` |
+//!
+//! [`Transport::receipt`](crate::transport::Transport::receipt) is one
+//! `GET /v1/commands/{key}`: 200 is `Applied` with the stored result and receipt, 404
+//! `unknown_command` is `NotFound`, a 404 without that code (a server from before
+//! receipts) is `Unsupported`, connect failures are `Offline`, 401 after one refresh is
+//! `Unauthorized`, anything else `Failed`.
 //!
 //! Whole-request failures give every command the same outcome. Nothing that was not a
 //! well-formed `applied`/`duplicate` result for that very command id ever becomes
@@ -55,7 +61,7 @@ pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
 #[cfg(feature = "http")]
 pub use imp::*;
 #[cfg(feature = "http")]
-pub use wire::parse_batch_response;
+pub use wire::{parse_batch_response, parse_receipt_response};
 
 #[cfg(feature = "http")]
 mod wire;
@@ -69,8 +75,10 @@ mod imp {
     use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
     use reqwest::{Client, Response, StatusCode, Url};
 
-    use super::wire::{describe, is_cursor_reset, parse_batch_response, retry_with, ChangesResponse, ErrorBody};
-    use crate::transport::{ChangePage, Nudge, Outcome, OutgoingCommand, PullOutcome, Transport};
+    use super::wire::{
+        describe, is_cursor_reset, parse_batch_response, parse_receipt_response, retry_with, ChangesResponse, ErrorBody,
+    };
+    use crate::transport::{ChangePage, Nudge, Outcome, OutgoingCommand, PullOutcome, ReceiptLookup, Transport};
 
     /// Most commands the protocol accepts in one request.
     pub const MAX_BATCH: usize = 100;
@@ -405,6 +413,38 @@ mod imp {
             PullOutcome::Page(ChangePage { changes, cursor: parsed.cursor, has_more: parsed.has_more })
         }
 
+        /// Asks `GET /v1/commands/{idempotency_key}` for a command's stored result and
+        /// receipt (see the module docs for the mapping).
+        pub async fn lookup_receipt(&self, idempotency_key: &str) -> ReceiptLookup {
+            let mut url = match self.url("v1/commands/") {
+                Ok(u) => u,
+                Err(_) => return ReceiptLookup::Failed("cannot build URL".into()),
+            };
+            // One percent-encoded path segment, whatever the key holds.
+            match url.path_segments_mut() {
+                Ok(mut segments) => {
+                    segments.pop_if_empty().push(idempotency_key);
+                }
+                Err(()) => return ReceiptLookup::Failed("cannot build URL".into()),
+            }
+            let build =
+                || self.client.get(url.clone()).timeout(self.config.request_timeout).header(ACCEPT, "application/json");
+            let (status, body) = match self.exchange(build, true).await {
+                Ok(response) => {
+                    let status = response.status();
+                    match read_limited(response, self.config.max_response_bytes).await {
+                        Ok(b) => (status, b),
+                        Err(o) => return ReceiptLookup::Failed(failure_reason(&o)),
+                    }
+                }
+                Err(Exchange::Failed(Outcome::Offline)) => return ReceiptLookup::Offline,
+                Err(Exchange::Failed(Outcome::Unauthorized)) => return ReceiptLookup::Unauthorized,
+                Err(Exchange::Failed(o)) => return ReceiptLookup::Failed(failure_reason(&o)),
+                Err(Exchange::Answer(s, _, b)) => (s, b),
+            };
+            parse_receipt_response(status.as_u16(), &body)
+        }
+
         /// Listens to `GET /v1/stream`, calling `nudge` for every `changed` event.
         /// Returns when the stream ends or goes idle; `false` when the server has no stream.
         pub async fn listen_stream(&self, nudge: Nudge) -> bool {
@@ -527,6 +567,10 @@ mod imp {
 
         async fn listen(&self, nudge: Nudge) -> bool {
             self.listen_stream(nudge).await
+        }
+
+        async fn receipt(&self, idempotency_key: &str) -> ReceiptLookup {
+            self.lookup_receipt(idempotency_key).await
         }
     }
 }

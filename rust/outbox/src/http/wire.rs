@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::parse_retry_after;
-use crate::transport::{DocChange, Outcome, OutgoingCommand};
+use crate::transport::{DocChange, Outcome, OutgoingCommand, Receipt, ReceiptLookup};
 
 #[derive(Deserialize)]
 pub(super) struct WireError {
@@ -65,9 +65,28 @@ pub(super) struct WireResult {
     #[serde(default)]
     changes: Option<Vec<WireChange>>,
     #[serde(default)]
+    server_seq: Option<i64>,
+    #[serde(default)]
+    applied_at: Option<i64>,
+    #[serde(default)]
     error: Option<WireError>,
     #[serde(default)]
     snapshot: Option<Value>,
+}
+
+impl WireResult {
+    /// The receipt of an applied result: present when the server sent `server_seq`.
+    fn receipt(&self) -> Option<Receipt> {
+        self.server_seq.map(|server_seq| Receipt { server_seq, applied_at: self.applied_at })
+    }
+
+    fn changes(&mut self) -> Result<Vec<DocChange>, String> {
+        let mut changes = Vec::new();
+        for c in self.changes.take().unwrap_or_default() {
+            changes.push(c.into_change()?);
+        }
+        Ok(changes)
+    }
 }
 
 #[derive(Deserialize)]
@@ -116,13 +135,12 @@ pub fn parse_batch_response(batch: &[OutgoingCommand], body: &[u8]) -> Result<Ve
         if r.id != cmd.id {
             return Err("response results do not match the batch's command ids".to_string());
         }
+        let mut r = r;
         let outcome = match r.status.as_str() {
             "applied" | "duplicate" => {
-                let mut changes = Vec::new();
-                for c in r.changes.unwrap_or_default() {
-                    changes.push(c.into_change()?);
-                }
-                Outcome::Applied { result: r.result.unwrap_or(Value::Null), changes }
+                let changes = r.changes()?;
+                let receipt = r.receipt();
+                Outcome::Applied { result: r.result.unwrap_or(Value::Null), changes, receipt }
             }
             "rejected" => {
                 let e = r.error.unwrap_or(WireError { code: String::new(), message: String::new() });
@@ -139,4 +157,38 @@ pub fn parse_batch_response(batch: &[OutgoingCommand], body: &[u8]) -> Result<Ve
         outcomes.push(outcome);
     }
     Ok(outcomes)
+}
+
+/// Maps a `GET /v1/commands/{key}` answer to a [`ReceiptLookup`]. A 404 is `NotFound`
+/// only with the protocol's `unknown_command` code: a server without the endpoint
+/// answers a bare 404, which says nothing about the command (`Unsupported`). Never
+/// panics, whatever the bytes.
+pub fn parse_receipt_response(status: u16, body: &[u8]) -> ReceiptLookup {
+    match status {
+        200 => {
+            let mut r: WireResult = match serde_json::from_slice(body) {
+                Ok(r) => r,
+                Err(e) => return ReceiptLookup::Failed(format!("unreadable command lookup: {e}")),
+            };
+            if !matches!(r.status.as_str(), "applied" | "duplicate") {
+                return ReceiptLookup::Failed(format!("unexpected lookup status {:?}", truncate(&r.status, 40)));
+            }
+            let Some(receipt) = r.receipt() else {
+                return ReceiptLookup::Failed("lookup answer without server_seq".to_string());
+            };
+            match r.changes() {
+                Ok(changes) => ReceiptLookup::Applied { result: r.result.unwrap_or(Value::Null), changes, receipt },
+                Err(e) => ReceiptLookup::Failed(e),
+            }
+        }
+        404 => match serde_json::from_slice::<ErrorBody>(body) {
+            Ok(e) if e.error.code == "unknown_command" => ReceiptLookup::NotFound,
+            _ => ReceiptLookup::Unsupported,
+        },
+        401 => ReceiptLookup::Unauthorized,
+        other => ReceiptLookup::Failed(match StatusCode::from_u16(other) {
+            Ok(s) => describe(s, body),
+            Err(_) => format!("HTTP {other}"),
+        }),
+    }
 }

@@ -9,7 +9,7 @@
 use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
 use serde_json::Value;
 
-use crate::command::{Attempt, Command, CommandId, CommandState, OptimisticOp, Settlement};
+use crate::command::{Attempt, Command, CommandId, CommandState, OptimisticOp, Receipt, Settlement};
 use crate::error::{Error, Result};
 use crate::keys::UNKEYED_LANE;
 use crate::retry::Disposition;
@@ -45,7 +45,7 @@ pub(crate) struct NewCommand<'a> {
 }
 
 const COLUMNS: &str = "seq, id, mutator, mutator_version, args, idempotency_key, created_at, state, attempts, \
-                       next_attempt_at, last_error, metadata, outcome";
+                       next_attempt_at, last_error, metadata, outcome, receipt_server_seq, receipt_applied_at";
 
 /// Inserts a command with its keys, lanes, dependencies and ops.
 pub(crate) fn insert(tx: &Transaction<'_>, c: &NewCommand<'_>) -> Result<i64> {
@@ -99,6 +99,10 @@ fn row_to_command(r: &Row<'_>) -> rusqlite::Result<Command> {
     let id: String = r.get(1)?;
     let state = parse_state(&r.get::<_, String>(7)?)?;
     let outcome: Option<String> = r.get(12)?;
+    let receipt = match r.get::<_, Option<i64>>(13)? {
+        Some(server_seq) => Some(Receipt { server_seq, applied_at: r.get(14)? }),
+        None => None,
+    };
     Ok(Command {
         seq: r.get(0)?,
         id: CommandId(uuid::Uuid::parse_str(&id).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?),
@@ -113,6 +117,7 @@ fn row_to_command(r: &Row<'_>) -> rusqlite::Result<Command> {
         last_error: r.get(10)?,
         metadata: r.get(11)?,
         settlement: outcome.and_then(|o| serde_json::from_str(&o).ok()).filter(|_| state.is_settled()),
+        receipt,
         keys: Vec::new(),
         depends_on: Vec::new(),
         history: Vec::new(),
@@ -396,13 +401,7 @@ pub(crate) fn settle(tx: &Transaction<'_>, seq: i64, disposition: Disposition, n
         return Ok(Vec::new());
     }
     match disposition {
-        Disposition::Succeed { result, changes } => {
-            store::apply_changes(tx, Some(seq), &changes)?;
-            tx.prepare_cached("UPDATE commands SET result = ?2, last_error = NULL WHERE seq = ?1")?
-                .execute(params![seq, result.to_string()])?;
-            let s = Settlement::Succeeded { result };
-            Ok(vec![transition(tx, seq, state, CommandState::Succeeded, now, Some(&s))?])
-        }
+        Disposition::Succeed { result, changes, receipt } => succeed(tx, seq, state, result, &changes, receipt, now),
         Disposition::Retry { delay, consumes_attempt, reason } => {
             let attempts = if consumes_attempt { attempts } else { attempts.saturating_sub(1) };
             tx.prepare_cached(
@@ -432,6 +431,88 @@ pub(crate) fn settle(tx: &Transaction<'_>, seq: i64, disposition: Disposition, n
                 .execute(params![seq, format!("{code}: {message}")])?;
             fail(tx, seq, state, code, message, now)
         }
+    }
+}
+
+/// Marks a command `succeeded` with the server's result, receipt and document versions.
+fn succeed(
+    tx: &Transaction<'_>,
+    seq: i64,
+    state: CommandState,
+    result: Value,
+    changes: &[crate::transport::DocChange],
+    receipt: Option<Receipt>,
+    now: i64,
+) -> Result<Vec<Change>> {
+    store::apply_changes(tx, Some(seq), changes)?;
+    tx.prepare_cached(
+        "UPDATE commands SET result = ?2, last_error = NULL, receipt_server_seq = ?3, receipt_applied_at = ?4
+         WHERE seq = ?1",
+    )?
+    .execute(params![
+        seq,
+        result.to_string(),
+        receipt.map(|r| r.server_seq),
+        receipt.and_then(|r| r.applied_at)
+    ])?;
+    let s = Settlement::Succeeded { result };
+    Ok(vec![transition(tx, seq, state, CommandState::Succeeded, now, Some(&s))?])
+}
+
+/// What [`record_receipt`] did with a receipt the server confirmed.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum ReceiptRecord {
+    /// The command moved from `pending`, `in_flight` or `wedged` to `succeeded`.
+    Succeeded(Change),
+    /// It had already succeeded; its receipt is stored (it may have lacked one).
+    Stored,
+    /// Left as it is: `failed`, `conflict` or `discarded` are decisions the receipt
+    /// does not overturn (or the command got a new idempotency key meanwhile).
+    Kept(CommandState),
+}
+
+/// Records that the server applied command `id` (its idempotency key answered with a
+/// receipt). Safe at any time: the server deduplicates by that key, so a command it
+/// applied can never be applied again, and sending it again would only answer
+/// `duplicate` with the same result. A send still in flight for it is ignored when its
+/// answer arrives (`settle` keeps a state someone else already moved).
+pub(crate) fn record_receipt(
+    tx: &Transaction<'_>,
+    id: &CommandId,
+    idempotency_key: &str,
+    result: Value,
+    changes: &[crate::transport::DocChange],
+    receipt: Receipt,
+    now: i64,
+) -> Result<ReceiptRecord> {
+    let seq = seq_of(tx, id)?;
+    let (_, state, attempts) = current_state(tx, seq)?;
+    let key: String = tx
+        .prepare_cached("SELECT idempotency_key FROM commands WHERE seq = ?1")?
+        .query_row(params![seq], |r| r.get(0))?;
+    if key != idempotency_key {
+        // Resolved with new args (a new key) since the question was asked: the receipt
+        // is for the old args, which the server never applied in this command's name.
+        return Ok(ReceiptRecord::Kept(state));
+    }
+    match state {
+        CommandState::Pending | CommandState::InFlight | CommandState::Wedged => {
+            if state == CommandState::InFlight {
+                // Close the open attempt: it is answered by the receipt.
+                end_attempt(tx, seq, attempts, now, "applied", None, Some("answered by the server's receipt"))?;
+            }
+            let mut changed = succeed(tx, seq, state, result, changes, Some(receipt), now)?;
+            Ok(changed.pop().map_or(ReceiptRecord::Stored, ReceiptRecord::Succeeded))
+        }
+        CommandState::Succeeded => {
+            tx.prepare_cached(
+                "UPDATE commands SET receipt_server_seq = ?2, receipt_applied_at = ?3
+                 WHERE seq = ?1 AND receipt_server_seq IS NULL",
+            )?
+            .execute(params![seq, receipt.server_seq, receipt.applied_at])?;
+            Ok(ReceiptRecord::Stored)
+        }
+        other => Ok(ReceiptRecord::Kept(other)),
     }
 }
 

@@ -296,6 +296,12 @@ typedef void (*UniffiCallbackInterfaceTransportMethod1)(uint64_t, RustBuffer, ui
     );
 
 #endif
+#ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_TRANSPORT_METHOD2
+#define UNIFFI_FFIDEF_CALLBACK_INTERFACE_TRANSPORT_METHOD2
+typedef void (*UniffiCallbackInterfaceTransportMethod2)(uint64_t, RustBuffer, UniffiForeignFutureCompleteRustBuffer _Nonnull, uint64_t, UniffiForeignFutureDroppedCallbackStruct* _Nonnull
+    );
+
+#endif
 #ifndef UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_DOCS_LISTENER
 #define UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_DOCS_LISTENER
 typedef struct UniffiVTableCallbackInterfaceDocsListener {
@@ -349,6 +355,7 @@ typedef struct UniffiVTableCallbackInterfaceTransport {
     UniffiCallbackInterfaceClone _Nonnull uniffiClone;
     UniffiCallbackInterfaceTransportMethod0 _Nonnull send;
     UniffiCallbackInterfaceTransportMethod1 _Nonnull pull;
+    UniffiCallbackInterfaceTransportMethod2 _Nonnull receipt;
 } UniffiVTableCallbackInterfaceTransport;
 
 #endif
@@ -482,6 +489,11 @@ uint64_t uniffi_outbox_ffi_fn_method_transport_send(uint64_t ptr, RustBuffer bat
 uint64_t uniffi_outbox_ffi_fn_method_transport_pull(uint64_t ptr, RustBuffer cursor, uint32_t limit
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_FN_METHOD_TRANSPORT_RECEIPT
+#define UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_FN_METHOD_TRANSPORT_RECEIPT
+uint64_t uniffi_outbox_ffi_fn_method_transport_receipt(uint64_t ptr, RustBuffer idempotency_key
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_FN_CLONE_OUTBOX
 #define UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_FN_CLONE_OUTBOX
 uint64_t uniffi_outbox_ffi_fn_clone_outbox(uint64_t handle, RustCallStatus *_Nonnull out_status
@@ -505,6 +517,11 @@ uint64_t uniffi_outbox_ffi_fn_constructor_outbox_open_with_tokens(RustBuffer con
 #ifndef UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_FN_CONSTRUCTOR_OUTBOX_OPEN_WITH_TRANSPORT
 #define UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_FN_CONSTRUCTOR_OUTBOX_OPEN_WITH_TRANSPORT
 uint64_t uniffi_outbox_ffi_fn_constructor_outbox_open_with_transport(RustBuffer config, uint64_t transport
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_FN_METHOD_OUTBOX_CHECK_RECEIPT
+#define UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_FN_METHOD_OUTBOX_CHECK_RECEIPT
+uint64_t uniffi_outbox_ffi_fn_method_outbox_check_receipt(uint64_t ptr, RustBuffer id
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_FN_METHOD_OUTBOX_COMMAND
@@ -1019,6 +1036,18 @@ uint16_t uniffi_outbox_ffi_checksum_method_transport_send(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_CHECKSUM_METHOD_TRANSPORT_PULL
 #define UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_CHECKSUM_METHOD_TRANSPORT_PULL
 uint16_t uniffi_outbox_ffi_checksum_method_transport_pull(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_CHECKSUM_METHOD_TRANSPORT_RECEIPT
+#define UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_CHECKSUM_METHOD_TRANSPORT_RECEIPT
+uint16_t uniffi_outbox_ffi_checksum_method_transport_receipt(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_CHECKSUM_METHOD_OUTBOX_CHECK_RECEIPT
+#define UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_CHECKSUM_METHOD_OUTBOX_CHECK_RECEIPT
+uint16_t uniffi_outbox_ffi_checksum_method_outbox_check_receipt(void
     
 );
 #endif

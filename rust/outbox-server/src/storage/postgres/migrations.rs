@@ -1,21 +1,31 @@
 //! The PostgreSQL schema history: numbered SQL files, applied forward only.
 //!
-//! [`migrate`] runs every step above the database's version and records each one in
-//! `outbox_schema`, all in one transaction under a transaction-scoped advisory lock, so
-//! several nodes starting at once migrate exactly once and never see half a schema. A
-//! database whose version is newer than [`CURRENT_VERSION`] gets
-//! [`StorageError::NewerSchema`] and is left untouched.
+//! [`migrate`] runs every step the database has not recorded yet, in version order, and
+//! records each one in `outbox_schema`, all in one transaction under a transaction-scoped
+//! advisory lock, so several nodes starting at once migrate exactly once and never see
+//! half a schema. Steps are matched by number, not by "above the highest": a database
+//! that has 1 and 3 (from a build without 2) still gets 2. A database whose highest
+//! version is newer than [`CURRENT_VERSION`] gets [`StorageError::NewerSchema`] and is
+//! left untouched.
 
 use tokio_postgres::Client;
 
 use crate::storage::StorageError;
 
 /// The schema version this build writes.
-pub const CURRENT_VERSION: i32 = 2;
+pub const CURRENT_VERSION: i32 = 3;
 
 /// `(version, SQL)` of every step, in order.
-const STEPS: &[(i32, &str)] =
-    &[(1, include_str!("migrations/0001_init.sql")), (2, include_str!("migrations/0002_epoch.sql"))];
+const STEPS: &[(i32, &str)] = &[
+    (1, include_str!("migrations/0001_init.sql")),
+    (2, include_str!("migrations/0002_epoch.sql")),
+    (3, include_str!("migrations/0003_receipts.sql")),
+];
+
+/// The versions this build knows, in order (not necessarily contiguous).
+pub fn versions() -> Vec<i32> {
+    STEPS.iter().map(|(v, _)| *v).collect()
+}
 
 /// Advisory lock key held while migrating (any constant; "outbox" in ASCII).
 const MIGRATION_LOCK: i64 = 0x6f7574626f78;
@@ -36,13 +46,16 @@ pub(crate) async fn migrate(client: &mut Client, schema: Option<&str>) -> Result
          )",
     )
     .await?;
-    let found: Option<i32> = tx.query_one("SELECT max(version) FROM outbox_schema", &[]).await?.try_get(0)?;
-    let found = found.unwrap_or(0);
+    let mut applied = Vec::new();
+    for row in tx.query("SELECT version FROM outbox_schema", &[]).await? {
+        applied.push(row.try_get::<_, i32>(0)?);
+    }
+    let found = applied.iter().copied().max().unwrap_or(0);
     if found > CURRENT_VERSION {
         tx.rollback().await?;
         return Err(StorageError::NewerSchema { found, supported: CURRENT_VERSION });
     }
-    for (version, sql) in STEPS.iter().filter(|(v, _)| *v > found) {
+    for (version, sql) in STEPS.iter().filter(|(v, _)| !applied.contains(v)) {
         tx.batch_execute(sql).await?;
         tx.execute("INSERT INTO outbox_schema (version) VALUES ($1)", &[version]).await?;
     }

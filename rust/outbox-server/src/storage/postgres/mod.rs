@@ -28,7 +28,7 @@ use tokio_postgres::NoTls;
 
 use super::{
     AppliedEntry, Apply, Change, ChangeNotice, ChangesPage, CommandRef, Execution, Scope, Storage, StorageError,
-    StoredDoc,
+    StoredCommand, StoredDoc,
 };
 
 /// How to reach PostgreSQL.
@@ -227,6 +227,19 @@ impl Storage for PgStorage {
         apply: Box<dyn Apply>,
     ) -> Result<Execution, StorageError> {
         tx::execute(&self.pool, &self.channel, scope, command, apply.as_ref()).await
+    }
+
+    async fn stored_command(
+        &self,
+        scope: &Scope,
+        idempotency_key: &str,
+    ) -> Result<Option<StoredCommand>, StorageError> {
+        let client = self.client().await?;
+        let stmt = client.prepare_cached(tx::STORED).await?;
+        match client.query_opt(&stmt, &[&scope.workspace, &scope.user, &idempotency_key]).await? {
+            Some(row) => tx::stored_from_row(&row),
+            None => Ok(None),
+        }
     }
 
     async fn changes_after(&self, workspace: &str, after: i64, limit: u32) -> Result<ChangesPage, StorageError> {

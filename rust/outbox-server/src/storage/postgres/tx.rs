@@ -34,14 +34,18 @@ use serde_json::Value;
 
 use super::notify;
 use crate::storage::{
-    Apply, ApplyError, Change, CommandRef, DocTx, Execution, Scope, StorageError, StoredDoc, StoredResult,
+    now_ms, Apply, ApplyError, Change, CommandRef, DocTx, Execution, Scope, StorageError, StoredCommand, StoredDoc,
+    StoredResult,
 };
 
 const CLAIM: &str = "INSERT INTO idempotency (workspace, user_id, idempotency_key, command_id, response)
      VALUES ($1, $2, $3, $4, NULL)
      ON CONFLICT ON CONSTRAINT idempotency_once DO NOTHING";
 
-const STORED: &str = "SELECT response FROM idempotency WHERE workspace = $1 AND user_id = $2 AND idempotency_key = $3";
+/// The stored record of a key. `response` is NULL only inside the transaction that
+/// claimed it, which no other transaction can see.
+pub(super) const STORED: &str = "SELECT command_id, response, applied_at FROM idempotency
+     WHERE workspace = $1 AND user_id = $2 AND idempotency_key = $3";
 
 const LOCK_WORKSPACE: &str = "INSERT INTO workspaces (id, head_seq) VALUES ($1, 0)
      ON CONFLICT (id) DO UPDATE SET head_seq = workspaces.head_seq
@@ -57,9 +61,10 @@ const WRITE_DOC: &str = "WITH d AS (
      SELECT $1, $4, $2, $3, d.version, $5 FROM d
      RETURNING version";
 
-/// New head, stored response, apply-log row and (when `$11`) the notification.
+/// New head, stored response and receipt time, apply-log row and (when `$11`) the
+/// notification.
 const FINISH_COMMAND: &str = "WITH head AS (UPDATE workspaces SET head_seq = $4 WHERE id = $1),
-          claimed AS (UPDATE idempotency SET response = $5
+          claimed AS (UPDATE idempotency SET response = $5, applied_at = $12
                       WHERE workspace = $1 AND user_id = $2 AND idempotency_key = $3),
           logged AS (INSERT INTO apply_log (workspace, user_id, idempotency_key, command_id, mutator, keys, server_seq)
                      VALUES ($1, $2, $3, $6, $7, $8, $4))
@@ -134,11 +139,11 @@ pub(super) async fn execute(
         tx.execute(&claim, &[&scope.workspace, &scope.user, &command.idempotency_key, &command.command_id]).await?;
     if claimed == 0 {
         let stmt = tx.prepare_cached(STORED).await?;
-        let text: Option<String> = tx.query_one(&stmt, &key_params).await?.try_get(0)?;
+        let row = tx.query_one(&stmt, &key_params).await?;
         tx.rollback().await?;
-        let text =
-            text.ok_or_else(|| StorageError::Inconsistent("committed idempotency record without a response".into()))?;
-        return Ok(Execution::Duplicate(serde_json::from_str(&text)?));
+        let found = stored_from_row(&row)?
+            .ok_or_else(|| StorageError::Inconsistent("committed idempotency record without a response".into()))?;
+        return Ok(Execution::Duplicate(found.stored));
     }
     let mut doc_tx = PgDocTx::lock(&tx, &scope.workspace).await?;
     let outcome = apply.apply(&mut doc_tx).await;
@@ -153,7 +158,7 @@ pub(super) async fn execute(
         }
     };
     let notify = !changes.is_empty();
-    let stored = StoredResult { result, changes, server_seq: head };
+    let stored = StoredResult { result, changes, server_seq: head, applied_at: Some(now_ms()) };
     let response = serde_json::to_string(&stored)?;
     let keys = serde_json::to_string(command.keys)?;
     let payload = notify::payload(&scope.workspace, head);
@@ -172,11 +177,21 @@ pub(super) async fn execute(
             &channel,
             &payload,
             &notify,
+            &stored.applied_at,
         ],
     )
     .await?;
     tx.commit().await?;
     Ok(Execution::Applied(stored))
+}
+
+/// A row of [`STORED`] as a [`StoredCommand`]; `None` for a claim without a response.
+pub(super) fn stored_from_row(row: &tokio_postgres::Row) -> Result<Option<StoredCommand>, StorageError> {
+    let command_id: String = row.try_get(0)?;
+    let Some(text) = row.try_get::<_, Option<String>>(1)? else { return Ok(None) };
+    let mut stored: StoredResult = serde_json::from_str(&text)?;
+    stored.applied_at = row.try_get(2)?;
+    Ok(Some(StoredCommand { command_id, stored }))
 }
 
 /// [`crate::storage::Storage::seed_doc`] for PostgreSQL: a write outside any command.
