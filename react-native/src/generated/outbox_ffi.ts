@@ -6933,7 +6933,8 @@ const uniffiCallbackInterfaceMutatorUpgrader: { vtable: any; register: () => voi
 export interface SubscriptionLike {
     
 /**
- * Stops deliveries. Idempotent; a delivery already running finishes.
+ * Stops deliveries: none starts after this returns. Idempotent; a delivery already
+ * running finishes (so calling it from inside a listener is fine).
  */
     cancel(): void;
 /**
@@ -6966,7 +6967,8 @@ private constructor(pointer: UniffiHandle) {
 
     
 /**
- * Stops deliveries. Idempotent; a delivery already running finishes.
+ * Stops deliveries: none starts after this returns. Idempotent; a delivery already
+ * running finishes (so calling it from inside a listener is fine).
  */
     cancel(): void {uniffiCaller.rustCall(
             /*caller:*/ (callStatus) => { nativeModule().ubrn_uniffi_outbox_ffi_fn_method_subscription_cancel(
@@ -9218,7 +9220,7 @@ function uniffiEnsureInitialized() {
     if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_method_outbox_wipe() !== 40212) {
         throw new UniffiInternalError.ApiChecksumMismatch("uniffi_outbox_ffi_checksum_method_outbox_wipe");
     }
-    if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_method_subscription_cancel() !== 21267) {
+    if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_method_subscription_cancel() !== 58538) {
         throw new UniffiInternalError.ApiChecksumMismatch("uniffi_outbox_ffi_checksum_method_subscription_cancel");
     }
     if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_method_subscription_is_finished() !== 23356) {

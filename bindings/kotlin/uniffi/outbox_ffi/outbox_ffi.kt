@@ -1289,7 +1289,7 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if (lib.uniffi_outbox_ffi_checksum_method_outbox_wipe() != 40212) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if (lib.uniffi_outbox_ffi_checksum_method_subscription_cancel() != 21267) {
+    if (lib.uniffi_outbox_ffi_checksum_method_subscription_cancel() != 58538) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if (lib.uniffi_outbox_ffi_checksum_method_subscription_is_finished() != 23356) {
@@ -4392,7 +4392,8 @@ public object FfiConverterTypeOutbox: FfiConverter<Outbox, Long> {
 public interface SubscriptionInterface {
     
     /**
-     * Stops deliveries. Idempotent; a delivery already running finishes.
+     * Stops deliveries: none starts after this returns. Idempotent; a delivery already
+     * running finishes (so calling it from inside a listener is fine).
      */
     fun `cancel`()
     
@@ -4505,7 +4506,8 @@ open class Subscription: Disposable, AutoCloseable, SubscriptionInterface
 
     
     /**
-     * Stops deliveries. Idempotent; a delivery already running finishes.
+     * Stops deliveries: none starts after this returns. Idempotent; a delivery already
+     * running finishes (so calling it from inside a listener is fine).
      */override fun `cancel`()
         = 
     callWithHandle {

@@ -2376,7 +2376,8 @@ public func FfiConverterTypeOutbox_lower(_ value: Outbox) -> UInt64 {
 public protocol SubscriptionProtocol: AnyObject, Sendable {
     
     /**
-     * Stops deliveries. Idempotent; a delivery already running finishes.
+     * Stops deliveries: none starts after this returns. Idempotent; a delivery already
+     * running finishes (so calling it from inside a listener is fine).
      */
     func cancel() 
     
@@ -2443,7 +2444,8 @@ open class Subscription: SubscriptionProtocol, @unchecked Sendable {
 
     
     /**
-     * Stops deliveries. Idempotent; a delivery already running finishes.
+     * Stops deliveries: none starts after this returns. Idempotent; a delivery already
+     * running finishes (so calling it from inside a listener is fine).
      */
 open func cancel()  {try! rustCall() {
     uniffi_outbox_ffi_fn_method_subscription_cancel(
@@ -8357,7 +8359,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_outbox_ffi_checksum_method_outbox_wipe() != 40212) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_outbox_ffi_checksum_method_subscription_cancel() != 21267) {
+    if (uniffi_outbox_ffi_checksum_method_subscription_cancel() != 58538) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_outbox_ffi_checksum_method_subscription_is_finished() != 23356) {
