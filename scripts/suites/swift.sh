@@ -82,13 +82,22 @@ SERVER=$OUTBOX_TARGET_DIR/debug/outbox-server
 for f in "$LIB" "$SERVER"; do [ -f "$f" ] || { echo "missing $f" >&2; exit 1; }; done
 
 log "swift: scratch package $PKG_IN (Linux manifest, bindings/swift, ios/)"
-# Timestamps are kept (cp -p) so that SwiftPM's .build from the last run stays warm.
+# Timestamps are kept (cp -p) so that SwiftPM's .build from the last run stays warm. But
+# SwiftPM has been seen to keep a stale OutboxFFI module after the generated bindings
+# changed (calls then lift garbage and crash), so .build is thrown away whenever the
+# bindings, the C header, the manifest or the library differ from the last run's.
+inputs=$(cat bindings/swift/Sources/OutboxFFI/*.swift bindings/swift/Sources/outbox_ffiFFI/include/* \
+  scripts/swift/Package.swift "$LIB" | sha256sum | cut -d' ' -f1)
+if [ "$(cat "$PKG/.inputs.sha256" 2>/dev/null || true)" != "$inputs" ]; then
+  rm -rf "${PKG:?}/.build"
+fi
 rm -rf "${PKG:?}/lib" "${PKG:?}/bindings" "${PKG:?}/ios"
 mkdir -p "$PKG/lib" "$PKG/bindings/swift"
 cp -p "$LIB" "$SERVER" "$PKG/lib/"
 cp -pR bindings/swift/Sources bindings/swift/Tests "$PKG/bindings/swift/"
 cp -pR ios "$PKG/ios"
 cp -p scripts/swift/Package.swift "$PKG/Package.swift"
+echo "$inputs" >"$PKG/.inputs.sha256"
 # Test folders are made under /tmp/outbox-swift-*; each test removes its own.
 rm -rf "$SWIFT_ROOT"/tmp/outbox-swift-*
 

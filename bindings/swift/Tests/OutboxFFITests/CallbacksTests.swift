@@ -26,6 +26,8 @@ final class RecordingTransport: Transport, @unchecked Sendable {
     }
 
     func pull(cursor: String?, limit: UInt32) async -> PullOutcome { .unsupported }
+
+    func receipt(idempotencyKey: String) async -> ReceiptLookup { .unsupported }
 }
 
 struct TokenServiceDown: Error {}
