@@ -67,9 +67,15 @@ fn finish(
     let stats = server.server.stats();
     server.rt.block_on(server.server.shutdown());
     let acked: HashSet<&String> = book.acked.iter().collect();
-    let lost = acked.iter().filter(|k| stats.keys.get(k.as_str()).map_or(0, |s| s.applied) == 0).count() as u64;
+    let lost = acked.iter().filter(|k| stats.key("ws", "torture", k).applied == 0).count() as u64;
     let duplicates = stats.keys.values().filter(|s| s.applied > 1).count() as u64;
-    let unacked = stats.keys.iter().filter(|(k, s)| s.applied > 0 && !acked.contains(k)).count() as u64;
+    let unacked = stats
+        .keys
+        .iter()
+        .filter(|(k, s)| {
+            s.applied > 0 && !acked.contains(&k.rsplit_once('/').map_or(k.as_str(), |(_, key)| key).to_string())
+        })
+        .count() as u64;
     let totals = json!({
         "acked": acked.len(),
         "applied": stats.totals.applied,

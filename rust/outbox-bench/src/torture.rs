@@ -303,9 +303,15 @@ fn run_inner(args: &TortureArgs) -> Result<bool, String> {
     let stats = server.stats();
     rt.block_on(server.shutdown());
     let acked: HashSet<&String> = book.acked.iter().collect();
-    let lost = acked.iter().filter(|k| stats.keys.get(k.as_str()).map_or(0, |s| s.applied) == 0).count();
+    let lost = acked.iter().filter(|k| stats.key("ws", "torture", k).applied == 0).count();
     let duplicates = stats.keys.values().filter(|s| s.applied > 1).count();
-    let unacked_applied = stats.keys.iter().filter(|(k, s)| s.applied > 0 && !acked.contains(k)).count();
+    let unacked_applied = stats
+        .keys
+        .iter()
+        .filter(|(k, s)| {
+            s.applied > 0 && !acked.contains(&k.rsplit_once('/').map_or(k.as_str(), |(_, key)| key).to_string())
+        })
+        .count();
     let ok = finished && lost == 0 && duplicates == 0 && book.overlaps == 0 && acked.len() == book.acked.len();
     let summary = json!({
         "bench": "torture",

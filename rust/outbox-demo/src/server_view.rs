@@ -129,6 +129,8 @@ impl ServerView {
     }
 
     /// Per idempotency key counters from `GET /v1/_stats` (needs a server with admin on).
+    /// The server counts per `workspace/user/key`; the demo's keys are UUIDs, so they are
+    /// keyed by the key alone here, adding up should two scopes ever share one.
     pub async fn key_counts(&self) -> Result<HashMap<String, KeyCounts>> {
         let response = self.client.get(self.url("/v1/_stats")).send().await?;
         if response.status() == reqwest::StatusCode::NOT_FOUND {
@@ -139,13 +141,15 @@ impl ServerView {
         }
         let body: Value = response.error_for_status()?.json().await?;
         let keys = body.get("keys").and_then(Value::as_object).ok_or_else(|| garbage("stats", &body))?;
-        Ok(keys
-            .iter()
-            .map(|(key, v)| {
-                let n = |f: &str| v.get(f).and_then(Value::as_u64).unwrap_or(0);
-                (key.clone(), KeyCounts { applied: n("applied"), duplicates: n("duplicates") })
-            })
-            .collect())
+        let mut out: HashMap<String, KeyCounts> = HashMap::new();
+        for (scoped, v) in keys {
+            let n = |f: &str| v.get(f).and_then(Value::as_u64).unwrap_or(0);
+            let key = scoped.rsplit_once('/').map_or(scoped.as_str(), |(_, k)| k);
+            let c = out.entry(key.to_string()).or_default();
+            c.applied += n("applied");
+            c.duplicates += n("duplicates");
+        }
+        Ok(out)
     }
 
     /// Raises every product's stock to at least `floor` with `adjustStock` commands, so

@@ -339,11 +339,11 @@ async fn run_batch(
         let execution = shared.storage.execute(scope, &command, Box::new(call)).await?;
         let result = match execution {
             Execution::Applied(stored) => {
-                shared.stats.applied(&cmd.idempotency_key);
+                shared.stats.applied(&scope.workspace, &scope.user, &cmd.idempotency_key);
                 applied_result(cmd.id.clone(), CommandStatus::Applied, stored)
             }
             Execution::Duplicate(stored) => {
-                shared.stats.duplicate(&cmd.idempotency_key);
+                shared.stats.duplicate(&scope.workspace, &scope.user, &cmd.idempotency_key);
                 applied_result(cmd.id.clone(), CommandStatus::Duplicate, stored)
             }
             Execution::NotApplied(ApplyError::Rejected { code, message }) => {

@@ -57,8 +57,21 @@ pub struct RetryAfterStats {
 pub struct StatsSnapshot {
     /// Totals.
     pub totals: Totals,
-    /// Per idempotency key (keys of every user and workspace together).
+    /// Per (workspace, user, idempotency key), under [`scoped_key`]: the scope of
+    /// idempotency (docs/protocol.md §2.1), so `applied` is at most 1 for every entry.
     pub keys: BTreeMap<String, KeyStats>,
+}
+
+/// The `keys` entry of an idempotency key of `user` in `workspace`: `workspace/user/key`.
+pub fn scoped_key(workspace: &str, user: &str, key: &str) -> String {
+    format!("{workspace}/{user}/{key}")
+}
+
+impl StatsSnapshot {
+    /// The counters of `key` of `user` in `workspace` (zero when never seen).
+    pub fn key(&self, workspace: &str, user: &str, key: &str) -> KeyStats {
+        self.keys.get(&scoped_key(workspace, user, key)).copied().unwrap_or_default()
+    }
 }
 
 /// The live counters.
@@ -84,19 +97,19 @@ impl Stats {
         self.with(|s| *s.totals.faults.entry(label.to_string()).or_default() += 1);
     }
 
-    /// Counts an applied command.
-    pub fn applied(&self, key: &str) {
+    /// Counts an applied command of `user` in `workspace`.
+    pub fn applied(&self, workspace: &str, user: &str, key: &str) {
         self.with(|s| {
             s.totals.applied += 1;
-            s.keys.entry(key.to_string()).or_default().applied += 1;
+            s.keys.entry(scoped_key(workspace, user, key)).or_default().applied += 1;
         });
     }
 
-    /// Counts a deduplicated command.
-    pub fn duplicate(&self, key: &str) {
+    /// Counts a deduplicated command of `user` in `workspace`.
+    pub fn duplicate(&self, workspace: &str, user: &str, key: &str) {
         self.with(|s| {
             s.totals.duplicates += 1;
-            s.keys.entry(key.to_string()).or_default().duplicates += 1;
+            s.keys.entry(scoped_key(workspace, user, key)).or_default().duplicates += 1;
         });
     }
 

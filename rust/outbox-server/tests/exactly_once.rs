@@ -53,7 +53,7 @@ async fn drain_under_faults(b: &Backend, n: usize, lanes: usize, spec: &str, see
     let stats = s.stats().await;
     assert_eq!(stats["totals"]["applied"], n as u64, "{stats}");
     for key in key_of.keys() {
-        assert_eq!(stats["keys"][key]["applied"], 1, "{key} applied more or less than once");
+        assert_eq!(stats["keys"][format!("ws-1/alice/{key}")]["applied"], 1, "{key} applied more or less than once");
     }
     // Per-key order as enqueued, from the server's apply log.
     let log: Value = s.http.get(s.url("/v1/_log")).send().await.unwrap().json().await.unwrap();

@@ -56,7 +56,7 @@ async fn test_same_key_to_both_nodes_concurrently_applies_once() {
     assert_eq!(a.stock("widget").await, 10 + n);
     let (sa, sb) = (a.stats().await, b.stats().await);
     for i in 0..n {
-        let key = format!("key-race-{i}");
+        let key = format!("ws-1/alice/key-race-{i}");
         let applied =
             sa["keys"][&key]["applied"].as_u64().unwrap_or(0) + sb["keys"][&key]["applied"].as_u64().unwrap_or(0);
         assert_eq!(applied, 1, "{key}");

@@ -84,7 +84,7 @@ async fn test_repeat_key_is_duplicate_with_stored_result(b: Backend) {
     assert_eq!(second[0]["server_seq"], first[0]["server_seq"]);
     assert_eq!(s.doc("ws-1", "notes", "n1").await.unwrap(), json!({"text": "hi"}));
     let stats = s.stats().await;
-    assert_eq!(stats["keys"]["key-c1"], json!({"applied": 1, "duplicates": 1}));
+    assert_eq!(stats["keys"]["ws-1/alice/key-c1"], json!({"applied": 1, "duplicates": 1}));
     // Only one change-log row for it.
     let page: Value = s.changes(ALICE, "ws-1", Some("2"), 10).await.json().await.unwrap();
     assert_eq!(page["changes"].as_array().unwrap().len(), 1);
@@ -427,7 +427,7 @@ async fn test_drop_after_commit_then_resend_is_duplicate_applied_once(b: Backend
     assert_eq!(r["result"]["order_id"], "o1");
     assert_eq!(s.stock("widget").await, 8);
     let stats = s.stats().await;
-    assert_eq!(stats["keys"]["key-o1"], json!({"applied": 1, "duplicates": 1}));
+    assert_eq!(stats["keys"]["ws-1/alice/key-o1"], json!({"applied": 1, "duplicates": 1}));
     assert_eq!(stats["totals"]["faults"]["drop_after_commit"], 1);
 }
 

@@ -85,7 +85,7 @@ async fn test_get_command_by_key_returns_the_stored_result_and_receipt(b: Backen
 
     // Asking is read-only: nothing applied again.
     assert_eq!(s.stock("widget").await, 13);
-    assert_eq!(s.stats().await["keys"]["key-a1"], json!({"applied": 1, "duplicates": 0}));
+    assert_eq!(s.stats().await["keys"]["ws-1/alice/key-a1"], json!({"applied": 1, "duplicates": 0}));
 
     let (status, body) = lookup(&s, ALICE, "ws-1", "key-never-sent").await;
     assert_eq!(status, 404);
@@ -186,7 +186,7 @@ async fn test_check_receipt_after_the_answer_was_dropped_says_applied_and_record
     assert_eq!((cmd.state, cmd.receipt), (CommandState::Succeeded, Some(expected)));
     assert!(matches!(ob.wait_for(&id).await.unwrap(), Settlement::Succeeded { ref result } if result["version"] == 1));
     // Recorded from the receipt, never sent again: applied once, no duplicate.
-    assert_eq!(s.stats().await["keys"][&key], json!({"applied": 1, "duplicates": 0}));
+    assert_eq!(s.stats().await["keys"][format!("ws-1/alice/{key}")], json!({"applied": 1, "duplicates": 0}));
 }
 
 async fn test_check_receipt_for_a_command_never_sent_says_not_applied(b: Backend) {

@@ -77,7 +77,23 @@ async fn test_a_tombstone_keeps_its_version_put_on_base_0_conflicts_and_base_n_r
     assert_eq!(s.doc("ws-1", "notes", "t1").await, Some(json!({"v": 3})));
 }
 
+async fn test_stats_count_per_workspace_user_and_key(b: Backend) {
+    let s = b.start().await;
+    // One idempotency key, two users of ws-1: two commands, each applied once.
+    for token in [ALICE, CAROL] {
+        let resp = s.post_as(token, "ws-1", vec![put("same", "notes", &format!("n-{token}"), json!({}))]).await;
+        assert_eq!(resp.status(), 200);
+    }
+    let resp = s.post_as(ALICE, "ws-1", vec![put("same", "notes", "n-tok-alice", json!({}))]).await;
+    assert_eq!(resp.json::<Value>().await.unwrap()["results"][0]["status"], "duplicate");
+    let stats = s.stats().await;
+    assert_eq!(stats["keys"]["ws-1/alice/key-same"], json!({"applied": 1, "duplicates": 1}));
+    assert_eq!(stats["keys"]["ws-1/carol/key-same"], json!({"applied": 1, "duplicates": 0}));
+    assert_eq!(stats["keys"].as_object().unwrap().len(), 2, "{stats}");
+}
+
 backend_tests!(
+    test_stats_count_per_workspace_user_and_key,
     test_a_body_not_declared_json_is_415_and_applies_nothing,
     test_an_empty_batch_is_200_with_no_results,
     test_a_tombstone_keeps_its_version_put_on_base_0_conflicts_and_base_n_recreates,

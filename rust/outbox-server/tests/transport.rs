@@ -134,7 +134,7 @@ async fn test_duplicate_maps_to_applied_with_the_stored_result(b: Backend) {
     let second = t.send(vec![again]).await;
     assert_eq!(first, second);
     assert!(matches!(first[0], Outcome::Applied { .. }));
-    assert_eq!(s.stats().await["keys"]["key-o1"], json!({"applied": 1, "duplicates": 1}));
+    assert_eq!(s.stats().await["keys"]["ws-1/alice/key-o1"], json!({"applied": 1, "duplicates": 1}));
     assert_eq!(s.stock("widget").await, 9);
 }
 
@@ -328,7 +328,7 @@ async fn test_drop_after_commit_is_retry_then_resend_applies_once(b: Backend) {
     let second = t.send(vec![c]).await;
     assert!(matches!(&second[0], Outcome::Applied { result, .. } if result["order_id"] == "o1"), "{second:?}");
     assert_eq!(s.stock("gadget").await, 3);
-    assert_eq!(s.stats().await["keys"]["key-o1"], json!({"applied": 1, "duplicates": 1}));
+    assert_eq!(s.stats().await["keys"]["ws-1/alice/key-o1"], json!({"applied": 1, "duplicates": 1}));
 }
 
 #[tokio::test]
