@@ -17,6 +17,7 @@ import uniffi.outbox_ffi.Outbox
 import uniffi.outbox_ffi.Outcome
 import uniffi.outbox_ffi.OutgoingCommand
 import uniffi.outbox_ffi.PullOutcome
+import uniffi.outbox_ffi.ReceiptLookup
 import uniffi.outbox_ffi.Transport
 
 /** A Kotlin transport that answers each batch [answerAfterMs] after it was handed the batch. */
@@ -35,6 +36,7 @@ class SlowTransport(private val answerAfterMs: Long) : Transport {
     }
 
     override suspend fun pull(cursor: String?, limit: UInt): PullOutcome = PullOutcome.Unsupported
+    override suspend fun receipt(idempotencyKey: String): ReceiptLookup = ReceiptLookup.Unsupported
 }
 
 class ShutdownTest {
