@@ -120,3 +120,17 @@ stop_private_postgres() {
   fi
   PG_PID=""
 }
+
+# check <name> <command...>: runs one counted check of a suite, adding to the caller's
+# `passed` or `failed` and printing `ok   <name>` or `FAIL <name>`.
+check() {
+  local name=$1
+  shift
+  if "$@"; then
+    passed=$((passed + 1))
+    echo "ok   $name"
+  else
+    failed=$((failed + 1))
+    echo "FAIL $name"
+  fi
+}

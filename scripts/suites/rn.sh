@@ -27,17 +27,6 @@ UBRN_TARGET=${UBRN_TARGET_DIR:-$HOME/.cache/ubrn-target}
 UBRN_PKG=$RN/node_modules/uniffi-bindgen-react-native
 passed=0
 failed=0
-check() { # check <name> <command...>: one counted check
-  local name=$1
-  shift
-  if "$@"; then
-    passed=$((passed + 1))
-    echo "ok   $name"
-  else
-    failed=$((failed + 1))
-    echo "FAIL $name"
-  fi
-}
 # The ubrn CLI, called by path (node_modules/.bin/ubrn would resolve the @ubjs/core alias
 # copy and build a second CLI) with its cargo target outside node_modules (npm ci wipes it).
 ubrn() {

@@ -116,17 +116,6 @@ passed=$(grep -cE "^Test Case '.*' passed \(" "$out" || true)
 failed=$(grep -cE "^Test Case '.*' failed \(" "$out" || true)
 skipped=$(grep -cE "^Test Case '.*' skipped \(" "$out" || true)
 cases=$((passed + failed + skipped))
-check() { # check <name> <condition...>: one counted check
-  local name=$1
-  shift
-  if "$@"; then
-    passed=$((passed + 1))
-    echo "ok   $name"
-  else
-    failed=$((failed + 1))
-    echo "FAIL $name"
-  fi
-}
 
 log "swift: checks"
 [ "$rc" -eq 124 ] && echo "build + tests timed out after ${TIMEOUT}s"

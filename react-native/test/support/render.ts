@@ -25,6 +25,21 @@ export interface HookProbe<T> {
 
 /** Renders `useHook()` in a component under `<OutboxProvider outbox={outbox}>`. */
 export async function renderHook<T>(outbox: Outbox | null, useHook: () => T): Promise<HookProbe<T>> {
+  return mount(outbox, useHook);
+}
+
+/** A probe whose provider can be switched to another Outbox (a cashier change). */
+export interface SwitchableProbe<T> extends HookProbe<T> {
+  setOutbox(outbox: Outbox): Promise<void>;
+}
+
+/** Like {@link renderHook}, with the provider's `outbox` changeable after the first render. */
+export async function renderHookSwitchable<T>(outbox: Outbox, useHook: () => T): Promise<SwitchableProbe<T>> {
+  return mount(outbox, useHook);
+}
+
+async function mount<T>(initial: Outbox | null, useHook: () => T): Promise<SwitchableProbe<T>> {
+  let outbox = initial;
   const history: T[] = [];
   function Probe(): null {
     history.push(useHook());
@@ -46,42 +61,8 @@ export async function renderHook<T>(outbox: Outbox | null, useHook: () => T): Pr
     async rerender() {
       await act(async () => renderer?.update(tree()));
     },
-    async unmount() {
-      await act(async () => renderer?.unmount());
-    },
-  };
-}
-
-/** A probe whose provider can be switched to another Outbox (a cashier change). */
-export interface SwitchableProbe<T> extends HookProbe<T> {
-  setOutbox(outbox: Outbox): Promise<void>;
-}
-
-/** Like {@link renderHook}, with the provider's `outbox` changeable after the first render. */
-export async function renderHookSwitchable<T>(outbox: Outbox, useHook: () => T): Promise<SwitchableProbe<T>> {
-  let current = outbox;
-  const history: T[] = [];
-  function Probe(): null {
-    history.push(useHook());
-    return null;
-  }
-  const tree = (): ReactElement => createElement(OutboxProvider, { outbox: current }, createElement(Probe));
-  let renderer: ReactTestRenderer | undefined;
-  await act(async () => {
-    renderer = TestRenderer.create(tree());
-  });
-  return {
-    get current() {
-      const v = history.at(-1);
-      if (v === undefined) throw new Error('the hook has not rendered');
-      return v;
-    },
-    history,
-    async rerender() {
-      await act(async () => renderer?.update(tree()));
-    },
     async setOutbox(next: Outbox) {
-      current = next;
+      outbox = next;
       await act(async () => renderer?.update(tree()));
     },
     async unmount() {
