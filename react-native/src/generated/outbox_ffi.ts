@@ -9136,7 +9136,7 @@ function uniffiEnsureInitialized() {
     if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_constructor_outbox_open_with_transport() !== 44689) {
         throw new UniffiInternalError.ApiChecksumMismatch("uniffi_outbox_ffi_checksum_constructor_outbox_open_with_transport");
     }
-    if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_method_outbox_check_receipt() !== 28538) {
+    if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_method_outbox_check_receipt() !== 57213) {
         throw new UniffiInternalError.ApiChecksumMismatch("uniffi_outbox_ffi_checksum_method_outbox_check_receipt");
     }
     if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_method_outbox_command() !== 40672) {

@@ -19,7 +19,8 @@ use outbox::{
 
 use crate::error::{TokenError, UpgradeError};
 use crate::events::OutboxEvent;
-use crate::types::{Doc, Receipt};
+use crate::receipt::Receipt;
+use crate::types::Doc;
 use crate::OutboxError;
 
 /// Supplies the bearer token for each request to the sync server. Keep tokens in memory or

@@ -12,6 +12,7 @@ mod error;
 mod events;
 mod logging;
 mod outbox;
+mod receipt;
 mod subscription;
 mod types;
 
@@ -23,11 +24,11 @@ pub use crate::error::{OutboxError, TokenError, UpgradeError};
 pub use crate::events::{DocRef, OutboxEvent, Status};
 pub use crate::logging::{clear_logger, dropped_log_records, set_logger};
 pub use crate::outbox::{Edit, Outbox};
+pub use crate::receipt::{Receipt, ReceiptCheck, ReceiptUnknown};
 pub use crate::subscription::Subscription;
 pub use crate::types::{
     Attempt, Command, CommandState, Doc, DocStatus, DrainReport, Durability, EnqueueRequest, Filter, MutatorOptions,
-    OpKind, OptimisticOp, OutboxConfig, PeekFilter, Query, Receipt, ReceiptCheck, ReceiptUnknown, Resolution,
-    Settlement, UpgradeReport,
+    OpKind, OptimisticOp, OutboxConfig, PeekFilter, Query, Resolution, Settlement, UpgradeReport,
 };
 
 /// The version of the Outbox library.

@@ -23,10 +23,11 @@ use crate::callbacks::{
 };
 use crate::error::OutboxError;
 use crate::events::Status;
+use crate::receipt::ReceiptCheck;
 use crate::subscription::{Cancelled, Subscription};
 use crate::types::{
     ms, parse_id, Command, Doc, DrainReport, EnqueueRequest, MutatorOptions, OutboxConfig, PeekFilter, Query,
-    ReceiptCheck, Resolution, UpgradeReport,
+    Resolution, UpgradeReport,
 };
 
 /// Runs a synchronous call, turning a panic into [`OutboxError::Internal`].

@@ -1205,7 +1205,7 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if (lib.uniffi_outbox_ffi_checksum_method_transport_receipt() != 61149) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if (lib.uniffi_outbox_ffi_checksum_method_outbox_check_receipt() != 28538) {
+    if (lib.uniffi_outbox_ffi_checksum_method_outbox_check_receipt() != 57213) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if (lib.uniffi_outbox_ffi_checksum_method_outbox_command() != 40672) {

@@ -8275,7 +8275,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_outbox_ffi_checksum_method_transport_receipt() != 61149) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_outbox_ffi_checksum_method_outbox_check_receipt() != 28538) {
+    if (uniffi_outbox_ffi_checksum_method_outbox_check_receipt() != 57213) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_outbox_ffi_checksum_method_outbox_command() != 40672) {
