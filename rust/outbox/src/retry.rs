@@ -49,6 +49,19 @@ impl RetryPolicy {
     }
 }
 
+/// The stored due time of a retry `delay` from `now`, never before the delay has passed.
+///
+/// `now` is wall-clock milliseconds rounded down, so the real instant may be up to 1 ms
+/// later; the delay is rounded up and that millisecond added, or a server's `Retry-After`
+/// could be honoured a fraction of a millisecond early.
+pub(crate) fn due_after(now: i64, delay: Duration) -> i64 {
+    if delay.is_zero() {
+        return now;
+    }
+    let whole_ms = delay.as_nanos().div_ceil(1_000_000);
+    now.saturating_add(i64::try_from(whole_ms).unwrap_or(i64::MAX)).saturating_add(1)
+}
+
 /// What the engine does with a command after an attempt.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Disposition {
@@ -194,5 +207,24 @@ mod tests {
             Disposition::Wedge { reason } => assert!(reason.contains("boom") && reason.contains('3')),
             d => panic!("unexpected {d:?}"),
         }
+    }
+
+    #[test]
+    fn a_retry_is_never_due_before_its_delay_has_passed() {
+        // `now` is rounded down: the real instant is anywhere in [now, now + 1 ms).
+        let now = 1_000_000;
+        let worst_real_now_us = now * 1000 + 999;
+        for (delay, min_due_ms) in [
+            (Duration::from_secs(1), 1001),
+            (Duration::from_micros(1_000_400), 1002),
+            (Duration::from_nanos(1), 2),
+        ] {
+            let due = due_after(now, delay);
+            // Due means `now_ms() >= due`, i.e. the real time is at least `due` ms.
+            assert!(due * 1000 >= worst_real_now_us + delay.as_micros() as i64, "{delay:?}: due {due}");
+            assert_eq!(due - now, min_due_ms, "{delay:?}");
+        }
+        assert_eq!(due_after(now, Duration::ZERO), now, "an immediate retry stays immediate");
+        assert_eq!(due_after(i64::MAX - 5, Duration::from_secs(3600)), i64::MAX);
     }
 }

@@ -59,7 +59,7 @@ async fn retry_after_from_the_server_wins_over_backoff() {
     h.outbox.set_online(true).unwrap();
     tokio::time::timeout(WAIT, h.outbox.wait_for(&id)).await.unwrap().unwrap();
     let calls = h.transport.calls();
-    assert!(calls[1].at - calls[0].at >= Duration::from_millis(295), "waited only {:?}", calls[1].at - calls[0].at);
+    assert!(calls[1].at - calls[0].at >= Duration::from_millis(300), "waited only {:?}", calls[1].at - calls[0].at);
     assert_eq!(h.cmd(&id).history[0].http_status, Some(429));
 }
 

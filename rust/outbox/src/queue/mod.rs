@@ -407,7 +407,7 @@ pub(crate) fn settle(tx: &Transaction<'_>, seq: i64, disposition: Disposition, n
             tx.prepare_cached(
                 "UPDATE commands SET attempts = ?2, next_attempt_at = ?3, last_error = ?4 WHERE seq = ?1",
             )?
-            .execute(params![seq, attempts, now + delay.as_millis() as i64, reason])?;
+            .execute(params![seq, attempts, crate::retry::due_after(now, delay), reason])?;
             Ok(vec![transition(tx, seq, state, CommandState::Pending, now, None)?])
         }
         Disposition::Wedge { reason } => {
