@@ -420,7 +420,8 @@ export class Outbox {
     const status = await this.native.status();
     const unsent = status.pending + status.inFlight + status.failed + status.conflict + status.wedged;
     if (unsent > 0 && options.force !== true) {
-      throw new OutboxError('unsent_commands', `${unsent} unsent command(s) remain; logout({ force: true }) drops them`);
+      const by = `pending ${status.pending}, in flight ${status.inFlight}, failed ${status.failed}, conflict ${status.conflict}, wedged ${status.wedged}`;
+      throw new OutboxError('unsent_commands', `${unsent} unsent command(s) remain (${by}); logout({ force: true }) drops them`);
     }
     drained = drained || unsent === 0;
     const dropped = await this.deleteDatabase({ force: options.force === true });

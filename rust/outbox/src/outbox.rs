@@ -79,8 +79,9 @@ pub struct DrainReport {
     pub failed: u64,
     /// Commands still pending or in flight at the end.
     pub remaining: u64,
-    /// True when nothing was left to send now (the rest waits for a retry time, a
-    /// decision, or the network); false when the deadline cut the drain short.
+    /// True when nothing was left to send within the budget (the rest waits for a retry
+    /// time past the deadline, a decision, or the network); false when the deadline cut
+    /// the drain short.
     pub completed: bool,
 }
 
@@ -446,7 +447,8 @@ impl Outbox {
     }
 
     /// Drains for at most `budget` (a platform background task's time) and reports what
-    /// happened. Returns early once nothing is left to send now.
+    /// happened. Returns early once nothing is left to send within the budget: a retry
+    /// due before the deadline is waited for.
     pub async fn drain_for(&self, budget: Duration) -> Result<DrainReport> {
         let engine = Arc::clone(self.engine()?);
         let deadline = Instant::now() + budget;
@@ -465,8 +467,15 @@ impl Outbox {
                 break;
             }
             if engine.is_quiet()? {
-                report.completed = true;
-                break;
+                // A retry due inside the budget is still part of this drain: wait for it.
+                let left_ms = (deadline - now).as_millis() as i64;
+                let wall = now_ms();
+                let due_soon = engine.is_online_with_transport()
+                    && engine.db.read(|c| queue::next_due(c, wall))?.is_some_and(|t| t - wall < left_ms);
+                if !due_soon {
+                    report.completed = true;
+                    break;
+                }
             }
             let step = (deadline - now).min(Duration::from_millis(50));
             if let Ok(Ok(event)) = tokio::time::timeout(step, rx.recv()).await {

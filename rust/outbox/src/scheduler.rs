@@ -202,7 +202,7 @@ impl Engine {
     /// Whether there is nothing to send now: offline or without a transport, or no send in
     /// progress, no command marked in flight and none ready.
     pub(crate) fn is_quiet(&self) -> Result<bool> {
-        if self.transport.is_none() || !self.online.load(Ordering::SeqCst) {
+        if !self.is_online_with_transport() {
             return Ok(true);
         }
         if self.sends_in_flight() > 0 {
@@ -215,6 +215,11 @@ impl Engine {
                 .query_row([], |r| r.get(0))?;
             Ok(!in_flight && queue::ready(c, now, 1)?.is_empty())
         })
+    }
+
+    /// Whether sends may start at all: a transport is configured and the engine is online.
+    pub(crate) fn is_online_with_transport(&self) -> bool {
+        self.transport.is_some() && self.online.load(Ordering::SeqCst)
     }
 
     pub(crate) fn sends_in_flight(&self) -> usize {

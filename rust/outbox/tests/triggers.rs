@@ -211,3 +211,32 @@ async fn drain_for_reports_what_it_did_within_its_budget() {
     assert!(!report.completed);
     assert_eq!(report.remaining, 1);
 }
+
+#[tokio::test]
+async fn drain_for_waits_for_a_retry_due_within_its_budget_but_not_past_it() {
+    let h = Harness::with(|c| {
+        c.start_online = false;
+        c.retry = outbox::RetryPolicy {
+            base: Duration::from_millis(200),
+            cap: Duration::from_secs(60),
+            jitter: 0.0,
+            max_attempts: 10,
+        };
+    });
+    h.transport.respond_to_mutator("note", [Outcome::retry("503"), Outcome::applied(serde_json::Value::Null)]);
+    let id = h.outbox.enqueue(EnqueueRequest::new("note", "{}")).unwrap();
+    h.outbox.set_online(true).unwrap();
+    // The first attempt fails; its retry is due 200 ms later, inside the 5 s budget.
+    let report = h.outbox.drain_for(Duration::from_secs(5)).await.unwrap();
+    assert!(report.completed, "{report:?}");
+    assert_eq!((report.attempts, report.succeeded, report.remaining), (2, 1, 0), "{report:?}");
+    assert!(matches!(h.outbox.command(&id).unwrap().state, CommandState::Succeeded));
+
+    // A retry due after the budget ends the drain early, reported as complete.
+    h.transport.respond_to_mutator("note", [Outcome::retry("503"), Outcome::retry("503")]);
+    h.outbox.enqueue(EnqueueRequest::new("note", "{}")).unwrap();
+    let started = std::time::Instant::now();
+    let report = h.outbox.drain_for(Duration::from_millis(150)).await.unwrap();
+    assert!(report.completed && report.remaining == 1, "{report:?}");
+    assert!(started.elapsed() < Duration::from_millis(150), "waited for a retry past the budget");
+}
