@@ -69,6 +69,9 @@ pub(crate) struct Engine {
     tasks: Mutex<JoinSet<()>>,
     /// Finished sends waiting to be recorded (group commit, see `settle`).
     pub(crate) settle_queue: crate::settle::SettleQueue,
+    /// Held from recording answers until their events are emitted, so that whoever sees
+    /// the database settled (`is_quiet`) has also been sent the events.
+    recording: Mutex<()>,
 }
 
 impl Engine {
@@ -98,6 +101,7 @@ impl Engine {
             last_pull: Mutex::new(None),
             tasks: Mutex::new(JoinSet::new()),
             settle_queue: Default::default(),
+            recording: Mutex::new(()),
             config,
         })
     }
@@ -209,6 +213,7 @@ impl Engine {
             return Ok(false);
         }
         let now = now_ms();
+        let _recording = lock(&self.recording);
         self.db.read(|c| {
             let in_flight: bool = c
                 .prepare_cached("SELECT EXISTS (SELECT 1 FROM commands WHERE state = 'in_flight')")?
@@ -341,6 +346,7 @@ impl Engine {
 
         // Record what finished and start what is ready in ONE transaction: settling frees
         // lanes, so the ready set is read after it, inside the same transaction.
+        let recording = lock(&self.recording);
         let written = self.db.write(|tx| {
             lease::check_fence(tx, &self.owner, generation)?;
             let recorded = self.record_in(tx, &finished, generation, now)?;
@@ -368,6 +374,7 @@ impl Engine {
             }
         };
         self.announce_recorded(&finished, recorded);
+        drop(recording);
         if !started.is_empty() {
             self.was_idle.store(false, Ordering::SeqCst);
             for (_, cmd) in &started {
@@ -398,6 +405,7 @@ impl Engine {
             return Ok(());
         }
         let now = now_ms();
+        let _recording = lock(&self.recording);
         match self.db.write(|tx| {
             lease::check_fence(tx, &self.owner, generation)?;
             self.record_in(tx, &finished, generation, now)
