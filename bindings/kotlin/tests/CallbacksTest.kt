@@ -10,6 +10,7 @@ import kotlin.test.assertEquals
 import kotlin.test.assertFalse
 import kotlin.test.assertIs
 import kotlin.test.assertTrue
+import kotlinx.coroutines.delay
 import kotlinx.coroutines.runBlocking
 import kotlinx.coroutines.withTimeout
 import uniffi.outbox_ffi.CommandState
@@ -33,6 +34,7 @@ import uniffi.outbox_ffi.ReceiptLookup
 import uniffi.outbox_ffi.Settlement
 import uniffi.outbox_ffi.Transport
 import uniffi.outbox_ffi.clearLogger
+import uniffi.outbox_ffi.droppedLogRecords
 import uniffi.outbox_ffi.setLogger
 
 /** A Kotlin transport: applies everything, records what it was sent; can throw once. */
@@ -196,6 +198,28 @@ class CallbacksTest {
         assertEquals(1uL, ob.wipe(true))
         eventually("the wipe is logged") { lines.any { it.contains("outbox wiped") && it.startsWith("INFO") } }
         assertTrue(lines.none { it.contains("k-log") }, "no args in logs: $lines")
+        clearLogger()
+        ob.shutdown()
+    }
+
+    @Test
+    fun aLoggerThatThrowsHasItsRecordsCountedAsDroppedAndIsNeverFedItsOwnFailure() = runBlocking {
+        val calls = AtomicInteger()
+        val before = droppedLogRecords()
+        setLogger(object : Logger {
+            override fun log(level: LogLevel, target: String, message: String) {
+                calls.incrementAndGet()
+                throw RuntimeException("logger bug")
+            }
+        }, LogLevel.INFO)
+        val ob = openOutbox(tempDb(), online = false)
+        ob.enqueue(order("k-log-throws"))
+        assertEquals(1uL, ob.wipe(true))
+        eventually("the refused record is counted as dropped") { droppedLogRecords() > before }
+        // Logging the failure would hand the logger a new record to throw on, forever.
+        val settled = calls.get()
+        delay(300)
+        assertTrue(calls.get() <= settled + 2, "the logger kept being called: ${calls.get()} after $settled")
         clearLogger()
         ob.shutdown()
     }

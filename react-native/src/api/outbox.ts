@@ -10,7 +10,7 @@
 import type { Backend, Durability, NativeOutbox } from './backend';
 import { UNFINISHED } from './backend';
 import { Emitter, serialRefresh } from './emitter';
-import { invalidArgument, OutboxError, toJson } from './errors';
+import { invalidArgument, isOutboxError, OutboxError, toJson } from './errors';
 import type { Platform } from './platform';
 import { wirePlatform } from './platform';
 import { StatusTracker } from './status';
@@ -459,7 +459,7 @@ export class Outbox {
       try {
         value = await read();
       } catch (e) {
-        if (active && !this.closed) this.onError(e);
+        if (active && !this.closed && !isOutboxError(e, 'closed')) this.onError(e);
         return;
       }
       // A result that arrives after unsubscribe or close is dropped.

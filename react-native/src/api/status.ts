@@ -4,6 +4,7 @@
  * No queue logic lives here; it only renders state.
  */
 import { Emitter, serialRefresh } from './emitter';
+import { isOutboxError } from './errors';
 import type { OutboxEvent, QueueStatus, SyncError, SyncStatus } from './types';
 
 /** Events after which the counters may differ. */
@@ -94,7 +95,8 @@ export class StatusTracker {
     try {
       status = await this.read();
     } catch (e) {
-      if (!this.stopped) this.onError(e);
+      // The engine closed under this read (close, logout or deleteDatabase): not an error.
+      if (!this.stopped && !isOutboxError(e, 'closed')) this.onError(e);
       return;
     }
     if (this.stopped) return;

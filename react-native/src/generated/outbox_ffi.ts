@@ -6,7 +6,7 @@
 import nativeModule from "./outbox_ffi-ffi";
 import { type UniffiRustFutureContinuationCallback, type UniffiForeignFutureDroppedCallback, type UniffiForeignFutureDroppedCallbackStruct, type UniffiVTableCallbackInterfaceOutboxFfiDocsListener, type UniffiVTableCallbackInterfaceOutboxFfiEventListener, type UniffiVTableCallbackInterfaceOutboxFfiLogger, type UniffiVTableCallbackInterfaceOutboxFfiMutatorUpgrader, type UniffiForeignFutureResultRustBuffer, type UniffiForeignFutureCompleterustBuffer, type UniffiVTableCallbackInterfaceOutboxFfiTokenProvider, type UniffiVTableCallbackInterfaceOutboxFfiTransport,
 } from "./outbox_ffi-ffi";
-import { type FfiConverter, type UniffiByteArray, type UniffiGcObject, type UniffiHandle, type UniffiObjectFactory, type UniffiReferenceHolder, type UniffiRustCallStatus, AbstractFfiConverterByteArray, Cursor, FfiConverterArray, FfiConverterBool, FfiConverterFloat64, FfiConverterInt64, FfiConverterMap, FfiConverterObject, FfiConverterObjectWithCallbacks, FfiConverterOptional, FfiConverterUInt16, FfiConverterUInt32, FfiConverterUInt64, FfiConverterUInt8, RustBuffer, UniffiAbstractObject, UniffiEnum, UniffiError, UniffiInternalError, UniffiResult, UniffiRustCaller, destructorGuardSymbol, pointerLiteralSymbol, uniffiCreateFfiConverterString, uniffiCreateRecord, uniffiRustCallAsync, uniffiTraitInterfaceCall, uniffiTraitInterfaceCallAsync, uniffiTraitInterfaceCallAsyncWithError, uniffiTraitInterfaceCallWithError, uniffiTypeNameSymbol, variantOrdinalSymbol,
+import { type FfiConverter, type UniffiByteArray, type UniffiGcObject, type UniffiHandle, type UniffiObjectFactory, type UniffiReferenceHolder, type UniffiRustCallStatus, AbstractFfiConverterByteArray, Cursor, FfiConverterArray, FfiConverterBool, FfiConverterFloat64, FfiConverterInt64, FfiConverterMap, FfiConverterObject, FfiConverterObjectWithCallbacks, FfiConverterOptional, FfiConverterUInt16, FfiConverterUInt32, FfiConverterUInt64, FfiConverterUInt8, RustBuffer, UniffiAbstractObject, UniffiEnum, UniffiError, UniffiInternalError, UniffiResult, UniffiRustCaller, destructorGuardSymbol, pointerLiteralSymbol, uniffiCreateFfiConverterString, uniffiCreateRecord, uniffiRustCallAsync, uniffiTraitInterfaceCallAsyncWithError, uniffiTraitInterfaceCallWithError, uniffiTypeNameSymbol, variantOrdinalSymbol,
 } from "@ubjs/core";
 const uniffiCaller = new UniffiRustCaller(() => ({ code: 0 }));
 
@@ -31,7 +31,7 @@ export function clearLogger(): void {uniffiCaller.rustCall(
     }
 
 /**
- * How many log records were dropped because the logger fell behind.
+ * How many log records were dropped because the logger fell behind or threw.
  */
 export function droppedLogRecords(): bigint {
     return FfiConverterUInt64.lift(uniffiCaller.rustCall(
@@ -2167,6 +2167,117 @@ const FfiConverterTypeUpgradeReport = (() => {
             
         }
     };
+    return new FFIConverter();
+})();
+
+
+// Error type: CallbackError
+export enum CallbackError_Tags {
+    Failed = "Failed"
+}
+/**
+ * A listener, logger or transport implemented in Kotlin, Swift or TypeScript failed.
+ * A listener's or logger's delivery is skipped; a transport's failure is a failed
+ * attempt, retried with backoff. Never a panic in the engine.
+ */
+export const CallbackError = (() => {
+
+    type Failed__interface = {
+        tag: CallbackError_Tags.Failed;
+        inner: 
+Readonly<{reason: string}>
+    };
+    /**
+     * The callback threw (declared or not).
+     */
+    class Failed_ extends UniffiError implements Failed__interface {
+        /**
+         * @private
+         * This field is private and should not be used, use `tag` instead.
+         */
+        readonly [uniffiTypeNameSymbol] = "CallbackError";
+        readonly tag = CallbackError_Tags.Failed;
+        readonly inner: 
+Readonly<{reason: string}>;
+        constructor(
+inner: {reason: string }) {
+            super("CallbackError", "Failed");
+
+            this.inner = Object.freeze(inner);
+        }
+        static new(
+inner: {reason: string }): Failed_ {
+            return new Failed_(inner);
+        }
+
+        static instanceOf(obj: any): obj is Failed_ {
+            return obj.tag === CallbackError_Tags.Failed;
+        }
+        static hasInner(obj: any): obj is Failed_ {
+            return Failed_.instanceOf(obj);
+        }
+
+        static getInner(obj: Failed_): 
+Readonly<{reason: string}> {
+            return obj.inner;
+        }
+
+    }
+
+    function instanceOf(obj: any): obj is CallbackError {
+        return obj[uniffiTypeNameSymbol] === "CallbackError";
+    }
+
+    return Object.freeze({
+        instanceOf,
+  Failed: Failed_
+    });
+
+})();
+/**
+ * A listener, logger or transport implemented in Kotlin, Swift or TypeScript failed.
+ * A listener's or logger's delivery is skipped; a transport's failure is a failed
+ * attempt, retried with backoff. Never a panic in the engine.
+ */
+export type CallbackError = InstanceType<
+    typeof CallbackError['Failed']
+>;
+
+// FfiConverter for enum CallbackError
+const FfiConverterTypeCallbackError = (() => {
+    type TypeName = CallbackError;
+    class FFIConverter extends AbstractFfiConverterByteArray<TypeName> {
+        readFromCursor(c: Cursor): TypeName {
+            switch (c.readI32()) {
+                case 1: return new CallbackError.Failed({reason: FfiConverterString.readFromCursor(c) });
+                default: throw new UniffiInternalError.UnexpectedEnumCase();
+            }
+        }
+        writeIntoCursor(value: TypeName, c: Cursor): void {
+            switch (value.tag) {
+                case CallbackError_Tags.Failed: {
+                    c.writeI32(1);
+                    const inner = value.inner;
+                    FfiConverterString.writeIntoCursor(inner.reason, c);
+                    return;
+                }
+                default:
+                    // Throwing from here means that CallbackError_Tags hasn't matched an ordinal.
+                    throw new UniffiInternalError.UnexpectedEnumCase();
+            }
+        }
+        allocationSize(value: TypeName): number {
+            switch (value.tag) {
+                case CallbackError_Tags.Failed: {
+                    const inner = value.inner;
+                    let size = 4;
+                    size += FfiConverterString.allocationSize(inner.reason);
+                    return size;
+                }
+                default: throw new UniffiInternalError.UnexpectedEnumCase();
+            }
+        }
+    }
     return new FFIConverter();
 })();
 
@@ -6229,11 +6340,11 @@ export interface DocsListener {
 /**
  * The query's current result.
  */
-    onDocs(docs: Array<Doc>): void;
+    onDocs(docs: Array<Doc>) /*throws*/: void;
 /**
  * Reading failed (the subscription goes on and delivers again on the next change).
  */
-    onError(error: OutboxError): void;
+    onError(error: OutboxError) /*throws*/: void;
 }
 
 
@@ -6259,7 +6370,8 @@ private constructor(pointer: UniffiHandle) {
 /**
  * The query's current result.
  */
-    onDocs(docs: Array<Doc>): void {uniffiCaller.rustCall(
+    onDocs(docs: Array<Doc>): void /*throws*/ {uniffiCaller.rustCallWithError(
+            /*liftError:*/ FfiConverterTypeCallbackError.lift.bind(FfiConverterTypeCallbackError),
             /*caller:*/ (callStatus) => { nativeModule().ubrn_uniffi_outbox_ffi_fn_method_docslistener_on_docs(
                 uniffiTypeDocsListenerImplObjectFactory.clonePointer(this),
         FfiConverterSequenceTypeDoc.lower(docs, nativeModule().rustbuffer_alloc),
@@ -6272,7 +6384,8 @@ private constructor(pointer: UniffiHandle) {
 /**
  * Reading failed (the subscription goes on and delivers again on the next change).
  */
-    onError(error: OutboxError): void {uniffiCaller.rustCall(
+    onError(error: OutboxError): void /*throws*/ {uniffiCaller.rustCallWithError(
+            /*liftError:*/ FfiConverterTypeCallbackError.lift.bind(FfiConverterTypeCallbackError),
             /*caller:*/ (callStatus) => { nativeModule().ubrn_uniffi_outbox_ffi_fn_method_docslistener_on_error(
                 uniffiTypeDocsListenerImplObjectFactory.clonePointer(this),
         FfiConverterTypeOutboxError.lower(error, nativeModule().rustbuffer_alloc),
@@ -6375,13 +6488,15 @@ const uniffiCallbackInterfaceDocsListener: { vtable: any; register: () => void; 
             const uniffiHandleError = (code: number, errBuf: UniffiByteArray) => {
                 UniffiResult.writeError(uniffiResult, code, errBuf);
             };
-            uniffiTraitInterfaceCall(
+            uniffiTraitInterfaceCallWithError(
                 /*makeCall:*/ uniffiMakeCall,
                 /*handleSuccess:*/ uniffiHandleSuccess,
                 /*handleError:*/ uniffiHandleError,
+                /*isErrorType:*/ CallbackError.instanceOf,
+                /*lowerError:*/ FfiConverterTypeCallbackError.lower.bind(FfiConverterTypeCallbackError),
                 /*lowerString:*/ FfiConverterString.lower.bind(FfiConverterString),
                 /*alloc:*/ nativeModule().rustbuffer_alloc,
-            )
+            );
             return uniffiResult;
         },
         on_error: (
@@ -6400,13 +6515,15 @@ const uniffiCallbackInterfaceDocsListener: { vtable: any; register: () => void; 
             const uniffiHandleError = (code: number, errBuf: UniffiByteArray) => {
                 UniffiResult.writeError(uniffiResult, code, errBuf);
             };
-            uniffiTraitInterfaceCall(
+            uniffiTraitInterfaceCallWithError(
                 /*makeCall:*/ uniffiMakeCall,
                 /*handleSuccess:*/ uniffiHandleSuccess,
                 /*handleError:*/ uniffiHandleError,
+                /*isErrorType:*/ CallbackError.instanceOf,
+                /*lowerError:*/ FfiConverterTypeCallbackError.lower.bind(FfiConverterTypeCallbackError),
                 /*lowerString:*/ FfiConverterString.lower.bind(FfiConverterString),
                 /*alloc:*/ nativeModule().rustbuffer_alloc,
-            )
+            );
             return uniffiResult;
         },
         uniffi_free: (uniffiHandle: UniffiHandle): void => {
@@ -6430,9 +6547,9 @@ const uniffiCallbackInterfaceDocsListener: { vtable: any; register: () => void; 
 export interface EventListener {
     
 /**
- * One event.
+ * One event. Whatever this throws is logged and that event skipped.
  */
-    onEvent(event: OutboxEvent): void;
+    onEvent(event: OutboxEvent) /*throws*/: void;
 }
 
 
@@ -6456,9 +6573,10 @@ private constructor(pointer: UniffiHandle) {
 
     
 /**
- * One event.
+ * One event. Whatever this throws is logged and that event skipped.
  */
-    onEvent(event: OutboxEvent): void {uniffiCaller.rustCall(
+    onEvent(event: OutboxEvent): void /*throws*/ {uniffiCaller.rustCallWithError(
+            /*liftError:*/ FfiConverterTypeCallbackError.lift.bind(FfiConverterTypeCallbackError),
             /*caller:*/ (callStatus) => { nativeModule().ubrn_uniffi_outbox_ffi_fn_method_eventlistener_on_event(
                 uniffiTypeEventListenerImplObjectFactory.clonePointer(this),
         FfiConverterTypeOutboxEvent.lower(event, nativeModule().rustbuffer_alloc),
@@ -6561,13 +6679,15 @@ const uniffiCallbackInterfaceEventListener: { vtable: any; register: () => void;
             const uniffiHandleError = (code: number, errBuf: UniffiByteArray) => {
                 UniffiResult.writeError(uniffiResult, code, errBuf);
             };
-            uniffiTraitInterfaceCall(
+            uniffiTraitInterfaceCallWithError(
                 /*makeCall:*/ uniffiMakeCall,
                 /*handleSuccess:*/ uniffiHandleSuccess,
                 /*handleError:*/ uniffiHandleError,
+                /*isErrorType:*/ CallbackError.instanceOf,
+                /*lowerError:*/ FfiConverterTypeCallbackError.lower.bind(FfiConverterTypeCallbackError),
                 /*lowerString:*/ FfiConverterString.lower.bind(FfiConverterString),
                 /*alloc:*/ nativeModule().rustbuffer_alloc,
-            )
+            );
             return uniffiResult;
         },
         uniffi_free: (uniffiHandle: UniffiHandle): void => {
@@ -6590,9 +6710,11 @@ const uniffiCallbackInterfaceEventListener: { vtable: any; register: () => void;
 export interface Logger {
     
 /**
- * One record: `target` is the Rust module, `message` the text with its fields.
+ * One record: `target` is the Rust module, `message` the text with its fields. A record
+ * this throws on is counted in `dropped_log_records` (never logged again, which would
+ * loop).
  */
-    log(level: LogLevel, target: string, message: string): void;
+    log(level: LogLevel, target: string, message: string) /*throws*/: void;
 }
 
 
@@ -6615,9 +6737,12 @@ private constructor(pointer: UniffiHandle) {
 
     
 /**
- * One record: `target` is the Rust module, `message` the text with its fields.
+ * One record: `target` is the Rust module, `message` the text with its fields. A record
+ * this throws on is counted in `dropped_log_records` (never logged again, which would
+ * loop).
  */
-    log(level: LogLevel, target: string, message: string): void {uniffiCaller.rustCall(
+    log(level: LogLevel, target: string, message: string): void /*throws*/ {uniffiCaller.rustCallWithError(
+            /*liftError:*/ FfiConverterTypeCallbackError.lift.bind(FfiConverterTypeCallbackError),
             /*caller:*/ (callStatus) => { nativeModule().ubrn_uniffi_outbox_ffi_fn_method_logger_log(
                 uniffiTypeLoggerImplObjectFactory.clonePointer(this),
         FfiConverterTypeLogLevel.lower(level, nativeModule().rustbuffer_alloc),
@@ -6726,13 +6851,15 @@ const uniffiCallbackInterfaceLogger: { vtable: any; register: () => void; } = {
             const uniffiHandleError = (code: number, errBuf: UniffiByteArray) => {
                 UniffiResult.writeError(uniffiResult, code, errBuf);
             };
-            uniffiTraitInterfaceCall(
+            uniffiTraitInterfaceCallWithError(
                 /*makeCall:*/ uniffiMakeCall,
                 /*handleSuccess:*/ uniffiHandleSuccess,
                 /*handleError:*/ uniffiHandleError,
+                /*isErrorType:*/ CallbackError.instanceOf,
+                /*lowerError:*/ FfiConverterTypeCallbackError.lower.bind(FfiConverterTypeCallbackError),
                 /*lowerString:*/ FfiConverterString.lower.bind(FfiConverterString),
                 /*alloc:*/ nativeModule().rustbuffer_alloc,
-            )
+            );
             return uniffiResult;
         },
         uniffi_free: (uniffiHandle: UniffiHandle): void => {
@@ -8618,21 +8745,22 @@ const uniffiCallbackInterfaceTokenProvider: { vtable: any; register: () => void;
 export interface Transport {
     
 /**
- * Sends one batch; returns exactly one outcome per command, in batch order.
+ * Sends one batch; returns exactly one outcome per command, in batch order. Throwing
+ * fails the attempt of every command in the batch (retried with backoff).
  */
-    send(batch: Array<OutgoingCommand>, asyncOpts_?: { signal: AbortSignal }): Promise<Array<Outcome>>;
+    send(batch: Array<OutgoingCommand>, asyncOpts_?: { signal: AbortSignal }) /*throws*/: Promise<Array<Outcome>>;
 /**
  * Reads one page of the change feed after `cursor` (none: from the start). Return
- * `Unsupported` when there is no feed.
+ * `Unsupported` when there is no feed. Throwing is a failed pull.
  */
-    pull(cursor: string | undefined, limit: number, asyncOpts_?: { signal: AbortSignal }): Promise<PullOutcome>;
+    pull(cursor: string | undefined, limit: number, asyncOpts_?: { signal: AbortSignal }) /*throws*/: Promise<PullOutcome>;
 /**
  * Asks the server whether it applied the command sent under `idempotency_key`
  * (`GET /v1/commands/{key}`) and returns its stored result and receipt. Read-only.
  * Return `Unsupported` when the transport cannot ask; `check_receipt` then answers
- * "unknown".
+ * "unknown". Throwing is a failed lookup.
  */
-    receipt(idempotencyKey: string, asyncOpts_?: { signal: AbortSignal }): Promise<ReceiptLookup>;
+    receipt(idempotencyKey: string, asyncOpts_?: { signal: AbortSignal }) /*throws*/: Promise<ReceiptLookup>;
 }
 
 
@@ -8655,9 +8783,10 @@ private constructor(pointer: UniffiHandle) {
 
     
 /**
- * Sends one batch; returns exactly one outcome per command, in batch order.
+ * Sends one batch; returns exactly one outcome per command, in batch order. Throwing
+ * fails the attempt of every command in the batch (retried with backoff).
  */
-    async send(batch: Array<OutgoingCommand>, asyncOpts_?: { signal: AbortSignal }): Promise<Array<Outcome>> {
+    async send(batch: Array<OutgoingCommand>, asyncOpts_?: { signal: AbortSignal }): Promise<Array<Outcome>> /*throws*/ {
     const __stack = uniffiIsDebug ? new Error().stack : undefined;
     try {
         return await uniffiRustCallAsync(
@@ -8688,7 +8817,7 @@ private constructor(pointer: UniffiHandle) {
             },
             /*liftString:*/ FfiConverterString.lift.bind(FfiConverterString),
             /*asyncOpts:*/ asyncOpts_,
-            
+            /*errorHandler:*/ FfiConverterTypeCallbackError.lift.bind(FfiConverterTypeCallbackError)
         );
     } catch (__error: any) {
         if (uniffiIsDebug && __error instanceof Error) {
@@ -8700,9 +8829,9 @@ private constructor(pointer: UniffiHandle) {
     
 /**
  * Reads one page of the change feed after `cursor` (none: from the start). Return
- * `Unsupported` when there is no feed.
+ * `Unsupported` when there is no feed. Throwing is a failed pull.
  */
-    async pull(cursor: string | undefined, limit: number, asyncOpts_?: { signal: AbortSignal }): Promise<PullOutcome> {
+    async pull(cursor: string | undefined, limit: number, asyncOpts_?: { signal: AbortSignal }): Promise<PullOutcome> /*throws*/ {
     const __stack = uniffiIsDebug ? new Error().stack : undefined;
     try {
         return await uniffiRustCallAsync(
@@ -8733,7 +8862,7 @@ private constructor(pointer: UniffiHandle) {
             },
             /*liftString:*/ FfiConverterString.lift.bind(FfiConverterString),
             /*asyncOpts:*/ asyncOpts_,
-            
+            /*errorHandler:*/ FfiConverterTypeCallbackError.lift.bind(FfiConverterTypeCallbackError)
         );
     } catch (__error: any) {
         if (uniffiIsDebug && __error instanceof Error) {
@@ -8747,9 +8876,9 @@ private constructor(pointer: UniffiHandle) {
  * Asks the server whether it applied the command sent under `idempotency_key`
  * (`GET /v1/commands/{key}`) and returns its stored result and receipt. Read-only.
  * Return `Unsupported` when the transport cannot ask; `check_receipt` then answers
- * "unknown".
+ * "unknown". Throwing is a failed lookup.
  */
-    async receipt(idempotencyKey: string, asyncOpts_?: { signal: AbortSignal }): Promise<ReceiptLookup> {
+    async receipt(idempotencyKey: string, asyncOpts_?: { signal: AbortSignal }): Promise<ReceiptLookup> /*throws*/ {
     const __stack = uniffiIsDebug ? new Error().stack : undefined;
     try {
         return await uniffiRustCallAsync(
@@ -8780,7 +8909,7 @@ private constructor(pointer: UniffiHandle) {
             },
             /*liftString:*/ FfiConverterString.lift.bind(FfiConverterString),
             /*asyncOpts:*/ asyncOpts_,
-            
+            /*errorHandler:*/ FfiConverterTypeCallbackError.lift.bind(FfiConverterTypeCallbackError)
         );
     } catch (__error: any) {
         if (uniffiIsDebug && __error instanceof Error) {
@@ -8901,10 +9030,12 @@ const uniffiCallbackInterfaceTransport: { vtable: any; register: () => void; } =
                     }
                 );
             };
-            const uniffiForeignFuture = uniffiTraitInterfaceCallAsync(
+            const uniffiForeignFuture = uniffiTraitInterfaceCallAsyncWithError(
                 /*makeCall:*/ uniffiMakeCall,
                 /*handleSuccess:*/ uniffiHandleSuccess,
                 /*handleError:*/ uniffiHandleError,
+                /*isErrorType:*/ CallbackError.instanceOf,
+                /*lowerError:*/ FfiConverterTypeCallbackError.lower.bind(FfiConverterTypeCallbackError),
                 /*lowerString:*/ FfiConverterString.lower.bind(FfiConverterString),
                 /*alloc:*/ nativeModule().rustbuffer_alloc,
             );
@@ -8946,10 +9077,12 @@ const uniffiCallbackInterfaceTransport: { vtable: any; register: () => void; } =
                     }
                 );
             };
-            const uniffiForeignFuture = uniffiTraitInterfaceCallAsync(
+            const uniffiForeignFuture = uniffiTraitInterfaceCallAsyncWithError(
                 /*makeCall:*/ uniffiMakeCall,
                 /*handleSuccess:*/ uniffiHandleSuccess,
                 /*handleError:*/ uniffiHandleError,
+                /*isErrorType:*/ CallbackError.instanceOf,
+                /*lowerError:*/ FfiConverterTypeCallbackError.lower.bind(FfiConverterTypeCallbackError),
                 /*lowerString:*/ FfiConverterString.lower.bind(FfiConverterString),
                 /*alloc:*/ nativeModule().rustbuffer_alloc,
             );
@@ -8989,10 +9122,12 @@ const uniffiCallbackInterfaceTransport: { vtable: any; register: () => void; } =
                     }
                 );
             };
-            const uniffiForeignFuture = uniffiTraitInterfaceCallAsync(
+            const uniffiForeignFuture = uniffiTraitInterfaceCallAsyncWithError(
                 /*makeCall:*/ uniffiMakeCall,
                 /*handleSuccess:*/ uniffiHandleSuccess,
                 /*handleError:*/ uniffiHandleError,
+                /*isErrorType:*/ CallbackError.instanceOf,
+                /*lowerError:*/ FfiConverterTypeCallbackError.lower.bind(FfiConverterTypeCallbackError),
                 /*lowerString:*/ FfiConverterString.lower.bind(FfiConverterString),
                 /*alloc:*/ nativeModule().rustbuffer_alloc,
             );
@@ -9103,7 +9238,7 @@ function uniffiEnsureInitialized() {
     if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_func_clear_logger() !== 46962) {
         throw new UniffiInternalError.ApiChecksumMismatch("uniffi_outbox_ffi_checksum_func_clear_logger");
     }
-    if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_func_dropped_log_records() !== 63893) {
+    if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_func_dropped_log_records() !== 30165) {
         throw new UniffiInternalError.ApiChecksumMismatch("uniffi_outbox_ffi_checksum_func_dropped_log_records");
     }
     if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_func_outbox_version() !== 55419) {
@@ -9112,16 +9247,16 @@ function uniffiEnsureInitialized() {
     if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_func_set_logger() !== 65036) {
         throw new UniffiInternalError.ApiChecksumMismatch("uniffi_outbox_ffi_checksum_func_set_logger");
     }
-    if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_method_docslistener_on_docs() !== 39898) {
+    if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_method_docslistener_on_docs() !== 1703) {
         throw new UniffiInternalError.ApiChecksumMismatch("uniffi_outbox_ffi_checksum_method_docslistener_on_docs");
     }
-    if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_method_docslistener_on_error() !== 41277) {
+    if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_method_docslistener_on_error() !== 23432) {
         throw new UniffiInternalError.ApiChecksumMismatch("uniffi_outbox_ffi_checksum_method_docslistener_on_error");
     }
-    if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_method_eventlistener_on_event() !== 25748) {
+    if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_method_eventlistener_on_event() !== 51973) {
         throw new UniffiInternalError.ApiChecksumMismatch("uniffi_outbox_ffi_checksum_method_eventlistener_on_event");
     }
-    if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_method_logger_log() !== 51470) {
+    if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_method_logger_log() !== 36523) {
         throw new UniffiInternalError.ApiChecksumMismatch("uniffi_outbox_ffi_checksum_method_logger_log");
     }
     if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_method_mutatorupgrader_upgrade() !== 234) {
@@ -9229,13 +9364,13 @@ function uniffiEnsureInitialized() {
     if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_method_tokenprovider_token() !== 33683) {
         throw new UniffiInternalError.ApiChecksumMismatch("uniffi_outbox_ffi_checksum_method_tokenprovider_token");
     }
-    if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_method_transport_send() !== 62066) {
+    if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_method_transport_send() !== 54895) {
         throw new UniffiInternalError.ApiChecksumMismatch("uniffi_outbox_ffi_checksum_method_transport_send");
     }
-    if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_method_transport_pull() !== 48133) {
+    if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_method_transport_pull() !== 21043) {
         throw new UniffiInternalError.ApiChecksumMismatch("uniffi_outbox_ffi_checksum_method_transport_pull");
     }
-    if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_method_transport_receipt() !== 61149) {
+    if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_method_transport_receipt() !== 22847) {
         throw new UniffiInternalError.ApiChecksumMismatch("uniffi_outbox_ffi_checksum_method_transport_receipt");
     }
 
@@ -9251,6 +9386,7 @@ export default Object.freeze({
   initialize: uniffiEnsureInitialized,
   converters: {
     FfiConverterTypeAttempt,
+    FfiConverterTypeCallbackError,
     FfiConverterTypeCommand,
     FfiConverterTypeCommandState,
     FfiConverterTypeDoc,

@@ -3,8 +3,9 @@
 //!
 //! The engine calls foreign code only from its own runtime threads, never inside a
 //! synchronous call made by the app (a synchronous call that waits on a callback would
-//! deadlock a JavaScript thread). A foreign implementation that throws something it did
-//! not declare surfaces in Rust as a panic; every bridge catches it, logs it and carries on.
+//! deadlock a JavaScript thread). Listeners and the logger return a [`CallbackError`], so
+//! whatever they throw arrives as an error value, which the bridge logs and skips; a panic
+//! from any other callback is caught the same way.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -17,7 +18,7 @@ use outbox::{
     PullOutcome as CorePull, ReceiptLookup as CoreReceiptLookup, Transport as CoreTransport,
 };
 
-use crate::error::{TokenError, UpgradeError};
+use crate::error::{CallbackError, TokenError, UpgradeError};
 use crate::events::OutboxEvent;
 use crate::receipt::Receipt;
 use crate::types::Doc;
@@ -37,8 +38,8 @@ pub trait TokenProvider: Send + Sync {
 /// An exception thrown here is logged and skipped.
 #[uniffi::export(with_foreign)]
 pub trait EventListener: Send + Sync {
-    /// One event.
-    fn on_event(&self, event: OutboxEvent);
+    /// One event. Whatever this throws is logged and that event skipped.
+    fn on_event(&self, event: OutboxEvent) -> Result<(), CallbackError>;
 }
 
 /// Receives the results of a live query (`Outbox.watch`): the current result first, then
@@ -46,9 +47,9 @@ pub trait EventListener: Send + Sync {
 #[uniffi::export(with_foreign)]
 pub trait DocsListener: Send + Sync {
     /// The query's current result.
-    fn on_docs(&self, docs: Vec<Doc>);
+    fn on_docs(&self, docs: Vec<Doc>) -> Result<(), CallbackError>;
     /// Reading failed (the subscription goes on and delivers again on the next change).
-    fn on_error(&self, error: OutboxError);
+    fn on_error(&self, error: OutboxError) -> Result<(), CallbackError>;
 }
 
 /// Severity of a log record.
@@ -69,8 +70,10 @@ pub enum LogLevel {
 /// Receives the library's log records (never containing tokens, args or documents).
 #[uniffi::export(with_foreign)]
 pub trait Logger: Send + Sync {
-    /// One record: `target` is the Rust module, `message` the text with its fields.
-    fn log(&self, level: LogLevel, target: String, message: String);
+    /// One record: `target` is the Rust module, `message` the text with its fields. A record
+    /// this throws on is counted in `dropped_log_records` (never logged again, which would
+    /// loop).
+    fn log(&self, level: LogLevel, target: String, message: String) -> Result<(), CallbackError>;
 }
 
 /// One command handed to a custom [`Transport`].
@@ -212,16 +215,17 @@ pub enum ReceiptLookup {
 #[uniffi::export(with_foreign)]
 #[async_trait]
 pub trait Transport: Send + Sync {
-    /// Sends one batch; returns exactly one outcome per command, in batch order.
-    async fn send(&self, batch: Vec<OutgoingCommand>) -> Vec<Outcome>;
+    /// Sends one batch; returns exactly one outcome per command, in batch order. Throwing
+    /// fails the attempt of every command in the batch (retried with backoff).
+    async fn send(&self, batch: Vec<OutgoingCommand>) -> Result<Vec<Outcome>, CallbackError>;
     /// Reads one page of the change feed after `cursor` (none: from the start). Return
-    /// `Unsupported` when there is no feed.
-    async fn pull(&self, cursor: Option<String>, limit: u32) -> PullOutcome;
+    /// `Unsupported` when there is no feed. Throwing is a failed pull.
+    async fn pull(&self, cursor: Option<String>, limit: u32) -> Result<PullOutcome, CallbackError>;
     /// Asks the server whether it applied the command sent under `idempotency_key`
     /// (`GET /v1/commands/{key}`) and returns its stored result and receipt. Read-only.
     /// Return `Unsupported` when the transport cannot ask; `check_receipt` then answers
-    /// "unknown".
-    async fn receipt(&self, idempotency_key: String) -> ReceiptLookup;
+    /// "unknown". Throwing is a failed lookup.
+    async fn receipt(&self, idempotency_key: String) -> Result<ReceiptLookup, CallbackError>;
 }
 
 /// Upgrades the args of commands queued under an older version of a mutator (see
@@ -248,10 +252,18 @@ impl outbox::Upgrader for UpgraderBridge {
     }
 }
 
-/// Calls a foreign callback, turning an undeclared exception (a panic here) into a log line.
-pub(crate) fn call_foreign(what: &str, f: impl FnOnce()) {
-    if let Err(payload) = std::panic::catch_unwind(AssertUnwindSafe(f)) {
-        let text = crate::error::panic_text(payload.as_ref());
+/// Calls a foreign listener; what it threw (or a panic) comes back as the error's text.
+pub(crate) fn try_foreign(f: impl FnOnce() -> Result<(), CallbackError>) -> Result<(), String> {
+    match std::panic::catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(CallbackError::Failed { reason })) => Err(reason),
+        Err(payload) => Err(crate::error::panic_text(payload.as_ref())),
+    }
+}
+
+/// Calls a foreign listener, turning whatever it threw into a log line.
+pub(crate) fn call_foreign(what: &str, f: impl FnOnce() -> Result<(), CallbackError>) {
+    if let Err(text) = try_foreign(f) {
         tracing::warn!(callback = what, error = %text, "a foreign callback threw; skipped");
     }
 }
@@ -277,12 +289,23 @@ pub(crate) struct TransportBridge(pub Arc<dyn Transport>);
 #[async_trait]
 impl CoreTransport for TransportBridge {
     async fn send(&self, batch: Vec<CoreOutgoing>) -> Vec<CoreOutcome> {
+        let n = batch.len();
         let outgoing = batch.into_iter().map(OutgoingCommand::from).collect();
-        self.0.send(outgoing).await.into_iter().map(CoreOutcome::from).collect()
+        match self.0.send(outgoing).await {
+            Ok(outcomes) => outcomes.into_iter().map(CoreOutcome::from).collect(),
+            Err(CallbackError::Failed { reason }) => {
+                let reason = format!("the transport threw: {reason}");
+                (0..n).map(|_| CoreOutcome::retry(reason.clone())).collect()
+            }
+        }
     }
 
     async fn pull(&self, cursor: Option<String>, limit: u32) -> CorePull {
-        match self.0.pull(cursor, limit).await {
+        let page = match self.0.pull(cursor, limit).await {
+            Ok(p) => p,
+            Err(CallbackError::Failed { reason }) => return CorePull::Failed(format!("the transport threw: {reason}")),
+        };
+        match page {
             PullOutcome::Page { changes, cursor, has_more } => {
                 let mut parsed = Vec::with_capacity(changes.len());
                 for c in changes {
@@ -302,7 +325,10 @@ impl CoreTransport for TransportBridge {
     }
 
     async fn receipt(&self, idempotency_key: &str) -> CoreReceiptLookup {
-        self.0.receipt(idempotency_key.to_string()).await.into()
+        match self.0.receipt(idempotency_key.to_string()).await {
+            Ok(lookup) => lookup.into(),
+            Err(CallbackError::Failed { reason }) => CoreReceiptLookup::Failed(format!("the transport threw: {reason}")),
+        }
     }
 }
 

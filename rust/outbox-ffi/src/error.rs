@@ -255,6 +255,26 @@ impl From<uniffi::UnexpectedUniFFICallbackError> for TokenError {
     }
 }
 
+/// A listener, logger or transport implemented in Kotlin, Swift or TypeScript failed.
+/// A listener's or logger's delivery is skipped; a transport's failure is a failed
+/// attempt, retried with backoff. Never a panic in the engine.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, uniffi::Error)]
+pub enum CallbackError {
+    /// The callback threw (declared or not).
+    #[error("the callback failed: {reason}")]
+    Failed {
+        /// What it threw.
+        reason: String,
+    },
+}
+
+/// Anything the foreign code threw becomes a `Failed`, never a panic in the engine.
+impl From<uniffi::UnexpectedUniFFICallbackError> for CallbackError {
+    fn from(e: uniffi::UnexpectedUniFFICallbackError) -> Self {
+        CallbackError::Failed { reason: e.reason }
+    }
+}
+
 impl From<CoreError> for OutboxError {
     fn from(e: CoreError) -> Self {
         let detail = e.to_string();

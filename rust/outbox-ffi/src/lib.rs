@@ -20,7 +20,7 @@ pub use crate::callbacks::{
     DocChange, DocsListener, EventListener, LogLevel, Logger, MutatorUpgrader, Outcome, OutgoingCommand, PullOutcome,
     ReceiptLookup, TokenProvider, Transport,
 };
-pub use crate::error::{OutboxError, TokenError, UpgradeError};
+pub use crate::error::{CallbackError, OutboxError, TokenError, UpgradeError};
 pub use crate::events::{DocRef, OutboxEvent, Status};
 pub use crate::logging::{clear_logger, dropped_log_records, set_logger};
 pub use crate::outbox::{Edit, Outbox};

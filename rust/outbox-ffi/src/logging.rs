@@ -13,7 +13,7 @@ use tracing::field::{Field, Visit};
 use tracing::{Level, Subscriber};
 use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 
-use crate::callbacks::{call_foreign, LogLevel, Logger};
+use crate::callbacks::{try_foreign, LogLevel, Logger};
 
 const QUEUE: usize = 1024;
 
@@ -58,7 +58,10 @@ fn install(logger: Option<Arc<dyn Logger>>, level: LogLevel) {
         outbox::runtime::handle().spawn(async move {
             while let Some(r) = rx.recv().await {
                 let logger = Arc::clone(&logger);
-                call_foreign("Logger.log", move || logger.log(r.level, r.target, r.message));
+                // Not logged: a logger that throws on every record would loop forever.
+                if try_foreign(move || logger.log(r.level, r.target, r.message)).is_err() {
+                    DROPPED.fetch_add(1, Ordering::Relaxed);
+                }
             }
         });
         Sink { level, tx }
@@ -66,7 +69,7 @@ fn install(logger: Option<Arc<dyn Logger>>, level: LogLevel) {
     *SINK.write().unwrap_or_else(|p| p.into_inner()) = sink;
 }
 
-/// How many log records were dropped because the logger fell behind.
+/// How many log records were dropped because the logger fell behind or threw.
 #[uniffi::export]
 pub fn dropped_log_records() -> u64 {
     DROPPED.load(Ordering::Relaxed)

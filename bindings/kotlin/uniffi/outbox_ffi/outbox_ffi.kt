@@ -1172,22 +1172,22 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if (lib.uniffi_outbox_ffi_checksum_func_clear_logger() != 46962) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if (lib.uniffi_outbox_ffi_checksum_func_dropped_log_records() != 63893) {
+    if (lib.uniffi_outbox_ffi_checksum_func_dropped_log_records() != 30165) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if (lib.uniffi_outbox_ffi_checksum_func_set_logger() != 65036) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if (lib.uniffi_outbox_ffi_checksum_method_docslistener_on_docs() != 39898) {
+    if (lib.uniffi_outbox_ffi_checksum_method_docslistener_on_docs() != 1703) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if (lib.uniffi_outbox_ffi_checksum_method_docslistener_on_error() != 41277) {
+    if (lib.uniffi_outbox_ffi_checksum_method_docslistener_on_error() != 23432) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if (lib.uniffi_outbox_ffi_checksum_method_eventlistener_on_event() != 25748) {
+    if (lib.uniffi_outbox_ffi_checksum_method_eventlistener_on_event() != 51973) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if (lib.uniffi_outbox_ffi_checksum_method_logger_log() != 51470) {
+    if (lib.uniffi_outbox_ffi_checksum_method_logger_log() != 36523) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if (lib.uniffi_outbox_ffi_checksum_method_mutatorupgrader_upgrade() != 234) {
@@ -1196,13 +1196,13 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if (lib.uniffi_outbox_ffi_checksum_method_tokenprovider_token() != 33683) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if (lib.uniffi_outbox_ffi_checksum_method_transport_send() != 62066) {
+    if (lib.uniffi_outbox_ffi_checksum_method_transport_send() != 54895) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if (lib.uniffi_outbox_ffi_checksum_method_transport_pull() != 48133) {
+    if (lib.uniffi_outbox_ffi_checksum_method_transport_pull() != 21043) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if (lib.uniffi_outbox_ffi_checksum_method_transport_receipt() != 61149) {
+    if (lib.uniffi_outbox_ffi_checksum_method_transport_receipt() != 22847) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if (lib.uniffi_outbox_ffi_checksum_method_outbox_check_receipt() != 57213) {
@@ -2038,10 +2038,11 @@ open class DocsListenerImpl: Disposable, AutoCloseable, DocsListener
     
     /**
      * The query's current result.
-     */override fun `onDocs`(`docs`: List<Doc>)
+     */
+    @Throws(CallbackException::class)override fun `onDocs`(`docs`: List<Doc>)
         = 
     callWithHandle {
-    uniffiRustCall() { _status ->
+    uniffiRustCallWithError(CallbackException) { _status ->
     UniffiLib.uniffi_outbox_ffi_fn_method_docslistener_on_docs(
         it,
         FfiConverterSequenceTypeDoc.lower(`docs`),_status)
@@ -2053,10 +2054,11 @@ open class DocsListenerImpl: Disposable, AutoCloseable, DocsListener
     
     /**
      * Reading failed (the subscription goes on and delivers again on the next change).
-     */override fun `onError`(`error`: OutboxException)
+     */
+    @Throws(CallbackException::class)override fun `onError`(`error`: OutboxException)
         = 
     callWithHandle {
-    uniffiRustCall() { _status ->
+    uniffiRustCallWithError(CallbackException) { _status ->
     UniffiLib.uniffi_outbox_ffi_fn_method_docslistener_on_error(
         it,
         FfiConverterTypeOutboxError.lower(`error`),_status)
@@ -2092,7 +2094,12 @@ internal object uniffiCallbackInterfaceDocsListener {
                 )
             }
             val writeReturn = { _: Unit -> Unit }
-            uniffiTraitInterfaceCall(uniffiCallStatus, makeCall, writeReturn)
+            uniffiTraitInterfaceCallWithError(
+                uniffiCallStatus,
+                makeCall,
+                writeReturn,
+                { e: CallbackException -> FfiConverterTypeCallbackError.lower(e) }
+            )
         }
     }
     internal object `onError`: UniffiCallbackInterfaceDocsListenerMethod1 {
@@ -2104,7 +2111,12 @@ internal object uniffiCallbackInterfaceDocsListener {
                 )
             }
             val writeReturn = { _: Unit -> Unit }
-            uniffiTraitInterfaceCall(uniffiCallStatus, makeCall, writeReturn)
+            uniffiTraitInterfaceCallWithError(
+                uniffiCallStatus,
+                makeCall,
+                writeReturn,
+                { e: CallbackException -> FfiConverterTypeCallbackError.lower(e) }
+            )
         }
     }
 
@@ -2275,7 +2287,7 @@ public object FfiConverterTypeDocsListener: FfiConverter<DocsListener, Long> {
 public interface EventListener {
     
     /**
-     * One event.
+     * One event. Whatever this throws is logged and that event skipped.
      */
     fun `onEvent`(`event`: OutboxEvent)
     
@@ -2384,11 +2396,12 @@ open class EventListenerImpl: Disposable, AutoCloseable, EventListener
 
     
     /**
-     * One event.
-     */override fun `onEvent`(`event`: OutboxEvent)
+     * One event. Whatever this throws is logged and that event skipped.
+     */
+    @Throws(CallbackException::class)override fun `onEvent`(`event`: OutboxEvent)
         = 
     callWithHandle {
-    uniffiRustCall() { _status ->
+    uniffiRustCallWithError(CallbackException) { _status ->
     UniffiLib.uniffi_outbox_ffi_fn_method_eventlistener_on_event(
         it,
         FfiConverterTypeOutboxEvent.lower(`event`),_status)
@@ -2424,7 +2437,12 @@ internal object uniffiCallbackInterfaceEventListener {
                 )
             }
             val writeReturn = { _: Unit -> Unit }
-            uniffiTraitInterfaceCall(uniffiCallStatus, makeCall, writeReturn)
+            uniffiTraitInterfaceCallWithError(
+                uniffiCallStatus,
+                makeCall,
+                writeReturn,
+                { e: CallbackException -> FfiConverterTypeCallbackError.lower(e) }
+            )
         }
     }
 
@@ -2593,7 +2611,9 @@ public object FfiConverterTypeEventListener: FfiConverter<EventListener, Long> {
 public interface Logger {
     
     /**
-     * One record: `target` is the Rust module, `message` the text with its fields.
+     * One record: `target` is the Rust module, `message` the text with its fields. A record
+     * this throws on is counted in `dropped_log_records` (never logged again, which would
+     * loop).
      */
     fun `log`(`level`: LogLevel, `target`: kotlin.String, `message`: kotlin.String)
     
@@ -2701,11 +2721,14 @@ open class LoggerImpl: Disposable, AutoCloseable, Logger
 
     
     /**
-     * One record: `target` is the Rust module, `message` the text with its fields.
-     */override fun `log`(`level`: LogLevel, `target`: kotlin.String, `message`: kotlin.String)
+     * One record: `target` is the Rust module, `message` the text with its fields. A record
+     * this throws on is counted in `dropped_log_records` (never logged again, which would
+     * loop).
+     */
+    @Throws(CallbackException::class)override fun `log`(`level`: LogLevel, `target`: kotlin.String, `message`: kotlin.String)
         = 
     callWithHandle {
-    uniffiRustCall() { _status ->
+    uniffiRustCallWithError(CallbackException) { _status ->
     UniffiLib.uniffi_outbox_ffi_fn_method_logger_log(
         it,
         FfiConverterTypeLogLevel.lower(`level`),FfiConverterString.lower(`target`),FfiConverterString.lower(`message`),_status)
@@ -2743,7 +2766,12 @@ internal object uniffiCallbackInterfaceLogger {
                 )
             }
             val writeReturn = { _: Unit -> Unit }
-            uniffiTraitInterfaceCall(uniffiCallStatus, makeCall, writeReturn)
+            uniffiTraitInterfaceCallWithError(
+                uniffiCallStatus,
+                makeCall,
+                writeReturn,
+                { e: CallbackException -> FfiConverterTypeCallbackError.lower(e) }
+            )
         }
     }
 
@@ -5028,13 +5056,14 @@ public object FfiConverterTypeTokenProvider: FfiConverter<TokenProvider, Long> {
 public interface Transport {
     
     /**
-     * Sends one batch; returns exactly one outcome per command, in batch order.
+     * Sends one batch; returns exactly one outcome per command, in batch order. Throwing
+     * fails the attempt of every command in the batch (retried with backoff).
      */
     suspend fun `send`(`batch`: List<OutgoingCommand>): List<Outcome>
     
     /**
      * Reads one page of the change feed after `cursor` (none: from the start). Return
-     * `Unsupported` when there is no feed.
+     * `Unsupported` when there is no feed. Throwing is a failed pull.
      */
     suspend fun `pull`(`cursor`: kotlin.String?, `limit`: kotlin.UInt): PullOutcome
     
@@ -5042,7 +5071,7 @@ public interface Transport {
      * Asks the server whether it applied the command sent under `idempotency_key`
      * (`GET /v1/commands/{key}`) and returns its stored result and receipt. Read-only.
      * Return `Unsupported` when the transport cannot ask; `check_receipt` then answers
-     * "unknown".
+     * "unknown". Throwing is a failed lookup.
      */
     suspend fun `receipt`(`idempotencyKey`: kotlin.String): ReceiptLookup
     
@@ -5150,8 +5179,10 @@ open class TransportImpl: Disposable, AutoCloseable, Transport
 
     
     /**
-     * Sends one batch; returns exactly one outcome per command, in batch order.
+     * Sends one batch; returns exactly one outcome per command, in batch order. Throwing
+     * fails the attempt of every command in the batch (retried with backoff).
      */
+    @Throws(CallbackException::class)
     @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
     override suspend fun `send`(`batch`: List<OutgoingCommand>) : List<Outcome> {
         return uniffiRustCallAsync(
@@ -5167,15 +5198,16 @@ open class TransportImpl: Disposable, AutoCloseable, Transport
         // lift function
         { FfiConverterSequenceTypeOutcome.lift(it) },
         // Error FFI converter
-        UniffiNullRustCallStatusErrorHandler,
+        CallbackException.ErrorHandler,
     )
     }
 
     
     /**
      * Reads one page of the change feed after `cursor` (none: from the start). Return
-     * `Unsupported` when there is no feed.
+     * `Unsupported` when there is no feed. Throwing is a failed pull.
      */
+    @Throws(CallbackException::class)
     @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
     override suspend fun `pull`(`cursor`: kotlin.String?, `limit`: kotlin.UInt) : PullOutcome {
         return uniffiRustCallAsync(
@@ -5191,7 +5223,7 @@ open class TransportImpl: Disposable, AutoCloseable, Transport
         // lift function
         { FfiConverterTypePullOutcome.lift(it) },
         // Error FFI converter
-        UniffiNullRustCallStatusErrorHandler,
+        CallbackException.ErrorHandler,
     )
     }
 
@@ -5200,8 +5232,9 @@ open class TransportImpl: Disposable, AutoCloseable, Transport
      * Asks the server whether it applied the command sent under `idempotency_key`
      * (`GET /v1/commands/{key}`) and returns its stored result and receipt. Read-only.
      * Return `Unsupported` when the transport cannot ask; `check_receipt` then answers
-     * "unknown".
+     * "unknown". Throwing is a failed lookup.
      */
+    @Throws(CallbackException::class)
     @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
     override suspend fun `receipt`(`idempotencyKey`: kotlin.String) : ReceiptLookup {
         return uniffiRustCallAsync(
@@ -5217,7 +5250,7 @@ open class TransportImpl: Disposable, AutoCloseable, Transport
         // lift function
         { FfiConverterTypeReceiptLookup.lift(it) },
         // Error FFI converter
-        UniffiNullRustCallStatusErrorHandler,
+        CallbackException.ErrorHandler,
     )
     }
 
@@ -5264,10 +5297,11 @@ internal object uniffiCallbackInterfaceTransport {
                     ),
                 )
             }
-            uniffiTraitInterfaceCallAsync(
+            uniffiTraitInterfaceCallAsyncWithError(
                 makeCall,
                 uniffiHandleSuccess,
                 uniffiHandleError,
+                { e: CallbackException -> FfiConverterTypeCallbackError.lower(e) },
                 uniffiOutDroppedCallback
             )
         }
@@ -5298,10 +5332,11 @@ internal object uniffiCallbackInterfaceTransport {
                     ),
                 )
             }
-            uniffiTraitInterfaceCallAsync(
+            uniffiTraitInterfaceCallAsyncWithError(
                 makeCall,
                 uniffiHandleSuccess,
                 uniffiHandleError,
+                { e: CallbackException -> FfiConverterTypeCallbackError.lower(e) },
                 uniffiOutDroppedCallback
             )
         }
@@ -5331,10 +5366,11 @@ internal object uniffiCallbackInterfaceTransport {
                     ),
                 )
             }
-            uniffiTraitInterfaceCallAsync(
+            uniffiTraitInterfaceCallAsyncWithError(
                 makeCall,
                 uniffiHandleSuccess,
                 uniffiHandleError,
+                { e: CallbackException -> FfiConverterTypeCallbackError.lower(e) },
                 uniffiOutDroppedCallback
             )
         }
@@ -6778,6 +6814,79 @@ public object FfiConverterTypeUpgradeReport: FfiConverterRustBuffer<UpgradeRepor
             FfiConverterULong.write(value.`upgraded`, buf)
             FfiConverterULong.write(value.`wedged`, buf)
     }
+}
+
+
+
+
+
+/**
+ * A listener, logger or transport implemented in Kotlin, Swift or TypeScript failed.
+ * A listener's or logger's delivery is skipped; a transport's failure is a failed
+ * attempt, retried with backoff. Never a panic in the engine.
+ */
+sealed class CallbackException: kotlin.Exception() {
+    
+    /**
+     * The callback threw (declared or not).
+     */
+    class Failed(
+        
+        /**
+         * What it threw.
+         */
+        val `reason`: kotlin.String
+        ) : CallbackException() {
+        override val message
+            get() = "reason=${ `reason` }"
+    }
+    
+
+    
+
+
+    companion object ErrorHandler : UniffiRustCallStatusErrorHandler<CallbackException> {
+        override fun lift(error_buf: RustBuffer.ByValue): CallbackException = FfiConverterTypeCallbackError.lift(error_buf)
+    }
+
+    
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeCallbackError : FfiConverterRustBuffer<CallbackException> {
+    override fun read(buf: ByteBuffer): CallbackException {
+        
+
+        return when(buf.getInt()) {
+            1 -> CallbackException.Failed(
+                FfiConverterString.read(buf),
+                )
+            else -> throw RuntimeException("invalid error enum value, something is very wrong!!")
+        }
+    }
+
+    override fun allocationSize(value: CallbackException): ULong {
+        return when(value) {
+            is CallbackException.Failed -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`reason`)
+            )
+        }
+    }
+
+    override fun write(value: CallbackException, buf: ByteBuffer) {
+        when(value) {
+            is CallbackException.Failed -> {
+                buf.putInt(1)
+                FfiConverterString.write(value.`reason`, buf)
+                Unit
+            }
+        }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
+    }
+
 }
 
 
@@ -10476,7 +10585,7 @@ public object FfiConverterMapStringLong: FfiConverterRustBuffer<Map<kotlin.Strin
     
 
         /**
-         * How many log records were dropped because the logger fell behind.
+         * How many log records were dropped because the logger fell behind or threw.
          */ fun `droppedLogRecords`(): kotlin.ULong {
             return FfiConverterULong.lift(
     uniffiRustCall() { _status ->

@@ -584,12 +584,12 @@ public protocol DocsListener: AnyObject, Sendable {
     /**
      * The query's current result.
      */
-    func onDocs(docs: [Doc]) 
+    func onDocs(docs: [Doc]) throws 
     
     /**
      * Reading failed (the subscription goes on and delivers again on the next change).
      */
-    func onError(error: OutboxError) 
+    func onError(error: OutboxError) throws 
     
 }
 /**
@@ -652,7 +652,7 @@ open class DocsListenerImpl: DocsListener, @unchecked Sendable {
     /**
      * The query's current result.
      */
-open func onDocs(docs: [Doc])  {try! rustCall() {
+open func onDocs(docs: [Doc])throws   {try rustCallWithError(FfiConverterTypeCallbackError_lift) {
     uniffi_outbox_ffi_fn_method_docslistener_on_docs(
             self.uniffiCloneHandle(),
         FfiConverterSequenceTypeDoc.lower(docs),$0
@@ -663,7 +663,7 @@ open func onDocs(docs: [Doc])  {try! rustCall() {
     /**
      * Reading failed (the subscription goes on and delivers again on the next change).
      */
-open func onError(error: OutboxError)  {try! rustCall() {
+open func onError(error: OutboxError)throws   {try rustCallWithError(FfiConverterTypeCallbackError_lift) {
     uniffi_outbox_ffi_fn_method_docslistener_on_error(
             self.uniffiCloneHandle(),
         FfiConverterTypeOutboxError_lower(error),$0
@@ -710,17 +710,18 @@ fileprivate struct UniffiCallbackInterfaceDocsListener {
                 guard let uniffiObj = try? FfiConverterTypeDocsListener.handleMap.get(handle: uniffiHandle) else {
                     throw UniffiInternalError.unexpectedStaleHandle
                 }
-                return uniffiObj.onDocs(
+                return try uniffiObj.onDocs(
                      docs: try FfiConverterSequenceTypeDoc.lift(docs)
                 )
             }
 
             
             let writeReturn = { () }
-            uniffiTraitInterfaceCall(
+            uniffiTraitInterfaceCallWithError(
                 callStatus: uniffiCallStatus,
                 makeCall: makeCall,
-                writeReturn: writeReturn
+                writeReturn: writeReturn,
+                lowerError: FfiConverterTypeCallbackError_lower
             )
         },
         onError: { (
@@ -734,17 +735,18 @@ fileprivate struct UniffiCallbackInterfaceDocsListener {
                 guard let uniffiObj = try? FfiConverterTypeDocsListener.handleMap.get(handle: uniffiHandle) else {
                     throw UniffiInternalError.unexpectedStaleHandle
                 }
-                return uniffiObj.onError(
+                return try uniffiObj.onError(
                      error: try FfiConverterTypeOutboxError_lift(error)
                 )
             }
 
             
             let writeReturn = { () }
-            uniffiTraitInterfaceCall(
+            uniffiTraitInterfaceCallWithError(
                 callStatus: uniffiCallStatus,
                 makeCall: makeCall,
-                writeReturn: writeReturn
+                writeReturn: writeReturn,
+                lowerError: FfiConverterTypeCallbackError_lower
             )
         }
     )
@@ -833,9 +835,9 @@ public func FfiConverterTypeDocsListener_lower(_ value: DocsListener) -> UInt64 
 public protocol EventListener: AnyObject, Sendable {
     
     /**
-     * One event.
+     * One event. Whatever this throws is logged and that event skipped.
      */
-    func onEvent(event: OutboxEvent) 
+    func onEvent(event: OutboxEvent) throws 
     
 }
 /**
@@ -896,9 +898,9 @@ open class EventListenerImpl: EventListener, @unchecked Sendable {
 
     
     /**
-     * One event.
+     * One event. Whatever this throws is logged and that event skipped.
      */
-open func onEvent(event: OutboxEvent)  {try! rustCall() {
+open func onEvent(event: OutboxEvent)throws   {try rustCallWithError(FfiConverterTypeCallbackError_lift) {
     uniffi_outbox_ffi_fn_method_eventlistener_on_event(
             self.uniffiCloneHandle(),
         FfiConverterTypeOutboxEvent_lower(event),$0
@@ -945,17 +947,18 @@ fileprivate struct UniffiCallbackInterfaceEventListener {
                 guard let uniffiObj = try? FfiConverterTypeEventListener.handleMap.get(handle: uniffiHandle) else {
                     throw UniffiInternalError.unexpectedStaleHandle
                 }
-                return uniffiObj.onEvent(
+                return try uniffiObj.onEvent(
                      event: try FfiConverterTypeOutboxEvent_lift(event)
                 )
             }
 
             
             let writeReturn = { () }
-            uniffiTraitInterfaceCall(
+            uniffiTraitInterfaceCallWithError(
                 callStatus: uniffiCallStatus,
                 makeCall: makeCall,
-                writeReturn: writeReturn
+                writeReturn: writeReturn,
+                lowerError: FfiConverterTypeCallbackError_lower
             )
         }
     )
@@ -1043,9 +1046,11 @@ public func FfiConverterTypeEventListener_lower(_ value: EventListener) -> UInt6
 public protocol Logger: AnyObject, Sendable {
     
     /**
-     * One record: `target` is the Rust module, `message` the text with its fields.
+     * One record: `target` is the Rust module, `message` the text with its fields. A record
+     * this throws on is counted in `dropped_log_records` (never logged again, which would
+     * loop).
      */
-    func log(level: LogLevel, target: String, message: String) 
+    func log(level: LogLevel, target: String, message: String) throws 
     
 }
 /**
@@ -1105,9 +1110,11 @@ open class LoggerImpl: Logger, @unchecked Sendable {
 
     
     /**
-     * One record: `target` is the Rust module, `message` the text with its fields.
+     * One record: `target` is the Rust module, `message` the text with its fields. A record
+     * this throws on is counted in `dropped_log_records` (never logged again, which would
+     * loop).
      */
-open func log(level: LogLevel, target: String, message: String)  {try! rustCall() {
+open func log(level: LogLevel, target: String, message: String)throws   {try rustCallWithError(FfiConverterTypeCallbackError_lift) {
     uniffi_outbox_ffi_fn_method_logger_log(
             self.uniffiCloneHandle(),
         FfiConverterTypeLogLevel_lower(level),
@@ -1158,7 +1165,7 @@ fileprivate struct UniffiCallbackInterfaceLogger {
                 guard let uniffiObj = try? FfiConverterTypeLogger.handleMap.get(handle: uniffiHandle) else {
                     throw UniffiInternalError.unexpectedStaleHandle
                 }
-                return uniffiObj.log(
+                return try uniffiObj.log(
                      level: try FfiConverterTypeLogLevel_lift(level),
                      target: try FfiConverterString.lift(target),
                      message: try FfiConverterString.lift(message)
@@ -1167,10 +1174,11 @@ fileprivate struct UniffiCallbackInterfaceLogger {
 
             
             let writeReturn = { () }
-            uniffiTraitInterfaceCall(
+            uniffiTraitInterfaceCallWithError(
                 callStatus: uniffiCallStatus,
                 makeCall: makeCall,
-                writeReturn: writeReturn
+                writeReturn: writeReturn,
+                lowerError: FfiConverterTypeCallbackError_lower
             )
         }
     )
@@ -2762,23 +2770,24 @@ public func FfiConverterTypeTokenProvider_lower(_ value: TokenProvider) -> UInt6
 public protocol Transport: AnyObject, Sendable {
     
     /**
-     * Sends one batch; returns exactly one outcome per command, in batch order.
+     * Sends one batch; returns exactly one outcome per command, in batch order. Throwing
+     * fails the attempt of every command in the batch (retried with backoff).
      */
-    func send(batch: [OutgoingCommand]) async  -> [Outcome]
+    func send(batch: [OutgoingCommand]) async throws  -> [Outcome]
     
     /**
      * Reads one page of the change feed after `cursor` (none: from the start). Return
-     * `Unsupported` when there is no feed.
+     * `Unsupported` when there is no feed. Throwing is a failed pull.
      */
-    func pull(cursor: String?, limit: UInt32) async  -> PullOutcome
+    func pull(cursor: String?, limit: UInt32) async throws  -> PullOutcome
     
     /**
      * Asks the server whether it applied the command sent under `idempotency_key`
      * (`GET /v1/commands/{key}`) and returns its stored result and receipt. Read-only.
      * Return `Unsupported` when the transport cannot ask; `check_receipt` then answers
-     * "unknown".
+     * "unknown". Throwing is a failed lookup.
      */
-    func receipt(idempotencyKey: String) async  -> ReceiptLookup
+    func receipt(idempotencyKey: String) async throws  -> ReceiptLookup
     
 }
 /**
@@ -2838,11 +2847,12 @@ open class TransportImpl: Transport, @unchecked Sendable {
 
     
     /**
-     * Sends one batch; returns exactly one outcome per command, in batch order.
+     * Sends one batch; returns exactly one outcome per command, in batch order. Throwing
+     * fails the attempt of every command in the batch (retried with backoff).
      */
-open func send(batch: [OutgoingCommand])async  -> [Outcome]  {
+open func send(batch: [OutgoingCommand])async throws  -> [Outcome]  {
     return
-        try!  await uniffiRustCallAsync(
+        try  await uniffiRustCallAsync(
             rustFutureFunc: {
                 uniffi_outbox_ffi_fn_method_transport_send(
                     self.uniffiCloneHandle(),
@@ -2853,18 +2863,17 @@ open func send(batch: [OutgoingCommand])async  -> [Outcome]  {
             completeFunc: ffi_outbox_ffi_rust_future_complete_rust_buffer,
             freeFunc: ffi_outbox_ffi_rust_future_free_rust_buffer,
             liftFunc: FfiConverterSequenceTypeOutcome.lift,
-            errorHandler: nil
-            
+            errorHandler: FfiConverterTypeCallbackError_lift
         )
 }
     
     /**
      * Reads one page of the change feed after `cursor` (none: from the start). Return
-     * `Unsupported` when there is no feed.
+     * `Unsupported` when there is no feed. Throwing is a failed pull.
      */
-open func pull(cursor: String?, limit: UInt32)async  -> PullOutcome  {
+open func pull(cursor: String?, limit: UInt32)async throws  -> PullOutcome  {
     return
-        try!  await uniffiRustCallAsync(
+        try  await uniffiRustCallAsync(
             rustFutureFunc: {
                 uniffi_outbox_ffi_fn_method_transport_pull(
                     self.uniffiCloneHandle(),
@@ -2875,8 +2884,7 @@ open func pull(cursor: String?, limit: UInt32)async  -> PullOutcome  {
             completeFunc: ffi_outbox_ffi_rust_future_complete_rust_buffer,
             freeFunc: ffi_outbox_ffi_rust_future_free_rust_buffer,
             liftFunc: FfiConverterTypePullOutcome_lift,
-            errorHandler: nil
-            
+            errorHandler: FfiConverterTypeCallbackError_lift
         )
 }
     
@@ -2884,11 +2892,11 @@ open func pull(cursor: String?, limit: UInt32)async  -> PullOutcome  {
      * Asks the server whether it applied the command sent under `idempotency_key`
      * (`GET /v1/commands/{key}`) and returns its stored result and receipt. Read-only.
      * Return `Unsupported` when the transport cannot ask; `check_receipt` then answers
-     * "unknown".
+     * "unknown". Throwing is a failed lookup.
      */
-open func receipt(idempotencyKey: String)async  -> ReceiptLookup  {
+open func receipt(idempotencyKey: String)async throws  -> ReceiptLookup  {
     return
-        try!  await uniffiRustCallAsync(
+        try  await uniffiRustCallAsync(
             rustFutureFunc: {
                 uniffi_outbox_ffi_fn_method_transport_receipt(
                     self.uniffiCloneHandle(),
@@ -2899,8 +2907,7 @@ open func receipt(idempotencyKey: String)async  -> ReceiptLookup  {
             completeFunc: ffi_outbox_ffi_rust_future_complete_rust_buffer,
             freeFunc: ffi_outbox_ffi_rust_future_free_rust_buffer,
             liftFunc: FfiConverterTypeReceiptLookup_lift,
-            errorHandler: nil
-            
+            errorHandler: FfiConverterTypeCallbackError_lift
         )
 }
     
@@ -2944,7 +2951,7 @@ fileprivate struct UniffiCallbackInterfaceTransport {
                 guard let uniffiObj = try? FfiConverterTypeTransport.handleMap.get(handle: uniffiHandle) else {
                     throw UniffiInternalError.unexpectedStaleHandle
                 }
-                return await uniffiObj.send(
+                return try await uniffiObj.send(
                      batch: try FfiConverterSequenceTypeOutgoingCommand.lift(batch)
                 )
             }
@@ -2967,10 +2974,11 @@ fileprivate struct UniffiCallbackInterfaceTransport {
                     )
                 )
             }
-            uniffiTraitInterfaceCallAsync(
+            uniffiTraitInterfaceCallAsyncWithError(
                 makeCall: makeCall,
                 handleSuccess: uniffiHandleSuccess,
                 handleError: uniffiHandleError,
+                lowerError: FfiConverterTypeCallbackError_lower,
                 droppedCallback: uniffiOutDroppedCallback
             )
         },
@@ -2987,7 +2995,7 @@ fileprivate struct UniffiCallbackInterfaceTransport {
                 guard let uniffiObj = try? FfiConverterTypeTransport.handleMap.get(handle: uniffiHandle) else {
                     throw UniffiInternalError.unexpectedStaleHandle
                 }
-                return await uniffiObj.pull(
+                return try await uniffiObj.pull(
                      cursor: try FfiConverterOptionString.lift(cursor),
                      limit: try FfiConverterUInt32.lift(limit)
                 )
@@ -3011,10 +3019,11 @@ fileprivate struct UniffiCallbackInterfaceTransport {
                     )
                 )
             }
-            uniffiTraitInterfaceCallAsync(
+            uniffiTraitInterfaceCallAsyncWithError(
                 makeCall: makeCall,
                 handleSuccess: uniffiHandleSuccess,
                 handleError: uniffiHandleError,
+                lowerError: FfiConverterTypeCallbackError_lower,
                 droppedCallback: uniffiOutDroppedCallback
             )
         },
@@ -3030,7 +3039,7 @@ fileprivate struct UniffiCallbackInterfaceTransport {
                 guard let uniffiObj = try? FfiConverterTypeTransport.handleMap.get(handle: uniffiHandle) else {
                     throw UniffiInternalError.unexpectedStaleHandle
                 }
-                return await uniffiObj.receipt(
+                return try await uniffiObj.receipt(
                      idempotencyKey: try FfiConverterString.lift(idempotencyKey)
                 )
             }
@@ -3053,10 +3062,11 @@ fileprivate struct UniffiCallbackInterfaceTransport {
                     )
                 )
             }
-            uniffiTraitInterfaceCallAsync(
+            uniffiTraitInterfaceCallAsyncWithError(
                 makeCall: makeCall,
                 handleSuccess: uniffiHandleSuccess,
                 handleError: uniffiHandleError,
+                lowerError: FfiConverterTypeCallbackError_lower,
                 droppedCallback: uniffiOutDroppedCallback
             )
         }
@@ -5033,6 +5043,91 @@ public func FfiConverterTypeUpgradeReport_lift(_ buf: RustBuffer) throws -> Upgr
 #endif
 public func FfiConverterTypeUpgradeReport_lower(_ value: UpgradeReport) -> RustBuffer {
     return FfiConverterTypeUpgradeReport.lower(value)
+}
+
+
+/**
+ * A listener, logger or transport implemented in Kotlin, Swift or TypeScript failed.
+ * A listener's or logger's delivery is skipped; a transport's failure is a failed
+ * attempt, retried with backoff. Never a panic in the engine.
+ */
+public enum CallbackError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
+
+    
+    
+    /**
+     * The callback threw (declared or not).
+     */
+    case Failed(
+        /**
+         * What it threw.
+         */reason: String
+    )
+
+    
+
+    
+
+    
+    public var errorDescription: String? {
+        String(reflecting: self)
+    }
+    
+}
+
+#if compiler(>=6)
+extension CallbackError: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeCallbackError: FfiConverterRustBuffer {
+    typealias SwiftType = CallbackError
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> CallbackError {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+
+        
+
+        
+        case 1: return .Failed(
+            reason: try FfiConverterString.read(from: &buf)
+            )
+
+         default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: CallbackError, into buf: inout [UInt8]) {
+        switch value {
+
+        
+
+        
+        
+        case let .Failed(reason):
+            writeInt(&buf, Int32(1))
+            FfiConverterString.write(reason, into: &buf)
+            
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeCallbackError_lift(_ buf: RustBuffer) throws -> CallbackError {
+    return try FfiConverterTypeCallbackError.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeCallbackError_lower(_ value: CallbackError) -> RustBuffer {
+    return FfiConverterTypeCallbackError.lower(value)
 }
 
 // Note that we don't yet support `indirect` for enums.
@@ -8201,7 +8296,7 @@ public func clearLogger()  {try! rustCall() {
 }
 }
 /**
- * How many log records were dropped because the logger fell behind.
+ * How many log records were dropped because the logger fell behind or threw.
  */
 public func droppedLogRecords() -> UInt64  {
     return try!  FfiConverterUInt64.lift(try! rustCall() {
@@ -8242,22 +8337,22 @@ private let initializationResult: InitializationResult = {
     if (uniffi_outbox_ffi_checksum_func_clear_logger() != 46962) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_outbox_ffi_checksum_func_dropped_log_records() != 63893) {
+    if (uniffi_outbox_ffi_checksum_func_dropped_log_records() != 30165) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_outbox_ffi_checksum_func_set_logger() != 65036) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_outbox_ffi_checksum_method_docslistener_on_docs() != 39898) {
+    if (uniffi_outbox_ffi_checksum_method_docslistener_on_docs() != 1703) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_outbox_ffi_checksum_method_docslistener_on_error() != 41277) {
+    if (uniffi_outbox_ffi_checksum_method_docslistener_on_error() != 23432) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_outbox_ffi_checksum_method_eventlistener_on_event() != 25748) {
+    if (uniffi_outbox_ffi_checksum_method_eventlistener_on_event() != 51973) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_outbox_ffi_checksum_method_logger_log() != 51470) {
+    if (uniffi_outbox_ffi_checksum_method_logger_log() != 36523) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_outbox_ffi_checksum_method_mutatorupgrader_upgrade() != 234) {
@@ -8266,13 +8361,13 @@ private let initializationResult: InitializationResult = {
     if (uniffi_outbox_ffi_checksum_method_tokenprovider_token() != 33683) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_outbox_ffi_checksum_method_transport_send() != 62066) {
+    if (uniffi_outbox_ffi_checksum_method_transport_send() != 54895) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_outbox_ffi_checksum_method_transport_pull() != 48133) {
+    if (uniffi_outbox_ffi_checksum_method_transport_pull() != 21043) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_outbox_ffi_checksum_method_transport_receipt() != 61149) {
+    if (uniffi_outbox_ffi_checksum_method_transport_receipt() != 22847) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_outbox_ffi_checksum_method_outbox_check_receipt() != 57213) {

@@ -6,14 +6,15 @@ import XCTest
 
 /// A Swift transport that applies everything and records what it was sent. `misbehave` answers
 /// the first calls wrongly: `.noOutcomes` returns nothing for the batch, `.garbage` a result
-/// that is not JSON.
+/// that is not JSON, `.throwing` throws a Swift error of its own.
 final class RecordingTransport: Transport, @unchecked Sendable {
-    enum Misbehaviour { case noOutcomes, garbage }
+    enum Misbehaviour { case noOutcomes, garbage, throwing }
+    struct NetworkStackFailed: Error {}
     private let state: Locked<(batches: [[OutgoingCommand]], script: [Misbehaviour])>
     init(misbehave: [Misbehaviour] = []) { state = Locked(([], misbehave)) }
     var sent: [OutgoingCommand] { state.get.batches.flatMap { $0 } }
 
-    func send(batch: [OutgoingCommand]) async -> [Outcome] {
+    func send(batch: [OutgoingCommand]) async throws -> [Outcome] {
         let next: Misbehaviour? = state.withValue { s in
             s.batches.append(batch)
             return s.script.isEmpty ? nil : s.script.removeFirst()
@@ -21,6 +22,7 @@ final class RecordingTransport: Transport, @unchecked Sendable {
         switch next {
         case .noOutcomes?: return []
         case .garbage?: return batch.map { _ in .applied(result: "{not json", changes: []) }
+        case .throwing?: throw NetworkStackFailed()
         case nil: return batch.map { .applied(result: "{\"echo\":\"\($0.mutator)\"}", changes: []) }
         }
     }
@@ -116,16 +118,17 @@ final class CallbacksTests: OutboxTestCase {
     }
 
     func testAMisbehavingSwiftTransportIsRetriedUnderTheSameKeyAndTheEngineGoesOn() async throws {
-        // A Swift `send` cannot throw (it is not `throws`); what it can get wrong is its answer.
-        let transport = RecordingTransport(misbehave: [.noOutcomes, .garbage])
+        // No outcomes, unparsable outcomes and a thrown error are each a failed attempt.
+        let transport = RecordingTransport(misbehave: [.noOutcomes, .garbage, .throwing])
         let ob = track(try await Outbox.openWithTransport(config: config(try tempDb()), transport: transport))
         try ob.registerMutator(name: "createOrder", options: MutatorOptions())
         let id = try await ob.enqueue(request: order("s-misbehaves"))
         let settled = try await settle(ob, id)
         XCTAssertTrue(settled.isSucceeded, "\(settled)")
         let cmd = try await ob.command(id: id)
-        XCTAssertGreaterThanOrEqual(cmd.history.count, 3, "two failed attempts, then the good one: \(cmd.history)")
-        XCTAssertEqual(transport.sent.map(\.attempt), [1, 2, 3])
+        XCTAssertGreaterThanOrEqual(cmd.history.count, 4, "three failed attempts, then the good one: \(cmd.history)")
+        XCTAssertTrue(cmd.history.contains { $0.error?.contains("the transport threw") == true }, "\(cmd.history)")
+        XCTAssertEqual(transport.sent.map(\.attempt), [1, 2, 3, 4])
         XCTAssertEqual(Set(transport.sent.map(\.idempotencyKey)), [cmd.idempotencyKey])
     }
 
@@ -198,6 +201,37 @@ final class CallbacksTests: OutboxTestCase {
         _ = try await ob.enqueue(request: EnqueueRequest(mutator: "late-1", args: "{}"))
         good.cancel()
         reentrant.extra.get.forEach { $0.cancel() }
+    }
+
+    func testAListenerThatThrowsIsSkippedAndTheOthersStillHearEverything() async throws {
+        struct ListenerBroke: Error {}
+        final class Throwing: EventListener, @unchecked Sendable {
+            let calls = Locked(0)
+            func onEvent(event: OutboxEvent) throws {
+                calls.withValue { $0 += 1 }
+                throw ListenerBroke()
+            }
+        }
+        let server = try startServer()
+        let ob = try await openOutbox(try tempDb(), server)
+        let throwing = Throwing()
+        let bad = try ob.subscribe(listener: throwing)
+        let healthy = Collector()
+        let good = try ob.subscribe(listener: healthy)
+        var ids: [String] = []
+        for i in 1...3 { ids.append(try await ob.enqueue(request: order("s-throwing-listener-\(i)"))) }
+        for id in ids {
+            let settled = try await settle(ob, id)
+            XCTAssertTrue(settled.isSucceeded, "\(settled)")
+        }
+        try await eventually("the healthy listener saw every success") {
+            healthy.all.filter { if case .stateChanged(_, _, .succeeded) = $0 { return true }; return false }.count == 3
+        }
+        // It threw on every event and was still called for each one, not dropped after the first.
+        XCTAssertGreaterThanOrEqual(throwing.calls.get, 6)
+        XCTAssertFalse(bad.isFinished())
+        bad.cancel()
+        good.cancel()
     }
 
     func testWatchDeliversTheCurrentResultThenEachChange() async throws {
