@@ -22,6 +22,16 @@ impl outbox::Transport for ApplyAll {
     }
 }
 
+/// With `OUTBOX_BENCH_IO_MARKS=1`, writes `io-mark <what>` to stderr: the markers
+/// `scripts/measure-drain-io.sh` looks for in an strace log to count the drain's own
+/// fsyncs and writes.
+fn io_mark(what: &str) {
+    if std::env::var_os("OUTBOX_BENCH_IO_MARKS").is_some() {
+        // One write call, so that the marker is one line of the strace log.
+        let _ = std::io::Write::write_all(&mut std::io::stderr(), format!("io-mark {what}\n").as_bytes());
+    }
+}
+
 fn offline_outbox(dir: &tempfile::TempDir, transport: Option<Arc<dyn outbox::Transport>>) -> Result<Outbox> {
     let mut config = Config::new(dir.path().join("bench.db"), "bench", "ws");
     config.start_online = false;
@@ -101,10 +111,12 @@ pub async fn drain_local(n: usize) -> Result<Vec<String>> {
     let dir = tempfile::tempdir()?;
     let ob = offline_outbox(&dir, Some(Arc::new(ApplyAll)))?;
     fill(&ob, n)?;
+    io_mark("drain-start");
     let start = Instant::now();
     ob.set_online(true)?;
     let report = ob.drain_for(Duration::from_secs(600)).await?;
     let total = start.elapsed();
+    io_mark("drain-end");
     if report.remaining != 0 || ob.status()?.succeeded as usize != n {
         return Err(format!("drain left {} commands", report.remaining).into());
     }

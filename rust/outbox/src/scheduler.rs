@@ -24,7 +24,7 @@ use tokio::task::JoinSet;
 
 use crate::command::{CommandState, Settlement};
 use crate::config::Config;
-use crate::db::{now_ms, Db};
+use crate::db::{now_ms, Commit, Db};
 use crate::error::{Error, Result};
 use crate::events::Event;
 use crate::hooks::BeforeRetry;
@@ -347,7 +347,7 @@ impl Engine {
         // Record what finished and start what is ready in ONE transaction: settling frees
         // lanes, so the ready set is read after it, inside the same transaction.
         let recording = lock(&self.recording);
-        let written = self.db.write(|tx| {
+        let written = self.db.write_with(crate::settle::commit_for(&finished), |tx| {
             lease::check_fence(tx, &self.owner, generation)?;
             let recorded = self.record_in(tx, &finished, generation, now)?;
             queue::clamp_due(tx, now, cap_ms)?;
@@ -406,7 +406,7 @@ impl Engine {
         }
         let now = now_ms();
         let _recording = lock(&self.recording);
-        match self.db.write(|tx| {
+        match self.db.write_with(crate::settle::commit_for(&finished), |tx| {
             lease::check_fence(tx, &self.owner, generation)?;
             self.record_in(tx, &finished, generation, now)
         }) {
@@ -435,7 +435,8 @@ impl Engine {
                 return Ok(Ok(l.generation));
             }
         }
-        let status = self.db.write(|tx| {
+        // Relaxed: a lease write lost to a power cut died with every process that used it.
+        let status = self.db.write_with(Commit::Relaxed, |tx| {
             let status = lease::acquire(tx, &self.owner, ttl_ms, now)?;
             let reset = match status {
                 LeaseStatus::Held { taken: true, .. } => queue::reset_in_flight(tx, now)?,
@@ -468,7 +469,7 @@ impl Engine {
 
     fn prune(&self) {
         let cutoff = now_ms() - self.config.retention.as_millis() as i64;
-        if let Err(e) = self.db.write(|tx| queue::prune(tx, cutoff)) {
+        if let Err(e) = self.db.write_with(Commit::Relaxed, |tx| queue::prune(tx, cutoff)) {
             tracing::warn!(error = %e, "pruning finished commands failed");
         }
     }

@@ -17,6 +17,7 @@ use std::sync::Mutex;
 use rusqlite::Transaction;
 
 use crate::command::CommandId;
+use crate::db::Commit;
 use crate::error::Result;
 use crate::events::Event;
 use crate::queue::{self, Change};
@@ -50,6 +51,23 @@ impl SettleQueue {
         let mut waiting = lock(&self.waiting);
         sends.append(&mut waiting);
         *waiting = sends;
+    }
+}
+
+/// How the transaction that records `sends` must commit. Losing a success or a retry to a
+/// power cut only makes the command go out again under the same idempotency key, which
+/// the server answers `duplicate` with the stored result: no fsync needed. A rejection or
+/// a conflict is fsynced: the server keeps no answer for it under the key, so a resend
+/// could be applied (e.g. once stock is replenished) where the cashier saw "failed".
+pub(crate) fn commit_for(sends: &[Finished]) -> Commit {
+    let must_last = sends
+        .iter()
+        .flat_map(|s| s.outcomes.iter())
+        .any(|o| matches!(o, Outcome::Rejected { .. } | Outcome::Conflict { .. }));
+    if must_last {
+        Commit::Durable
+    } else {
+        Commit::Relaxed
     }
 }
 

@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use rusqlite::{params, OptionalExtension, Transaction};
 
-use crate::db::now_ms;
+use crate::db::{now_ms, Commit};
 use crate::error::Result;
 use crate::events::Event;
 use crate::scheduler::{lock, Engine};
@@ -137,9 +137,10 @@ async fn pull_all(engine: &Arc<Engine>) -> std::result::Result<bool, String> {
         };
         let done = !page.has_more;
         let finished = done.then_some(started);
+        // Relaxed: a page lost to a power cut is pulled again from the cursor that survived.
         let applied = engine
             .db
-            .write(|tx| match &rebuild {
+            .write_with(Commit::Relaxed, |tx| match &rebuild {
                 Some(r) => rebuild_page(tx, &r.id, &page, finished),
                 None => apply_page(tx, &page, finished).map(Some),
             })

@@ -154,3 +154,57 @@ async fn succeeded_commands_and_their_history_are_pruned_after_the_retention_age
         .unwrap();
     assert_eq!(orphans, 0, "its attempt history went with it");
 }
+
+/// An engine on the crash VFS that writes nothing on its own once its queue is settled:
+/// no feed to pull, and no lease renewal during the test. So the unsynced bytes measured
+/// below come from the writes under test only.
+fn quiet_crash_harness() -> Harness {
+    outbox_crashvfs::register("outbox-crash-durability").unwrap();
+    let h = Harness::with(|c| {
+        c.vfs = Some("outbox-crash-durability".into());
+        c.start_online = false;
+        c.lease_ttl = Duration::from_secs(600);
+    });
+    h.transport.fail_pulls(Some(outbox::PullOutcome::Unsupported));
+    h
+}
+
+/// Bytes written to `file` since its last fsync, as the crash VFS keeps them apart.
+fn unsynced_bytes(file: &std::path::Path) -> u64 {
+    std::fs::metadata(outbox_crashvfs::log_path(file)).map(|m| m.len()).unwrap_or(0)
+}
+
+#[tokio::test]
+async fn the_drain_records_successes_without_fsync_and_the_next_enqueue_syncs_them() {
+    let h = quiet_crash_harness();
+    let wal = h.dir.path().join("outbox.db-wal");
+    let ids: Vec<_> = (0..5)
+        .map(|i| h.outbox.enqueue(EnqueueRequest::new("createOrder", format!(r#"{{"n":{i}}}"#))).unwrap())
+        .collect();
+    assert_eq!(unsynced_bytes(&wal), 0, "every enqueue is fsynced before it returns");
+
+    h.outbox.set_online(true).unwrap();
+    for id in &ids {
+        h.wait_state(id, CommandState::Succeeded).await;
+    }
+    // Marking in flight and recording the successes wrote WAL frames that no fsync covered:
+    // losing them to a power cut only resends under the same keys (answered `duplicate`).
+    assert!(unsynced_bytes(&wal) > 0, "the drain's commits were fsynced");
+
+    h.outbox.set_online(false).unwrap();
+    h.outbox.enqueue(EnqueueRequest::new("createOrder", r#"{"n":99}"#)).unwrap();
+    assert_eq!(unsynced_bytes(&wal), 0, "a durable commit syncs everything written before it");
+}
+
+#[tokio::test]
+async fn a_rejection_is_fsynced_when_it_is_recorded() {
+    let h = quiet_crash_harness();
+    let wal = h.dir.path().join("outbox.db-wal");
+    h.transport.set_default(outbox::Outcome::Rejected { code: "out_of_stock".into(), message: "none left".into() });
+    let id = h.outbox.enqueue(EnqueueRequest::new("createOrder", r#"{"n":1}"#)).unwrap();
+    h.outbox.set_online(true).unwrap();
+    h.wait_state(&id, CommandState::Failed).await;
+    // The server keeps no answer for a rejection under its key: were the `failed` mark lost,
+    // a resend could be applied later. So that commit syncs (and everything before it).
+    assert_eq!(unsynced_bytes(&wal), 0, "the rejection's commit was not fsynced");
+}

@@ -113,7 +113,7 @@ async fn never_attempted_commands_are_upgraded_and_attempted_ones_are_sent_as_at
         assert!(matches!(s, Settlement::Succeeded { .. }), "{s:?}");
     }
     let last_sent = |id: &outbox::CommandId| {
-        h.transport.calls().into_iter().filter(|c| c.command.id == id.to_string()).last().unwrap().command
+        h.transport.calls().into_iter().rfind(|c| c.command.id == id.to_string()).unwrap().command
     };
     let (sa, sb) = (last_sent(&a), last_sent(&b));
     assert_eq!((sa.mutator_version, sa.args.clone()), (1, serde_json::from_str::<Value>(&v1_order("A")).unwrap()));

@@ -7,6 +7,7 @@
 pub mod migrations;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -32,6 +33,23 @@ pub(crate) fn now_ms() -> i64 {
 pub(crate) struct Db {
     writer: Mutex<Connection>,
     reader: Mutex<Connection>,
+    durability: Durability,
+    /// Whether the writer is switched to `synchronous=NORMAL` for [`Db::write_relaxed`]
+    /// (read and changed only while holding the writer's lock).
+    writer_relaxed: AtomicBool,
+}
+
+/// How a write transaction's commit reaches the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Commit {
+    /// On disk before the commit returns (`synchronous` as configured, FULL by default).
+    Durable,
+    /// Without an fsync (WAL with `synchronous=NORMAL`): a power cut may undo the
+    /// transaction but never corrupts the file, and the next durable commit or checkpoint
+    /// makes it durable along with everything before it, in order. Only for writes whose
+    /// loss is repaired by what follows (a resend the server answers `duplicate`, a page
+    /// pulled again): see docs/guarantees.md, "What the drain writes without an fsync".
+    Relaxed,
 }
 
 impl Db {
@@ -62,7 +80,12 @@ impl Db {
         }
         let reader = open_connection(path, vfs)?;
         configure(&reader, durability, None).map_err(|e| open_failure(path, e))?;
-        Ok(Db { writer: Mutex::new(writer), reader: Mutex::new(reader) })
+        Ok(Db {
+            writer: Mutex::new(writer),
+            reader: Mutex::new(reader),
+            durability,
+            writer_relaxed: AtomicBool::new(false),
+        })
     }
 
     /// Stamps the database with its (user, workspace) on first use and refuses another.
@@ -85,19 +108,46 @@ impl Db {
         }
     }
 
-    /// Runs `f` in one IMMEDIATE transaction on the writer, committing on `Ok`.
+    /// Runs `f` in one IMMEDIATE transaction on the writer, committing on `Ok`; the
+    /// commit is [`Commit::Durable`].
     pub(crate) fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
+        self.write_with(Commit::Durable, f)
+    }
+
+    /// Like [`Db::write`], with the commit's [`Commit`] mode chosen by the caller.
+    pub(crate) fn write_with<T>(&self, commit: Commit, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
         let mut conn = lock(&self.writer);
+        self.switch_sync(&conn, commit)?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let value = f(&tx)?;
         tx.commit()?;
         Ok(value)
     }
 
+    /// Sets the writer's `synchronous` for the next transaction (SQLite refuses to change
+    /// it inside one). Switched lazily: a drain's run of relaxed commits costs one switch,
+    /// and a durable write after it switches back before it begins. With
+    /// `Durability::Normal` every commit is already relaxed and nothing switches.
+    fn switch_sync(&self, conn: &Connection, commit: Commit) -> Result<()> {
+        if self.durability != Durability::Full {
+            return Ok(());
+        }
+        let relax = commit == Commit::Relaxed;
+        if self.writer_relaxed.load(Ordering::Relaxed) != relax {
+            conn.pragma_update(None, "synchronous", if relax { "NORMAL" } else { "FULL" })?;
+            self.writer_relaxed.store(relax, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
     /// An integer pragma as each connection sees it: `[writer, reader]` (pragmas such as
     /// `synchronous` are per connection).
     pub(crate) fn pragma_on_both(&self, name: &str) -> Result<[i64; 2]> {
-        let w = lock(&self.writer).pragma_query_value(None, name, |r| r.get(0))?;
+        let writer = lock(&self.writer);
+        // What the next durable write runs with (the writer may be relaxed between drains).
+        self.switch_sync(&writer, Commit::Durable)?;
+        let w = writer.pragma_query_value(None, name, |r| r.get(0))?;
+        drop(writer);
         let r = lock(&self.reader).pragma_query_value(None, name, |r| r.get(0))?;
         Ok([w, r])
     }
