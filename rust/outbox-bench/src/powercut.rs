@@ -73,10 +73,17 @@ fn finish(
         .keys
         .iter()
         .filter(|(k, s)| {
-            s.applied > 0 && !acked.contains(&k.rsplit_once('/').map_or(k.as_str(), |(_, key)| key).to_string())
+            let key = k.rsplit_once('/').map_or(k.as_str(), |(_, key)| key).to_string();
+            s.applied > 0 && !acked.contains(&key) && !book.meant_to_fail.contains(&key)
         })
         .count() as u64;
+    // A command the engine recorded as rejected must never be applied afterwards, even
+    // though its product was created after the rejection.
+    let rejected_then_applied =
+        book.rejected.iter().filter(|(key, _)| stats.key("ws", "torture", key).applied > 0).count() as u64;
     let totals = json!({
+        "rejected": book.rejected.len(),
+        "rejected_then_applied": rejected_then_applied,
         "acked": acked.len(),
         "applied": stats.totals.applied,
         "dedup_answers": stats.totals.duplicates,
@@ -131,6 +138,7 @@ impl FileChecks {
             .query_row(
                 "SELECT (SELECT count(*) FROM pending_ops WHERE command_seq NOT IN (SELECT seq FROM commands))
                       + (SELECT count(*) FROM commands c WHERE c.state IN ('pending', 'in_flight')
+                           AND c.mutator = 'put'
                            AND (SELECT count(*) FROM pending_ops p WHERE p.command_seq = c.seq) != 1)",
                 [],
                 |r| r.get(0),
@@ -164,7 +172,7 @@ pub fn run_cuts(args: &TortureArgs) -> Result<bool, String> {
     let client_dir = dir.path().join("client");
     std::fs::create_dir(&client_dir).map_err(|e| e.to_string())?;
     let db = client_dir.join("client.db");
-    let mut extra = vec!["--vfs", outbox_crashvfs::VFS_NAME, "--ops"];
+    let mut extra = vec!["--vfs", outbox_crashvfs::VFS_NAME, "--ops", "--rejects"];
     if normal {
         extra.push("--normal");
     }
@@ -174,7 +182,7 @@ pub fn run_cuts(args: &TortureArgs) -> Result<bool, String> {
     let mut book = Book::default();
     let mut checks = FileChecks::default();
     let mut report = outbox_crashvfs::CutReport::default();
-    let (mut cuts, mut pairs) = (0, 0);
+    let (mut cuts, mut pairs, mut seeded) = (0, 0, 0);
     while cuts < args.cuts {
         if Instant::now() >= deadline {
             return Err(format!("out of time after {cuts} cuts"));
@@ -214,11 +222,20 @@ pub fn run_cuts(args: &TortureArgs) -> Result<bool, String> {
         add(&mut report, r);
         cuts += 1;
         checks.check(&db, cuts);
+        // Restock what the cashier saw rejected: from now on a resend of a rejected command
+        // under its key would be applied, so only a durable `failed` mark keeps it failed.
+        for (_, product) in &book.rejected[seeded..] {
+            let doc = json!({"name": product, "stock": 5});
+            server.rt.block_on(server.server.seed_doc("ws", "products", product, &doc)).map_err(|e| e.to_string())?;
+        }
+        seeded = book.rejected.len();
     }
     let (lost, duplicates, unacked, finished, totals) = finish(server, &db, cuts, &mut book, &extra)?;
+    let rejected_then_applied = totals["rejected_then_applied"].as_u64().unwrap_or(u64::MAX);
     let ok_full = finished
         && lost == 0
         && duplicates == 0
+        && rejected_then_applied == 0
         && checks.integrity_failures == 0
         && checks.op_mismatches == 0
         && checks.generation_regressions == 0
@@ -411,19 +428,24 @@ pub fn markdown(lines: &[serde_json::Value]) -> String {
              (SQLite's `test6.c` model). After every cut: `PRAGMA integrity_check` (`integrity_failures`), \
              optimistic ops against the queue (`op_mismatches`), the lease generation never going back. \
              `unsynced_writes` = writes not yet synced at a cut, `unsynced_dropped` = those none of whose \
-             sectors reached the disk, `torn_writes` = those left with a torn sector.\n"
+             sectors reached the disk, `torn_writes` = those left with a torn sector. Every fifth command \
+             is one the server rejects (`adjustStock` of a product that does not exist); once the engine has \
+             recorded the rejection the harness creates the product after the next cut, so a resend would \
+             be applied: `rejected then applied` must be 0 (the rejection's commit is fsynced, ADR 0002).\n"
         );
-        let _ = writeln!(out, "| durability | cuts | acked | lost | duplicates | integrity failures | unsynced writes | dropped | torn | run |");
-        let _ = writeln!(out, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+        let _ = writeln!(out, "| durability | cuts | acked | lost | duplicates | rejected | rejected then applied | integrity failures | unsynced writes | dropped | torn | run |");
+        let _ = writeln!(out, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
         for v in &cuts {
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} s |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} s |",
                 v["durability"].as_str().unwrap_or("?"),
                 v["cuts"],
                 v["acked"],
                 v["lost"],
                 v["duplicates"],
+                v["rejected"],
+                v["rejected_then_applied"],
                 v["integrity_failures"],
                 v["unsynced_writes"],
                 v["unsynced_dropped"],

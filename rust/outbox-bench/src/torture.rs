@@ -95,6 +95,12 @@ pub struct ChildArgs {
     /// (`busy <ms>`) instead of exiting.
     #[arg(long)]
     probe: bool,
+    /// Make every fifth command one the server rejects (`adjustStock` of a product that does
+    /// not exist yet): printed as `ackr <key> <product>`, and `rejected <key> <product>` once
+    /// the engine has recorded the rejection. The harness then creates the product, so a
+    /// resend under the same key would be applied.
+    #[arg(long)]
+    rejects: bool,
 }
 
 pub(crate) struct Client {
@@ -158,12 +164,24 @@ pub(crate) struct Book {
     pub(crate) acked: Vec<String>,
     pub(crate) drainer: HashMap<String, bool>,
     pub(crate) overlaps: u64,
+    /// Keys of commands meant to be rejected (`ackr`): never counted as lost.
+    pub(crate) meant_to_fail: HashSet<String>,
+    /// (key, product) of rejections the engine recorded (`rejected`), in order.
+    pub(crate) rejected: Vec<(String, String)>,
 }
 
 impl Book {
     pub(crate) fn take(&mut self, who: &str, line: &str, alive: &HashSet<String>) {
         if let Some(key) = line.strip_prefix("ack ") {
             self.acked.push(key.to_string());
+        } else if let Some(rest) = line.strip_prefix("ackr ") {
+            if let Some((key, _)) = rest.split_once(' ') {
+                self.meant_to_fail.insert(key.to_string());
+            }
+        } else if let Some(rest) = line.strip_prefix("rejected ") {
+            if let Some((key, product)) = rest.split_once(' ') {
+                self.rejected.push((key.to_string(), product.to_string()));
+            }
         } else if let Some(v) = line.strip_prefix("drainer ") {
             let is = v == "true";
             self.drainer.insert(who.to_string(), is);
@@ -384,12 +402,26 @@ async fn child_inner(args: &ChildArgs) -> Result<(), Box<dyn std::error::Error>>
     };
     let ob = Outbox::open(config)?;
     ob.register_mutator("put", MutatorSpec::default())?;
+    ob.register_mutator("adjustStock", MutatorSpec::default())?;
     let mut events = ob.subscribe()?;
     say(&format!("drainer {}", ob.status()?.is_drainer));
+    let reader = ob.clone();
     tokio::spawn(async move {
         while let Some(e) = events.next().await {
-            if let Event::LeaseChanged { is_drainer } = e {
-                say(&format!("drainer {is_drainer}"));
+            match e {
+                Event::LeaseChanged { is_drainer } => say(&format!("drainer {is_drainer}")),
+                // Emitted after the commit that recorded it.
+                Event::StateChanged { id, to: outbox::CommandState::Failed, .. } => {
+                    if let Ok(c) = reader.command(&id) {
+                        let product = serde_json::from_str::<serde_json::Value>(&c.args)
+                            .ok()
+                            .and_then(|a| a["product_id"].as_str().map(str::to_string));
+                        if let Some(product) = product {
+                            say(&format!("rejected {} {product}", c.idempotency_key));
+                        }
+                    }
+                }
+                _ => {}
             }
         }
     });
@@ -398,8 +430,15 @@ async fn child_inner(args: &ChildArgs) -> Result<(), Box<dyn std::error::Error>>
         let doc_id = format!("t{}-{i}", args.life);
         let doc = json!({"i": i, "total": 1250});
         let body = json!({"collection": "orders", "id": doc_id, "doc": doc});
-        let mut req = EnqueueRequest::new("put", body.to_string());
-        if args.ops {
+        let restock = args.rejects && i % 5 == 2;
+        let product = format!("restock-{}-{i}", args.life);
+        let mut req = if restock {
+            let args = json!({"product_id": product, "delta": 1});
+            EnqueueRequest::new("adjustStock", args.to_string()).keys([product.clone()])
+        } else {
+            EnqueueRequest::new("put", body.to_string())
+        };
+        if args.ops && !restock {
             req = req.op("orders", &doc_id, OpKind::Insert(doc));
         }
         let started = Instant::now();
@@ -408,7 +447,11 @@ async fn child_inner(args: &ChildArgs) -> Result<(), Box<dyn std::error::Error>>
                 // The key is read back from the engine's reader; under --probe a busy
                 // writer does not stop that read (WAL), so it cannot fail for that reason.
                 let key = ob.command(&id)?.idempotency_key;
-                say(&format!("ack {key}"));
+                if restock {
+                    say(&format!("ackr {key} {product}"));
+                } else {
+                    say(&format!("ack {key}"));
+                }
                 if args.probe {
                     say(&format!("enq {}", started.elapsed().as_millis()));
                 }
@@ -423,7 +466,10 @@ async fn child_inner(args: &ChildArgs) -> Result<(), Box<dyn std::error::Error>>
         loop {
             let s = ob.status()?;
             if s.pending == 0 && s.in_flight == 0 {
-                if s.failed + s.conflict + s.wedged > 0 {
+                // With --rejects, `failed` holds the commands meant to be rejected; the
+                // harness checks those against the server's counters.
+                let failed = if args.rejects { 0 } else { s.failed };
+                if failed + s.conflict + s.wedged > 0 {
                     return Err(
                         format!("ended with failed {} conflict {} wedged {}", s.failed, s.conflict, s.wedged).into()
                     );
