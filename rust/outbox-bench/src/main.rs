@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
-const BENCHES: [&str; 5] = ["enqueue", "drain-local", "drain-http", "open", "read"];
+const BENCHES: [&str; 6] = ["enqueue", "drain-local", "drain-http", "reconnect-visible", "open", "read"];
 
 /// Command-line options.
 #[derive(Parser, Debug)]
@@ -117,6 +117,7 @@ fn run_benches(args: &Args) -> i32 {
                 "enqueue" => suites::enqueue(n),
                 "drain-local" => rt.block_on(suites::drain_local(n)),
                 "drain-http" => rt.block_on(suites::drain_http(n)),
+                "reconnect-visible" => rt.block_on(suites::reconnect_visible(n)),
                 "open" => rt.block_on(suites::open(n)),
                 "read" => rt.block_on(suites::read(n)),
                 _ => unreachable!("clap restricts bench names"),

@@ -289,3 +289,76 @@ pub async fn drain_http(n: usize) -> Result<Vec<String>> {
     server.shutdown().await;
     Ok(vec![line])
 }
+
+/// `reconnect-visible`: register A holds `n` sales queued offline; register B (a second
+/// engine on its own file, same workspace, online and listening to the server's live
+/// channel) holds none. Times A's `set_online(true)` until B's store holds all `n`.
+pub async fn reconnect_visible(n: usize) -> Result<Vec<String>> {
+    use outbox::http::{HttpConfig, HttpTransport, StaticToken};
+    let server_dir = tempfile::tempdir()?;
+    let server =
+        outbox_server::Server::start(outbox_server::ServerConfig::new(server_dir.path().join("server.db"))).await?;
+    server.add_user("bench", "tok-bench", &["ws"]).await?;
+    let register = |dir: &tempfile::TempDir, online: bool| -> Result<Outbox> {
+        let transport = HttpTransport::new(
+            HttpConfig::new(server.base_url(), "ws").with_max_batch(100).with_request_timeout(Duration::from_secs(60)),
+            Arc::new(StaticToken::new("tok-bench")),
+        )?;
+        let mut config = Config::new(dir.path().join("register.db"), "bench", "ws").with_transport(Arc::new(transport));
+        config.start_online = online;
+        config.max_batch_size = 100;
+        config.attempt_timeout = Duration::from_secs(60);
+        let ob = Outbox::open(config)?;
+        ob.register_mutator("put", MutatorSpec::default())?;
+        Ok(ob)
+    };
+    let (dir_a, dir_b) = (tempfile::tempdir()?, tempfile::tempdir()?);
+    let a = register(&dir_a, false)?;
+    for i in 0..n {
+        let doc: serde_json::Value = serde_json::from_str(&order_args(i))?;
+        let args = json!({"collection": "orders", "id": format!("order-{i}"), "doc": doc});
+        a.enqueue(EnqueueRequest::new("put", args.to_string()))?;
+    }
+    let b = register(&dir_b, true)?;
+    let mut events = b.subscribe()?;
+    // B is up to date (an empty feed) and its live channel is open before the clock starts.
+    b.sync_now()?;
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(e) = events.next().await {
+            if matches!(e, Event::Synced) {
+                break;
+            }
+        }
+    })
+    .await
+    .map_err(|_| "register B never synced")?;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let all = outbox::Query::default();
+    let start = Instant::now();
+    a.set_online(true)?;
+    let seen = tokio::time::timeout(Duration::from_secs(600), async {
+        loop {
+            if b.count("orders", &all)? as usize >= n {
+                return Ok::<_, outbox::Error>(());
+            }
+            // Woken by B's own events (pulled pages), never by a timer alone.
+            match events.next().await {
+                Some(_) => {}
+                None => return Err(outbox::Error::Closed),
+            }
+        }
+    })
+    .await;
+    let total = start.elapsed();
+    match seen {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Err(e.into()),
+        Err(_) => return Err(format!("register B saw {} of {n}", b.count("orders", &all)?).into()),
+    }
+    let line = Sample { bench: "reconnect-visible", system: "outbox", n, ops: n, total, latencies: Vec::new() }.line();
+    a.close();
+    b.close();
+    server.shutdown().await;
+    Ok(vec![line])
+}
+

@@ -289,13 +289,13 @@ fn record(ob: &Outbox) -> (Deliveries, tokio::task::JoinHandle<()>) {
     (seen, task)
 }
 
-const NOTES: usize = 1_100;
+const NOTES: usize = 2_100;
 
 async fn test_registers_converge_after_the_server_is_restored_from_a_backup(b: Backend) {
     let s = b.start().await;
     let addr: SocketAddr = s.server.addr();
     let url = s.server.base_url();
-    // Enough documents that a rebuild takes three pages of 500.
+    // Enough documents that a rebuild takes three pages of 1,000.
     for i in 0..NOTES {
         s.server
             .seed_doc("ws-1", "notes", &format!("note-{i:04}"), &json!({"i": i, "era": "backed-up"}))

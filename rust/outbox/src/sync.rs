@@ -29,8 +29,9 @@ use crate::scheduler::{lock, Engine};
 use crate::store;
 use crate::transport::{ChangePage, PullOutcome};
 
-/// Documents per pull request.
-const PAGE: u32 = 500;
+/// Documents per pull request: the protocol's largest page (docs/protocol.md), so a
+/// register catching up after an outage makes as few round trips as it can.
+const PAGE: u32 = 1000;
 /// Pages per pull before yielding to other work (a resumed pull continues from the cursor).
 const MAX_PAGES: usize = 10_000;
 /// Cursor resets one pull accepts before giving up until the next (a server that keeps

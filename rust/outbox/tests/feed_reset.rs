@@ -22,9 +22,9 @@ async fn wait_synced(h: &Harness, n: u64) {
 #[tokio::test]
 async fn a_feed_reset_rebuilds_in_pages_and_swaps_at_once_with_pending_changes_on_top() {
     let h = Harness::new();
-    // 1,200 products (three pages of 500), seen at version 3 before the server went back.
-    h.transport.push_changes((0..1200).map(|i| product(i, 3, json!({"stock": 3, "era": "lost"}))));
-    wait_synced(&h, 1200).await;
+    // 3,000 products (three pages of 1,000), seen at version 3 before the server went back.
+    h.transport.push_changes((0..3000).map(|i| product(i, 3, json!({"stock": 3, "era": "lost"}))));
+    wait_synced(&h, 3000).await;
 
     // Two changes that cannot reach the server yet: a new product and a patch.
     h.transport.hold();
@@ -50,7 +50,7 @@ async fn a_feed_reset_rebuilds_in_pages_and_swaps_at_once_with_pending_changes_o
         while let Some(Ok(docs)) = watch.next().await {
             let rebuilt = docs.iter().filter(|d| d.value["era"] == "restored").count();
             seen.lock().unwrap().push(docs.into_iter().map(|d| (d.id, d.value)).collect());
-            if rebuilt == 1000 {
+            if rebuilt == 2500 {
                 return;
             }
         }
@@ -71,18 +71,18 @@ async fn a_feed_reset_rebuilds_in_pages_and_swaps_at_once_with_pending_changes_o
         }
     });
 
-    // The server is restored from a backup: its feed now has 1,000 products at version
-    // 1, with other contents; the device's cursor (1,200) is past its head. Pages take a
+    // The server is restored from a backup: its feed now has 2,500 products at version
+    // 1, with other contents; the device's cursor (3,000) is past its head. Pages take a
     // while to come, so a read between two of them would show a half-built store.
     h.transport.set_pull_delay(std::time::Duration::from_millis(40));
     let pulls_before = h.transport.pull_count();
-    h.transport.replace_feed((0..1000).map(|i| product(i, 1, json!({"stock": 1, "era": "restored"}))));
+    h.transport.replace_feed((0..2500).map(|i| product(i, 1, json!({"stock": 1, "era": "restored"}))));
     h.transport.nudge();
     tokio::time::timeout(WAIT, watcher).await.expect("the rebuilt state never arrived").unwrap();
     poller.abort();
-    // 1,001 or 1,201 (the new product is pending on top), never fewer.
+    // 2,501 or 3,001 (the new product is pending on top), never fewer.
     let smallest = *smallest.lock().unwrap();
-    assert!(smallest >= 1001, "a read saw a shrunken store: {smallest} products");
+    assert!(smallest >= 2501, "a read saw a shrunken store: {smallest} products");
     // The reset answer, then three pages from position zero.
     assert!(h.transport.pull_count() - pulls_before >= 3, "rebuilt in pages");
 
@@ -92,7 +92,7 @@ async fn a_feed_reset_rebuilds_in_pages_and_swaps_at_once_with_pending_changes_o
         // Every read is the whole old state or the whole new one, never empty or half-built.
         let restored = docs.iter().filter(|(_, v)| v["era"] == "restored").count();
         let lost = docs.iter().filter(|(_, v)| v["era"] == "lost").count();
-        assert!((restored, lost) == (0, 1200) || (restored, lost) == (1000, 0), "a half-built read: {restored}/{lost}");
+        assert!((restored, lost) == (0, 3000) || (restored, lost) == (2500, 0), "a half-built read: {restored}/{lost}");
         // The pending changes are on top in every one.
         let get = |id: &str| docs.iter().find(|(d, _)| d == id).map(|(_, v)| v.clone());
         assert_eq!(get("new"), Some(json!({"stock": 1})));
@@ -100,14 +100,14 @@ async fn a_feed_reset_rebuilds_in_pages_and_swaps_at_once_with_pending_changes_o
     }
 
     // Synced state equals the new feed: products it no longer has are gone.
-    assert_eq!(h.outbox.get("products", "p1100").unwrap(), None);
+    assert_eq!(h.outbox.get("products", "p2600").unwrap(), None);
     let p = h.outbox.get("products", "p0001").unwrap().unwrap();
     assert_eq!((p.version, p.value["era"].as_str()), (Some(1), Some("restored")));
     // The next pull continues in the new feed, no second rebuild.
     h.transport.push_changes([product(1, 2, json!({"stock": 0, "era": "restored"}))]);
     h.transport.nudge();
     h.wait_until("the next change", |h| h.outbox.get("products", "p0001").unwrap().unwrap().version == Some(2)).await;
-    assert_eq!(h.outbox.count("products", &Query::all()).unwrap(), 1001);
+    assert_eq!(h.outbox.count("products", &Query::all()).unwrap(), 2501);
     h.transport.release();
 }
 
