@@ -152,7 +152,26 @@ async fn sqlite_batches_waiting_for_the_writer_share_one_commit() {
     assert!((1..=5).contains(&commits), "{commits} commits for 20 requests");
 }
 
+/// The documents a batch reads up front (PostgreSQL reads every document its commands
+/// name in one statement) are its own workspace's, absent ones included.
+async fn test_documents_read_for_a_batch_are_its_own_workspaces(b: Backend) {
+    let s = b.start().await;
+    let r = s.commands(vec![put("a1", "notes", "n1", json!({"t": "ws-1"}))]).await;
+    assert_eq!(r[0]["status"], "applied");
+    let patch = cmd("b1", "patch", json!({"collection": "notes", "id": "n1", "patch": {"t": "x"}}), &[]);
+    let create =
+        cmd("b2", "put", json!({"collection": "notes", "id": "n1", "doc": {"t": "ws-2"}, "base_version": 0}), &[]);
+    let resp = s.post_as(BOB, "ws-2", vec![patch, create]).await;
+    assert_eq!(resp.status(), 200);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["results"][0]["error"]["code"], "not_found", "{body}");
+    assert_eq!(body["results"][1]["status"], "applied", "{body}");
+    assert_eq!(body["results"][1]["result"]["version"], 1, "{body}");
+    assert_eq!(s.doc("ws-1", "notes", "n1").await.unwrap()["t"], "ws-1");
+}
+
 backend_tests!(
+    test_documents_read_for_a_batch_are_its_own_workspaces,
     test_a_repeated_rejection_stops_its_lane_like_the_first,
     test_a_conflict_is_not_stored_so_the_same_key_applies_once_rebased,
     test_a_key_sent_twice_in_one_batch_is_run_once,

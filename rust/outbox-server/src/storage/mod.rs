@@ -171,6 +171,13 @@ pub trait DocTx: Send {
 pub trait Apply: Send + Sync {
     /// Runs the mutator against `tx`; its result is stored with the idempotency record.
     async fn apply(&self, tx: &mut dyn DocTx) -> Result<Value, ApplyError>;
+    /// `(collection, id)` of documents the call will probably read, so a backend can read
+    /// them for the whole batch in one round trip before running it. Only a hint: a
+    /// document missing here is read when asked for, and one listed but never read costs
+    /// nothing else.
+    fn reads(&self) -> Vec<(String, String)> {
+        Vec::new()
+    }
 }
 
 /// Who is asking: the authenticated user inside one workspace.

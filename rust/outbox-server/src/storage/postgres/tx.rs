@@ -13,18 +13,23 @@
 //!    so the lock is always taken first.
 //! 3. Only when some key was already there: read those keys' records (applied: answered
 //!    `duplicate`; rejected: the same rejection), in one statement.
-//! 4. **Run the commands** ([`crate::storage::batch::run`]) against [`PgBatchTx`]. Reads
-//!    go to the database once per document and batch, later ones are answered from what
-//!    the batch already read or wrote; writes are kept in memory, so a rejected or
-//!    conflicting command is undone by dropping its writes, with no savepoint.
-//! 5. **Finish in one statement** ([`FINISH`]): the documents, the change-log rows, the
+//! 4. **Read the documents the commands name** ([`crate::storage::Apply::reads`]: a
+//!    `put`'s document, an order's products) in one statement ([`GET_DOCS`]), after the
+//!    lock, so they cannot change before commit.
+//! 5. **Run the commands** ([`crate::storage::batch::run`]) against [`PgBatchTx`]. A
+//!    document is read from the database at most once per batch (only one that was not
+//!    named up front, such as the products of an order being voided); later reads are
+//!    answered from what the batch read or wrote. Writes are kept in memory, so a
+//!    rejected or conflicting command is undone by dropping its writes, with no
+//!    savepoint.
+//! 6. **Finish in one statement** ([`FINISH`]): the documents, the change-log rows, the
 //!    new head, the answers into the claimed rows (applied and rejected), the release of
 //!    claims that store nothing (conflict, skipped), the apply-log rows and `pg_notify`.
-//! 6. `COMMIT`.
+//! 7. `COMMIT`.
 //!
-//! That is 4 round trips per batch plus one per document read (5 when a key was seen
-//! before), where the transaction per command took 7 per command (`BEGIN`, claim, lock,
-//! read, write, finish, `COMMIT` for a `put`).
+//! That is 5 round trips per batch (6 when a key was seen before), whatever its size,
+//! where the transaction per command took 7 per command (`BEGIN`, claim, lock, read,
+//! write, finish, `COMMIT` for a `put`).
 //!
 //! ## Exactly once and ordering across nodes
 //!
@@ -84,6 +89,12 @@ const LOCK_WORKSPACE: &str = "INSERT INTO workspaces (id, head_seq) VALUES ($1, 
      RETURNING head_seq";
 
 const GET_DOC: &str = "SELECT version, doc FROM docs WHERE workspace = $1 AND collection = $2 AND id = $3";
+
+/// The documents `($2[i], $3[i])` that exist (tombstones included).
+const GET_DOCS: &str = "SELECT d.collection, d.id, d.version, d.doc
+     FROM docs d JOIN unnest($2::text[], $3::text[]) AS k(collection, id)
+       ON d.collection = k.collection AND d.id = k.id
+     WHERE d.workspace = $1";
 
 /// Everything a batch writes, in one statement (see the module docs).
 const FINISH: &str = "WITH head AS (UPDATE workspaces SET head_seq = $3 WHERE id = $1),
@@ -300,6 +311,7 @@ pub(super) async fn execute_batch(
         stored: Vec::new(),
         log: Vec::new(),
     };
+    btx.docs = prefetch(&tx, &scope.workspace, commands).await?;
     let outcomes = batch::run(&mut btx, scope, commands).await?;
     let stored_keys: HashSet<&str> = btx.stored.iter().map(|s| s.0.as_str()).collect();
     let released: Vec<&str> = claimed.iter().map(String::as_str).filter(|k| !stored_keys.contains(k)).collect();
@@ -308,6 +320,41 @@ pub(super) async fn execute_batch(
     }
     tx.commit().await?;
     Ok(outcomes)
+}
+
+/// Reads, in one statement, every document the batch's commands name in their
+/// [`Apply::reads`] hints; one that does not exist is remembered as absent. Taken after
+/// the workspace lock, so nothing changes them before this transaction ends.
+async fn prefetch(
+    tx: &Transaction<'_>,
+    workspace: &str,
+    commands: &[BatchCommand],
+) -> Result<HashMap<DocKey, Option<StoredDoc>>, StorageError> {
+    let mut wanted: BTreeMap<DocKey, ()> = BTreeMap::new();
+    for c in commands {
+        if let batch::Work::Apply(apply) = &c.work {
+            wanted.extend(apply.reads().into_iter().map(|k| (k, ())));
+        }
+    }
+    if wanted.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let collections: Vec<&str> = wanted.keys().map(|k| k.0.as_str()).collect();
+    let ids: Vec<&str> = wanted.keys().map(|k| k.1.as_str()).collect();
+    let stmt = tx.prepare_cached(GET_DOCS).await?;
+    let mut docs: HashMap<DocKey, Option<StoredDoc>> = HashMap::with_capacity(wanted.len());
+    for row in tx.query(&stmt, &[&workspace, &collections, &ids]).await? {
+        let text: Option<String> = row.try_get(3)?;
+        let doc = match text {
+            Some(t) => Some(serde_json::from_str(&t)?),
+            None => None,
+        };
+        docs.insert((row.try_get(0)?, row.try_get(1)?), Some(StoredDoc { version: row.try_get(2)?, doc }));
+    }
+    for key in wanted.into_keys() {
+        docs.entry(key).or_insert(None);
+    }
+    Ok(docs)
 }
 
 /// The records already stored under `keys` (claimed by a transaction that committed).
