@@ -295,9 +295,14 @@ async fn run_inner(args: &LoadArgs) -> Result<(String, bool), String> {
 }
 
 /// The "Load" section of docs/benchmarks.md, from `load` result lines.
-pub fn markdown(lines: &[Value]) -> String {
+pub fn markdown(all: &[Value]) -> String {
+    // Lines with a `label` (e.g. "before", "after") compare two builds in one run and get
+    // their own table ([`before_after`]); the rest are the issue 11 runs.
+    let lines: Vec<Value> = all.iter().filter(|v| v["label"].is_null()).cloned().collect();
+    let labelled: Vec<&Value> = all.iter().filter(|v| !v["label"].is_null()).collect();
     let mut out = String::new();
     if lines.is_empty() {
+        out.push_str(&before_after(&labelled));
         return out;
     }
     let _ = writeln!(out, "\n## Load (issue 11)\n");
@@ -315,7 +320,7 @@ pub fn markdown(lines: &[Value]) -> String {
     // Median run (by commands/s) of each storage and node count: the machine is shared,
     // so single runs swing.
     let mut groups: Vec<((String, u64), Vec<&Value>)> = Vec::new();
-    for v in lines {
+    for v in &lines {
         let key = (v["system"].as_str().unwrap_or("?").to_string(), v["nodes"].as_u64().unwrap_or(0));
         match groups.iter_mut().find(|(k, _)| *k == key) {
             Some((_, g)) => g.push(v),
@@ -383,6 +388,75 @@ pub fn markdown(lines: &[Value]) -> String {
             f("requests_per_s"),
             p("p50_ms"),
             p("p99_ms"),
+            v["errors"],
+            v["resent"],
+            if v["exactly_once"] == true { "yes" } else { "**no**" }
+        );
+    }
+    out.push('\n');
+    out.push_str(&before_after(&labelled));
+    out
+}
+
+/// The median run (by commands/s) of each label and storage, then every run, for lines
+/// that carry a `label` (two builds measured back to back in interleaved rounds).
+fn before_after(lines: &[&Value]) -> String {
+    let mut out = String::new();
+    if lines.is_empty() {
+        return out;
+    }
+    let _ = writeln!(
+        out,
+        "### Before and after one transaction per batch (issue 17)\n\n\
+         Median run of each build and storage (by commands/s), 200 clients, 1 node:\n\n\
+         | build | storage | runs | commands/s | p50 ms | p99 ms | errors (all runs) | exactly once (all runs) |\n\
+         | --- | --- | ---: | ---: | ---: | ---: | ---: | --- |"
+    );
+    let mut groups: Vec<((String, String), Vec<&Value>)> = Vec::new();
+    for v in lines {
+        let key = (v["label"].as_str().unwrap_or("?").to_string(), v["system"].as_str().unwrap_or("?").to_string());
+        match groups.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, g)) => g.push(v),
+            None => groups.push((key, vec![v])),
+        }
+    }
+    groups.sort_by_key(|((label, system), _)| (system != "sqlite", system.clone(), label != "before", label.clone()));
+    for ((label, system), mut g) in groups {
+        g.sort_by(|a, b| {
+            a["ops_per_s"].as_f64().partial_cmp(&b["ops_per_s"].as_f64()).unwrap_or(std::cmp::Ordering::Equal)
+        });
+        let m = g[g.len() / 2];
+        let errors: u64 = g.iter().map(|v| v["errors"].as_u64().unwrap_or(0)).sum();
+        let all_once = g.iter().all(|v| v["exactly_once"] == true);
+        let f = |k: &str| m[k].as_f64().map_or("–".to_string(), |x| format!("{x:.0}"));
+        let _ = writeln!(
+            out,
+            "| {label} | {system} | {} | {} | {} | {} | {errors} | {} |",
+            g.len(),
+            f("ops_per_s"),
+            f("p50_ms"),
+            f("p99_ms"),
+            if all_once { "yes" } else { "**no**" }
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\nEvery run, in the order measured:\n\n\
+         | round | build | storage | commands applied | commands/s | p50 ms | p99 ms | errors | resent → duplicate | exactly once |\n\
+         | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |"
+    );
+    for v in lines {
+        let f = |k: &str| v[k].as_f64().map_or("–".to_string(), |x| format!("{x:.0}"));
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            v["round"],
+            v["label"].as_str().unwrap_or("?"),
+            v["system"].as_str().unwrap_or("?"),
+            v["n"],
+            f("ops_per_s"),
+            f("p50_ms"),
+            f("p99_ms"),
             v["errors"],
             v["resent"],
             if v["exactly_once"] == true { "yes" } else { "**no**" }

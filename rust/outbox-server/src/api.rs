@@ -1,6 +1,5 @@
 //! HTTP handlers of docs/protocol.md.
 
-use std::collections::HashSet;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -25,7 +24,7 @@ use crate::protocol::{
     WireCommand, WireError,
 };
 use crate::stats::Stats;
-use crate::storage::{ApplyError, ChangeNotice, CommandRef, Execution, Scope, Storage, StorageError};
+use crate::storage::{BatchCommand, ChangeNotice, Outcome, Rejection, Scope, Storage, StorageError, Work};
 
 /// Per-connection switch a handler pulls to close its connection without answering.
 #[derive(Clone, Default)]
@@ -97,13 +96,7 @@ async fn authorize(state: &AppState, headers: &HeaderMap) -> Result<Scope, Respo
         return Err(error(StatusCode::BAD_REQUEST, "missing_workspace", "X-Workspace-Id header is required"));
     }
     let workspace = workspace.to_string();
-    let found = async {
-        let Some(user) = state.storage.user_for_token(&token).await? else { return Ok(None) };
-        let member = state.storage.is_member(&user, &workspace).await?;
-        Ok::<_, StorageError>(Some((user, member)))
-    }
-    .await
-    .map_err(storage_error)?;
+    let found = state.storage.authorize(&token, &workspace).await.map_err(storage_error)?;
     match found {
         None => Err(unauthorized("unknown token")),
         Some((_, false)) => Err(error(StatusCode::FORBIDDEN, "forbidden", "not a member of this workspace")),
@@ -285,80 +278,79 @@ fn not_applied(id: String, status: CommandStatus, code: &str, message: String) -
     }
 }
 
-/// Applies a batch in order, one transaction per command, stopping lanes at their first
-/// command that is not applied.
+/// Applies a batch in one transaction ([`crate::storage::batch`] has the rules: request
+/// order, idempotency, lanes), then counts each command's outcome.
 async fn run_batch(
     shared: &Shared,
     scope: &Scope,
     commands: Vec<WireCommand>,
 ) -> Result<Vec<CommandResult>, StorageError> {
-    let mut blocked: HashSet<String> = HashSet::new();
-    let mut results = Vec::with_capacity(commands.len());
+    let mut ids = Vec::with_capacity(commands.len());
+    let mut batch = Vec::with_capacity(commands.len());
     for mut cmd in commands {
-        if let Some(key) = cmd.keys.iter().find(|k| blocked.contains(*k)) {
-            shared.stats.skipped();
-            let message = format!("an earlier command on key {key:?} in this batch was not applied");
-            results.push(not_applied(cmd.id, CommandStatus::Skipped, "skipped", message));
-            blocked.extend(cmd.keys);
-            continue;
-        }
-        if cmd.idempotency_key.is_empty() || cmd.id.is_empty() {
-            shared.stats.rejected();
-            let message = "`id` and `idempotency_key` must be non-empty".to_string();
-            results.push(not_applied(cmd.id, CommandStatus::Rejected, "invalid_command", message));
-            blocked.extend(cmd.keys);
-            continue;
-        }
-        if let Some(accepted) = shared.versions.of(&cmd.mutator) {
-            if !accepted.contains(&cmd.mutator_version) {
-                shared.stats.rejected();
+        let work = match shared.versions.of(&cmd.mutator) {
+            Some(accepted) if !accepted.contains(&cmd.mutator_version) => {
                 let message = format!(
                     "{} version {} is not accepted by this server (accepted: {accepted:?}); upgrade the command",
                     cmd.mutator, cmd.mutator_version
                 );
-                let mut r = not_applied(cmd.id, CommandStatus::Rejected, "unsupported_version", message);
+                let mut r = Rejection::new("unsupported_version", message);
                 r.supported_versions = Some(accepted.to_vec());
-                results.push(r);
-                blocked.extend(cmd.keys);
-                continue;
+                Work::Reject(r)
             }
-        }
-        // Moved, not copied: nothing below reads the arguments again.
-        let call = MutatorCall {
-            name: cmd.mutator.clone(),
-            version: cmd.mutator_version,
-            args: std::mem::take(&mut cmd.args),
-            base_versions: std::mem::take(&mut cmd.base_versions),
+            // Moved, not copied: nothing below reads the arguments again.
+            _ => Work::Apply(Box::new(MutatorCall {
+                name: cmd.mutator.clone(),
+                version: cmd.mutator_version,
+                args: std::mem::take(&mut cmd.args),
+                base_versions: std::mem::take(&mut cmd.base_versions),
+            })),
         };
-        let command = CommandRef {
-            idempotency_key: &cmd.idempotency_key,
-            command_id: &cmd.id,
-            mutator: &cmd.mutator,
-            keys: &cmd.keys,
-        };
-        let execution = shared.storage.execute(scope, &command, Box::new(call)).await?;
-        let result = match execution {
-            Execution::Applied(stored) => {
-                shared.stats.applied(&scope.workspace, &scope.user, &cmd.idempotency_key);
-                applied_result(cmd.id.clone(), CommandStatus::Applied, stored)
+        ids.push(cmd.id.clone());
+        batch.push(BatchCommand {
+            idempotency_key: cmd.idempotency_key,
+            command_id: cmd.id,
+            mutator: cmd.mutator,
+            keys: cmd.keys,
+            work,
+        });
+    }
+    if batch.is_empty() {
+        return Ok(Vec::new());
+    }
+    let keys: Vec<String> = batch.iter().map(|c| c.idempotency_key.clone()).collect();
+    let outcomes = shared.storage.execute_batch(scope, batch).await?;
+    if outcomes.len() != ids.len() {
+        return Err(StorageError::Inconsistent(format!("{} outcomes for {} commands", outcomes.len(), ids.len())));
+    }
+    let mut results = Vec::with_capacity(ids.len());
+    for ((id, key), outcome) in ids.into_iter().zip(keys).zip(outcomes) {
+        let result = match outcome {
+            Outcome::Applied(stored) => {
+                shared.stats.applied(&scope.workspace, &scope.user, &key);
+                applied_result(id, CommandStatus::Applied, stored)
             }
-            Execution::Duplicate(stored) => {
-                shared.stats.duplicate(&scope.workspace, &scope.user, &cmd.idempotency_key);
-                applied_result(cmd.id.clone(), CommandStatus::Duplicate, stored)
+            Outcome::Duplicate(stored) => {
+                shared.stats.duplicate(&scope.workspace, &scope.user, &key);
+                applied_result(id, CommandStatus::Duplicate, stored)
             }
-            Execution::NotApplied(ApplyError::Rejected { code, message }) => {
+            Outcome::Rejected { rejection, .. } => {
                 shared.stats.rejected();
-                blocked.extend(cmd.keys.iter().cloned());
-                not_applied(cmd.id.clone(), CommandStatus::Rejected, &code, message)
+                let mut r = not_applied(id, CommandStatus::Rejected, &rejection.code, rejection.message);
+                r.supported_versions = rejection.supported_versions;
+                r
             }
-            Execution::NotApplied(ApplyError::Conflict { code, message, snapshot }) => {
+            Outcome::Conflict { code, message, snapshot } => {
                 shared.stats.conflict();
-                blocked.extend(cmd.keys.iter().cloned());
-                let mut r = not_applied(cmd.id.clone(), CommandStatus::Conflict, &code, message);
+                let mut r = not_applied(id, CommandStatus::Conflict, &code, message);
                 r.snapshot = Some(snapshot);
                 r
             }
-            Execution::NotApplied(ApplyError::Storage(e)) => return Err(e),
+            Outcome::Skipped { key } => {
+                shared.stats.skipped();
+                let message = format!("an earlier command on key {key:?} in this batch was not applied");
+                not_applied(id, CommandStatus::Skipped, "skipped", message)
+            }
         };
         results.push(result);
     }

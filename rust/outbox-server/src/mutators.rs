@@ -159,6 +159,27 @@ impl Apply for MutatorCall {
     async fn apply(&self, tx: &mut dyn DocTx) -> Result<Value, ApplyError> {
         apply(&self.name, self.version, &self.args, &self.base_versions, tx).await
     }
+
+    fn reads(&self) -> Vec<(String, String)> {
+        let Some(args) = self.args.as_object() else { return Vec::new() };
+        let text = |m: &Map<String, Value>, k: &str| m.get(k).and_then(Value::as_str).map(str::to_string);
+        let doc = |collection: Option<String>, id: Option<String>| collection.zip(id);
+        match self.name.as_str() {
+            "put" | "patch" | "delete" => doc(text(args, "collection"), text(args, "id")).into_iter().collect(),
+            "adjustStock" => doc(Some(PRODUCTS.to_string()), text(args, "product_id")).into_iter().collect(),
+            "voidOrder" => doc(Some(ORDERS.to_string()), text(args, "id")).into_iter().collect(),
+            "createOrder" => {
+                let (list, field) = if self.version == 2 { ("items", "sku") } else { ("lines", "product_id") };
+                let lines = args.get(list).and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+                let products = lines
+                    .iter()
+                    .filter_map(Value::as_object)
+                    .filter_map(|l| doc(Some(PRODUCTS.to_string()), text(l, field)));
+                doc(Some(ORDERS.to_string()), text(args, "id")).into_iter().chain(products).collect()
+            }
+            _ => Vec::new(),
+        }
+    }
 }
 
 fn invalid(message: impl Into<String>) -> ApplyError {

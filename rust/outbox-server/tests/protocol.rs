@@ -170,12 +170,23 @@ async fn test_create_order_decrements_stock_and_insufficient_is_rejected(b: Back
     assert!(s.doc("ws-1", "orders", "o2").await.is_none());
 }
 
-async fn test_rejection_is_not_stored_so_the_key_can_apply_later(b: Backend) {
+async fn test_rejection_is_stored_so_the_key_is_never_applied_later(b: Backend) {
     let s = b.start().await;
     let order = cmd("o1", "createOrder", json!({"id": "o1", "lines": [{"product_id": "gadget", "qty": 8}]}), &[]);
-    assert_eq!(s.commands(vec![order.clone()]).await[0]["error"]["code"], "insufficient_stock");
+    let first = s.commands(vec![order.clone()]).await[0].clone();
+    assert_eq!(first["error"]["code"], "insufficient_stock");
     s.commands(vec![cmd("restock", "adjustStock", json!({"product_id": "gadget", "delta": 10}), &[])]).await;
-    assert_eq!(s.commands(vec![order]).await[0]["status"], "applied");
+    // A resend under the same key (a client that lost its `failed` mark) gets the same
+    // answer, even now that stock would allow it.
+    let again = &s.commands(vec![order]).await[0];
+    assert_eq!(again["status"], "rejected", "{again}");
+    assert_eq!(again["error"], first["error"]);
+    assert_eq!(s.stock("gadget").await, 15);
+    assert!(s.doc("ws-1", "orders", "o1").await.is_none());
+    // The same sale under a new key is a new command and applies.
+    let mut retry = cmd("o1b", "createOrder", json!({"id": "o1", "lines": [{"product_id": "gadget", "qty": 8}]}), &[]);
+    retry["id"] = json!("o1");
+    assert_eq!(s.commands(vec![retry]).await[0]["status"], "applied");
     assert_eq!(s.stock("gadget").await, 7);
 }
 
@@ -573,7 +584,7 @@ backend_tests!(
     test_base_version_mismatch_is_conflict_with_snapshot,
     test_patch_merges_and_delete_leaves_deleted_change,
     test_create_order_decrements_stock_and_insufficient_is_rejected,
-    test_rejection_is_not_stored_so_the_key_can_apply_later,
+    test_rejection_is_stored_so_the_key_is_never_applied_later,
     test_void_order_restores_stock_once,
     test_adjust_stock_cannot_go_negative,
     test_unknown_mutator_and_version_are_rejected,

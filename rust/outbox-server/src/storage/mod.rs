@@ -1,25 +1,29 @@
 //! Where the server keeps users, documents, the change log and idempotency records.
 //!
-//! Everything the protocol promises about atomicity lives behind [`Storage::execute`]:
-//! one call is one database transaction that (1) looks up the idempotency record for
-//! `(workspace, user, idempotency_key)`, (2) when there is none runs the mutator against a
-//! [`DocTx`], and (3) when the mutator applied, writes the documents, their change-log
-//! rows and the idempotency record together, then commits. A rejected or conflicting
-//! command rolls back and leaves no record, so nothing was applied and nothing is stored.
+//! Everything the protocol promises about atomicity lives behind
+//! [`Storage::execute_batch`]: one request's batch is one database transaction that, for
+//! each command in order, looks up the idempotency record for
+//! `(workspace, user, idempotency_key)`, runs the mutator against a [`DocTx`] when there
+//! is none, and stores the final answer (applied: documents, change-log rows, result and
+//! receipt; rejected: the rejection) under the key, then commits once. [`batch`] holds
+//! those rules, the same for every backend; a backend provides the transaction.
 //!
 //! Two backends implement the same contract and run the same tests:
 //!
-//! - [`sqlite::SqliteStorage`] (the default): one writer connection behind a mutex; the
-//!   blocking calls run on tokio's blocking pool.
+//! - [`sqlite::SqliteStorage`] (the default): one writer thread that runs every batch
+//!   waiting for it in one transaction (group commit: one fsync for many requests), and a
+//!   reader connection for everything else.
 //! - [`postgres::PgStorage`]: a connection pool over PostgreSQL, so several server nodes
-//!   can share one database. The idempotency key is claimed through a `UNIQUE` constraint
-//!   (two nodes racing on one key apply it once), change-log sequence numbers are handed
-//!   out under a per-workspace row lock (so they are assigned in commit order and a cursor
-//!   never skips a commit), and commits are announced to every node with `NOTIFY`.
+//!   can share one database. The workspace's row is locked and the batch's idempotency
+//!   keys are claimed through a `UNIQUE` constraint in one statement (two nodes racing on
+//!   one key apply it once), change-log sequence numbers are handed out under that lock
+//!   (so they are assigned in commit order and a cursor never skips a commit), the writes
+//!   are sent in one statement at the end, and commits are announced with `NOTIFY`.
 //!
 //! The trait is async; mutators are async too ([`DocTx`] awaits the database), so the
 //! PostgreSQL backend never blocks a runtime thread.
 
+pub mod batch;
 pub mod postgres;
 pub mod sqlite;
 
@@ -28,6 +32,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::broadcast;
 
+pub use batch::{BatchCommand, Outcome, Record, Rejection, Work};
 pub use postgres::{PgStorage, PostgresConfig};
 pub use sqlite::SqliteStorage;
 
@@ -166,6 +171,13 @@ pub trait DocTx: Send {
 pub trait Apply: Send + Sync {
     /// Runs the mutator against `tx`; its result is stored with the idempotency record.
     async fn apply(&self, tx: &mut dyn DocTx) -> Result<Value, ApplyError>;
+    /// `(collection, id)` of documents the call will probably read, so a backend can read
+    /// them for the whole batch in one round trip before running it. Only a hint: a
+    /// document missing here is read when asked for, and one listed but never read costs
+    /// nothing else.
+    fn reads(&self) -> Vec<(String, String)> {
+        Vec::new()
+    }
 }
 
 /// Who is asking: the authenticated user inside one workspace.
@@ -175,19 +187,6 @@ pub struct Scope {
     pub workspace: String,
     /// User id the bearer token maps to.
     pub user: String,
-}
-
-/// What identifies one command for idempotency and the apply log.
-#[derive(Debug, Clone, Copy)]
-pub struct CommandRef<'a> {
-    /// The client's idempotency key.
-    pub idempotency_key: &'a str,
-    /// The client's command id.
-    pub command_id: &'a str,
-    /// Mutator name.
-    pub mutator: &'a str,
-    /// Scheduling keys, recorded in the apply log for order checks.
-    pub keys: &'a [String],
 }
 
 /// The stored answer for an applied command; returned again for duplicates and by
@@ -222,17 +221,6 @@ pub(crate) fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
         .unwrap_or(0)
-}
-
-/// What [`Storage::execute`] did with one command.
-#[derive(Debug)]
-pub enum Execution {
-    /// Applied now and committed with its idempotency record.
-    Applied(StoredResult),
-    /// Applied earlier; the stored result, nothing changed now.
-    Duplicate(StoredResult),
-    /// Not applied; nothing was written.
-    NotApplied(ApplyError),
 }
 
 /// One entry of the apply log: commands in the order the server applied them.
@@ -280,7 +268,8 @@ pub enum ChangeNotice {
     Unknown,
 }
 
-/// The server's storage backend. One [`execute`](Self::execute) call is one transaction.
+/// The server's storage backend. One [`execute_batch`](Self::execute_batch) call is one
+/// transaction.
 #[async_trait]
 pub trait Storage: Send + Sync + 'static {
     /// Short backend name for logs and benchmark lines (`"sqlite"`, `"postgres"`).
@@ -292,15 +281,20 @@ pub trait Storage: Send + Sync + 'static {
     async fn user_for_token(&self, token: &str) -> Result<Option<String>, StorageError>;
     /// Whether `user` belongs to `workspace`.
     async fn is_member(&self, user: &str, workspace: &str) -> Result<bool, StorageError>;
-    /// Runs one command exactly once (see the module docs).
-    async fn execute(
-        &self,
-        scope: &Scope,
-        command: &CommandRef<'_>,
-        apply: Box<dyn Apply>,
-    ) -> Result<Execution, StorageError>;
+    /// The user `token` belongs to and whether that user is a member of `workspace`;
+    /// `None` for an unknown token. One round trip where the backend allows.
+    async fn authorize(&self, token: &str, workspace: &str) -> Result<Option<(String, bool)>, StorageError> {
+        let Some(user) = self.user_for_token(token).await? else { return Ok(None) };
+        let member = self.is_member(&user, workspace).await?;
+        Ok(Some((user, member)))
+    }
+    /// Runs one request's commands in order, each exactly once, in one transaction
+    /// ([`batch`] has the rules); one [`Outcome`] per command. On an error nothing of
+    /// the batch was applied.
+    async fn execute_batch(&self, scope: &Scope, commands: Vec<BatchCommand>) -> Result<Vec<Outcome>, StorageError>;
     /// The stored result of the command `scope`'s user applied in `scope`'s workspace
-    /// under `idempotency_key`, if any. Another user's or workspace's key is `None`.
+    /// under `idempotency_key`, if any. Another user's or workspace's key is `None`, and
+    /// so is a key whose command was rejected (it was not applied).
     async fn stored_command(&self, scope: &Scope, idempotency_key: &str)
         -> Result<Option<StoredCommand>, StorageError>;
     /// Reads up to `limit` changes after `after` in `workspace`.

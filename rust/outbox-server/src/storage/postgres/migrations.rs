@@ -13,13 +13,14 @@ use tokio_postgres::Client;
 use crate::storage::StorageError;
 
 /// The schema version this build writes.
-pub const CURRENT_VERSION: i32 = 3;
+pub const CURRENT_VERSION: i32 = 4;
 
 /// `(version, SQL)` of every step, in order.
 const STEPS: &[(i32, &str)] = &[
     (1, include_str!("migrations/0001_init.sql")),
     (2, include_str!("migrations/0002_epoch.sql")),
     (3, include_str!("migrations/0003_receipts.sql")),
+    (4, include_str!("migrations/0004_rejections.sql")),
 ];
 
 /// The versions this build knows, in order (not necessarily contiguous).

@@ -27,7 +27,7 @@ use tokio::task::JoinHandle;
 use tokio_postgres::NoTls;
 
 use super::{
-    AppliedEntry, Apply, Change, ChangeNotice, ChangesPage, CommandRef, Execution, Scope, Storage, StorageError,
+    AppliedEntry, BatchCommand, Change, ChangeNotice, ChangesPage, Outcome, Scope, Storage, StorageError,
     StoredCommand, StoredDoc,
 };
 
@@ -220,13 +220,22 @@ impl Storage for PgStorage {
         Ok(client.query_opt(&stmt, &[&workspace, &user]).await?.is_some())
     }
 
-    async fn execute(
-        &self,
-        scope: &Scope,
-        command: &CommandRef<'_>,
-        apply: Box<dyn Apply>,
-    ) -> Result<Execution, StorageError> {
-        tx::execute(&self.pool, &self.channel, scope, command, apply.as_ref()).await
+    async fn authorize(&self, token: &str, workspace: &str) -> Result<Option<(String, bool)>, StorageError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(
+                "SELECT t.user_id, EXISTS (SELECT 1 FROM members m WHERE m.workspace = $2 AND m.user_id = t.user_id)
+                 FROM tokens t WHERE t.token = $1",
+            )
+            .await?;
+        match client.query_opt(&stmt, &[&token, &workspace]).await? {
+            Some(row) => Ok(Some((row.try_get(0)?, row.try_get(1)?))),
+            None => Ok(None),
+        }
+    }
+
+    async fn execute_batch(&self, scope: &Scope, commands: Vec<BatchCommand>) -> Result<Vec<Outcome>, StorageError> {
+        tx::execute_batch(&self.pool, &self.channel, scope, &commands).await
     }
 
     async fn stored_command(

@@ -1,7 +1,11 @@
-//! The SQLite backend: one writer connection behind a mutex, WAL, `synchronous=FULL`.
+//! The SQLite backend: one writer, WAL, `synchronous=FULL`, and group commit.
 //!
-//! Every call runs on tokio's blocking pool. One writer and `BEGIN IMMEDIATE` serialise all
-//! commands, so change-log sequence numbers are assigned in commit order by construction.
+//! Command batches go to one writer thread ([`writer`]), which runs every batch waiting
+//! for it in one `BEGIN IMMEDIATE` transaction and commits once: while one group commits
+//! (its fsync), the next requests queue up and share the next commit. One writer
+//! serialises all commands, so change-log sequence numbers are assigned in commit order by
+//! construction. Reads (tokens, memberships, the change feed, receipts) use a second
+//! connection on tokio's blocking pool; under WAL they never wait for the writer.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -10,11 +14,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::Value;
-use tokio::runtime::Handle;
 
 use super::{
-    now_ms, AppliedEntry, Apply, ApplyError, Change, ChangesPage, CommandRef, DocTx, Execution, Scope, Storage,
-    StorageError, StoredCommand, StoredDoc, StoredResult,
+    AppliedEntry, BatchCommand, Change, ChangesPage, Outcome, Scope, Storage, StorageError, StoredCommand, StoredDoc,
+    StoredResult,
 };
 
 const SCHEMA: &str = "
@@ -55,6 +58,9 @@ CREATE TABLE IF NOT EXISTS idempotency (
     command_id      TEXT NOT NULL,
     response        TEXT NOT NULL,
     applied_at      INTEGER,
+    -- NULL: applied (`response` is the stored result); 'rejected': `response` is the
+    -- rejection, answered again to a resend under the same key.
+    outcome         TEXT,
     PRIMARY KEY (workspace, user_id, idempotency_key)
 );
 -- The database's identity: key 'epoch' is written once, when the database (or, for a file
@@ -75,9 +81,15 @@ CREATE TABLE IF NOT EXISTS apply_log (
 );
 ";
 
+mod writer;
+
 /// SQLite storage (the default backend).
 pub struct SqliteStorage {
+    /// The writer connection: the writer thread's, and seeding's.
     conn: Arc<Mutex<Connection>>,
+    /// A read-only connection for every read.
+    reader: Arc<Mutex<Connection>>,
+    writer: writer::Writer,
     epoch: String,
 }
 
@@ -94,7 +106,26 @@ impl SqliteStorage {
         conn.execute_batch(SCHEMA)?;
         upgrade(&conn)?;
         let epoch = ensure_epoch(&mut conn)?;
-        Ok(SqliteStorage { conn: Arc::new(Mutex::new(conn)), epoch })
+        let reader = Connection::open(path)?;
+        reader.pragma_update(None, "query_only", true)?;
+        reader.busy_timeout(Duration::from_secs(5))?;
+        let conn = Arc::new(Mutex::new(conn));
+        let writer = writer::Writer::spawn(conn.clone())?;
+        Ok(SqliteStorage { conn, reader: Arc::new(Mutex::new(reader)), writer, epoch })
+    }
+
+    /// Runs `f` with the reader connection on tokio's blocking pool.
+    async fn with_reader<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StorageError> + Send + 'static,
+    ) -> Result<T, StorageError> {
+        let conn = self.reader.clone();
+        tokio::task::spawn_blocking(move || {
+            let guard = conn.lock().map_err(|_| StorageError::Poisoned)?;
+            f(&guard)
+        })
+        .await
+        .map_err(|e| StorageError::Worker(e.to_string()))?
     }
 
     /// Runs `f` with the connection on tokio's blocking pool.
@@ -132,6 +163,8 @@ fn ensure_epoch(conn: &mut Connection) -> Result<String, StorageError> {
 const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
     // Receipts: the server time a command was applied (NULL for older records).
     ("idempotency", "applied_at", "INTEGER"),
+    // Stored rejections: NULL for every older record, which were all applied.
+    ("idempotency", "outcome", "TEXT"),
 ];
 
 /// Brings an older server file up to [`SCHEMA`] in place, without losing a row.
@@ -163,89 +196,6 @@ fn parse_doc(text: Option<String>) -> Result<Option<Value>, StorageError> {
     })
 }
 
-/// One `BEGIN IMMEDIATE` transaction over the writer connection; rolls back on drop unless
-/// committed. Holds `&mut Connection` (not a `rusqlite::Transaction`, which is not `Send`)
-/// so it can serve as the mutators' [`DocTx`].
-struct SqliteTx<'c> {
-    conn: &'c mut Connection,
-    workspace: String,
-    changes: Vec<Change>,
-    done: bool,
-}
-
-impl<'c> SqliteTx<'c> {
-    fn begin(conn: &'c mut Connection, workspace: &str) -> Result<Self, StorageError> {
-        conn.execute_batch("BEGIN IMMEDIATE")?;
-        Ok(SqliteTx { conn, workspace: workspace.to_string(), changes: Vec::new(), done: false })
-    }
-
-    fn commit(mut self) -> Result<(), StorageError> {
-        self.done = true;
-        if let Err(e) = self.conn.execute_batch("COMMIT") {
-            let _ = self.conn.execute_batch("ROLLBACK");
-            return Err(e.into());
-        }
-        Ok(())
-    }
-
-    fn rollback(mut self) -> Result<(), StorageError> {
-        self.done = true;
-        self.conn.execute_batch("ROLLBACK")?;
-        Ok(())
-    }
-
-    fn next_seq(&mut self) -> Result<i64, StorageError> {
-        self.conn.execute("INSERT OR IGNORE INTO workspaces (id, head_seq) VALUES (?1, 0)", params![self.workspace])?;
-        let seq: i64 = self.conn.query_row(
-            "UPDATE workspaces SET head_seq = head_seq + 1 WHERE id = ?1 RETURNING head_seq",
-            params![self.workspace],
-            |r| r.get(0),
-        )?;
-        Ok(seq)
-    }
-
-    fn write_now(&mut self, collection: &str, id: &str, doc: Option<&Value>) -> Result<Change, StorageError> {
-        let current = get_doc(self.conn, &self.workspace, collection, id)?;
-        let version = current.map(|d| d.version).unwrap_or(0) + 1;
-        let text = match doc {
-            Some(v) => Some(serde_json::to_string(v)?),
-            None => None,
-        };
-        self.conn.execute(
-            "INSERT INTO docs (workspace, collection, id, version, doc) VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT (workspace, collection, id) DO UPDATE SET version = excluded.version, doc = excluded.doc",
-            params![self.workspace, collection, id, version, text],
-        )?;
-        let seq = self.next_seq()?;
-        self.conn.execute(
-            "INSERT INTO changes (workspace, seq, collection, id, version, doc) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![self.workspace, seq, collection, id, version, text],
-        )?;
-        let change = Change { seq, collection: collection.to_string(), id: id.to_string(), version, doc: doc.cloned() };
-        self.changes.push(change.clone());
-        Ok(change)
-    }
-}
-
-impl Drop for SqliteTx<'_> {
-    fn drop(&mut self) {
-        if !self.done {
-            let _ = self.conn.execute_batch("ROLLBACK");
-        }
-    }
-}
-
-#[async_trait]
-impl DocTx for SqliteTx<'_> {
-    async fn get(&mut self, collection: &str, id: &str) -> Result<Option<StoredDoc>, StorageError> {
-        get_doc(self.conn, &self.workspace, collection, id)
-    }
-
-    async fn write(&mut self, collection: &str, id: &str, doc: Option<&Value>) -> Result<Change, StorageError> {
-        self.write_now(collection, id, doc)
-    }
-}
-
 fn get_doc(conn: &Connection, workspace: &str, collection: &str, id: &str) -> Result<Option<StoredDoc>, StorageError> {
     let row: Option<(i64, Option<String>)> = conn
         .prepare_cached("SELECT version, doc FROM docs WHERE workspace = ?1 AND collection = ?2 AND id = ?3")?
@@ -263,70 +213,13 @@ fn head_seq(conn: &Connection, workspace: &str) -> Result<i64, StorageError> {
     Ok(seq.unwrap_or(0))
 }
 
-/// [`Storage::execute`] on the blocking pool. The mutator future only awaits this
-/// transaction, whose calls complete at once, so `block_on` merely drives it.
-fn execute_blocking(
-    conn: &mut Connection,
-    scope: &Scope,
-    command: &OwnedCommand,
-    apply: &dyn Apply,
-    runtime: &Handle,
-) -> Result<Execution, StorageError> {
-    let mut tx = SqliteTx::begin(conn, &scope.workspace)?;
-    if let Some(found) = stored_command(tx.conn, scope, &command.idempotency_key)? {
-        tx.rollback()?;
-        return Ok(Execution::Duplicate(found.stored));
-    }
-    let outcome = runtime.block_on(apply.apply(&mut tx));
-    let changes = std::mem::take(&mut tx.changes);
-    let result = match outcome {
-        Ok(result) => result,
-        Err(ApplyError::Storage(e)) => return Err(e),
-        Err(other) => {
-            tx.rollback()?;
-            return Ok(Execution::NotApplied(other));
-        }
-    };
-    let server_seq = match changes.last() {
-        Some(c) => c.seq,
-        None => head_seq(tx.conn, &scope.workspace)?,
-    };
-    let stored = StoredResult { result, changes, server_seq, applied_at: Some(now_ms()) };
-    tx.conn.execute(
-        "INSERT INTO idempotency (workspace, user_id, idempotency_key, command_id, response, applied_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![
-            scope.workspace,
-            scope.user,
-            command.idempotency_key,
-            command.command_id,
-            serde_json::to_string(&stored)?,
-            stored.applied_at
-        ],
-    )?;
-    tx.conn.execute(
-        "INSERT INTO apply_log (workspace, user_id, idempotency_key, command_id, mutator, keys, server_seq)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![
-            scope.workspace,
-            scope.user,
-            command.idempotency_key,
-            command.command_id,
-            command.mutator,
-            serde_json::to_string(&command.keys)?,
-            server_seq
-        ],
-    )?;
-    tx.commit()?;
-    Ok(Execution::Applied(stored))
-}
-
-/// The idempotency record of `key` in `scope`, with its receipt.
+/// The record of the command applied under `key` in `scope`, with its receipt (a
+/// rejected command's record is not one).
 fn stored_command(conn: &Connection, scope: &Scope, key: &str) -> Result<Option<StoredCommand>, StorageError> {
     let row: Option<(String, String, Option<i64>)> = conn
         .prepare_cached(
             "SELECT command_id, response, applied_at FROM idempotency
-             WHERE workspace = ?1 AND user_id = ?2 AND idempotency_key = ?3",
+             WHERE workspace = ?1 AND user_id = ?2 AND idempotency_key = ?3 AND outcome IS NULL",
         )?
         .query_row(params![scope.workspace, scope.user, key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .optional()?;
@@ -334,25 +227,6 @@ fn stored_command(conn: &Connection, scope: &Scope, key: &str) -> Result<Option<
     let mut stored: StoredResult = serde_json::from_str(&response)?;
     stored.applied_at = applied_at;
     Ok(Some(StoredCommand { command_id, stored }))
-}
-
-/// [`CommandRef`] owned, to move into a blocking task.
-struct OwnedCommand {
-    idempotency_key: String,
-    command_id: String,
-    mutator: String,
-    keys: Vec<String>,
-}
-
-impl From<&CommandRef<'_>> for OwnedCommand {
-    fn from(c: &CommandRef<'_>) -> Self {
-        OwnedCommand {
-            idempotency_key: c.idempotency_key.to_string(),
-            command_id: c.command_id.to_string(),
-            mutator: c.mutator.to_string(),
-            keys: c.keys.to_vec(),
-        }
-    }
 }
 
 #[async_trait]
@@ -367,7 +241,7 @@ impl Storage for SqliteStorage {
 
     async fn user_for_token(&self, token: &str) -> Result<Option<String>, StorageError> {
         let token = token.to_string();
-        self.with_conn(move |conn| {
+        self.with_reader(move |conn| {
             Ok(conn
                 .query_row("SELECT user_id FROM tokens WHERE token = ?1", params![token], |r| r.get(0))
                 .optional()?)
@@ -377,7 +251,7 @@ impl Storage for SqliteStorage {
 
     async fn is_member(&self, user: &str, workspace: &str) -> Result<bool, StorageError> {
         let (user, workspace) = (user.to_string(), workspace.to_string());
-        self.with_conn(move |conn| {
+        self.with_reader(move |conn| {
             let found: Option<i64> = conn
                 .query_row(
                     "SELECT 1 FROM members WHERE workspace = ?1 AND user_id = ?2",
@@ -390,16 +264,8 @@ impl Storage for SqliteStorage {
         .await
     }
 
-    async fn execute(
-        &self,
-        scope: &Scope,
-        command: &CommandRef<'_>,
-        apply: Box<dyn Apply>,
-    ) -> Result<Execution, StorageError> {
-        let scope = scope.clone();
-        let command = OwnedCommand::from(command);
-        let runtime = Handle::current();
-        self.with_conn(move |conn| execute_blocking(conn, &scope, &command, apply.as_ref(), &runtime)).await
+    async fn execute_batch(&self, scope: &Scope, commands: Vec<BatchCommand>) -> Result<Vec<Outcome>, StorageError> {
+        self.writer.submit(scope.clone(), commands).await
     }
 
     async fn stored_command(
@@ -408,12 +274,12 @@ impl Storage for SqliteStorage {
         idempotency_key: &str,
     ) -> Result<Option<StoredCommand>, StorageError> {
         let (scope, key) = (scope.clone(), idempotency_key.to_string());
-        self.with_conn(move |conn| stored_command(conn, &scope, &key)).await
+        self.with_reader(move |conn| stored_command(conn, &scope, &key)).await
     }
 
     async fn changes_after(&self, workspace: &str, after: i64, limit: u32) -> Result<ChangesPage, StorageError> {
         let workspace = workspace.to_string();
-        self.with_conn(move |conn| {
+        self.with_reader(move |conn| {
             let mut stmt = conn.prepare_cached(
                 "SELECT seq, collection, id, version, doc FROM changes
                  WHERE workspace = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
@@ -441,16 +307,16 @@ impl Storage for SqliteStorage {
 
     async fn head_seq(&self, workspace: &str) -> Result<i64, StorageError> {
         let workspace = workspace.to_string();
-        self.with_conn(move |conn| head_seq(conn, &workspace)).await
+        self.with_reader(move |conn| head_seq(conn, &workspace)).await
     }
 
     async fn get_doc(&self, workspace: &str, collection: &str, id: &str) -> Result<Option<StoredDoc>, StorageError> {
         let (workspace, collection, id) = (workspace.to_string(), collection.to_string(), id.to_string());
-        self.with_conn(move |conn| get_doc(conn, &workspace, &collection, &id)).await
+        self.with_reader(move |conn| get_doc(conn, &workspace, &collection, &id)).await
     }
 
     async fn apply_log(&self) -> Result<Vec<AppliedEntry>, StorageError> {
-        self.with_conn(|conn| {
+        self.with_reader(|conn| {
             let mut stmt = conn.prepare(
                 "SELECT n, workspace, user_id, idempotency_key, command_id, mutator, keys, server_seq
                  FROM apply_log ORDER BY n",
@@ -515,12 +381,6 @@ impl Storage for SqliteStorage {
     async fn seed_doc(&self, workspace: &str, collection: &str, id: &str, doc: &Value) -> Result<Change, StorageError> {
         let (workspace, collection, id, doc) =
             (workspace.to_string(), collection.to_string(), id.to_string(), doc.clone());
-        self.with_conn(move |conn| {
-            let mut tx = SqliteTx::begin(conn, &workspace)?;
-            let change = tx.write_now(&collection, &id, Some(&doc))?;
-            tx.commit()?;
-            Ok(change)
-        })
-        .await
+        self.with_conn(move |conn| writer::seed(conn, &workspace, &collection, &id, &doc)).await
     }
 }
