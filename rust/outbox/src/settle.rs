@@ -57,8 +57,9 @@ impl SettleQueue {
 /// How the transaction that records `sends` must commit. Losing a success or a retry to a
 /// power cut only makes the command go out again under the same idempotency key, which
 /// the server answers `duplicate` with the stored result: no fsync needed. A rejection or
-/// a conflict is fsynced: the server keeps no answer for it under the key, so a resend
-/// could be applied (e.g. once stock is replenished) where the cashier saw "failed".
+/// a conflict is fsynced: a server that keeps no answer for it under the key (conflicts
+/// never are; a custom server may not store rejections) could apply a resend where the
+/// cashier saw "failed", e.g. once stock is replenished.
 pub(crate) fn commit_for(sends: &[Finished]) -> Commit {
     let must_last = sends
         .iter()
