@@ -334,23 +334,8 @@ pub fn markdown(all: &[Value]) -> String {
          | storage | nodes | runs | commands/s | p50 ms | p99 ms | errors (all runs) | exactly once (all runs) |\n\
          | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |"
     );
-    for ((system, nodes), mut g) in groups {
-        g.sort_by(|a, b| {
-            a["ops_per_s"].as_f64().partial_cmp(&b["ops_per_s"].as_f64()).unwrap_or(std::cmp::Ordering::Equal)
-        });
-        let m = g[g.len() / 2];
-        let errors: u64 = g.iter().map(|v| v["errors"].as_u64().unwrap_or(0)).sum();
-        let all_once = g.iter().all(|v| v["exactly_once"] == true);
-        let f = |k: &str| m[k].as_f64().map_or("–".to_string(), |x| format!("{x:.0}"));
-        let _ = writeln!(
-            out,
-            "| {system} | {nodes} | {} | {} | {} | {} | {errors} | {} |",
-            g.len(),
-            f("ops_per_s"),
-            f("p50_ms"),
-            f("p99_ms"),
-            if all_once { "yes" } else { "**no**" }
-        );
+    for ((system, nodes), g) in groups {
+        let _ = writeln!(out, "| {system} | {nodes} | {} |", median_cells(g));
     }
     let _ = writeln!(
         out,
@@ -421,23 +406,8 @@ fn before_after(lines: &[&Value]) -> String {
         }
     }
     groups.sort_by_key(|((label, system), _)| (system != "sqlite", system.clone(), label != "before", label.clone()));
-    for ((label, system), mut g) in groups {
-        g.sort_by(|a, b| {
-            a["ops_per_s"].as_f64().partial_cmp(&b["ops_per_s"].as_f64()).unwrap_or(std::cmp::Ordering::Equal)
-        });
-        let m = g[g.len() / 2];
-        let errors: u64 = g.iter().map(|v| v["errors"].as_u64().unwrap_or(0)).sum();
-        let all_once = g.iter().all(|v| v["exactly_once"] == true);
-        let f = |k: &str| m[k].as_f64().map_or("–".to_string(), |x| format!("{x:.0}"));
-        let _ = writeln!(
-            out,
-            "| {label} | {system} | {} | {} | {} | {} | {errors} | {} |",
-            g.len(),
-            f("ops_per_s"),
-            f("p50_ms"),
-            f("p99_ms"),
-            if all_once { "yes" } else { "**no**" }
-        );
+    for ((label, system), g) in groups {
+        let _ = writeln!(out, "| {label} | {system} | {} |", median_cells(g));
     }
     let _ = writeln!(
         out,
@@ -465,3 +435,23 @@ fn before_after(lines: &[&Value]) -> String {
     out.push('\n');
     out
 }
+
+/// The cells a load table shows for one setup's runs: runs, then the median run's (by
+/// commands/s) commands/s, p50 and p99, then errors over all runs and whether every run
+/// was exactly once.
+fn median_cells(mut runs: Vec<&Value>) -> String {
+    runs.sort_by(|a, b| a["ops_per_s"].as_f64().partial_cmp(&b["ops_per_s"].as_f64()).unwrap_or(std::cmp::Ordering::Equal));
+    let Some(m) = runs.get(runs.len() / 2) else { return "0 | – | – | – | 0 | –".into() };
+    let errors: u64 = runs.iter().map(|v| v["errors"].as_u64().unwrap_or(0)).sum();
+    let all_once = runs.iter().all(|v| v["exactly_once"] == true);
+    let f = |k: &str| m[k].as_f64().map_or("–".to_string(), |x| format!("{x:.0}"));
+    format!(
+        "{} | {} | {} | {} | {errors} | {}",
+        runs.len(),
+        f("ops_per_s"),
+        f("p50_ms"),
+        f("p99_ms"),
+        if all_once { "yes" } else { "**no**" }
+    )
+}
+
