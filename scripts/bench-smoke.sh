@@ -72,7 +72,7 @@ else
   cat "$work/bench.err"
   fail "outbox-bench --n $N $tanstack_flag"
 fi
-expected="enqueue/outbox enqueue/sqlite-raw drain-local/outbox drain-http/outbox reconnect-visible/outbox open/outbox read-get/outbox read-list50/outbox read-watch/outbox"
+expected="enqueue/outbox enqueue/sqlite-raw drain-local/outbox drain-http/outbox reconnect-visible/outbox crash-reopen/outbox-open crash-reopen/outbox-drain open/outbox read-get/outbox read-list50/outbox read-watch/outbox"
 if [ "$tanstack_flag" = --with-tanstack ]; then
   expected="$expected enqueue/tanstack drain-local/tanstack open/tanstack"
 fi

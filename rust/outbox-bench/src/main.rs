@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
-const BENCHES: [&str; 6] = ["enqueue", "drain-local", "drain-http", "reconnect-visible", "open", "read"];
+const BENCHES: [&str; 7] = ["enqueue", "drain-local", "drain-http", "reconnect-visible", "crash-reopen", "open", "read"];
 
 /// Command-line options.
 #[derive(Parser, Debug)]
@@ -118,6 +118,7 @@ fn run_benches(args: &Args) -> i32 {
                 "drain-local" => rt.block_on(suites::drain_local(n)),
                 "drain-http" => rt.block_on(suites::drain_http(n)),
                 "reconnect-visible" => rt.block_on(suites::reconnect_visible(n)),
+                "crash-reopen" => rt.block_on(suites::crash_reopen(n)),
                 "open" => rt.block_on(suites::open(n)),
                 "read" => rt.block_on(suites::read(n)),
                 _ => unreachable!("clap restricts bench names"),

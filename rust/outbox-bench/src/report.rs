@@ -308,6 +308,12 @@ fn targets(rows: &BTreeMap<Key, Row>) -> String {
             line(&format!("drain-local ≥ 20× TanStack (n={n})"), format!("{x:.0}×"), Some(x >= 20.0));
         }
     }
+    if let Some(t) = get(rows, "crash-reopen", 1_000, "outbox-open").and_then(|r| r.total) {
+        line("SIGKILLed with 1k queued: reopened offline < 10 ms", format!("{t:.1} ms"), Some(t < 10.0));
+    }
+    if let Some(t) = get(rows, "crash-reopen", 1_000, "outbox-drain").and_then(|r| r.total) {
+        line("SIGKILLed with 1k queued: all applied on the server < 100 ms", format!("{t:.0} ms"), Some(t < 100.0));
+    }
     if let Some(t) = get(rows, "reconnect-visible", 1_000, "outbox").and_then(|r| r.total) {
         line("1k sales queued offline visible on a second register < 100 ms", format!("{t:.0} ms"), Some(t < 100.0));
     }
@@ -368,6 +374,9 @@ const FAIRNESS: &str = "## What is compared (read before quoting a ratio)
   engine on its own file in the same workspace, is online with the server's live channel
   open. Time from A's `set_online(true)` until B's store holds all n (B pulls pages of
   1,000 when the server nudges it).
+- **crash-reopen**: a client process holding n sales queued offline is SIGKILLed; the next
+  process's `Outbox::open` is timed (`outbox-open`), then from `set_online(true)` until the
+  server has applied all n (`outbox-drain`).
 ";
 
 /// Time against n on log-log axes, one line per (bench, system).

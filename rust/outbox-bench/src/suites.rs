@@ -362,3 +362,61 @@ pub async fn reconnect_visible(n: usize) -> Result<Vec<String>> {
     Ok(vec![line])
 }
 
+/// `crash-reopen`: a client process holds `n` sales queued offline and is SIGKILLed (its
+/// WAL and SHM left as a crash leaves them). Times the next process's `Outbox::open`
+/// (offline, every command still there), then `set_online(true)` until the server has
+/// applied all `n`. Two lines: system `outbox-open` and `outbox-drain`.
+pub async fn crash_reopen(n: usize) -> Result<Vec<String>> {
+    use outbox::http::{HttpConfig, HttpTransport, StaticToken};
+    let server_dir = tempfile::tempdir()?;
+    let server =
+        outbox_server::Server::start(outbox_server::ServerConfig::new(server_dir.path().join("server.db"))).await?;
+    server.add_user("torture", "tok-torture", &["ws"]).await?;
+    let dir = tempfile::tempdir()?;
+    let db = dir.path().join("client.db");
+    let extra = ["--offline", "--every-ms", "0"];
+    let mut child = crate::torture::spawn_with(&db, &server.base_url(), 0, n, false, "crash", &extra)?;
+    let queued = loop {
+        match child.lines.recv_timeout(Duration::from_secs(120)) {
+            Ok(line) if line == "queued" => break true,
+            Ok(_) => continue,
+            Err(_) => break false,
+        }
+    };
+    // SIGKILL by the PID we started, whatever happened.
+    let _ = child.child.kill();
+    let _ = child.child.wait();
+    if !queued {
+        return Err("the client never finished queueing".into());
+    }
+    let transport = HttpTransport::new(
+        HttpConfig::new(server.base_url(), "ws").with_max_batch(100).with_request_timeout(Duration::from_secs(60)),
+        Arc::new(StaticToken::new("tok-torture")),
+    )?;
+    let mut config = Config::new(&db, "torture", "ws").with_transport(Arc::new(transport));
+    config.start_online = false;
+    config.max_batch_size = 100;
+    let start = Instant::now();
+    let ob = Outbox::open(config)?;
+    let opened = start.elapsed();
+    if ob.status()?.pending as usize != n {
+        return Err(format!("reopened with {} pending of {n}", ob.status()?.pending).into());
+    }
+    ob.register_mutator("put", MutatorSpec::default())?;
+    let drain_start = Instant::now();
+    ob.set_online(true)?;
+    let report = ob.drain_for(Duration::from_secs(600)).await?;
+    let drained = drain_start.elapsed();
+    let applied = server.stats().totals.applied as usize;
+    if report.remaining != 0 || applied != n {
+        return Err(format!("drain left {}; server applied {applied} of {n}", report.remaining).into());
+    }
+    ob.close();
+    server.shutdown().await;
+    let open_line =
+        Sample { bench: "crash-reopen", system: "outbox-open", n, ops: n, total: opened, latencies: Vec::new() }.line();
+    let drain_line =
+        Sample { bench: "crash-reopen", system: "outbox-drain", n, ops: n, total: drained, latencies: Vec::new() }.line();
+    Ok(vec![open_line, drain_line])
+}
+

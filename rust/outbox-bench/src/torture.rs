@@ -101,6 +101,10 @@ pub struct ChildArgs {
     /// resend under the same key would be applied.
     #[arg(long)]
     rejects: bool,
+    /// Stay offline: enqueue `count` commands back to back, print `queued`, then wait to be
+    /// killed (the `crash-reopen` bench).
+    #[arg(long)]
+    offline: bool,
 }
 
 pub(crate) struct Client {
@@ -400,6 +404,7 @@ async fn child_inner(args: &ChildArgs) -> Result<(), Box<dyn std::error::Error>>
         jitter: 0.3,
         max_attempts: 10_000,
     };
+    config.start_online = !args.offline;
     let ob = Outbox::open(config)?;
     ob.register_mutator("put", MutatorSpec::default())?;
     ob.register_mutator("adjustStock", MutatorSpec::default())?;
@@ -486,7 +491,10 @@ async fn child_inner(args: &ChildArgs) -> Result<(), Box<dyn std::error::Error>>
         say("done");
         return Ok(());
     }
-    // Keep draining until killed.
+    if args.offline {
+        say("queued");
+    }
+    // Keep draining (or, offline, holding the queue) until killed.
     tokio::time::sleep(Duration::from_secs(120)).await;
     Ok(())
 }
