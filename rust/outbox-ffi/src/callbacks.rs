@@ -147,6 +147,13 @@ pub enum Outcome {
     Unauthorized,
     /// The server could not be reached (does not count as an attempt).
     Offline,
+    /// The server knows the user but refused this action (HTTP 403: no membership or
+    /// role). Nothing was applied; sending pauses with an `AccessDenied` event (does not
+    /// count as an attempt).
+    Forbidden {
+        /// The server's message.
+        message: String,
+    },
 }
 
 /// What a custom transport's `pull` returned.
@@ -433,6 +440,7 @@ impl From<Outcome> for CoreOutcome {
             },
             Outcome::Unauthorized => CoreOutcome::Unauthorized,
             Outcome::Offline => CoreOutcome::Offline,
+            Outcome::Forbidden { message } => CoreOutcome::Forbidden { message },
         }
     }
 }

@@ -209,7 +209,10 @@ impl Outbox {
         blocking(move || Ok(inner.peek(&filter.into())?.into_iter().map(Into::into).collect())).await
     }
 
-    /// Sends a `wedged` command again with a fresh attempt budget.
+    /// Sends a `wedged` or `failed` command again with a fresh attempt budget. A failed
+    /// command goes out under a fresh idempotency key (the old one stays in its history),
+    /// and its dependants that failed because of it (`dependency_failed`) become pending
+    /// with it. Other states are refused with `InvalidState`.
     pub async fn retry(&self, id: String) -> Result<(), OutboxError> {
         let inner = self.inner.clone();
         blocking(move || Ok(inner.retry(&parse_id(&id)?)?)).await

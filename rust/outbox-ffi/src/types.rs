@@ -207,6 +207,9 @@ pub struct Attempt {
     pub http_status: Option<u16>,
     /// Error text for failed attempts.
     pub error: Option<String>,
+    /// The idempotency key it was sent under (a retried failed command, or a conflict
+    /// resolved with new args, gets a new one).
+    pub idempotency_key: Option<String>,
 }
 
 /// A command as stored.
@@ -222,7 +225,7 @@ pub struct Command {
     pub mutator_version: u32,
     /// Arguments as JSON text.
     pub args: String,
-    /// Scheduling keys (empty: the serial unkeyed lane).
+    /// Scheduling keys (empty: the serial unkeyed lane), kept after the command finishes.
     pub keys: Vec<String>,
     /// Sent on every attempt; the server applies the command once per key.
     pub idempotency_key: String,
@@ -248,6 +251,8 @@ pub struct Command {
     pub receipt: Option<Receipt>,
     /// Attempt history, oldest first (filled by `command`, empty in `peek`).
     pub history: Vec<Attempt>,
+    /// What the offline risk limits count for it (from `limit_amount_field`), if any.
+    pub amount: Option<i64>,
 }
 
 /// Which commands `peek` lists.
@@ -479,6 +484,7 @@ impl From<CoreAttempt> for Attempt {
             outcome: a.outcome,
             http_status: a.http_status,
             error: a.error,
+            idempotency_key: a.idempotency_key,
         }
     }
 }
@@ -503,6 +509,7 @@ impl From<CoreCommand> for Command {
             settlement: c.settlement.map(Into::into),
             receipt: c.receipt.map(Into::into),
             history: c.history.into_iter().map(Into::into).collect(),
+            amount: c.amount,
         }
     }
 }

@@ -261,6 +261,7 @@ impl Outbox {
             ops: &req.ops,
             metadata: &metadata,
             now: now_ms(),
+            amount: None,
         };
         engine.db.write(|tx| queue::insert(tx, &new))?;
         engine.emit(Event::Enqueued { id, mutator: req.mutator });
@@ -318,11 +319,18 @@ impl Outbox {
         }
     }
 
-    /// Sends a `wedged` command again with a fresh attempt budget.
+    /// Sends a `wedged` or `failed` command again with a fresh attempt budget.
+    ///
+    /// A wedged command keeps its idempotency key. A failed one is sent under a fresh key
+    /// (the old one stays in its attempt history), so a rejection the server stored is not
+    /// replayed; the key is kept only when an attempt under it may have been applied (it
+    /// timed out or the app died during it). Its dependants that failed because of it
+    /// (`dependency_failed`) become pending again with it, and its optimistic changes show
+    /// again. Any other state is refused with `InvalidState`.
     pub fn retry(&self, id: &CommandId) -> Result<()> {
         let engine = self.engine()?;
-        let change = engine.db.write(|tx| queue::retry(tx, id, now_ms()))?;
-        engine.emit_changes(&[change]);
+        let changes = engine.db.write(|tx| queue::retry(tx, id, now_ms()))?;
+        engine.emit_changes(&changes);
         engine.trigger(true);
         Ok(())
     }

@@ -1262,7 +1262,7 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if (lib.uniffi_outbox_ffi_checksum_method_outbox_resolve_conflict() != 46521) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if (lib.uniffi_outbox_ffi_checksum_method_outbox_retry() != 26363) {
+    if (lib.uniffi_outbox_ffi_checksum_method_outbox_retry() != 64478) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if (lib.uniffi_outbox_ffi_checksum_method_outbox_set_online() != 34027) {
@@ -3383,7 +3383,10 @@ public interface OutboxInterface {
     suspend fun `resolveConflict`(`id`: kotlin.String, `resolution`: Resolution)
     
     /**
-     * Sends a `wedged` command again with a fresh attempt budget.
+     * Sends a `wedged` or `failed` command again with a fresh attempt budget. A failed
+     * command goes out under a fresh idempotency key (the old one stays in its history),
+     * and its dependants that failed because of it (`dependency_failed`) become pending
+     * with it. Other states are refused with `InvalidState`.
      */
     suspend fun `retry`(`id`: kotlin.String)
     
@@ -4007,7 +4010,10 @@ open class Outbox: Disposable, AutoCloseable, OutboxInterface
 
     
     /**
-     * Sends a `wedged` command again with a fresh attempt budget.
+     * Sends a `wedged` or `failed` command again with a fresh attempt budget. A failed
+     * command goes out under a fresh idempotency key (the old one stays in its history),
+     * and its dependants that failed because of it (`dependency_failed`) become pending
+     * with it. Other states are refused with `InvalidState`.
      */
     @Throws(OutboxException::class)
     @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
@@ -5476,6 +5482,12 @@ data class Attempt (
      * Error text for failed attempts.
      */
     var `error`: kotlin.String?
+    , 
+    /**
+     * The idempotency key it was sent under (a retried failed command, or a conflict
+     * resolved with new args, gets a new one).
+     */
+    var `idempotencyKey`: kotlin.String?
     
 ){
     
@@ -5498,6 +5510,7 @@ public object FfiConverterTypeAttempt: FfiConverterRustBuffer<Attempt> {
             FfiConverterOptionalString.read(buf),
             FfiConverterOptionalUShort.read(buf),
             FfiConverterOptionalString.read(buf),
+            FfiConverterOptionalString.read(buf),
         )
     }
 
@@ -5507,7 +5520,8 @@ public object FfiConverterTypeAttempt: FfiConverterRustBuffer<Attempt> {
             FfiConverterOptionalLong.allocationSize(value.`endedAtMs`) +
             FfiConverterOptionalString.allocationSize(value.`outcome`) +
             FfiConverterOptionalUShort.allocationSize(value.`httpStatus`) +
-            FfiConverterOptionalString.allocationSize(value.`error`)
+            FfiConverterOptionalString.allocationSize(value.`error`) +
+            FfiConverterOptionalString.allocationSize(value.`idempotencyKey`)
     )
 
     override fun write(value: Attempt, buf: ByteBuffer) {
@@ -5517,6 +5531,7 @@ public object FfiConverterTypeAttempt: FfiConverterRustBuffer<Attempt> {
             FfiConverterOptionalString.write(value.`outcome`, buf)
             FfiConverterOptionalUShort.write(value.`httpStatus`, buf)
             FfiConverterOptionalString.write(value.`error`, buf)
+            FfiConverterOptionalString.write(value.`idempotencyKey`, buf)
     }
 }
 
@@ -5552,7 +5567,7 @@ data class Command (
     var `args`: kotlin.String
     , 
     /**
-     * Scheduling keys (empty: the serial unkeyed lane).
+     * Scheduling keys (empty: the serial unkeyed lane), kept after the command finishes.
      */
     var `keys`: List<kotlin.String>
     , 
@@ -5612,6 +5627,11 @@ data class Command (
      * Attempt history, oldest first (filled by `command`, empty in `peek`).
      */
     var `history`: List<Attempt>
+    , 
+    /**
+     * What the offline risk limits count for it (from `limit_amount_field`), if any.
+     */
+    var `amount`: kotlin.Long?
     
 ){
     
@@ -5645,6 +5665,7 @@ public object FfiConverterTypeCommand: FfiConverterRustBuffer<Command> {
             FfiConverterOptionalTypeSettlement.read(buf),
             FfiConverterOptionalTypeReceipt.read(buf),
             FfiConverterSequenceTypeAttempt.read(buf),
+            FfiConverterOptionalLong.read(buf),
         )
     }
 
@@ -5665,7 +5686,8 @@ public object FfiConverterTypeCommand: FfiConverterRustBuffer<Command> {
             FfiConverterSequenceString.allocationSize(value.`dependsOn`) +
             FfiConverterOptionalTypeSettlement.allocationSize(value.`settlement`) +
             FfiConverterOptionalTypeReceipt.allocationSize(value.`receipt`) +
-            FfiConverterSequenceTypeAttempt.allocationSize(value.`history`)
+            FfiConverterSequenceTypeAttempt.allocationSize(value.`history`) +
+            FfiConverterOptionalLong.allocationSize(value.`amount`)
     )
 
     override fun write(value: Command, buf: ByteBuffer) {
@@ -5686,6 +5708,7 @@ public object FfiConverterTypeCommand: FfiConverterRustBuffer<Command> {
             FfiConverterOptionalTypeSettlement.write(value.`settlement`, buf)
             FfiConverterOptionalTypeReceipt.write(value.`receipt`, buf)
             FfiConverterSequenceTypeAttempt.write(value.`history`, buf)
+            FfiConverterOptionalLong.write(value.`amount`, buf)
     }
 }
 
@@ -8130,7 +8153,8 @@ sealed class OutboxEvent {
          */
         val `attempt`: kotlin.UInt, 
         /**
-         * `applied`, `retry`, `rejected`, `conflict`, `unauthorized` or `offline`.
+         * `applied`, `retry`, `rejected`, `conflict`, `unauthorized`, `forbidden` or
+         * `offline`.
          */
         val `outcome`: kotlin.String, 
         /**
@@ -8217,6 +8241,24 @@ sealed class OutboxEvent {
      */
     object AuthRequired : OutboxEvent()
     
+    
+    /**
+     * The server knows the user but refused them (HTTP 403: not a member of the
+     * workspace, a missing role). Nothing was applied and no attempt was consumed:
+     * sending pauses with backoff and resumes at once on `sync_now`, `set_online(true)`
+     * or foreground (e.g. after an admin fixed the role).
+     */
+    data class AccessDenied(
+        /**
+         * The server's message.
+         */
+        val `message`: kotlin.String) : OutboxEvent()
+        
+    {
+        
+
+        companion object
+    }
     
     /**
      * Nothing is in flight and nothing is ready to send right now.
@@ -8332,18 +8374,21 @@ public object FfiConverterTypeOutboxEvent : FfiConverterRustBuffer<OutboxEvent>{
                 FfiConverterBoolean.read(buf),
                 )
             8 -> OutboxEvent.AuthRequired
-            9 -> OutboxEvent.Idle
-            10 -> OutboxEvent.CollectionsChanged(
+            9 -> OutboxEvent.AccessDenied(
+                FfiConverterString.read(buf),
+                )
+            10 -> OutboxEvent.Idle
+            11 -> OutboxEvent.CollectionsChanged(
                 FfiConverterSequenceString.read(buf),
                 )
-            11 -> OutboxEvent.RolledBack(
+            12 -> OutboxEvent.RolledBack(
                 FfiConverterString.read(buf),
                 FfiConverterString.read(buf),
                 FfiConverterString.read(buf),
                 FfiConverterSequenceTypeDocRef.read(buf),
                 )
-            12 -> OutboxEvent.Synced
-            13 -> OutboxEvent.Lagged(
+            13 -> OutboxEvent.Synced
+            14 -> OutboxEvent.Lagged(
                 FfiConverterULong.read(buf),
                 )
             else -> throw RuntimeException("invalid enum value, something is very wrong!!")
@@ -8411,6 +8456,13 @@ public object FfiConverterTypeOutboxEvent : FfiConverterRustBuffer<OutboxEvent>{
             // Add the size for the Int that specifies the variant plus the size needed for all fields
             (
                 4UL
+            )
+        }
+        is OutboxEvent.AccessDenied -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterString.allocationSize(value.`message`)
             )
         }
         is OutboxEvent.Idle -> {
@@ -8499,17 +8551,22 @@ public object FfiConverterTypeOutboxEvent : FfiConverterRustBuffer<OutboxEvent>{
                 buf.putInt(8)
                 Unit
             }
-            is OutboxEvent.Idle -> {
+            is OutboxEvent.AccessDenied -> {
                 buf.putInt(9)
+                FfiConverterString.write(value.`message`, buf)
+                Unit
+            }
+            is OutboxEvent.Idle -> {
+                buf.putInt(10)
                 Unit
             }
             is OutboxEvent.CollectionsChanged -> {
-                buf.putInt(10)
+                buf.putInt(11)
                 FfiConverterSequenceString.write(value.`collections`, buf)
                 Unit
             }
             is OutboxEvent.RolledBack -> {
-                buf.putInt(11)
+                buf.putInt(12)
                 FfiConverterString.write(value.`id`, buf)
                 FfiConverterString.write(value.`code`, buf)
                 FfiConverterString.write(value.`message`, buf)
@@ -8517,11 +8574,11 @@ public object FfiConverterTypeOutboxEvent : FfiConverterRustBuffer<OutboxEvent>{
                 Unit
             }
             is OutboxEvent.Synced -> {
-                buf.putInt(12)
+                buf.putInt(13)
                 Unit
             }
             is OutboxEvent.Lagged -> {
-                buf.putInt(13)
+                buf.putInt(14)
                 FfiConverterULong.write(value.`missed`, buf)
                 Unit
             }
@@ -8626,6 +8683,23 @@ sealed class Outcome {
     object Offline : Outcome()
     
     
+    /**
+     * The server knows the user but refused this action (HTTP 403: no membership or
+     * role). Nothing was applied; sending pauses with an `AccessDenied` event (does not
+     * count as an attempt).
+     */
+    data class Forbidden(
+        /**
+         * The server's message.
+         */
+        val `message`: kotlin.String) : Outcome()
+        
+    {
+        
+
+        companion object
+    }
+    
 
     
 
@@ -8660,6 +8734,9 @@ public object FfiConverterTypeOutcome : FfiConverterRustBuffer<Outcome>{
                 )
             5 -> Outcome.Unauthorized
             6 -> Outcome.Offline
+            7 -> Outcome.Forbidden(
+                FfiConverterString.read(buf),
+                )
             else -> throw RuntimeException("invalid enum value, something is very wrong!!")
         }
     }
@@ -8709,6 +8786,13 @@ public object FfiConverterTypeOutcome : FfiConverterRustBuffer<Outcome>{
                 4UL
             )
         }
+        is Outcome.Forbidden -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterString.allocationSize(value.`message`)
+            )
+        }
     }
 
     override fun write(value: Outcome, buf: ByteBuffer) {
@@ -8743,6 +8827,11 @@ public object FfiConverterTypeOutcome : FfiConverterRustBuffer<Outcome>{
             }
             is Outcome.Offline -> {
                 buf.putInt(6)
+                Unit
+            }
+            is Outcome.Forbidden -> {
+                buf.putInt(7)
+                FfiConverterString.write(value.`message`, buf)
                 Unit
             }
         }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }

@@ -1598,7 +1598,10 @@ public protocol OutboxProtocol: AnyObject, Sendable {
     func resolveConflict(id: String, resolution: Resolution) async throws 
     
     /**
-     * Sends a `wedged` command again with a fresh attempt budget.
+     * Sends a `wedged` or `failed` command again with a fresh attempt budget. A failed
+     * command goes out under a fresh idempotency key (the old one stays in its history),
+     * and its dependants that failed because of it (`dependency_failed`) become pending
+     * with it. Other states are refused with `InvalidState`.
      */
     func retry(id: String) async throws 
     
@@ -2151,7 +2154,10 @@ open func resolveConflict(id: String, resolution: Resolution)async throws   {
 }
     
     /**
-     * Sends a `wedged` command again with a fresh attempt budget.
+     * Sends a `wedged` or `failed` command again with a fresh attempt budget. A failed
+     * command goes out under a fresh idempotency key (the old one stays in its history),
+     * and its dependants that failed because of it (`dependency_failed`) become pending
+     * with it. Other states are refused with `InvalidState`.
      */
 open func retry(id: String)async throws   {
     return
@@ -3175,6 +3181,11 @@ public struct Attempt: Equatable, Hashable {
      * Error text for failed attempts.
      */
     public var error: String?
+    /**
+     * The idempotency key it was sent under (a retried failed command, or a conflict
+     * resolved with new args, gets a new one).
+     */
+    public var idempotencyKey: String?
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -3196,13 +3207,18 @@ public struct Attempt: Equatable, Hashable {
          */httpStatus: UInt16?, 
         /**
          * Error text for failed attempts.
-         */error: String?) {
+         */error: String?, 
+        /**
+         * The idempotency key it was sent under (a retried failed command, or a conflict
+         * resolved with new args, gets a new one).
+         */idempotencyKey: String?) {
         self.number = number
         self.startedAtMs = startedAtMs
         self.endedAtMs = endedAtMs
         self.outcome = outcome
         self.httpStatus = httpStatus
         self.error = error
+        self.idempotencyKey = idempotencyKey
     }
 
     
@@ -3226,7 +3242,8 @@ public struct FfiConverterTypeAttempt: FfiConverterRustBuffer {
                 endedAtMs: FfiConverterOptionInt64.read(from: &buf), 
                 outcome: FfiConverterOptionString.read(from: &buf), 
                 httpStatus: FfiConverterOptionUInt16.read(from: &buf), 
-                error: FfiConverterOptionString.read(from: &buf)
+                error: FfiConverterOptionString.read(from: &buf), 
+                idempotencyKey: FfiConverterOptionString.read(from: &buf)
         )
     }
 
@@ -3237,6 +3254,7 @@ public struct FfiConverterTypeAttempt: FfiConverterRustBuffer {
         FfiConverterOptionString.write(value.outcome, into: &buf)
         FfiConverterOptionUInt16.write(value.httpStatus, into: &buf)
         FfiConverterOptionString.write(value.error, into: &buf)
+        FfiConverterOptionString.write(value.idempotencyKey, into: &buf)
     }
 }
 
@@ -3281,7 +3299,7 @@ public struct Command: Equatable, Hashable {
      */
     public var args: String
     /**
-     * Scheduling keys (empty: the serial unkeyed lane).
+     * Scheduling keys (empty: the serial unkeyed lane), kept after the command finishes.
      */
     public var keys: [String]
     /**
@@ -3330,6 +3348,10 @@ public struct Command: Equatable, Hashable {
      * Attempt history, oldest first (filled by `command`, empty in `peek`).
      */
     public var history: [Attempt]
+    /**
+     * What the offline risk limits count for it (from `limit_amount_field`), if any.
+     */
+    public var amount: Int64?
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -3350,7 +3372,7 @@ public struct Command: Equatable, Hashable {
          * Arguments as JSON text.
          */args: String, 
         /**
-         * Scheduling keys (empty: the serial unkeyed lane).
+         * Scheduling keys (empty: the serial unkeyed lane), kept after the command finishes.
          */keys: [String], 
         /**
          * Sent on every attempt; the server applies the command once per key.
@@ -3386,7 +3408,10 @@ public struct Command: Equatable, Hashable {
          */receipt: Receipt?, 
         /**
          * Attempt history, oldest first (filled by `command`, empty in `peek`).
-         */history: [Attempt]) {
+         */history: [Attempt], 
+        /**
+         * What the offline risk limits count for it (from `limit_amount_field`), if any.
+         */amount: Int64?) {
         self.id = id
         self.seq = seq
         self.mutator = mutator
@@ -3404,6 +3429,7 @@ public struct Command: Equatable, Hashable {
         self.settlement = settlement
         self.receipt = receipt
         self.history = history
+        self.amount = amount
     }
 
     
@@ -3438,7 +3464,8 @@ public struct FfiConverterTypeCommand: FfiConverterRustBuffer {
                 dependsOn: FfiConverterSequenceString.read(from: &buf), 
                 settlement: FfiConverterOptionTypeSettlement.read(from: &buf), 
                 receipt: FfiConverterOptionTypeReceipt.read(from: &buf), 
-                history: FfiConverterSequenceTypeAttempt.read(from: &buf)
+                history: FfiConverterSequenceTypeAttempt.read(from: &buf), 
+                amount: FfiConverterOptionInt64.read(from: &buf)
         )
     }
 
@@ -3460,6 +3487,7 @@ public struct FfiConverterTypeCommand: FfiConverterRustBuffer {
         FfiConverterOptionTypeSettlement.write(value.settlement, into: &buf)
         FfiConverterOptionTypeReceipt.write(value.receipt, into: &buf)
         FfiConverterSequenceTypeAttempt.write(value.history, into: &buf)
+        FfiConverterOptionInt64.write(value.amount, into: &buf)
     }
 }
 
@@ -6259,7 +6287,8 @@ public enum OutboxEvent: Equatable, Hashable {
          * 1-based attempt number.
          */attempt: UInt32, 
         /**
-         * `applied`, `retry`, `rejected`, `conflict`, `unauthorized` or `offline`.
+         * `applied`, `retry`, `rejected`, `conflict`, `unauthorized`, `forbidden` or
+         * `offline`.
          */outcome: String, 
         /**
          * The failure, if any.
@@ -6307,6 +6336,17 @@ public enum OutboxEvent: Equatable, Hashable {
      * The server refused the credentials; sending pauses with backoff.
      */
     case authRequired
+    /**
+     * The server knows the user but refused them (HTTP 403: not a member of the
+     * workspace, a missing role). Nothing was applied and no attempt was consumed:
+     * sending pauses with backoff and resumes at once on `sync_now`, `set_online(true)`
+     * or foreground (e.g. after an admin fixed the role).
+     */
+    case accessDenied(
+        /**
+         * The server's message.
+         */message: String
+    )
     /**
      * Nothing is in flight and nothing is ready to send right now.
      */
@@ -6392,17 +6432,20 @@ public struct FfiConverterTypeOutboxEvent: FfiConverterRustBuffer {
         
         case 8: return .authRequired
         
-        case 9: return .idle
-        
-        case 10: return .collectionsChanged(collections: try FfiConverterSequenceString.read(from: &buf)
+        case 9: return .accessDenied(message: try FfiConverterString.read(from: &buf)
         )
         
-        case 11: return .rolledBack(id: try FfiConverterString.read(from: &buf), code: try FfiConverterString.read(from: &buf), message: try FfiConverterString.read(from: &buf), docs: try FfiConverterSequenceTypeDocRef.read(from: &buf)
+        case 10: return .idle
+        
+        case 11: return .collectionsChanged(collections: try FfiConverterSequenceString.read(from: &buf)
         )
         
-        case 12: return .synced
+        case 12: return .rolledBack(id: try FfiConverterString.read(from: &buf), code: try FfiConverterString.read(from: &buf), message: try FfiConverterString.read(from: &buf), docs: try FfiConverterSequenceTypeDocRef.read(from: &buf)
+        )
         
-        case 13: return .lagged(missed: try FfiConverterUInt64.read(from: &buf)
+        case 13: return .synced
+        
+        case 14: return .lagged(missed: try FfiConverterUInt64.read(from: &buf)
         )
         
         default: throw UniffiInternalError.unexpectedEnumCase
@@ -6459,17 +6502,22 @@ public struct FfiConverterTypeOutboxEvent: FfiConverterRustBuffer {
             writeInt(&buf, Int32(8))
         
         
-        case .idle:
+        case let .accessDenied(message):
             writeInt(&buf, Int32(9))
+            FfiConverterString.write(message, into: &buf)
+            
+        
+        case .idle:
+            writeInt(&buf, Int32(10))
         
         
         case let .collectionsChanged(collections):
-            writeInt(&buf, Int32(10))
+            writeInt(&buf, Int32(11))
             FfiConverterSequenceString.write(collections, into: &buf)
             
         
         case let .rolledBack(id,code,message,docs):
-            writeInt(&buf, Int32(11))
+            writeInt(&buf, Int32(12))
             FfiConverterString.write(id, into: &buf)
             FfiConverterString.write(code, into: &buf)
             FfiConverterString.write(message, into: &buf)
@@ -6477,11 +6525,11 @@ public struct FfiConverterTypeOutboxEvent: FfiConverterRustBuffer {
             
         
         case .synced:
-            writeInt(&buf, Int32(12))
+            writeInt(&buf, Int32(13))
         
         
         case let .lagged(missed):
-            writeInt(&buf, Int32(13))
+            writeInt(&buf, Int32(14))
             FfiConverterUInt64.write(missed, into: &buf)
             
         }
@@ -6564,6 +6612,16 @@ public enum Outcome: Equatable, Hashable {
      * The server could not be reached (does not count as an attempt).
      */
     case offline
+    /**
+     * The server knows the user but refused this action (HTTP 403: no membership or
+     * role). Nothing was applied; sending pauses with an `AccessDenied` event (does not
+     * count as an attempt).
+     */
+    case forbidden(
+        /**
+         * The server's message.
+         */message: String
+    )
 
 
 
@@ -6600,6 +6658,9 @@ public struct FfiConverterTypeOutcome: FfiConverterRustBuffer {
         case 5: return .unauthorized
         
         case 6: return .offline
+        
+        case 7: return .forbidden(message: try FfiConverterString.read(from: &buf)
+        )
         
         default: throw UniffiInternalError.unexpectedEnumCase
         }
@@ -6640,6 +6701,11 @@ public struct FfiConverterTypeOutcome: FfiConverterRustBuffer {
         case .offline:
             writeInt(&buf, Int32(6))
         
+        
+        case let .forbidden(message):
+            writeInt(&buf, Int32(7))
+            FfiConverterString.write(message, into: &buf)
+            
         }
     }
 }
@@ -8427,7 +8493,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_outbox_ffi_checksum_method_outbox_resolve_conflict() != 46521) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_outbox_ffi_checksum_method_outbox_retry() != 26363) {
+    if (uniffi_outbox_ffi_checksum_method_outbox_retry() != 64478) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_outbox_ffi_checksum_method_outbox_set_online() != 34027) {

@@ -45,10 +45,12 @@ pub(crate) struct NewCommand<'a> {
     pub ops: &'a [OptimisticOp],
     pub metadata: &'a str,
     pub now: i64,
+    /// What the offline risk limits count for it.
+    pub amount: Option<i64>,
 }
 
 const COLUMNS: &str = "seq, id, mutator, mutator_version, args, idempotency_key, created_at, state, attempts, \
-                       next_attempt_at, last_error, metadata, outcome, receipt_server_seq, receipt_applied_at";
+                       next_attempt_at, last_error, metadata, outcome, receipt_server_seq, receipt_applied_at, keys, amount";
 
 /// Inserts a command with its keys, lanes, dependencies and ops.
 pub(crate) fn insert(tx: &Transaction<'_>, c: &NewCommand<'_>) -> Result<i64> {
@@ -56,10 +58,14 @@ pub(crate) fn insert(tx: &Transaction<'_>, c: &NewCommand<'_>) -> Result<i64> {
     for dep in c.after {
         dep_seqs.push(seq_of(tx, dep)?);
     }
+    let mut visible: Vec<&str> = c.keys.iter().map(String::as_str).filter(|k| *k != UNKEYED_LANE).collect();
+    visible.sort_unstable();
+    visible.dedup();
+    let keys_json = serde_json::to_string(&visible).unwrap_or_else(|_| "[]".into());
     tx.prepare_cached(
         "INSERT INTO commands (id, mutator, mutator_version, args, idempotency_key, created_at, state, attempts,
-                               next_attempt_at, metadata, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', 0, ?6, ?7, ?6)",
+                               next_attempt_at, metadata, updated_at, keys, amount)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', 0, ?6, ?7, ?6, ?8, ?9)",
     )?
     .execute(params![
         c.id.to_string(),
@@ -68,7 +74,9 @@ pub(crate) fn insert(tx: &Transaction<'_>, c: &NewCommand<'_>) -> Result<i64> {
         c.args,
         c.idempotency_key,
         c.now,
-        c.metadata
+        c.metadata,
+        keys_json,
+        c.amount
     ])?;
     let seq = tx.last_insert_rowid();
     let mut key_stmt = tx.prepare_cached("INSERT INTO command_keys (key, command_seq) VALUES (?1, ?2)")?;
@@ -121,9 +129,13 @@ fn row_to_command(r: &Row<'_>) -> rusqlite::Result<Command> {
         metadata: r.get(11)?,
         settlement: outcome.and_then(|o| serde_json::from_str(&o).ok()).filter(|_| state.is_settled()),
         receipt,
-        keys: Vec::new(),
+        keys: r
+            .get::<_, Option<String>>(15)?
+            .and_then(|k| serde_json::from_str::<Vec<String>>(&k).ok())
+            .unwrap_or_default(),
         depends_on: Vec::new(),
         history: Vec::new(),
+        amount: r.get(16)?,
     })
 }
 
@@ -138,13 +150,16 @@ pub(crate) fn load(conn: &Connection, id: &CommandId) -> Result<Command> {
 }
 
 fn with_relations(conn: &Connection, mut cmd: Command) -> Result<Command> {
-    let mut keys = conn.prepare_cached("SELECT key FROM command_keys WHERE command_seq = ?1 ORDER BY key")?;
-    cmd.keys = keys
-        .query_map(params![cmd.seq], |r| r.get::<_, String>(0))?
-        .collect::<rusqlite::Result<Vec<_>>>()?
-        .into_iter()
-        .filter(|k| k != UNKEYED_LANE)
-        .collect();
+    if cmd.state.holds_keys() {
+        // The lanes are the truth while it holds them (and for commands from before v6).
+        let mut keys = conn.prepare_cached("SELECT key FROM command_keys WHERE command_seq = ?1 ORDER BY key")?;
+        cmd.keys = keys
+            .query_map(params![cmd.seq], |r| r.get::<_, String>(0))?
+            .collect::<rusqlite::Result<Vec<_>>>()?
+            .into_iter()
+            .filter(|k| k != UNKEYED_LANE)
+            .collect();
+    }
     let mut deps = conn.prepare_cached(
         "SELECT c.id FROM command_deps d JOIN commands c ON c.seq = d.depends_on WHERE d.command_seq = ?1 ORDER BY c.seq",
     )?;
@@ -158,7 +173,7 @@ fn with_relations(conn: &Connection, mut cmd: Command) -> Result<Command> {
 /// The attempt history of a command, oldest first.
 pub(crate) fn history(conn: &Connection, seq: i64) -> Result<Vec<Attempt>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT attempt, started_at, ended_at, outcome, http_status, error FROM attempts
+        "SELECT attempt, started_at, ended_at, outcome, http_status, error, idempotency_key FROM attempts
          WHERE command_seq = ?1 ORDER BY attempt",
     )?;
     let rows = stmt.query_map(params![seq], |r| {
@@ -169,6 +184,7 @@ pub(crate) fn history(conn: &Connection, seq: i64) -> Result<Vec<Attempt>> {
             outcome: r.get(3)?,
             http_status: r.get(4)?,
             error: r.get(5)?,
+            idempotency_key: r.get(6)?,
         })
     })?;
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
@@ -274,10 +290,13 @@ pub(crate) fn start_attempts(tx: &Transaction<'_>, seqs: &[i64], now: i64) -> Re
     let mut mark = tx.prepare_cached(
         "UPDATE commands SET state = 'in_flight', attempts = attempts + 1, updated_at = ?2
          WHERE seq = ?1 AND state = 'pending'
-         RETURNING id, idempotency_key, mutator, mutator_version, args, metadata, attempts",
+         RETURNING id, idempotency_key, mutator, mutator_version, args, metadata, attempts, attempt_base",
     )?;
-    let mut hist =
-        tx.prepare_cached("INSERT OR REPLACE INTO attempts (command_seq, attempt, started_at) VALUES (?1, ?2, ?3)")?;
+    // History rows are numbered across retry rounds (`attempt_base`), so a fresh attempt
+    // budget never overwrites an earlier round.
+    let mut hist = tx.prepare_cached(
+        "INSERT OR REPLACE INTO attempts (command_seq, attempt, started_at, idempotency_key) VALUES (?1, ?2, ?3, ?4)",
+    )?;
     let mut keys = tx.prepare_cached("SELECT key FROM command_keys WHERE command_seq = ?1 AND key <> ''")?;
     for &seq in seqs {
         let row = mark
@@ -290,11 +309,14 @@ pub(crate) fn start_attempts(tx: &Transaction<'_>, seqs: &[i64], now: i64) -> Re
                     r.get::<_, String>(4)?,
                     r.get::<_, String>(5)?,
                     r.get::<_, u32>(6)?,
+                    r.get::<_, u32>(7)?,
                 ))
             })
             .optional()?;
-        let Some((id, idempotency_key, mutator, mutator_version, args, metadata, attempt)) = row else { continue };
-        hist.execute(params![seq, attempt, now])?;
+        let Some((id, idempotency_key, mutator, mutator_version, args, metadata, attempt, base)) = row else {
+            continue;
+        };
+        hist.execute(params![seq, base.saturating_add(attempt), now, idempotency_key])?;
         let command_keys =
             keys.query_map(params![seq], |r| r.get::<_, String>(0))?.collect::<rusqlite::Result<Vec<_>>>()?;
         out.push((
@@ -315,7 +337,7 @@ pub(crate) fn start_attempts(tx: &Transaction<'_>, seqs: &[i64], now: i64) -> Re
     Ok(out)
 }
 
-/// Records the end of an attempt in the history.
+/// Records the end of attempt `attempt` of the current round in the history.
 pub(crate) fn end_attempt(
     tx: &Transaction<'_>,
     seq: i64,
@@ -326,7 +348,8 @@ pub(crate) fn end_attempt(
     error: Option<&str>,
 ) -> Result<()> {
     tx.prepare_cached(
-        "UPDATE attempts SET ended_at = ?3, outcome = ?4, http_status = ?5, error = ?6 WHERE command_seq = ?1 AND attempt = ?2",
+        "UPDATE attempts SET ended_at = ?3, outcome = ?4, http_status = ?5, error = ?6
+         WHERE command_seq = ?1 AND attempt = (SELECT attempt_base FROM commands WHERE seq = ?1) + ?2",
     )?
     .execute(params![seq, attempt, now, outcome, http_status, error])?;
     Ok(())
