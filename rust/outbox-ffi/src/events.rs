@@ -95,6 +95,18 @@ pub enum OutboxEvent {
         /// The documents it had changed.
         docs: Vec<DocRef>,
     },
+    /// An enqueue brought an offline risk limit to or above its soft threshold
+    /// (`limit_warn_at`, default 0.8); the command was written. Sent on every such enqueue.
+    LimitWarning {
+        /// Which limit.
+        limit: crate::types::LimitKind,
+        /// The mutator, for a per-mutator limit.
+        mutator: Option<String>,
+        /// The limit's value after the enqueue.
+        current: i64,
+        /// The configured maximum.
+        max: i64,
+    },
     /// A pull from the server's change feed completed.
     Synced,
     /// This listener fell behind and missed `missed` events; re-read `status()`.
@@ -158,6 +170,9 @@ impl From<CoreEvent> for OutboxEvent {
                 docs: docs.into_iter().map(|(collection, id)| DocRef { collection, id }).collect(),
             },
             CoreEvent::Synced => OutboxEvent::Synced,
+            CoreEvent::LimitWarning { limit, mutator, current, max } => {
+                OutboxEvent::LimitWarning { limit: limit.into(), mutator, current, max }
+            }
             CoreEvent::Lagged { missed } => OutboxEvent::Lagged { missed },
         }
     }

@@ -27,7 +27,8 @@ pub use crate::outbox::{Edit, Outbox};
 pub use crate::receipt::{Receipt, ReceiptCheck, ReceiptUnknown};
 pub use crate::subscription::Subscription;
 pub use crate::types::{
-    Attempt, Command, CommandState, Doc, DocStatus, DrainReport, Durability, EnqueueRequest, Filter, MutatorOptions,
+    Attempt, Command, CommandState, Doc, DocStatus, DrainReport, Durability, EnqueueRequest, Filter, LimitKind,
+    MutatorLimit, MutatorOptions,
     OpKind, OptimisticOp, OutboxConfig, PeekFilter, Query, Resolution, Settlement, UpgradeReport,
 };
 

@@ -446,6 +446,19 @@ fn core_config(config: OutboxConfig, transport: Option<Arc<dyn CoreTransport>>) 
     if let Some(d) = ms(config.retention_ms) {
         core.retention = d;
     }
+    core.limits.max_unsynced = config.max_unsynced;
+    core.limits.max_unsynced_age = ms(config.max_unsynced_age_ms);
+    core.limits.max_unsynced_amount = config.max_unsynced_amount;
+    core.limits.amount_field = config.limit_amount_field;
+    if let Some(w) = config.limit_warn_at {
+        core.limits.warn_at = if w.is_finite() { w.clamp(0.0, 1.0) } else { core.limits.warn_at };
+    }
+    for m in config.mutator_limits {
+        core.limits.per_mutator.insert(
+            m.mutator,
+            outbox::MutatorLimits { max_unsynced: m.max_unsynced, max_unsynced_amount: m.max_unsynced_amount },
+        );
+    }
     core.transport = transport;
     core
 }

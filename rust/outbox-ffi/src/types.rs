@@ -78,6 +78,62 @@ pub struct OutboxConfig {
     /// Optional cap on the database size; writes beyond it fail with `StorageFull`.
     #[uniffi(default = None)]
     pub max_size_bytes: Option<u64>,
+    /// Offline risk limit: most unsynced commands (pending, in flight, conflict, wedged or
+    /// failed). `enqueue` beyond it fails with `LimitExceeded` and writes nothing.
+    #[uniffi(default = None)]
+    pub max_unsynced: Option<u64>,
+    /// Offline risk limit: oldest an unsynced command may be, ms, before `enqueue` is
+    /// refused (the till has been offline too long).
+    #[uniffi(default = None)]
+    pub max_unsynced_age_ms: Option<u64>,
+    /// Offline risk limit: largest sum of `limit_amount_field` over unsynced commands.
+    #[uniffi(default = None)]
+    pub max_unsynced_amount: Option<i64>,
+    /// JSON pointer into the args of the integer the amount limits sum, e.g.
+    /// `/total_cents`. Args without it count 0; a non-integer is refused at enqueue.
+    #[uniffi(default = None)]
+    pub limit_amount_field: Option<String>,
+    /// Soft threshold as a fraction of each limit (default 0.8): an enqueue at or above
+    /// it emits a `LimitWarning` event.
+    #[uniffi(default = None)]
+    pub limit_warn_at: Option<f64>,
+    /// Limits per mutator, on top of the global ones.
+    #[uniffi(default = [])]
+    pub mutator_limits: Vec<MutatorLimit>,
+}
+
+/// Offline risk limits of one mutator (counted over its own unsynced commands).
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct MutatorLimit {
+    /// The mutator name.
+    pub mutator: String,
+    /// Most unsynced commands of this mutator.
+    #[uniffi(default = None)]
+    pub max_unsynced: Option<u64>,
+    /// Largest summed amount of this mutator's unsynced commands.
+    #[uniffi(default = None)]
+    pub max_unsynced_amount: Option<i64>,
+}
+
+/// Which offline risk limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum LimitKind {
+    /// The number of unsynced commands.
+    UnsyncedCount,
+    /// The age of the oldest unsynced command, ms.
+    UnsyncedAge,
+    /// The summed amount of unsynced commands.
+    UnsyncedAmount,
+}
+
+impl From<outbox::LimitKind> for LimitKind {
+    fn from(k: outbox::LimitKind) -> Self {
+        match k {
+            outbox::LimitKind::UnsyncedCount => LimitKind::UnsyncedCount,
+            outbox::LimitKind::UnsyncedAge => LimitKind::UnsyncedAge,
+            outbox::LimitKind::UnsyncedAmount => LimitKind::UnsyncedAmount,
+        }
+    }
 }
 
 /// How a mutator is handled locally. Registering a mutator allows it to be enqueued.

@@ -93,6 +93,18 @@ pub enum Event {
         /// The documents it had changed, as (collection, id).
         docs: Vec<(String, String)>,
     },
+    /// An enqueue brought an offline risk limit to or above its soft threshold
+    /// (`Limits::warn_at`); the command was written. Sent on every such enqueue.
+    LimitWarning {
+        /// Which limit.
+        limit: crate::limits::LimitKind,
+        /// The mutator, for a per-mutator limit.
+        mutator: Option<String>,
+        /// Its value after the enqueue.
+        current: i64,
+        /// The configured maximum.
+        max: i64,
+    },
     /// A pull from the server's change feed completed: the local copy is up to date.
     Synced,
     /// This subscriber fell behind and missed `missed` events.

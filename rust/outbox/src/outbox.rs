@@ -119,6 +119,10 @@ impl Outbox {
         if config.max_concurrency == 0 || config.max_batch_size == 0 {
             return Err(OpenError::InvalidConfig("max_concurrency and max_batch_size must be at least 1".into()).into());
         }
+        if let Some(field) = &config.limits.amount_field {
+            keys::validate_pointer(field)
+                .map_err(|e| OpenError::InvalidConfig(format!("limits.amount_field: {e}")))?;
+        }
         let path = canonical(&config.path)?;
         let mut reg = lock(&REGISTRY);
         if let Some(handle) = reg.get(&path).and_then(Weak::upgrade) {
@@ -129,6 +133,7 @@ impl Outbox {
         let db = Db::open(&path, config.durability, config.max_size_bytes, config.vfs.as_deref())?;
         if !inspect {
             db.check_scope(&path, &config.user_id, &config.workspace_id)?;
+            db.write(|tx| crate::limits::refresh_amounts(tx, &config.limits))?;
         }
         let engine = Engine::new(db, config);
         let handle = Arc::new(Handle { engine: Arc::clone(&engine), path: path.clone() });
@@ -249,6 +254,7 @@ impl Outbox {
             store::validate_op(op)?;
         }
         let keys = keys::derive(&req.keys, &spec, &args, &req.ops)?;
+        let amount = engine.config.limits.amount_of(&args)?;
         let id = CommandId::new();
         let new = NewCommand {
             id,
@@ -261,10 +267,17 @@ impl Outbox {
             ops: &req.ops,
             metadata: &metadata,
             now: now_ms(),
-            amount: None,
+            amount,
         };
-        engine.db.write(|tx| queue::insert(tx, &new))?;
+        let warnings = engine.db.write(|tx| {
+            let warnings = engine.config.limits.check(tx, &req.mutator, amount, new.now)?;
+            queue::insert(tx, &new)?;
+            Ok(warnings)
+        })?;
         engine.emit(Event::Enqueued { id, mutator: req.mutator });
+        for w in warnings {
+            engine.emit(Event::LimitWarning { limit: w.limit, mutator: w.mutator, current: w.current, max: w.max });
+        }
         if !req.ops.is_empty() {
             let mut collections: Vec<String> = req.ops.iter().map(|o| o.collection.clone()).collect();
             collections.sort();
@@ -377,7 +390,12 @@ impl Outbox {
                 }
                 serde_json::from_str::<Value>(&args)
                     .map_err(|e| Error::InvalidJson { field: "args", detail: e.to_string() })?;
-                let change = engine.db.write(|tx| queue::retry_conflict_with(tx, id, &args, now_ms()))?;
+                let amount = hooks::amount_of(engine, &args)?;
+                let change = engine.db.write(|tx| {
+                    let change = queue::retry_conflict_with(tx, id, &args, now_ms())?;
+                    queue::set_amount(tx, change.seq, amount)?;
+                    Ok(change)
+                })?;
                 engine.emit_changes(&[change]);
                 engine.trigger(true);
                 Ok(())

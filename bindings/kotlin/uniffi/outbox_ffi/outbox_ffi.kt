@@ -6101,6 +6101,61 @@ public object FfiConverterTypeFilter: FfiConverterRustBuffer<Filter> {
 
 
 /**
+ * Offline risk limits of one mutator (counted over its own unsynced commands).
+ */
+data class MutatorLimit (
+    /**
+     * The mutator name.
+     */
+    var `mutator`: kotlin.String
+    , 
+    /**
+     * Most unsynced commands of this mutator.
+     */
+    var `maxUnsynced`: kotlin.ULong? = null 
+    , 
+    /**
+     * Largest summed amount of this mutator's unsynced commands.
+     */
+    var `maxUnsyncedAmount`: kotlin.Long? = null 
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeMutatorLimit: FfiConverterRustBuffer<MutatorLimit> {
+    override fun read(buf: ByteBuffer): MutatorLimit {
+        return MutatorLimit(
+            FfiConverterString.read(buf),
+            FfiConverterOptionalULong.read(buf),
+            FfiConverterOptionalLong.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: MutatorLimit) = (
+            FfiConverterString.allocationSize(value.`mutator`) +
+            FfiConverterOptionalULong.allocationSize(value.`maxUnsynced`) +
+            FfiConverterOptionalLong.allocationSize(value.`maxUnsyncedAmount`)
+    )
+
+    override fun write(value: MutatorLimit, buf: ByteBuffer) {
+            FfiConverterString.write(value.`mutator`, buf)
+            FfiConverterOptionalULong.write(value.`maxUnsynced`, buf)
+            FfiConverterOptionalLong.write(value.`maxUnsyncedAmount`, buf)
+    }
+}
+
+
+
+/**
  * How a mutator is handled locally. Registering a mutator allows it to be enqueued.
  */
 data class MutatorOptions (
@@ -6298,6 +6353,40 @@ data class OutboxConfig (
      * Optional cap on the database size; writes beyond it fail with `StorageFull`.
      */
     var `maxSizeBytes`: kotlin.ULong? = null 
+    , 
+    /**
+     * Offline risk limit: most unsynced commands (pending, in flight, conflict, wedged or
+     * failed). `enqueue` beyond it fails with `LimitExceeded` and writes nothing.
+     */
+    var `maxUnsynced`: kotlin.ULong? = null 
+    , 
+    /**
+     * Offline risk limit: oldest an unsynced command may be, ms, before `enqueue` is
+     * refused (the till has been offline too long).
+     */
+    var `maxUnsyncedAgeMs`: kotlin.ULong? = null 
+    , 
+    /**
+     * Offline risk limit: largest sum of `limit_amount_field` over unsynced commands.
+     */
+    var `maxUnsyncedAmount`: kotlin.Long? = null 
+    , 
+    /**
+     * JSON pointer into the args of the integer the amount limits sum, e.g.
+     * `/total_cents`. Args without it count 0; a non-integer is refused at enqueue.
+     */
+    var `limitAmountField`: kotlin.String? = null 
+    , 
+    /**
+     * Soft threshold as a fraction of each limit (default 0.8): an enqueue at or above
+     * it emits a `LimitWarning` event.
+     */
+    var `limitWarnAt`: kotlin.Double? = null 
+    , 
+    /**
+     * Limits per mutator, on top of the global ones.
+     */
+    var `mutatorLimits`: List<MutatorLimit> = listOf() 
     
 ){
     
@@ -6330,6 +6419,12 @@ public object FfiConverterTypeOutboxConfig: FfiConverterRustBuffer<OutboxConfig>
             FfiConverterOptionalTypeDurability.read(buf),
             FfiConverterOptionalULong.read(buf),
             FfiConverterOptionalULong.read(buf),
+            FfiConverterOptionalULong.read(buf),
+            FfiConverterOptionalULong.read(buf),
+            FfiConverterOptionalLong.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterOptionalDouble.read(buf),
+            FfiConverterSequenceTypeMutatorLimit.read(buf),
         )
     }
 
@@ -6349,7 +6444,13 @@ public object FfiConverterTypeOutboxConfig: FfiConverterRustBuffer<OutboxConfig>
             FfiConverterOptionalULong.allocationSize(value.`leaseTtlMs`) +
             FfiConverterOptionalTypeDurability.allocationSize(value.`durability`) +
             FfiConverterOptionalULong.allocationSize(value.`retentionMs`) +
-            FfiConverterOptionalULong.allocationSize(value.`maxSizeBytes`)
+            FfiConverterOptionalULong.allocationSize(value.`maxSizeBytes`) +
+            FfiConverterOptionalULong.allocationSize(value.`maxUnsynced`) +
+            FfiConverterOptionalULong.allocationSize(value.`maxUnsyncedAgeMs`) +
+            FfiConverterOptionalLong.allocationSize(value.`maxUnsyncedAmount`) +
+            FfiConverterOptionalString.allocationSize(value.`limitAmountField`) +
+            FfiConverterOptionalDouble.allocationSize(value.`limitWarnAt`) +
+            FfiConverterSequenceTypeMutatorLimit.allocationSize(value.`mutatorLimits`)
     )
 
     override fun write(value: OutboxConfig, buf: ByteBuffer) {
@@ -6369,6 +6470,12 @@ public object FfiConverterTypeOutboxConfig: FfiConverterRustBuffer<OutboxConfig>
             FfiConverterOptionalTypeDurability.write(value.`durability`, buf)
             FfiConverterOptionalULong.write(value.`retentionMs`, buf)
             FfiConverterOptionalULong.write(value.`maxSizeBytes`, buf)
+            FfiConverterOptionalULong.write(value.`maxUnsynced`, buf)
+            FfiConverterOptionalULong.write(value.`maxUnsyncedAgeMs`, buf)
+            FfiConverterOptionalLong.write(value.`maxUnsyncedAmount`, buf)
+            FfiConverterOptionalString.write(value.`limitAmountField`, buf)
+            FfiConverterOptionalDouble.write(value.`limitWarnAt`, buf)
+            FfiConverterSequenceTypeMutatorLimit.write(value.`mutatorLimits`, buf)
     }
 }
 
@@ -7222,6 +7329,53 @@ public object FfiConverterTypeEdit : FfiConverterRustBuffer<Edit>{
 
 
 /**
+ * Which offline risk limit.
+ */
+
+enum class LimitKind {
+    
+    /**
+     * The number of unsynced commands.
+     */
+    UNSYNCED_COUNT,
+    /**
+     * The age of the oldest unsynced command, ms.
+     */
+    UNSYNCED_AGE,
+    /**
+     * The summed amount of unsynced commands.
+     */
+    UNSYNCED_AMOUNT;
+
+    
+
+
+    companion object
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeLimitKind: FfiConverterRustBuffer<LimitKind> {
+    override fun read(buf: ByteBuffer) = try {
+        LimitKind.values()[buf.getInt() - 1]
+    } catch (e: IndexOutOfBoundsException) {
+        throw RuntimeException("invalid enum value, something is very wrong!!", e)
+    }
+
+    override fun allocationSize(value: LimitKind) = 4UL
+
+    override fun write(value: LimitKind, buf: ByteBuffer) {
+        buf.putInt(value.ordinal + 1)
+    }
+}
+
+
+
+
+
+/**
  * Severity of a log record.
  */
 
@@ -7730,6 +7884,41 @@ sealed class OutboxException: kotlin.Exception() {
     }
     
     /**
+     * `enqueue` would cross an offline risk limit (`limit_exceeded`); nothing was
+     * written. Sync, or decide about failed commands, to make room.
+     */
+    class LimitExceeded(
+        
+        /**
+         * What went wrong.
+         */
+        val `detail`: kotlin.String, 
+        
+        /**
+         * Which limit.
+         */
+        val `limit`: LimitKind, 
+        
+        /**
+         * The mutator, for a per-mutator limit.
+         */
+        val `mutator`: kotlin.String?, 
+        
+        /**
+         * The limit's value now (count, age in ms, or summed amount).
+         */
+        val `current`: kotlin.Long, 
+        
+        /**
+         * The configured maximum.
+         */
+        val `max`: kotlin.Long
+        ) : OutboxException() {
+        override val message
+            get() = "detail=${ `detail` }, limit=${ `limit` }, mutator=${ `mutator` }, current=${ `current` }, max=${ `max` }"
+    }
+    
+    /**
      * Another connection held the database's write lock for the whole busy timeout (5 s),
      * usually another process on the same file, possibly frozen by the OS mid-write
      * (`busy`). Nothing was written; retry later.
@@ -7847,7 +8036,14 @@ public object FfiConverterTypeOutboxError : FfiConverterRustBuffer<OutboxExcepti
                 FfiConverterString.read(buf),
                 FfiConverterString.read(buf),
                 )
-            21 -> OutboxException.Busy(
+            21 -> OutboxException.LimitExceeded(
+                FfiConverterString.read(buf),
+                FfiConverterTypeLimitKind.read(buf),
+                FfiConverterOptionalString.read(buf),
+                FfiConverterLong.read(buf),
+                FfiConverterLong.read(buf),
+                )
+            22 -> OutboxException.Busy(
                 FfiConverterString.read(buf),
                 )
             else -> throw RuntimeException("invalid error enum value, something is very wrong!!")
@@ -7964,6 +8160,15 @@ public object FfiConverterTypeOutboxError : FfiConverterRustBuffer<OutboxExcepti
                 4UL
                 + FfiConverterString.allocationSize(value.`detail`)
                 + FfiConverterString.allocationSize(value.`details`)
+            )
+            is OutboxException.LimitExceeded -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`detail`)
+                + FfiConverterTypeLimitKind.allocationSize(value.`limit`)
+                + FfiConverterOptionalString.allocationSize(value.`mutator`)
+                + FfiConverterLong.allocationSize(value.`current`)
+                + FfiConverterLong.allocationSize(value.`max`)
             )
             is OutboxException.Busy -> (
                 // Add the size for the Int that specifies the variant plus the size needed for all fields
@@ -8084,8 +8289,17 @@ public object FfiConverterTypeOutboxError : FfiConverterRustBuffer<OutboxExcepti
                 FfiConverterString.write(value.`details`, buf)
                 Unit
             }
-            is OutboxException.Busy -> {
+            is OutboxException.LimitExceeded -> {
                 buf.putInt(21)
+                FfiConverterString.write(value.`detail`, buf)
+                FfiConverterTypeLimitKind.write(value.`limit`, buf)
+                FfiConverterOptionalString.write(value.`mutator`, buf)
+                FfiConverterLong.write(value.`current`, buf)
+                FfiConverterLong.write(value.`max`, buf)
+                Unit
+            }
+            is OutboxException.Busy -> {
+                buf.putInt(22)
                 FfiConverterString.write(value.`detail`, buf)
                 Unit
             }
@@ -8309,6 +8523,34 @@ sealed class OutboxEvent {
     }
     
     /**
+     * An enqueue brought an offline risk limit to or above its soft threshold
+     * (`limit_warn_at`, default 0.8); the command was written. Sent on every such enqueue.
+     */
+    data class LimitWarning(
+        /**
+         * Which limit.
+         */
+        val `limit`: uniffi.outbox_ffi.LimitKind, 
+        /**
+         * The mutator, for a per-mutator limit.
+         */
+        val `mutator`: kotlin.String?, 
+        /**
+         * The limit's value after the enqueue.
+         */
+        val `current`: kotlin.Long, 
+        /**
+         * The configured maximum.
+         */
+        val `max`: kotlin.Long) : OutboxEvent()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
      * A pull from the server's change feed completed.
      */
     object Synced : OutboxEvent()
@@ -8387,8 +8629,14 @@ public object FfiConverterTypeOutboxEvent : FfiConverterRustBuffer<OutboxEvent>{
                 FfiConverterString.read(buf),
                 FfiConverterSequenceTypeDocRef.read(buf),
                 )
-            13 -> OutboxEvent.Synced
-            14 -> OutboxEvent.Lagged(
+            13 -> OutboxEvent.LimitWarning(
+                FfiConverterTypeLimitKind.read(buf),
+                FfiConverterOptionalString.read(buf),
+                FfiConverterLong.read(buf),
+                FfiConverterLong.read(buf),
+                )
+            14 -> OutboxEvent.Synced
+            15 -> OutboxEvent.Lagged(
                 FfiConverterULong.read(buf),
                 )
             else -> throw RuntimeException("invalid enum value, something is very wrong!!")
@@ -8488,6 +8736,16 @@ public object FfiConverterTypeOutboxEvent : FfiConverterRustBuffer<OutboxEvent>{
                 + FfiConverterSequenceTypeDocRef.allocationSize(value.`docs`)
             )
         }
+        is OutboxEvent.LimitWarning -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterTypeLimitKind.allocationSize(value.`limit`)
+                + FfiConverterOptionalString.allocationSize(value.`mutator`)
+                + FfiConverterLong.allocationSize(value.`current`)
+                + FfiConverterLong.allocationSize(value.`max`)
+            )
+        }
         is OutboxEvent.Synced -> {
             // Add the size for the Int that specifies the variant plus the size needed for all fields
             (
@@ -8573,12 +8831,20 @@ public object FfiConverterTypeOutboxEvent : FfiConverterRustBuffer<OutboxEvent>{
                 FfiConverterSequenceTypeDocRef.write(value.`docs`, buf)
                 Unit
             }
-            is OutboxEvent.Synced -> {
+            is OutboxEvent.LimitWarning -> {
                 buf.putInt(13)
+                FfiConverterTypeLimitKind.write(value.`limit`, buf)
+                FfiConverterOptionalString.write(value.`mutator`, buf)
+                FfiConverterLong.write(value.`current`, buf)
+                FfiConverterLong.write(value.`max`, buf)
+                Unit
+            }
+            is OutboxEvent.Synced -> {
+                buf.putInt(14)
                 Unit
             }
             is OutboxEvent.Lagged -> {
-                buf.putInt(14)
+                buf.putInt(15)
                 FfiConverterULong.write(value.`missed`, buf)
                 Unit
             }
@@ -10458,6 +10724,34 @@ public object FfiConverterSequenceTypeFilter: FfiConverterRustBuffer<List<Filter
         buf.putInt(value.size)
         value.iterator().forEach {
             FfiConverterTypeFilter.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceTypeMutatorLimit: FfiConverterRustBuffer<List<MutatorLimit>> {
+    override fun read(buf: ByteBuffer): List<MutatorLimit> {
+        val len = buf.getInt()
+        return List<MutatorLimit>(len) {
+            FfiConverterTypeMutatorLimit.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<MutatorLimit>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeMutatorLimit.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<MutatorLimit>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeMutatorLimit.write(it, buf)
         }
     }
 }

@@ -4052,6 +4052,85 @@ public func FfiConverterTypeFilter_lower(_ value: Filter) -> RustBuffer {
 
 
 /**
+ * Offline risk limits of one mutator (counted over its own unsynced commands).
+ */
+public struct MutatorLimit: Equatable, Hashable {
+    /**
+     * The mutator name.
+     */
+    public var mutator: String
+    /**
+     * Most unsynced commands of this mutator.
+     */
+    public var maxUnsynced: UInt64?
+    /**
+     * Largest summed amount of this mutator's unsynced commands.
+     */
+    public var maxUnsyncedAmount: Int64?
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The mutator name.
+         */mutator: String, 
+        /**
+         * Most unsynced commands of this mutator.
+         */maxUnsynced: UInt64? = nil, 
+        /**
+         * Largest summed amount of this mutator's unsynced commands.
+         */maxUnsyncedAmount: Int64? = nil) {
+        self.mutator = mutator
+        self.maxUnsynced = maxUnsynced
+        self.maxUnsyncedAmount = maxUnsyncedAmount
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension MutatorLimit: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeMutatorLimit: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> MutatorLimit {
+        return
+            try MutatorLimit(
+                mutator: FfiConverterString.read(from: &buf), 
+                maxUnsynced: FfiConverterOptionUInt64.read(from: &buf), 
+                maxUnsyncedAmount: FfiConverterOptionInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: MutatorLimit, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.mutator, into: &buf)
+        FfiConverterOptionUInt64.write(value.maxUnsynced, into: &buf)
+        FfiConverterOptionInt64.write(value.maxUnsyncedAmount, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeMutatorLimit_lift(_ buf: RustBuffer) throws -> MutatorLimit {
+    return try FfiConverterTypeMutatorLimit.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeMutatorLimit_lower(_ value: MutatorLimit) -> RustBuffer {
+    return FfiConverterTypeMutatorLimit.lower(value)
+}
+
+
+/**
  * How a mutator is handled locally. Registering a mutator allows it to be enqueued.
  */
 public struct MutatorOptions: Equatable, Hashable {
@@ -4283,6 +4362,34 @@ public struct OutboxConfig: Equatable, Hashable {
      * Optional cap on the database size; writes beyond it fail with `StorageFull`.
      */
     public var maxSizeBytes: UInt64?
+    /**
+     * Offline risk limit: most unsynced commands (pending, in flight, conflict, wedged or
+     * failed). `enqueue` beyond it fails with `LimitExceeded` and writes nothing.
+     */
+    public var maxUnsynced: UInt64?
+    /**
+     * Offline risk limit: oldest an unsynced command may be, ms, before `enqueue` is
+     * refused (the till has been offline too long).
+     */
+    public var maxUnsyncedAgeMs: UInt64?
+    /**
+     * Offline risk limit: largest sum of `limit_amount_field` over unsynced commands.
+     */
+    public var maxUnsyncedAmount: Int64?
+    /**
+     * JSON pointer into the args of the integer the amount limits sum, e.g.
+     * `/total_cents`. Args without it count 0; a non-integer is refused at enqueue.
+     */
+    public var limitAmountField: String?
+    /**
+     * Soft threshold as a fraction of each limit (default 0.8): an enqueue at or above
+     * it emits a `LimitWarning` event.
+     */
+    public var limitWarnAt: Double?
+    /**
+     * Limits per mutator, on top of the global ones.
+     */
+    public var mutatorLimits: [MutatorLimit]
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -4338,7 +4445,29 @@ public struct OutboxConfig: Equatable, Hashable {
          */retentionMs: UInt64? = nil, 
         /**
          * Optional cap on the database size; writes beyond it fail with `StorageFull`.
-         */maxSizeBytes: UInt64? = nil) {
+         */maxSizeBytes: UInt64? = nil, 
+        /**
+         * Offline risk limit: most unsynced commands (pending, in flight, conflict, wedged or
+         * failed). `enqueue` beyond it fails with `LimitExceeded` and writes nothing.
+         */maxUnsynced: UInt64? = nil, 
+        /**
+         * Offline risk limit: oldest an unsynced command may be, ms, before `enqueue` is
+         * refused (the till has been offline too long).
+         */maxUnsyncedAgeMs: UInt64? = nil, 
+        /**
+         * Offline risk limit: largest sum of `limit_amount_field` over unsynced commands.
+         */maxUnsyncedAmount: Int64? = nil, 
+        /**
+         * JSON pointer into the args of the integer the amount limits sum, e.g.
+         * `/total_cents`. Args without it count 0; a non-integer is refused at enqueue.
+         */limitAmountField: String? = nil, 
+        /**
+         * Soft threshold as a fraction of each limit (default 0.8): an enqueue at or above
+         * it emits a `LimitWarning` event.
+         */limitWarnAt: Double? = nil, 
+        /**
+         * Limits per mutator, on top of the global ones.
+         */mutatorLimits: [MutatorLimit] = []) {
         self.path = path
         self.userId = userId
         self.workspaceId = workspaceId
@@ -4355,6 +4484,12 @@ public struct OutboxConfig: Equatable, Hashable {
         self.durability = durability
         self.retentionMs = retentionMs
         self.maxSizeBytes = maxSizeBytes
+        self.maxUnsynced = maxUnsynced
+        self.maxUnsyncedAgeMs = maxUnsyncedAgeMs
+        self.maxUnsyncedAmount = maxUnsyncedAmount
+        self.limitAmountField = limitAmountField
+        self.limitWarnAt = limitWarnAt
+        self.mutatorLimits = mutatorLimits
     }
 
     
@@ -4388,7 +4523,13 @@ public struct FfiConverterTypeOutboxConfig: FfiConverterRustBuffer {
                 leaseTtlMs: FfiConverterOptionUInt64.read(from: &buf), 
                 durability: FfiConverterOptionTypeDurability.read(from: &buf), 
                 retentionMs: FfiConverterOptionUInt64.read(from: &buf), 
-                maxSizeBytes: FfiConverterOptionUInt64.read(from: &buf)
+                maxSizeBytes: FfiConverterOptionUInt64.read(from: &buf), 
+                maxUnsynced: FfiConverterOptionUInt64.read(from: &buf), 
+                maxUnsyncedAgeMs: FfiConverterOptionUInt64.read(from: &buf), 
+                maxUnsyncedAmount: FfiConverterOptionInt64.read(from: &buf), 
+                limitAmountField: FfiConverterOptionString.read(from: &buf), 
+                limitWarnAt: FfiConverterOptionDouble.read(from: &buf), 
+                mutatorLimits: FfiConverterSequenceTypeMutatorLimit.read(from: &buf)
         )
     }
 
@@ -4409,6 +4550,12 @@ public struct FfiConverterTypeOutboxConfig: FfiConverterRustBuffer {
         FfiConverterOptionTypeDurability.write(value.durability, into: &buf)
         FfiConverterOptionUInt64.write(value.retentionMs, into: &buf)
         FfiConverterOptionUInt64.write(value.maxSizeBytes, into: &buf)
+        FfiConverterOptionUInt64.write(value.maxUnsynced, into: &buf)
+        FfiConverterOptionUInt64.write(value.maxUnsyncedAgeMs, into: &buf)
+        FfiConverterOptionInt64.write(value.maxUnsyncedAmount, into: &buf)
+        FfiConverterOptionString.write(value.limitAmountField, into: &buf)
+        FfiConverterOptionDouble.write(value.limitWarnAt, into: &buf)
+        FfiConverterSequenceTypeMutatorLimit.write(value.mutatorLimits, into: &buf)
     }
 }
 
@@ -5576,6 +5723,92 @@ public func FfiConverterTypeEdit_lower(_ value: Edit) -> RustBuffer {
 // Note that we don't yet support `indirect` for enums.
 // See https://github.com/mozilla/uniffi-rs/issues/396 for further discussion.
 /**
+ * Which offline risk limit.
+ */
+
+public enum LimitKind: Equatable, Hashable {
+    
+    /**
+     * The number of unsynced commands.
+     */
+    case unsyncedCount
+    /**
+     * The age of the oldest unsynced command, ms.
+     */
+    case unsyncedAge
+    /**
+     * The summed amount of unsynced commands.
+     */
+    case unsyncedAmount
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension LimitKind: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeLimitKind: FfiConverterRustBuffer {
+    typealias SwiftType = LimitKind
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> LimitKind {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .unsyncedCount
+        
+        case 2: return .unsyncedAge
+        
+        case 3: return .unsyncedAmount
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: LimitKind, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .unsyncedCount:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .unsyncedAge:
+            writeInt(&buf, Int32(2))
+        
+        
+        case .unsyncedAmount:
+            writeInt(&buf, Int32(3))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeLimitKind_lift(_ buf: RustBuffer) throws -> LimitKind {
+    return try FfiConverterTypeLimitKind.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeLimitKind_lower(_ value: LimitKind) -> RustBuffer {
+    return FfiConverterTypeLimitKind.lower(value)
+}
+
+
+// Note that we don't yet support `indirect` for enums.
+// See https://github.com/mozilla/uniffi-rs/issues/396 for further discussion.
+/**
  * Severity of a log record.
  */
 
@@ -5979,6 +6212,27 @@ public enum OutboxError: Swift.Error, Equatable, Hashable, Foundation.LocalizedE
          */details: String
     )
     /**
+     * `enqueue` would cross an offline risk limit (`limit_exceeded`); nothing was
+     * written. Sync, or decide about failed commands, to make room.
+     */
+    case LimitExceeded(
+        /**
+         * What went wrong.
+         */detail: String, 
+        /**
+         * Which limit.
+         */limit: LimitKind, 
+        /**
+         * The mutator, for a per-mutator limit.
+         */mutator: String?, 
+        /**
+         * The limit's value now (count, age in ms, or summed amount).
+         */current: Int64, 
+        /**
+         * The configured maximum.
+         */max: Int64
+    )
+    /**
      * Another connection held the database's write lock for the whole busy timeout (5 s),
      * usually another process on the same file, possibly frozen by the OS mid-write
      * (`busy`). Nothing was written; retry later.
@@ -6098,7 +6352,14 @@ public struct FfiConverterTypeOutboxError: FfiConverterRustBuffer {
             detail: try FfiConverterString.read(from: &buf), 
             details: try FfiConverterString.read(from: &buf)
             )
-        case 21: return .Busy(
+        case 21: return .LimitExceeded(
+            detail: try FfiConverterString.read(from: &buf), 
+            limit: try FfiConverterTypeLimitKind.read(from: &buf), 
+            mutator: try FfiConverterOptionString.read(from: &buf), 
+            current: try FfiConverterInt64.read(from: &buf), 
+            max: try FfiConverterInt64.read(from: &buf)
+            )
+        case 22: return .Busy(
             detail: try FfiConverterString.read(from: &buf)
             )
 
@@ -6222,8 +6483,17 @@ public struct FfiConverterTypeOutboxError: FfiConverterRustBuffer {
             FfiConverterString.write(details, into: &buf)
             
         
-        case let .Busy(detail):
+        case let .LimitExceeded(detail,limit,mutator,current,max):
             writeInt(&buf, Int32(21))
+            FfiConverterString.write(detail, into: &buf)
+            FfiConverterTypeLimitKind.write(limit, into: &buf)
+            FfiConverterOptionString.write(mutator, into: &buf)
+            FfiConverterInt64.write(current, into: &buf)
+            FfiConverterInt64.write(max, into: &buf)
+            
+        
+        case let .Busy(detail):
+            writeInt(&buf, Int32(22))
             FfiConverterString.write(detail, into: &buf)
             
         }
@@ -6377,6 +6647,24 @@ public enum OutboxEvent: Equatable, Hashable {
          */docs: [DocRef]
     )
     /**
+     * An enqueue brought an offline risk limit to or above its soft threshold
+     * (`limit_warn_at`, default 0.8); the command was written. Sent on every such enqueue.
+     */
+    case limitWarning(
+        /**
+         * Which limit.
+         */limit: LimitKind, 
+        /**
+         * The mutator, for a per-mutator limit.
+         */mutator: String?, 
+        /**
+         * The limit's value after the enqueue.
+         */current: Int64, 
+        /**
+         * The configured maximum.
+         */max: Int64
+    )
+    /**
      * A pull from the server's change feed completed.
      */
     case synced
@@ -6443,9 +6731,12 @@ public struct FfiConverterTypeOutboxEvent: FfiConverterRustBuffer {
         case 12: return .rolledBack(id: try FfiConverterString.read(from: &buf), code: try FfiConverterString.read(from: &buf), message: try FfiConverterString.read(from: &buf), docs: try FfiConverterSequenceTypeDocRef.read(from: &buf)
         )
         
-        case 13: return .synced
+        case 13: return .limitWarning(limit: try FfiConverterTypeLimitKind.read(from: &buf), mutator: try FfiConverterOptionString.read(from: &buf), current: try FfiConverterInt64.read(from: &buf), max: try FfiConverterInt64.read(from: &buf)
+        )
         
-        case 14: return .lagged(missed: try FfiConverterUInt64.read(from: &buf)
+        case 14: return .synced
+        
+        case 15: return .lagged(missed: try FfiConverterUInt64.read(from: &buf)
         )
         
         default: throw UniffiInternalError.unexpectedEnumCase
@@ -6524,12 +6815,20 @@ public struct FfiConverterTypeOutboxEvent: FfiConverterRustBuffer {
             FfiConverterSequenceTypeDocRef.write(docs, into: &buf)
             
         
-        case .synced:
+        case let .limitWarning(limit,mutator,current,max):
             writeInt(&buf, Int32(13))
+            FfiConverterTypeLimitKind.write(limit, into: &buf)
+            FfiConverterOptionString.write(mutator, into: &buf)
+            FfiConverterInt64.write(current, into: &buf)
+            FfiConverterInt64.write(max, into: &buf)
+            
+        
+        case .synced:
+            writeInt(&buf, Int32(14))
         
         
         case let .lagged(missed):
-            writeInt(&buf, Int32(14))
+            writeInt(&buf, Int32(15))
             FfiConverterUInt64.write(missed, into: &buf)
             
         }
@@ -8051,6 +8350,31 @@ fileprivate struct FfiConverterSequenceTypeFilter: FfiConverterRustBuffer {
         seq.reserveCapacity(Int(len))
         for _ in 0 ..< len {
             seq.append(try FfiConverterTypeFilter.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeMutatorLimit: FfiConverterRustBuffer {
+    typealias SwiftType = [MutatorLimit]
+
+    public static func write(_ value: [MutatorLimit], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeMutatorLimit.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [MutatorLimit] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [MutatorLimit]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeMutatorLimit.read(from: &buf))
         }
         return seq
     }

@@ -21,7 +21,7 @@ mod edits;
 use decisions::fail;
 pub(crate) use decisions::{discard, retry, retry_conflict_with};
 pub(crate) use edits::{
-    editable, editable_seq, keys_of, rewrite_args, squash_into, upgradable, upgrade_args, wedge_unattempted,
+    editable, editable_seq, keys_of, rewrite_args, set_amount, squash_into, upgradable, upgrade_args, wedge_unattempted,
 };
 
 /// A state change to announce once its transaction has committed.
