@@ -334,7 +334,9 @@ impl CoreTransport for TransportBridge {
     async fn receipt(&self, idempotency_key: &str) -> CoreReceiptLookup {
         match self.0.receipt(idempotency_key.to_string()).await {
             Ok(lookup) => lookup.into(),
-            Err(CallbackError::Failed { reason }) => CoreReceiptLookup::Failed(format!("the transport threw: {reason}")),
+            Err(CallbackError::Failed { reason }) => {
+                CoreReceiptLookup::Failed(format!("the transport threw: {reason}"))
+            }
         }
     }
 }

@@ -162,7 +162,7 @@ pub enum OutboxError {
         /// What went wrong.
         detail: String,
         /// Which limit.
-        limit: crate::types::LimitKind,
+        limit: crate::till::LimitKind,
         /// The mutator, for a per-mutator limit.
         mutator: Option<String>,
         /// The limit's value now (count, age in ms, or summed amount).

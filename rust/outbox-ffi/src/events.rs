@@ -99,7 +99,7 @@ pub enum OutboxEvent {
     /// (`limit_warn_at`, default 0.8); the command was written. Sent on every such enqueue.
     LimitWarning {
         /// Which limit.
-        limit: crate::types::LimitKind,
+        limit: crate::till::LimitKind,
         /// The mutator, for a per-mutator limit.
         mutator: Option<String>,
         /// The limit's value after the enqueue.

@@ -25,6 +25,7 @@ use crate::error::OutboxError;
 use crate::events::Status;
 use crate::receipt::ReceiptCheck;
 use crate::subscription::{Cancelled, Subscription};
+use crate::till::CloseoutReport;
 use crate::types::{
     ms, parse_id, Command, Doc, DrainReport, EnqueueRequest, MutatorOptions, OutboxConfig, PeekFilter, Query,
     Resolution, UpgradeReport,
@@ -357,6 +358,14 @@ impl Outbox {
     pub async fn drain_for(&self, budget_ms: u64) -> Result<DrainReport, OutboxError> {
         let inner = self.inner.clone();
         run(async move { Ok(inner.drain_for(Duration::from_millis(budget_ms)).await?.into()) }).await
+    }
+
+    /// End of day: drains for at most `deadline_ms`, then reports whether the till may
+    /// close (`clean`), counts and amounts per state, the oldest unsynced command and every
+    /// unsettled one with its reason. Refuse to close the till unless `clean`.
+    pub async fn closeout(&self, deadline_ms: u64) -> Result<CloseoutReport, OutboxError> {
+        let inner = self.inner.clone();
+        run(async move { Ok(inner.closeout(Duration::from_millis(deadline_ms)).await?.into()) }).await
     }
 
     /// Deletes every command, document and cursor in this database (logout). Without

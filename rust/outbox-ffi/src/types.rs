@@ -99,41 +99,7 @@ pub struct OutboxConfig {
     pub limit_warn_at: Option<f64>,
     /// Limits per mutator, on top of the global ones.
     #[uniffi(default = [])]
-    pub mutator_limits: Vec<MutatorLimit>,
-}
-
-/// Offline risk limits of one mutator (counted over its own unsynced commands).
-#[derive(Debug, Clone, PartialEq, uniffi::Record)]
-pub struct MutatorLimit {
-    /// The mutator name.
-    pub mutator: String,
-    /// Most unsynced commands of this mutator.
-    #[uniffi(default = None)]
-    pub max_unsynced: Option<u64>,
-    /// Largest summed amount of this mutator's unsynced commands.
-    #[uniffi(default = None)]
-    pub max_unsynced_amount: Option<i64>,
-}
-
-/// Which offline risk limit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
-pub enum LimitKind {
-    /// The number of unsynced commands.
-    UnsyncedCount,
-    /// The age of the oldest unsynced command, ms.
-    UnsyncedAge,
-    /// The summed amount of unsynced commands.
-    UnsyncedAmount,
-}
-
-impl From<outbox::LimitKind> for LimitKind {
-    fn from(k: outbox::LimitKind) -> Self {
-        match k {
-            outbox::LimitKind::UnsyncedCount => LimitKind::UnsyncedCount,
-            outbox::LimitKind::UnsyncedAge => LimitKind::UnsyncedAge,
-            outbox::LimitKind::UnsyncedAmount => LimitKind::UnsyncedAmount,
-        }
-    }
+    pub mutator_limits: Vec<crate::till::MutatorLimit>,
 }
 
 /// How a mutator is handled locally. Registering a mutator allows it to be enqueued.

@@ -18,6 +18,7 @@
 //! ```
 #![warn(missing_docs)]
 
+mod closeout;
 pub mod command;
 pub mod config;
 pub mod db;
@@ -42,6 +43,7 @@ pub mod testing;
 pub mod transport;
 pub mod upgrade;
 
+pub use closeout::{CloseoutReport, StateTotal, Unsettled};
 pub use command::{
     Attempt, Command, CommandId, CommandState, EnqueueRequest, MutatorSpec, OpKind, OptimisticOp, Receipt, Settlement,
 };

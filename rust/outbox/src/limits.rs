@@ -130,12 +130,15 @@ impl Limits {
         let Some(pointer) = &self.amount_field else { return Ok(None) };
         match args.pointer(pointer) {
             None | Some(Value::Null) => Ok(None),
-            Some(v) => match v.as_i64().or_else(|| v.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9e15).map(|f| f as i64)) {
-                Some(n) => Ok(Some(n)),
-                None => Err(Error::InvalidRequest {
-                    reason: format!("the amount field {pointer} must hold an integer (e.g. cents)"),
-                }),
-            },
+            Some(v) => {
+                match v.as_i64().or_else(|| v.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9e15).map(|f| f as i64))
+                {
+                    Some(n) => Ok(Some(n)),
+                    None => Err(Error::InvalidRequest {
+                        reason: format!("the amount field {pointer} must hold an integer (e.g. cents)"),
+                    }),
+                }
+            }
         }
     }
 
@@ -174,10 +177,7 @@ impl Limits {
             judge(LimitKind::UnsyncedAmount, None, sum, sum.saturating_add(amount), max)?;
         }
         if let Some(max) = self.max_unsynced_age {
-            let oldest: Option<i64> = tx
-                .prepare_cached(OLDEST_UNSYNCED_SQL)?
-                .query_row([], |r| r.get(0))
-                .optional()?;
+            let oldest: Option<i64> = tx.prepare_cached(OLDEST_UNSYNCED_SQL)?.query_row([], |r| r.get(0)).optional()?;
             if let Some(oldest) = oldest {
                 let age = (now - oldest).max(0);
                 let max = i64::try_from(max.as_millis()).unwrap_or(i64::MAX);

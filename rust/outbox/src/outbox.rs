@@ -120,8 +120,7 @@ impl Outbox {
             return Err(OpenError::InvalidConfig("max_concurrency and max_batch_size must be at least 1".into()).into());
         }
         if let Some(field) = &config.limits.amount_field {
-            keys::validate_pointer(field)
-                .map_err(|e| OpenError::InvalidConfig(format!("limits.amount_field: {e}")))?;
+            keys::validate_pointer(field).map_err(|e| OpenError::InvalidConfig(format!("limits.amount_field: {e}")))?;
         }
         let path = canonical(&config.path)?;
         let mut reg = lock(&REGISTRY);

@@ -221,11 +221,9 @@ mod tests {
         // `now` is rounded down: the real instant is anywhere in [now, now + 1 ms).
         let now = 1_000_000;
         let worst_real_now_us = now * 1000 + 999;
-        for (delay, min_due_ms) in [
-            (Duration::from_secs(1), 1001),
-            (Duration::from_micros(1_000_400), 1002),
-            (Duration::from_nanos(1), 2),
-        ] {
+        for (delay, min_due_ms) in
+            [(Duration::from_secs(1), 1001), (Duration::from_micros(1_000_400), 1002), (Duration::from_nanos(1), 2)]
+        {
             let due = due_after(now, delay);
             // Due means `now_ms() >= due`, i.e. the real time is at least `due` ms.
             assert!(due * 1000 >= worst_real_now_us + delay.as_micros() as i64, "{delay:?}: due {due}");

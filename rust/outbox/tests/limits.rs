@@ -97,7 +97,9 @@ async fn the_amount_limit_sums_the_named_field_and_failed_sales_count_until_deci
 async fn a_per_mutator_limit_counts_only_that_mutator() {
     let h = Harness::with(|c| {
         c.start_online = false;
-        c.limits.per_mutator.insert("createOrder".into(), MutatorLimits { max_unsynced: Some(2), ..Default::default() });
+        c.limits
+            .per_mutator
+            .insert("createOrder".into(), MutatorLimits { max_unsynced: Some(2), ..Default::default() });
     });
     h.outbox.enqueue(sale(1, 1)).unwrap();
     h.outbox.enqueue(sale(2, 1)).unwrap();

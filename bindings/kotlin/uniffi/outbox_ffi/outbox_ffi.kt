@@ -821,6 +821,8 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_outbox_ffi_checksum_method_outbox_check_receipt(
     ): Int
+    external fun uniffi_outbox_ffi_checksum_method_outbox_closeout(
+    ): Int
     external fun uniffi_outbox_ffi_checksum_method_outbox_command(
     ): Int
     external fun uniffi_outbox_ffi_checksum_method_outbox_count(
@@ -974,6 +976,8 @@ external fun uniffi_outbox_ffi_fn_constructor_outbox_open_with_tokens(`config`: 
 external fun uniffi_outbox_ffi_fn_constructor_outbox_open_with_transport(`config`: RustBuffer.ByValue,`transport`: Long,
 ): Long
 external fun uniffi_outbox_ffi_fn_method_outbox_check_receipt(`ptr`: Long,`id`: RustBuffer.ByValue,
+): Long
+external fun uniffi_outbox_ffi_fn_method_outbox_closeout(`ptr`: Long,`deadlineMs`: Long,
 ): Long
 external fun uniffi_outbox_ffi_fn_method_outbox_command(`ptr`: Long,`id`: RustBuffer.ByValue,
 ): Long
@@ -1206,6 +1210,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if (lib.uniffi_outbox_ffi_checksum_method_outbox_check_receipt() != 57213) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if (lib.uniffi_outbox_ffi_checksum_method_outbox_closeout() != 20274) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if (lib.uniffi_outbox_ffi_checksum_method_outbox_command() != 40672) {
@@ -3284,6 +3291,13 @@ public interface OutboxInterface {
     suspend fun `checkReceipt`(`id`: kotlin.String): ReceiptCheck
     
     /**
+     * End of day: drains for at most `deadline_ms`, then reports whether the till may
+     * close (`clean`), counts and amounts per state, the oldest unsynced command and every
+     * unsettled one with its reason. Refuse to close the till unless `clean`.
+     */
+    suspend fun `closeout`(`deadlineMs`: kotlin.ULong): CloseoutReport
+    
+    /**
      * One command with its attempt history.
      */
     suspend fun `command`(`id`: kotlin.String): Command
@@ -3572,6 +3586,32 @@ open class Outbox: Disposable, AutoCloseable, OutboxInterface
         { future -> UniffiLib.ffi_outbox_ffi_rust_future_free_rust_buffer(future) },
         // lift function
         { FfiConverterTypeReceiptCheck.lift(it) },
+        // Error FFI converter
+        OutboxException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * End of day: drains for at most `deadline_ms`, then reports whether the till may
+     * close (`clean`), counts and amounts per state, the oldest unsynced command and every
+     * unsettled one with its reason. Refuse to close the till unless `clean`.
+     */
+    @Throws(OutboxException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `closeout`(`deadlineMs`: kotlin.ULong) : CloseoutReport {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_outbox_ffi_fn_method_outbox_closeout(
+                uniffiHandle,
+                FfiConverterULong.lower(`deadlineMs`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_outbox_ffi_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_outbox_ffi_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_outbox_ffi_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterTypeCloseoutReport.lift(it) },
         // Error FFI converter
         OutboxException.ErrorHandler,
     )
@@ -5538,6 +5578,77 @@ public object FfiConverterTypeAttempt: FfiConverterRustBuffer<Attempt> {
 
 
 /**
+ * The end-of-day report of `closeout`: refuse to close the till unless `clean`.
+ */
+data class CloseoutReport (
+    /**
+     * True when nothing is unsynced (pending, in flight, conflict, wedged or failed).
+     */
+    var `clean`: kotlin.Boolean
+    , 
+    /**
+     * Count and summed amount per state.
+     */
+    var `states`: List<StateTotal>
+    , 
+    /**
+     * The oldest unsynced command, if any.
+     */
+    var `oldestUnsynced`: Unsettled?
+    , 
+    /**
+     * Every unsynced command with its reason, in enqueue order.
+     */
+    var `unsettled`: List<Unsettled>
+    , 
+    /**
+     * What the drain achieved before the report.
+     */
+    var `drain`: DrainReport
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeCloseoutReport: FfiConverterRustBuffer<CloseoutReport> {
+    override fun read(buf: ByteBuffer): CloseoutReport {
+        return CloseoutReport(
+            FfiConverterBoolean.read(buf),
+            FfiConverterSequenceTypeStateTotal.read(buf),
+            FfiConverterOptionalTypeUnsettled.read(buf),
+            FfiConverterSequenceTypeUnsettled.read(buf),
+            FfiConverterTypeDrainReport.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: CloseoutReport) = (
+            FfiConverterBoolean.allocationSize(value.`clean`) +
+            FfiConverterSequenceTypeStateTotal.allocationSize(value.`states`) +
+            FfiConverterOptionalTypeUnsettled.allocationSize(value.`oldestUnsynced`) +
+            FfiConverterSequenceTypeUnsettled.allocationSize(value.`unsettled`) +
+            FfiConverterTypeDrainReport.allocationSize(value.`drain`)
+    )
+
+    override fun write(value: CloseoutReport, buf: ByteBuffer) {
+            FfiConverterBoolean.write(value.`clean`, buf)
+            FfiConverterSequenceTypeStateTotal.write(value.`states`, buf)
+            FfiConverterOptionalTypeUnsettled.write(value.`oldestUnsynced`, buf)
+            FfiConverterSequenceTypeUnsettled.write(value.`unsettled`, buf)
+            FfiConverterTypeDrainReport.write(value.`drain`, buf)
+    }
+}
+
+
+
+/**
  * A command as stored.
  */
 data class Command (
@@ -6775,6 +6886,61 @@ public object FfiConverterTypeReceipt: FfiConverterRustBuffer<Receipt> {
 
 
 /**
+ * Count and summed amount of the commands in one state.
+ */
+data class StateTotal (
+    /**
+     * The state.
+     */
+    var `state`: CommandState
+    , 
+    /**
+     * How many commands are in it.
+     */
+    var `count`: kotlin.ULong
+    , 
+    /**
+     * Sum of their amounts (`limit_amount_field`; 0 without one).
+     */
+    var `amount`: kotlin.Long
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeStateTotal: FfiConverterRustBuffer<StateTotal> {
+    override fun read(buf: ByteBuffer): StateTotal {
+        return StateTotal(
+            FfiConverterTypeCommandState.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterLong.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: StateTotal) = (
+            FfiConverterTypeCommandState.allocationSize(value.`state`) +
+            FfiConverterULong.allocationSize(value.`count`) +
+            FfiConverterLong.allocationSize(value.`amount`)
+    )
+
+    override fun write(value: StateTotal, buf: ByteBuffer) {
+            FfiConverterTypeCommandState.write(value.`state`, buf)
+            FfiConverterULong.write(value.`count`, buf)
+            FfiConverterLong.write(value.`amount`, buf)
+    }
+}
+
+
+
+/**
  * A snapshot of the queue, for status bars and offline banners.
  */
 data class Status (
@@ -6896,6 +7062,85 @@ public object FfiConverterTypeStatus: FfiConverterRustBuffer<Status> {
             FfiConverterBoolean.write(value.`online`, buf)
             FfiConverterBoolean.write(value.`foreground`, buf)
             FfiConverterBoolean.write(value.`isDrainer`, buf)
+    }
+}
+
+
+
+/**
+ * A command the server has not applied, and why.
+ */
+data class Unsettled (
+    /**
+     * The command.
+     */
+    var `id`: kotlin.String
+    , 
+    /**
+     * Its mutator.
+     */
+    var `mutator`: kotlin.String
+    , 
+    /**
+     * Its state.
+     */
+    var `state`: CommandState
+    , 
+    /**
+     * Enqueue time, Unix ms.
+     */
+    var `createdAtMs`: kotlin.Long
+    , 
+    /**
+     * Its amount, if any.
+     */
+    var `amount`: kotlin.Long?
+    , 
+    /**
+     * Why it is not settled, for staff.
+     */
+    var `reason`: kotlin.String
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeUnsettled: FfiConverterRustBuffer<Unsettled> {
+    override fun read(buf: ByteBuffer): Unsettled {
+        return Unsettled(
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterTypeCommandState.read(buf),
+            FfiConverterLong.read(buf),
+            FfiConverterOptionalLong.read(buf),
+            FfiConverterString.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: Unsettled) = (
+            FfiConverterString.allocationSize(value.`id`) +
+            FfiConverterString.allocationSize(value.`mutator`) +
+            FfiConverterTypeCommandState.allocationSize(value.`state`) +
+            FfiConverterLong.allocationSize(value.`createdAtMs`) +
+            FfiConverterOptionalLong.allocationSize(value.`amount`) +
+            FfiConverterString.allocationSize(value.`reason`)
+    )
+
+    override fun write(value: Unsettled, buf: ByteBuffer) {
+            FfiConverterString.write(value.`id`, buf)
+            FfiConverterString.write(value.`mutator`, buf)
+            FfiConverterTypeCommandState.write(value.`state`, buf)
+            FfiConverterLong.write(value.`createdAtMs`, buf)
+            FfiConverterOptionalLong.write(value.`amount`, buf)
+            FfiConverterString.write(value.`reason`, buf)
     }
 }
 
@@ -10474,6 +10719,38 @@ public object FfiConverterOptionalTypeReceipt: FfiConverterRustBuffer<Receipt?> 
 /**
  * @suppress
  */
+public object FfiConverterOptionalTypeUnsettled: FfiConverterRustBuffer<Unsettled?> {
+    override fun read(buf: ByteBuffer): Unsettled? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeUnsettled.read(buf)
+    }
+
+    override fun allocationSize(value: Unsettled?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeUnsettled.allocationSize(value)
+        }
+    }
+
+    override fun write(value: Unsettled?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeUnsettled.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
 public object FfiConverterOptionalTypeDurability: FfiConverterRustBuffer<Durability?> {
     override fun read(buf: ByteBuffer): Durability? {
         if (buf.get().toInt() == 0) {
@@ -10808,6 +11085,62 @@ public object FfiConverterSequenceTypeOutgoingCommand: FfiConverterRustBuffer<Li
         buf.putInt(value.size)
         value.iterator().forEach {
             FfiConverterTypeOutgoingCommand.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceTypeStateTotal: FfiConverterRustBuffer<List<StateTotal>> {
+    override fun read(buf: ByteBuffer): List<StateTotal> {
+        val len = buf.getInt()
+        return List<StateTotal>(len) {
+            FfiConverterTypeStateTotal.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<StateTotal>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeStateTotal.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<StateTotal>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeStateTotal.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceTypeUnsettled: FfiConverterRustBuffer<List<Unsettled>> {
+    override fun read(buf: ByteBuffer): List<Unsettled> {
+        val len = buf.getInt()
+        return List<Unsettled>(len) {
+            FfiConverterTypeUnsettled.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<Unsettled>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeUnsettled.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<Unsettled>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeUnsettled.write(it, buf)
         }
     }
 }

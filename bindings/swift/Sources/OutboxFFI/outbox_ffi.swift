@@ -1499,6 +1499,13 @@ public protocol OutboxProtocol: AnyObject, Sendable {
     func checkReceipt(id: String) async throws  -> ReceiptCheck
     
     /**
+     * End of day: drains for at most `deadline_ms`, then reports whether the till may
+     * close (`clean`), counts and amounts per state, the oldest unsynced command and every
+     * unsettled one with its reason. Refuse to close the till unless `clean`.
+     */
+    func closeout(deadlineMs: UInt64) async throws  -> CloseoutReport
+    
+    /**
      * One command with its attempt history.
      */
     func command(id: String) async throws  -> Command
@@ -1797,6 +1804,28 @@ open func checkReceipt(id: String)async throws  -> ReceiptCheck  {
             completeFunc: ffi_outbox_ffi_rust_future_complete_rust_buffer,
             freeFunc: ffi_outbox_ffi_rust_future_free_rust_buffer,
             liftFunc: FfiConverterTypeReceiptCheck_lift,
+            errorHandler: FfiConverterTypeOutboxError_lift
+        )
+}
+    
+    /**
+     * End of day: drains for at most `deadline_ms`, then reports whether the till may
+     * close (`clean`), counts and amounts per state, the oldest unsynced command and every
+     * unsettled one with its reason. Refuse to close the till unless `clean`.
+     */
+open func closeout(deadlineMs: UInt64)async throws  -> CloseoutReport  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_outbox_ffi_fn_method_outbox_closeout(
+                    self.uniffiCloneHandle(),
+                    FfiConverterUInt64.lower(deadlineMs)
+                )
+            },
+            pollFunc: ffi_outbox_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_outbox_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_outbox_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeCloseoutReport_lift,
             errorHandler: FfiConverterTypeOutboxError_lift
         )
 }
@@ -3271,6 +3300,105 @@ public func FfiConverterTypeAttempt_lift(_ buf: RustBuffer) throws -> Attempt {
 #endif
 public func FfiConverterTypeAttempt_lower(_ value: Attempt) -> RustBuffer {
     return FfiConverterTypeAttempt.lower(value)
+}
+
+
+/**
+ * The end-of-day report of `closeout`: refuse to close the till unless `clean`.
+ */
+public struct CloseoutReport: Equatable, Hashable {
+    /**
+     * True when nothing is unsynced (pending, in flight, conflict, wedged or failed).
+     */
+    public var clean: Bool
+    /**
+     * Count and summed amount per state.
+     */
+    public var states: [StateTotal]
+    /**
+     * The oldest unsynced command, if any.
+     */
+    public var oldestUnsynced: Unsettled?
+    /**
+     * Every unsynced command with its reason, in enqueue order.
+     */
+    public var unsettled: [Unsettled]
+    /**
+     * What the drain achieved before the report.
+     */
+    public var drain: DrainReport
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * True when nothing is unsynced (pending, in flight, conflict, wedged or failed).
+         */clean: Bool, 
+        /**
+         * Count and summed amount per state.
+         */states: [StateTotal], 
+        /**
+         * The oldest unsynced command, if any.
+         */oldestUnsynced: Unsettled?, 
+        /**
+         * Every unsynced command with its reason, in enqueue order.
+         */unsettled: [Unsettled], 
+        /**
+         * What the drain achieved before the report.
+         */drain: DrainReport) {
+        self.clean = clean
+        self.states = states
+        self.oldestUnsynced = oldestUnsynced
+        self.unsettled = unsettled
+        self.drain = drain
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension CloseoutReport: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeCloseoutReport: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> CloseoutReport {
+        return
+            try CloseoutReport(
+                clean: FfiConverterBool.read(from: &buf), 
+                states: FfiConverterSequenceTypeStateTotal.read(from: &buf), 
+                oldestUnsynced: FfiConverterOptionTypeUnsettled.read(from: &buf), 
+                unsettled: FfiConverterSequenceTypeUnsettled.read(from: &buf), 
+                drain: FfiConverterTypeDrainReport.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: CloseoutReport, into buf: inout [UInt8]) {
+        FfiConverterBool.write(value.clean, into: &buf)
+        FfiConverterSequenceTypeStateTotal.write(value.states, into: &buf)
+        FfiConverterOptionTypeUnsettled.write(value.oldestUnsynced, into: &buf)
+        FfiConverterSequenceTypeUnsettled.write(value.unsettled, into: &buf)
+        FfiConverterTypeDrainReport.write(value.drain, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeCloseoutReport_lift(_ buf: RustBuffer) throws -> CloseoutReport {
+    return try FfiConverterTypeCloseoutReport.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeCloseoutReport_lower(_ value: CloseoutReport) -> RustBuffer {
+    return FfiConverterTypeCloseoutReport.lower(value)
 }
 
 
@@ -4984,6 +5112,85 @@ public func FfiConverterTypeReceipt_lower(_ value: Receipt) -> RustBuffer {
 
 
 /**
+ * Count and summed amount of the commands in one state.
+ */
+public struct StateTotal: Equatable, Hashable {
+    /**
+     * The state.
+     */
+    public var state: CommandState
+    /**
+     * How many commands are in it.
+     */
+    public var count: UInt64
+    /**
+     * Sum of their amounts (`limit_amount_field`; 0 without one).
+     */
+    public var amount: Int64
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The state.
+         */state: CommandState, 
+        /**
+         * How many commands are in it.
+         */count: UInt64, 
+        /**
+         * Sum of their amounts (`limit_amount_field`; 0 without one).
+         */amount: Int64) {
+        self.state = state
+        self.count = count
+        self.amount = amount
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension StateTotal: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeStateTotal: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> StateTotal {
+        return
+            try StateTotal(
+                state: FfiConverterTypeCommandState.read(from: &buf), 
+                count: FfiConverterUInt64.read(from: &buf), 
+                amount: FfiConverterInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: StateTotal, into buf: inout [UInt8]) {
+        FfiConverterTypeCommandState.write(value.state, into: &buf)
+        FfiConverterUInt64.write(value.count, into: &buf)
+        FfiConverterInt64.write(value.amount, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeStateTotal_lift(_ buf: RustBuffer) throws -> StateTotal {
+    return try FfiConverterTypeStateTotal.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeStateTotal_lower(_ value: StateTotal) -> RustBuffer {
+    return FfiConverterTypeStateTotal.lower(value)
+}
+
+
+/**
  * A snapshot of the queue, for status bars and offline banners.
  */
 public struct Status: Equatable, Hashable {
@@ -5149,6 +5356,115 @@ public func FfiConverterTypeStatus_lift(_ buf: RustBuffer) throws -> Status {
 #endif
 public func FfiConverterTypeStatus_lower(_ value: Status) -> RustBuffer {
     return FfiConverterTypeStatus.lower(value)
+}
+
+
+/**
+ * A command the server has not applied, and why.
+ */
+public struct Unsettled: Equatable, Hashable {
+    /**
+     * The command.
+     */
+    public var id: String
+    /**
+     * Its mutator.
+     */
+    public var mutator: String
+    /**
+     * Its state.
+     */
+    public var state: CommandState
+    /**
+     * Enqueue time, Unix ms.
+     */
+    public var createdAtMs: Int64
+    /**
+     * Its amount, if any.
+     */
+    public var amount: Int64?
+    /**
+     * Why it is not settled, for staff.
+     */
+    public var reason: String
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The command.
+         */id: String, 
+        /**
+         * Its mutator.
+         */mutator: String, 
+        /**
+         * Its state.
+         */state: CommandState, 
+        /**
+         * Enqueue time, Unix ms.
+         */createdAtMs: Int64, 
+        /**
+         * Its amount, if any.
+         */amount: Int64?, 
+        /**
+         * Why it is not settled, for staff.
+         */reason: String) {
+        self.id = id
+        self.mutator = mutator
+        self.state = state
+        self.createdAtMs = createdAtMs
+        self.amount = amount
+        self.reason = reason
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension Unsettled: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeUnsettled: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Unsettled {
+        return
+            try Unsettled(
+                id: FfiConverterString.read(from: &buf), 
+                mutator: FfiConverterString.read(from: &buf), 
+                state: FfiConverterTypeCommandState.read(from: &buf), 
+                createdAtMs: FfiConverterInt64.read(from: &buf), 
+                amount: FfiConverterOptionInt64.read(from: &buf), 
+                reason: FfiConverterString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: Unsettled, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.id, into: &buf)
+        FfiConverterString.write(value.mutator, into: &buf)
+        FfiConverterTypeCommandState.write(value.state, into: &buf)
+        FfiConverterInt64.write(value.createdAtMs, into: &buf)
+        FfiConverterOptionInt64.write(value.amount, into: &buf)
+        FfiConverterString.write(value.reason, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeUnsettled_lift(_ buf: RustBuffer) throws -> Unsettled {
+    return try FfiConverterTypeUnsettled.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeUnsettled_lower(_ value: Unsettled) -> RustBuffer {
+    return FfiConverterTypeUnsettled.lower(value)
 }
 
 
@@ -8135,6 +8451,30 @@ fileprivate struct FfiConverterOptionTypeReceipt: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterOptionTypeUnsettled: FfiConverterRustBuffer {
+    typealias SwiftType = Unsettled?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeUnsettled.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeUnsettled.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterOptionTypeDurability: FfiConverterRustBuffer {
     typealias SwiftType = Durability?
 
@@ -8425,6 +8765,56 @@ fileprivate struct FfiConverterSequenceTypeOutgoingCommand: FfiConverterRustBuff
         seq.reserveCapacity(Int(len))
         for _ in 0 ..< len {
             seq.append(try FfiConverterTypeOutgoingCommand.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeStateTotal: FfiConverterRustBuffer {
+    typealias SwiftType = [StateTotal]
+
+    public static func write(_ value: [StateTotal], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeStateTotal.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [StateTotal] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [StateTotal]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeStateTotal.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeUnsettled: FfiConverterRustBuffer {
+    typealias SwiftType = [Unsettled]
+
+    public static func write(_ value: [Unsettled], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeUnsettled.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [Unsettled] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [Unsettled]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeUnsettled.read(from: &buf))
         }
         return seq
     }
@@ -8761,6 +9151,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_outbox_ffi_checksum_method_outbox_check_receipt() != 57213) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_outbox_ffi_checksum_method_outbox_closeout() != 20274) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_outbox_ffi_checksum_method_outbox_command() != 40672) {

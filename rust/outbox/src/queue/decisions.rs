@@ -60,8 +60,11 @@ fn fail_dependants(
             continue;
         }
         let message = format!("command {cause} it depends on did not succeed");
-        tx.prepare_cached("UPDATE commands SET last_error = ?2, failed_by = ?3 WHERE seq = ?1")?
-            .execute(params![seq, format!("dependency_failed: {message}"), cause_seq])?;
+        tx.prepare_cached("UPDATE commands SET last_error = ?2, failed_by = ?3 WHERE seq = ?1")?.execute(params![
+            seq,
+            format!("dependency_failed: {message}"),
+            cause_seq
+        ])?;
         let s = Settlement::Failed { code: "dependency_failed".into(), message };
         changes.push(transition(tx, seq, state, CommandState::Failed, now, Some(&s))?);
         queue.extend(dependants(tx, seq)?);

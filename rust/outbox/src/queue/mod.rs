@@ -542,7 +542,6 @@ pub(crate) fn record_receipt(
     }
 }
 
-
 /// Returns every `in_flight` command to `pending` (their sender is gone). The attempt
 /// stays counted: the server may have received it.
 pub(crate) fn reset_in_flight(tx: &Transaction<'_>, now: i64) -> Result<Vec<Change>> {
