@@ -22,6 +22,7 @@ const OUTBOX_METHODS: Record<string, string> = {
   createIndex: 'Outbox.createIndex',
   deleteDatabase: 'Outbox.deleteDatabase',
   discard: 'Outbox.discard',
+  closeout: 'Outbox.closeout',
   drainFor: 'Outbox.drainFor',
   editPending: 'Outbox.editPending',
   enqueue: 'Outbox.enqueue',

@@ -356,6 +356,10 @@ extern "C" {
         /*handle*/ uint64_t ptr, 
         RustBuffer id
     );
+    /*handle*/ uint64_t uniffi_outbox_ffi_fn_method_outbox_closeout(
+        /*handle*/ uint64_t ptr, 
+        uint64_t deadline_ms
+    );
     /*handle*/ uint64_t uniffi_outbox_ffi_fn_method_outbox_command(
         /*handle*/ uint64_t ptr, 
         RustBuffer id
@@ -726,6 +730,8 @@ extern "C" {
     uint16_t uniffi_outbox_ffi_checksum_method_transport_receipt(
     );
     uint16_t uniffi_outbox_ffi_checksum_method_outbox_check_receipt(
+    );
+    uint16_t uniffi_outbox_ffi_checksum_method_outbox_closeout(
     );
     uint16_t uniffi_outbox_ffi_checksum_method_outbox_command(
     );
@@ -5481,6 +5487,14 @@ NativeOutboxFfi::NativeOutboxFfi(
             return this->cpp_uniffi_outbox_ffi_fn_method_outbox_check_receipt(rt, thisVal, args, count);
         }
     );
+    props["ubrn_uniffi_outbox_ffi_fn_method_outbox_closeout"] = jsi::Function::createFromHostFunction(
+        rt,
+        jsi::PropNameID::forAscii(rt, "ubrn_uniffi_outbox_ffi_fn_method_outbox_closeout"),
+        2,
+        [this](jsi::Runtime &rt, const jsi::Value &thisVal, const jsi::Value *args, size_t count) -> jsi::Value {
+            return this->cpp_uniffi_outbox_ffi_fn_method_outbox_closeout(rt, thisVal, args, count);
+        }
+    );
     props["ubrn_uniffi_outbox_ffi_fn_method_outbox_command"] = jsi::Function::createFromHostFunction(
         rt,
         jsi::PropNameID::forAscii(rt, "ubrn_uniffi_outbox_ffi_fn_method_outbox_command"),
@@ -6263,6 +6277,14 @@ NativeOutboxFfi::NativeOutboxFfi(
         0,
         [this](jsi::Runtime &rt, const jsi::Value &thisVal, const jsi::Value *args, size_t count) -> jsi::Value {
             return this->cpp_uniffi_outbox_ffi_checksum_method_outbox_check_receipt(rt, thisVal, args, count);
+        }
+    );
+    props["ubrn_uniffi_outbox_ffi_checksum_method_outbox_closeout"] = jsi::Function::createFromHostFunction(
+        rt,
+        jsi::PropNameID::forAscii(rt, "ubrn_uniffi_outbox_ffi_checksum_method_outbox_closeout"),
+        0,
+        [this](jsi::Runtime &rt, const jsi::Value &thisVal, const jsi::Value *args, size_t count) -> jsi::Value {
+            return this->cpp_uniffi_outbox_ffi_checksum_method_outbox_closeout(rt, thisVal, args, count);
         }
     );
     props["ubrn_uniffi_outbox_ffi_checksum_method_outbox_command"] = jsi::Function::createFromHostFunction(
@@ -7184,6 +7206,13 @@ jsi::Value NativeOutboxFfi::cpp_uniffi_outbox_ffi_fn_method_outbox_check_receipt
         
         return uniffi_jsi::Bridging</*handle*/ uint64_t>::toJs(rt, callInvoker, value);
 }
+jsi::Value NativeOutboxFfi::cpp_uniffi_outbox_ffi_fn_method_outbox_closeout(jsi::Runtime& rt, const jsi::Value& thisVal, const jsi::Value* args, size_t count) {
+        auto value = uniffi_outbox_ffi_fn_method_outbox_closeout(uniffi_jsi::Bridging</*handle*/ uint64_t>::fromJs(rt, callInvoker, args[0]), uniffi_jsi::Bridging<uint64_t>::fromJs(rt, callInvoker, args[1])
+        );
+
+        
+        return uniffi_jsi::Bridging</*handle*/ uint64_t>::toJs(rt, callInvoker, value);
+}
 jsi::Value NativeOutboxFfi::cpp_uniffi_outbox_ffi_fn_method_outbox_command(jsi::Runtime& rt, const jsi::Value& thisVal, const jsi::Value* args, size_t count) {
         auto value = uniffi_outbox_ffi_fn_method_outbox_command(uniffi_jsi::Bridging</*handle*/ uint64_t>::fromJs(rt, callInvoker, args[0]), uniffi::outbox_ffi::Bridging<RustBuffer>::fromJs(rt, callInvoker, args[1])
         );
@@ -7937,6 +7966,13 @@ jsi::Value NativeOutboxFfi::cpp_uniffi_outbox_ffi_checksum_method_transport_rece
 }
 jsi::Value NativeOutboxFfi::cpp_uniffi_outbox_ffi_checksum_method_outbox_check_receipt(jsi::Runtime& rt, const jsi::Value& thisVal, const jsi::Value* args, size_t count) {
         auto value = uniffi_outbox_ffi_checksum_method_outbox_check_receipt(
+        );
+
+        
+        return uniffi_jsi::Bridging<uint16_t>::toJs(rt, callInvoker, value);
+}
+jsi::Value NativeOutboxFfi::cpp_uniffi_outbox_ffi_checksum_method_outbox_closeout(jsi::Runtime& rt, const jsi::Value& thisVal, const jsi::Value* args, size_t count) {
+        auto value = uniffi_outbox_ffi_checksum_method_outbox_closeout(
         );
 
         

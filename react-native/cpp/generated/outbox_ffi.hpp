@@ -55,6 +55,7 @@ class NativeOutboxFfi : public jsi::HostObject {
     jsi::Value cpp_uniffi_outbox_ffi_fn_constructor_outbox_open_with_tokens(jsi::Runtime& rt, const jsi::Value& thisVal, const jsi::Value* args, size_t count);
     jsi::Value cpp_uniffi_outbox_ffi_fn_constructor_outbox_open_with_transport(jsi::Runtime& rt, const jsi::Value& thisVal, const jsi::Value* args, size_t count);
     jsi::Value cpp_uniffi_outbox_ffi_fn_method_outbox_check_receipt(jsi::Runtime& rt, const jsi::Value& thisVal, const jsi::Value* args, size_t count);
+    jsi::Value cpp_uniffi_outbox_ffi_fn_method_outbox_closeout(jsi::Runtime& rt, const jsi::Value& thisVal, const jsi::Value* args, size_t count);
     jsi::Value cpp_uniffi_outbox_ffi_fn_method_outbox_command(jsi::Runtime& rt, const jsi::Value& thisVal, const jsi::Value* args, size_t count);
     jsi::Value cpp_uniffi_outbox_ffi_fn_method_outbox_count(jsi::Runtime& rt, const jsi::Value& thisVal, const jsi::Value* args, size_t count);
     jsi::Value cpp_uniffi_outbox_ffi_fn_method_outbox_create_index(jsi::Runtime& rt, const jsi::Value& thisVal, const jsi::Value* args, size_t count);
@@ -153,6 +154,7 @@ class NativeOutboxFfi : public jsi::HostObject {
     jsi::Value cpp_uniffi_outbox_ffi_checksum_method_transport_pull(jsi::Runtime& rt, const jsi::Value& thisVal, const jsi::Value* args, size_t count);
     jsi::Value cpp_uniffi_outbox_ffi_checksum_method_transport_receipt(jsi::Runtime& rt, const jsi::Value& thisVal, const jsi::Value* args, size_t count);
     jsi::Value cpp_uniffi_outbox_ffi_checksum_method_outbox_check_receipt(jsi::Runtime& rt, const jsi::Value& thisVal, const jsi::Value* args, size_t count);
+    jsi::Value cpp_uniffi_outbox_ffi_checksum_method_outbox_closeout(jsi::Runtime& rt, const jsi::Value& thisVal, const jsi::Value* args, size_t count);
     jsi::Value cpp_uniffi_outbox_ffi_checksum_method_outbox_command(jsi::Runtime& rt, const jsi::Value& thisVal, const jsi::Value* args, size_t count);
     jsi::Value cpp_uniffi_outbox_ffi_checksum_method_outbox_count(jsi::Runtime& rt, const jsi::Value& thisVal, const jsi::Value* args, size_t count);
     jsi::Value cpp_uniffi_outbox_ffi_checksum_method_outbox_create_index(jsi::Runtime& rt, const jsi::Value& thisVal, const jsi::Value* args, size_t count);

@@ -10,7 +10,10 @@
 import type * as Generated from '../generated/outbox_ffi';
 import type { Backend, EnqueueInput, NativeOutbox, OpenOptions } from './backend';
 import { OutboxError, snakeCase, toJson } from './errors';
+import type { LimitKind } from './errors';
 import type {
+  CloseoutReport,
+  Unsettled,
   Attempt,
   Command,
   CommandState,
@@ -175,6 +178,8 @@ function wrap(m: GeneratedModule, ob: Generated.OutboxLike, c: Converters): Nati
         };
         return report;
       }),
+    closeout: (deadlineMs: number) =>
+      guardAsync(async () => c.closeout(await ob.closeout(BigInt(Math.round(deadlineMs))))),
     wipe: (force: boolean) => guardAsync(async () => Number(await ob.wipe(force))),
     deleteDatabase: (force: boolean) => guardAsync(async () => Number(await ob.deleteDatabase(force))),
     path: () => guard(() => ob.path()),
@@ -190,10 +195,41 @@ function converters(m: GeneratedModule) {
   const stateName = (s: Generated.CommandState): CommandState => snakeCase(m.CommandState[s]) as CommandState;
   const docStatus = (s: Generated.DocStatus): DocStatus => snakeCase(m.DocStatus[s]) as DocStatus;
 
+  const limitKind = (k: Generated.LimitKind): LimitKind => snakeCase(m.LimitKind[k]) as LimitKind;
+
+  function closeout(r: Generated.CloseoutReport): CloseoutReport {
+    const unsettled = (u: Generated.Unsettled): Unsettled => ({
+      id: u.id,
+      mutator: u.mutator,
+      state: stateName(u.state),
+      createdAtMs: Number(u.createdAtMs),
+      amount: num(u.amount),
+      reason: u.reason,
+    });
+    return {
+      clean: r.clean,
+      states: r.states.map((t) => ({ state: stateName(t.state), count: Number(t.count), amount: Number(t.amount) })),
+      oldestUnsynced: r.oldestUnsynced === undefined || r.oldestUnsynced === null ? null : unsettled(r.oldestUnsynced),
+      unsettled: r.unsettled.map(unsettled),
+      drain: {
+        attempts: Number(r.drain.attempts),
+        succeeded: Number(r.drain.succeeded),
+        failed: Number(r.drain.failed),
+        remaining: Number(r.drain.remaining),
+        completed: r.drain.completed,
+      },
+    };
+  }
+
   function error(e: unknown): OutboxError {
     if (e instanceof OutboxError) return e;
     if (m.OutboxError.instanceOf(e)) {
       const inner = (e as { inner: { detail: string; details?: string } }).inner;
+      if (m.OutboxError.LimitExceeded.instanceOf(e)) {
+        const l = e.inner;
+        const level = { limit: limitKind(l.limit), mutator: l.mutator ?? null, current: Number(l.current), max: Number(l.max) };
+        return new OutboxError('limit_exceeded', inner.detail, null, level);
+      }
       return new OutboxError(m.OutboxError.code(e), inner.detail, inner.details ?? null);
     }
     // A panic or an internal binding failure: never an untyped error.
@@ -328,6 +364,18 @@ function converters(m: GeneratedModule) {
       durability: o.durability === null ? undefined : o.durability === 'normal' ? m.Durability.Normal : m.Durability.Full,
       retentionMs: big(o.retentionMs),
       maxSizeBytes: big(o.maxSizeBytes),
+      maxUnsynced: big(o.maxUnsynced),
+      maxUnsyncedAgeMs: big(o.maxUnsyncedAgeMs),
+      maxUnsyncedAmount: big(o.maxUnsyncedAmount),
+      limitAmountField: o.limitAmountField ?? undefined,
+      limitWarnAt: o.limitWarnAt ?? undefined,
+      mutatorLimits: o.mutatorLimits.map((l) =>
+        m.MutatorLimit.create({
+          mutator: l.mutator,
+          maxUnsynced: l.maxUnsynced === undefined ? undefined : BigInt(Math.round(l.maxUnsynced)),
+          maxUnsyncedAmount: l.maxUnsyncedAmount === undefined ? undefined : BigInt(Math.round(l.maxUnsyncedAmount)),
+        }),
+      ),
     });
   }
 
@@ -509,6 +557,11 @@ function converters(m: GeneratedModule) {
     if (E.ForegroundChanged.instanceOf(e)) return { type: 'foregroundChanged', foreground: e.inner.foreground };
     if (E.LeaseChanged.instanceOf(e)) return { type: 'leaseChanged', isDrainer: e.inner.isDrainer };
     if (E.AuthRequired.instanceOf(e)) return { type: 'authRequired' };
+    if (E.AccessDenied.instanceOf(e)) return { type: 'accessDenied', message: e.inner.message };
+    if (E.LimitWarning.instanceOf(e)) {
+      const { limit, mutator, current, max } = e.inner;
+      return { type: 'limitWarning', limit: limitKind(limit), mutator: mutator ?? null, current: Number(current), max: Number(max) };
+    }
     if (E.Idle.instanceOf(e)) return { type: 'idle' };
     if (E.CollectionsChanged.instanceOf(e)) return { type: 'collectionsChanged', collections: e.inner.collections };
     if (E.RolledBack.instanceOf(e)) {
@@ -534,6 +587,7 @@ function converters(m: GeneratedModule) {
     resolution,
     status,
     event,
+    closeout,
     config,
     logLevel,
     edit,

@@ -9,6 +9,7 @@
  * Every method throws (or rejects with) an `OutboxError`.
  */
 import type {
+  CloseoutReport,
   Command,
   CommandState,
   Doc,
@@ -71,6 +72,25 @@ export interface OpenOptions {
   retentionMs: number | null;
   /** Cap on the database size in bytes; writes beyond it fail with `storage_full`. */
   maxSizeBytes: number | null;
+  /** Offline risk limit: most unsynced commands. */
+  maxUnsynced: number | null;
+  /** Offline risk limit: oldest unsynced command, ms. */
+  maxUnsyncedAgeMs: number | null;
+  /** Offline risk limit: largest summed amount of unsynced commands. */
+  maxUnsyncedAmount: number | null;
+  /** JSON pointer into the args of the integer amount, e.g. `/total_cents`. */
+  limitAmountField: string | null;
+  /** Soft threshold as a fraction of each limit (engine default 0.8). */
+  limitWarnAt: number | null;
+  /** Limits per mutator. */
+  mutatorLimits: MutatorLimit[];
+}
+
+/** Offline risk limits of one mutator. */
+export interface MutatorLimit {
+  mutator: string;
+  maxUnsynced?: number;
+  maxUnsyncedAmount?: number;
 }
 
 /** An enqueue request in plain types. */
@@ -117,6 +137,8 @@ export interface NativeOutbox {
   onForeground(): Promise<void>;
   onBackground(): Promise<void>;
   drainFor(budgetMs: number): Promise<DrainReport>;
+  /** Drains for at most `deadlineMs`, then reports whether the till may close. */
+  closeout(deadlineMs: number): Promise<CloseoutReport>;
   wipe(force: boolean): Promise<number>;
   deleteDatabase(force: boolean): Promise<number>;
   path(): string;

@@ -25,6 +25,7 @@ export type OutboxErrorCode =
   | 'fenced'
   | 'timeout'
   | 'busy'
+  | 'limit_exceeded'
   | 'storage'
   | 'internal'
   // Other codes reported by the engine keep their own string.
@@ -37,14 +38,31 @@ export class OutboxError extends Error {
   /** Extra diagnostic text (never tokens, arguments or documents). */
   readonly details: string | null;
 
+  /** For `limit_exceeded`: which offline risk limit, its value now and its maximum. */
+  readonly limit: LimitLevel | null;
+
   /** An error with `code` and `message`. */
-  constructor(code: OutboxErrorCode, message: string, details: string | null = null) {
+  constructor(code: OutboxErrorCode, message: string, details: string | null = null, limit: LimitLevel | null = null) {
     super(message);
     this.name = 'OutboxError';
     this.code = code;
     this.details = details;
+    this.limit = limit;
     Object.setPrototypeOf(this, new.target.prototype);
   }
+}
+
+/** Which offline risk limit (see `OutboxConfig.maxUnsynced` and its siblings). */
+export type LimitKind = 'unsynced_count' | 'unsynced_age' | 'unsynced_amount';
+
+/** A limit's level: in a `limit_exceeded` error (before the refused enqueue) or a `limitWarning` event (after). */
+export interface LimitLevel {
+  limit: LimitKind;
+  /** The mutator, for a per-mutator limit. */
+  mutator: string | null;
+  /** Count, age in ms, or summed amount. */
+  current: number;
+  max: number;
 }
 
 /** Whether `e` is an {@link OutboxError}, optionally with the given `code`. */

@@ -13,10 +13,10 @@ export type {
   NativeBackgroundModule,
 } from './background';
 export { OutboxError, isOutboxError } from './errors';
-export type { OutboxErrorCode } from './errors';
+export type { LimitKind, LimitLevel, OutboxErrorCode } from './errors';
 export { foregroundFromAppState, onlineFromNetInfo } from './platform';
 export type { AppStateLike, NetInfoLike, NetInfoStateLike, Platform } from './platform';
-export type { Backend, Durability, NativeOutbox, OpenOptions } from './backend';
+export type { Backend, Durability, MutatorLimit, NativeOutbox, OpenOptions } from './backend';
 export * from './types';
 export {
   OutboxProvider,

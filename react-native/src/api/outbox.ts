@@ -7,7 +7,7 @@
  * Subscriptions (`on`, `watch`, `observe*`) return an unsubscribe function. This file
  * adapts only: ordering, retries and storage are the engine's.
  */
-import type { Backend, Durability, NativeOutbox } from './backend';
+import type { Backend, Durability, MutatorLimit, NativeOutbox } from './backend';
 import { UNFINISHED } from './backend';
 import { Emitter, serialRefresh } from './emitter';
 import { invalidArgument, isOutboxError, OutboxError, toJson } from './errors';
@@ -17,6 +17,7 @@ import { StatusTracker } from './status';
 import type {
   Command,
   Doc,
+  CloseoutReport,
   DrainReport,
   EnqueueOptions,
   Json,
@@ -84,6 +85,21 @@ export interface OutboxConfig {
   retentionMs?: number;
   /** Cap on the database size in bytes; enqueues beyond it fail with `storage_full`. */
   maxSizeBytes?: number;
+  /**
+   * Offline risk limit: most unsynced commands (pending, in flight, conflict, wedged or
+   * failed). `enqueue` beyond it rejects with `limit_exceeded` and writes nothing.
+   */
+  maxUnsynced?: number;
+  /** Offline risk limit: oldest an unsynced command may be, ms, before `enqueue` is refused. */
+  maxUnsyncedAgeMs?: number;
+  /** Offline risk limit: largest sum of `limitAmountField` over unsynced commands. */
+  maxUnsyncedAmount?: number;
+  /** JSON pointer into the args of the integer amount the amount limit sums, e.g. `/total_cents`. */
+  limitAmountField?: string;
+  /** Soft threshold as a fraction of each limit (default 0.8): a `limitWarning` event at or above it. */
+  limitWarnAt?: number;
+  /** Limits per mutator, on top of the global ones. */
+  mutatorLimits?: MutatorLimit[];
   /** Report NetInfo connectivity with `setOnline` (default true). */
   autoOnline?: boolean;
   /** Report AppState changes with `onForeground`/`onBackground` (default true). */
@@ -209,7 +225,11 @@ export class Outbox {
     return this.native.peek({ ...filter, states: filter.states ?? UNFINISHED });
   }
 
-  /** Tries a `wedged` command again with a fresh attempt budget. */
+  /**
+   * Tries a `wedged` or `failed` command again with a fresh attempt budget. A failed one is
+   * sent under a fresh idempotency key, and the commands that failed because of it become
+   * pending with it.
+   */
   async retry(id: string): Promise<void> {
     this.ensureOpen();
     await this.native.retry(id);
@@ -376,6 +396,16 @@ export class Outbox {
     await this.native.onBackground();
   }
 
+  /**
+   * End of day: drains for at most `deadlineMs`, then reports whether the till may close.
+   * Refuse to close the till unless `report.clean`; `report.unsettled` says why not.
+   */
+  async closeout(deadlineMs: number): Promise<CloseoutReport> {
+    this.ensureOpen();
+    if (!Number.isFinite(deadlineMs) || deadlineMs < 0) throw invalidArgument('deadlineMs must be a non-negative number');
+    return this.native.closeout(deadlineMs);
+  }
+
   /** Sends for at most `budgetMs` (e.g. in a background task) and reports how far it got. */
   async drainFor(budgetMs: number): Promise<DrainReport> {
     this.ensureOpen();
@@ -531,6 +561,12 @@ export function makeCreateOutbox(backend: Backend | (() => Backend), defaultPlat
       durability: config.durability ?? null,
       retentionMs: config.retentionMs ?? null,
       maxSizeBytes: config.maxSizeBytes ?? null,
+      maxUnsynced: config.maxUnsynced ?? null,
+      maxUnsyncedAgeMs: config.maxUnsyncedAgeMs ?? null,
+      maxUnsyncedAmount: config.maxUnsyncedAmount ?? null,
+      limitAmountField: config.limitAmountField ?? null,
+      limitWarnAt: config.limitWarnAt ?? null,
+      mutatorLimits: config.mutatorLimits ?? [],
     });
     let outbox: Outbox | null = null;
     try {
@@ -576,7 +612,7 @@ function validate(config: OutboxConfig): void {
     const v = config[field];
     if (v !== undefined && (!Number.isInteger(v) || v <= 0)) throw bad(`${field} must be a positive integer`);
   }
-  for (const field of ['retryBaseMs', 'retryCapMs', 'retentionMs', 'maxSizeBytes'] as const) {
+  for (const field of ['retryBaseMs', 'retryCapMs', 'retentionMs', 'maxSizeBytes', 'maxUnsynced', 'maxUnsyncedAgeMs'] as const) {
     const v = config[field];
     if (v !== undefined && (!Number.isSafeInteger(v) || v < 0)) throw bad(`${field} must be a non-negative integer`);
   }

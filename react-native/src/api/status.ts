@@ -16,6 +16,7 @@ const COUNTER_EVENTS = new Set<OutboxEvent['type']>([
   'onlineChanged',
   'leaseChanged',
   'authRequired',
+  'accessDenied',
   'idle',
   'rolledBack',
   'lagged',
@@ -69,6 +70,9 @@ export class StatusTracker {
         break;
       case 'rolledBack':
         this.lastError = { code: event.code, message: event.message, commandId: event.id, at: Date.now() };
+        break;
+      case 'accessDenied':
+        this.lastError = { code: 'forbidden', message: event.message, commandId: null, at: Date.now() };
         break;
       case 'authRequired':
         this.lastError = {

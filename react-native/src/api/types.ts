@@ -3,6 +3,8 @@
  * ids are strings, counts and times are numbers (milliseconds since the Unix epoch).
  */
 
+import type { LimitLevel } from './errors';
+
 /** Any JSON value. */
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 
@@ -268,6 +270,8 @@ export type OutboxEvent =
   | { type: 'foregroundChanged'; foreground: boolean }
   | { type: 'leaseChanged'; isDrainer: boolean }
   | { type: 'authRequired' }
+  | { type: 'accessDenied'; message: string }
+  | ({ type: 'limitWarning' } & LimitLevel)
   | { type: 'idle' }
   | { type: 'collectionsChanged'; collections: string[] }
   | { type: 'rolledBack'; id: string; code: string; message: string; docs: { collection: string; id: string }[] }
@@ -380,4 +384,35 @@ export interface UpgradeReport {
   upgraded: number;
   /** Commands whose upgrade failed: untouched, parked as `wedged` with the reason. */
   wedged: number;
+}
+
+/** Count and summed amount of the commands in one state. */
+export interface StateTotal {
+  state: CommandState;
+  count: number;
+  /** Sum of their amounts (`limitAmountField`; 0 without one). */
+  amount: number;
+}
+
+/** A command the server has not applied, and why. */
+export interface Unsettled {
+  id: string;
+  mutator: string;
+  state: CommandState;
+  createdAtMs: number;
+  amount: number | null;
+  /** Why it is not settled, for staff. */
+  reason: string;
+}
+
+/** The end-of-day report of `closeout`: refuse to close the till unless `clean`. */
+export interface CloseoutReport {
+  /** True when nothing is unsynced (pending, in flight, conflict, wedged or failed). */
+  clean: boolean;
+  states: StateTotal[];
+  oldestUnsynced: Unsettled | null;
+  /** Every unsynced command with its reason, in enqueue order. */
+  unsettled: Unsettled[];
+  /** What the drain achieved before the report. */
+  drain: DrainReport;
 }

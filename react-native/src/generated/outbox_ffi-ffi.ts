@@ -103,6 +103,7 @@ interface NativeModuleInterface {
     ubrn_uniffi_outbox_ffi_fn_constructor_outbox_open_with_tokens(config: Uint8Array, tokenProvider: bigint): bigint;
     ubrn_uniffi_outbox_ffi_fn_constructor_outbox_open_with_transport(config: Uint8Array, transport: bigint): bigint;
     ubrn_uniffi_outbox_ffi_fn_method_outbox_check_receipt(uniffiSelf: bigint, id: Uint8Array): bigint;
+    ubrn_uniffi_outbox_ffi_fn_method_outbox_closeout(uniffiSelf: bigint, deadlineMs: bigint): bigint;
     ubrn_uniffi_outbox_ffi_fn_method_outbox_command(uniffiSelf: bigint, id: Uint8Array): bigint;
     ubrn_uniffi_outbox_ffi_fn_method_outbox_count(uniffiSelf: bigint, collection: Uint8Array, query: Uint8Array): bigint;
     ubrn_uniffi_outbox_ffi_fn_method_outbox_create_index(uniffiSelf: bigint, collection: Uint8Array, field: Uint8Array): bigint;
@@ -150,6 +151,7 @@ interface NativeModuleInterface {
     ubrn_uniffi_outbox_ffi_checksum_constructor_outbox_open_with_tokens(): number;
     ubrn_uniffi_outbox_ffi_checksum_constructor_outbox_open_with_transport(): number;
     ubrn_uniffi_outbox_ffi_checksum_method_outbox_check_receipt(): number;
+    ubrn_uniffi_outbox_ffi_checksum_method_outbox_closeout(): number;
     ubrn_uniffi_outbox_ffi_checksum_method_outbox_command(): number;
     ubrn_uniffi_outbox_ffi_checksum_method_outbox_count(): number;
     ubrn_uniffi_outbox_ffi_checksum_method_outbox_create_index(): number;

@@ -154,7 +154,12 @@ export type Attempt = {
     /**
      * Error text for failed attempts.
      */
-    error?: string
+    error?: string,
+    /**
+     * The idempotency key it was sent under (a retried failed command, or a conflict
+     * resolved with new args, gets a new one).
+     */
+    idempotencyKey?: string
 }
 
 /**
@@ -183,7 +188,8 @@ const FfiConverterTypeAttempt = (() => {
                 endedAtMs: FfiConverterOptionalInt64.readFromCursor(c), 
                 outcome: FfiConverterOptionalString.readFromCursor(c), 
                 httpStatus: FfiConverterOptionalUInt16.readFromCursor(c), 
-                error: FfiConverterOptionalString.readFromCursor(c)
+                error: FfiConverterOptionalString.readFromCursor(c), 
+                idempotencyKey: FfiConverterOptionalString.readFromCursor(c)
             };
         }
         writeIntoCursor(value: TypeName, c: Cursor): void {
@@ -193,6 +199,7 @@ const FfiConverterTypeAttempt = (() => {
             FfiConverterOptionalString.writeIntoCursor(value.outcome, c);
             FfiConverterOptionalUInt16.writeIntoCursor(value.httpStatus, c);
             FfiConverterOptionalString.writeIntoCursor(value.error, c);
+            FfiConverterOptionalString.writeIntoCursor(value.idempotencyKey, c);
         }
         allocationSize(value: TypeName): number {
             return FfiConverterUInt32.allocationSize(value.number) +
@@ -200,7 +207,8 @@ const FfiConverterTypeAttempt = (() => {
              FfiConverterOptionalInt64.allocationSize(value.endedAtMs) +
              FfiConverterOptionalString.allocationSize(value.outcome) +
              FfiConverterOptionalUInt16.allocationSize(value.httpStatus) +
-             FfiConverterOptionalString.allocationSize(value.error);
+             FfiConverterOptionalString.allocationSize(value.error) +
+             FfiConverterOptionalString.allocationSize(value.idempotencyKey);
             
         }
     };
@@ -271,6 +279,291 @@ const FfiConverterTypeCommandState = (() => {
             return 4;
         }
     }
+    return new FFIConverter();
+})();
+
+/**
+ * Count and summed amount of the commands in one state.
+ */
+export type StateTotal = {
+    /**
+     * The state.
+     */
+    state: CommandState,
+    /**
+     * How many commands are in it.
+     */
+    count: bigint,
+    /**
+     * Sum of their amounts (`limit_amount_field`; 0 without one).
+     */
+    amount: bigint
+}
+
+/**
+ * Generated factory for {@link StateTotal} record objects.
+ */
+export const StateTotal = (() => {
+    const defaults = () => ({
+    });
+    const create = (() => {
+        return uniffiCreateRecord<StateTotal, ReturnType<typeof defaults>>(defaults);
+    })();
+    return Object.freeze({
+        create,
+        new: create,
+        defaults: () => Object.freeze(defaults()) as Partial<StateTotal>,
+    });
+})();
+
+const FfiConverterTypeStateTotal = (() => {
+    type TypeName = StateTotal;
+    class FFIConverter extends AbstractFfiConverterByteArray<TypeName> {
+        readFromCursor(c: Cursor): TypeName {
+            return {
+                state: FfiConverterTypeCommandState.readFromCursor(c), 
+                count: FfiConverterUInt64.readFromCursor(c), 
+                amount: FfiConverterInt64.readFromCursor(c)
+            };
+        }
+        writeIntoCursor(value: TypeName, c: Cursor): void {
+            FfiConverterTypeCommandState.writeIntoCursor(value.state, c);
+            FfiConverterUInt64.writeIntoCursor(value.count, c);
+            FfiConverterInt64.writeIntoCursor(value.amount, c);
+        }
+        allocationSize(value: TypeName): number {
+            return FfiConverterTypeCommandState.allocationSize(value.state) +
+             FfiConverterUInt64.allocationSize(value.count) +
+             FfiConverterInt64.allocationSize(value.amount);
+            
+        }
+    };
+    return new FFIConverter();
+})();
+
+/**
+ * A command the server has not applied, and why.
+ */
+export type Unsettled = {
+    /**
+     * The command.
+     */
+    id: string,
+    /**
+     * Its mutator.
+     */
+    mutator: string,
+    /**
+     * Its state.
+     */
+    state: CommandState,
+    /**
+     * Enqueue time, Unix ms.
+     */
+    createdAtMs: bigint,
+    /**
+     * Its amount, if any.
+     */
+    amount?: bigint,
+    /**
+     * Why it is not settled, for staff.
+     */
+    reason: string
+}
+
+/**
+ * Generated factory for {@link Unsettled} record objects.
+ */
+export const Unsettled = (() => {
+    const defaults = () => ({
+    });
+    const create = (() => {
+        return uniffiCreateRecord<Unsettled, ReturnType<typeof defaults>>(defaults);
+    })();
+    return Object.freeze({
+        create,
+        new: create,
+        defaults: () => Object.freeze(defaults()) as Partial<Unsettled>,
+    });
+})();
+
+const FfiConverterTypeUnsettled = (() => {
+    type TypeName = Unsettled;
+    class FFIConverter extends AbstractFfiConverterByteArray<TypeName> {
+        readFromCursor(c: Cursor): TypeName {
+            return {
+                id: FfiConverterString.readFromCursor(c), 
+                mutator: FfiConverterString.readFromCursor(c), 
+                state: FfiConverterTypeCommandState.readFromCursor(c), 
+                createdAtMs: FfiConverterInt64.readFromCursor(c), 
+                amount: FfiConverterOptionalInt64.readFromCursor(c), 
+                reason: FfiConverterString.readFromCursor(c)
+            };
+        }
+        writeIntoCursor(value: TypeName, c: Cursor): void {
+            FfiConverterString.writeIntoCursor(value.id, c);
+            FfiConverterString.writeIntoCursor(value.mutator, c);
+            FfiConverterTypeCommandState.writeIntoCursor(value.state, c);
+            FfiConverterInt64.writeIntoCursor(value.createdAtMs, c);
+            FfiConverterOptionalInt64.writeIntoCursor(value.amount, c);
+            FfiConverterString.writeIntoCursor(value.reason, c);
+        }
+        allocationSize(value: TypeName): number {
+            return FfiConverterString.allocationSize(value.id) +
+             FfiConverterString.allocationSize(value.mutator) +
+             FfiConverterTypeCommandState.allocationSize(value.state) +
+             FfiConverterInt64.allocationSize(value.createdAtMs) +
+             FfiConverterOptionalInt64.allocationSize(value.amount) +
+             FfiConverterString.allocationSize(value.reason);
+            
+        }
+    };
+    return new FFIConverter();
+})();
+
+/**
+ * What `drain_for` achieved.
+ */
+export type DrainReport = {
+    /**
+     * Attempts that finished in the window.
+     */
+    attempts: bigint,
+    /**
+     * Commands that succeeded.
+     */
+    succeeded: bigint,
+    /**
+     * Commands that failed permanently (including dependants).
+     */
+    failed: bigint,
+    /**
+     * Commands still pending or in flight at the end.
+     */
+    remaining: bigint,
+    /**
+     * True when nothing was left to send now; false when the budget ran out first.
+     */
+    completed: boolean
+}
+
+/**
+ * Generated factory for {@link DrainReport} record objects.
+ */
+export const DrainReport = (() => {
+    const defaults = () => ({
+    });
+    const create = (() => {
+        return uniffiCreateRecord<DrainReport, ReturnType<typeof defaults>>(defaults);
+    })();
+    return Object.freeze({
+        create,
+        new: create,
+        defaults: () => Object.freeze(defaults()) as Partial<DrainReport>,
+    });
+})();
+
+const FfiConverterTypeDrainReport = (() => {
+    type TypeName = DrainReport;
+    class FFIConverter extends AbstractFfiConverterByteArray<TypeName> {
+        readFromCursor(c: Cursor): TypeName {
+            return {
+                attempts: FfiConverterUInt64.readFromCursor(c), 
+                succeeded: FfiConverterUInt64.readFromCursor(c), 
+                failed: FfiConverterUInt64.readFromCursor(c), 
+                remaining: FfiConverterUInt64.readFromCursor(c), 
+                completed: FfiConverterBool.readFromCursor(c)
+            };
+        }
+        writeIntoCursor(value: TypeName, c: Cursor): void {
+            FfiConverterUInt64.writeIntoCursor(value.attempts, c);
+            FfiConverterUInt64.writeIntoCursor(value.succeeded, c);
+            FfiConverterUInt64.writeIntoCursor(value.failed, c);
+            FfiConverterUInt64.writeIntoCursor(value.remaining, c);
+            FfiConverterBool.writeIntoCursor(value.completed, c);
+        }
+        allocationSize(value: TypeName): number {
+            return FfiConverterUInt64.allocationSize(value.attempts) +
+             FfiConverterUInt64.allocationSize(value.succeeded) +
+             FfiConverterUInt64.allocationSize(value.failed) +
+             FfiConverterUInt64.allocationSize(value.remaining) +
+             FfiConverterBool.allocationSize(value.completed);
+            
+        }
+    };
+    return new FFIConverter();
+})();
+
+/**
+ * The end-of-day report of `closeout`: refuse to close the till unless `clean`.
+ */
+export type CloseoutReport = {
+    /**
+     * True when nothing is unsynced (pending, in flight, conflict, wedged or failed).
+     */
+    clean: boolean,
+    /**
+     * Count and summed amount per state.
+     */
+    states: Array<StateTotal>,
+    /**
+     * The oldest unsynced command, if any.
+     */
+    oldestUnsynced?: Unsettled,
+    /**
+     * Every unsynced command with its reason, in enqueue order.
+     */
+    unsettled: Array<Unsettled>,
+    /**
+     * What the drain achieved before the report.
+     */
+    drain: DrainReport
+}
+
+/**
+ * Generated factory for {@link CloseoutReport} record objects.
+ */
+export const CloseoutReport = (() => {
+    const defaults = () => ({
+    });
+    const create = (() => {
+        return uniffiCreateRecord<CloseoutReport, ReturnType<typeof defaults>>(defaults);
+    })();
+    return Object.freeze({
+        create,
+        new: create,
+        defaults: () => Object.freeze(defaults()) as Partial<CloseoutReport>,
+    });
+})();
+
+const FfiConverterTypeCloseoutReport = (() => {
+    type TypeName = CloseoutReport;
+    class FFIConverter extends AbstractFfiConverterByteArray<TypeName> {
+        readFromCursor(c: Cursor): TypeName {
+            return {
+                clean: FfiConverterBool.readFromCursor(c), 
+                states: FfiConverterSequenceTypeStateTotal.readFromCursor(c), 
+                oldestUnsynced: FfiConverterOptionalTypeUnsettled.readFromCursor(c), 
+                unsettled: FfiConverterSequenceTypeUnsettled.readFromCursor(c), 
+                drain: FfiConverterTypeDrainReport.readFromCursor(c)
+            };
+        }
+        writeIntoCursor(value: TypeName, c: Cursor): void {
+            FfiConverterBool.writeIntoCursor(value.clean, c);
+            FfiConverterSequenceTypeStateTotal.writeIntoCursor(value.states, c);
+            FfiConverterOptionalTypeUnsettled.writeIntoCursor(value.oldestUnsynced, c);
+            FfiConverterSequenceTypeUnsettled.writeIntoCursor(value.unsettled, c);
+            FfiConverterTypeDrainReport.writeIntoCursor(value.drain, c);
+        }
+        allocationSize(value: TypeName): number {
+            return FfiConverterBool.allocationSize(value.clean) +
+             FfiConverterSequenceTypeStateTotal.allocationSize(value.states) +
+             FfiConverterOptionalTypeUnsettled.allocationSize(value.oldestUnsynced) +
+             FfiConverterSequenceTypeUnsettled.allocationSize(value.unsettled) +
+             FfiConverterTypeDrainReport.allocationSize(value.drain);
+            
+        }
+    };
     return new FFIConverter();
 })();
 
@@ -637,7 +930,7 @@ export type Command = {
      */
     args: string,
     /**
-     * Scheduling keys (empty: the serial unkeyed lane).
+     * Scheduling keys (empty: the serial unkeyed lane), kept after the command finishes.
      */
     keys: Array<string>,
     /**
@@ -685,7 +978,11 @@ export type Command = {
     /**
      * Attempt history, oldest first (filled by `command`, empty in `peek`).
      */
-    history: Array<Attempt>
+    history: Array<Attempt>,
+    /**
+     * What the offline risk limits count for it (from `limit_amount_field`), if any.
+     */
+    amount?: bigint
 }
 
 /**
@@ -725,7 +1022,8 @@ const FfiConverterTypeCommand = (() => {
                 dependsOn: FfiConverterSequenceString.readFromCursor(c), 
                 settlement: FfiConverterOptionalTypeSettlement.readFromCursor(c), 
                 receipt: FfiConverterOptionalTypeReceipt.readFromCursor(c), 
-                history: FfiConverterSequenceTypeAttempt.readFromCursor(c)
+                history: FfiConverterSequenceTypeAttempt.readFromCursor(c), 
+                amount: FfiConverterOptionalInt64.readFromCursor(c)
             };
         }
         writeIntoCursor(value: TypeName, c: Cursor): void {
@@ -746,6 +1044,7 @@ const FfiConverterTypeCommand = (() => {
             FfiConverterOptionalTypeSettlement.writeIntoCursor(value.settlement, c);
             FfiConverterOptionalTypeReceipt.writeIntoCursor(value.receipt, c);
             FfiConverterSequenceTypeAttempt.writeIntoCursor(value.history, c);
+            FfiConverterOptionalInt64.writeIntoCursor(value.amount, c);
         }
         allocationSize(value: TypeName): number {
             return FfiConverterString.allocationSize(value.id) +
@@ -764,7 +1063,8 @@ const FfiConverterTypeCommand = (() => {
              FfiConverterSequenceString.allocationSize(value.dependsOn) +
              FfiConverterOptionalTypeSettlement.allocationSize(value.settlement) +
              FfiConverterOptionalTypeReceipt.allocationSize(value.receipt) +
-             FfiConverterSequenceTypeAttempt.allocationSize(value.history);
+             FfiConverterSequenceTypeAttempt.allocationSize(value.history) +
+             FfiConverterOptionalInt64.allocationSize(value.amount);
             
         }
     };
@@ -1012,79 +1312,6 @@ const FfiConverterTypeDocRef = (() => {
         allocationSize(value: TypeName): number {
             return FfiConverterString.allocationSize(value.collection) +
              FfiConverterString.allocationSize(value.id);
-            
-        }
-    };
-    return new FFIConverter();
-})();
-
-/**
- * What `drain_for` achieved.
- */
-export type DrainReport = {
-    /**
-     * Attempts that finished in the window.
-     */
-    attempts: bigint,
-    /**
-     * Commands that succeeded.
-     */
-    succeeded: bigint,
-    /**
-     * Commands that failed permanently (including dependants).
-     */
-    failed: bigint,
-    /**
-     * Commands still pending or in flight at the end.
-     */
-    remaining: bigint,
-    /**
-     * True when nothing was left to send now; false when the budget ran out first.
-     */
-    completed: boolean
-}
-
-/**
- * Generated factory for {@link DrainReport} record objects.
- */
-export const DrainReport = (() => {
-    const defaults = () => ({
-    });
-    const create = (() => {
-        return uniffiCreateRecord<DrainReport, ReturnType<typeof defaults>>(defaults);
-    })();
-    return Object.freeze({
-        create,
-        new: create,
-        defaults: () => Object.freeze(defaults()) as Partial<DrainReport>,
-    });
-})();
-
-const FfiConverterTypeDrainReport = (() => {
-    type TypeName = DrainReport;
-    class FFIConverter extends AbstractFfiConverterByteArray<TypeName> {
-        readFromCursor(c: Cursor): TypeName {
-            return {
-                attempts: FfiConverterUInt64.readFromCursor(c), 
-                succeeded: FfiConverterUInt64.readFromCursor(c), 
-                failed: FfiConverterUInt64.readFromCursor(c), 
-                remaining: FfiConverterUInt64.readFromCursor(c), 
-                completed: FfiConverterBool.readFromCursor(c)
-            };
-        }
-        writeIntoCursor(value: TypeName, c: Cursor): void {
-            FfiConverterUInt64.writeIntoCursor(value.attempts, c);
-            FfiConverterUInt64.writeIntoCursor(value.succeeded, c);
-            FfiConverterUInt64.writeIntoCursor(value.failed, c);
-            FfiConverterUInt64.writeIntoCursor(value.remaining, c);
-            FfiConverterBool.writeIntoCursor(value.completed, c);
-        }
-        allocationSize(value: TypeName): number {
-            return FfiConverterUInt64.allocationSize(value.attempts) +
-             FfiConverterUInt64.allocationSize(value.succeeded) +
-             FfiConverterUInt64.allocationSize(value.failed) +
-             FfiConverterUInt64.allocationSize(value.remaining) +
-             FfiConverterBool.allocationSize(value.completed);
             
         }
     };
@@ -1472,6 +1699,67 @@ const FfiConverterTypeFilter = (() => {
 })();
 
 /**
+ * Offline risk limits of one mutator (counted over its own unsynced commands).
+ */
+export type MutatorLimit = {
+    /**
+     * The mutator name.
+     */
+    mutator: string,
+    /**
+     * Most unsynced commands of this mutator.
+     */
+    maxUnsynced?: bigint,
+    /**
+     * Largest summed amount of this mutator's unsynced commands.
+     */
+    maxUnsyncedAmount?: bigint
+}
+
+/**
+ * Generated factory for {@link MutatorLimit} record objects.
+ */
+export const MutatorLimit = (() => {
+    const defaults = () => ({
+        maxUnsynced: undefined,
+        maxUnsyncedAmount: undefined
+    });
+    const create = (() => {
+        return uniffiCreateRecord<MutatorLimit, ReturnType<typeof defaults>>(defaults);
+    })();
+    return Object.freeze({
+        create,
+        new: create,
+        defaults: () => Object.freeze(defaults()) as Partial<MutatorLimit>,
+    });
+})();
+
+const FfiConverterTypeMutatorLimit = (() => {
+    type TypeName = MutatorLimit;
+    class FFIConverter extends AbstractFfiConverterByteArray<TypeName> {
+        readFromCursor(c: Cursor): TypeName {
+            return {
+                mutator: FfiConverterString.readFromCursor(c), 
+                maxUnsynced: FfiConverterOptionalUInt64.readFromCursor(c), 
+                maxUnsyncedAmount: FfiConverterOptionalInt64.readFromCursor(c)
+            };
+        }
+        writeIntoCursor(value: TypeName, c: Cursor): void {
+            FfiConverterString.writeIntoCursor(value.mutator, c);
+            FfiConverterOptionalUInt64.writeIntoCursor(value.maxUnsynced, c);
+            FfiConverterOptionalInt64.writeIntoCursor(value.maxUnsyncedAmount, c);
+        }
+        allocationSize(value: TypeName): number {
+            return FfiConverterString.allocationSize(value.mutator) +
+             FfiConverterOptionalUInt64.allocationSize(value.maxUnsynced) +
+             FfiConverterOptionalInt64.allocationSize(value.maxUnsyncedAmount);
+            
+        }
+    };
+    return new FFIConverter();
+})();
+
+/**
  * How a mutator is handled locally. Registering a mutator allows it to be enqueued.
  */
 export type MutatorOptions = {
@@ -1643,7 +1931,35 @@ export type OutboxConfig = {
     /**
      * Optional cap on the database size; writes beyond it fail with `StorageFull`.
      */
-    maxSizeBytes?: bigint
+    maxSizeBytes?: bigint,
+    /**
+     * Offline risk limit: most unsynced commands (pending, in flight, conflict, wedged or
+     * failed). `enqueue` beyond it fails with `LimitExceeded` and writes nothing.
+     */
+    maxUnsynced?: bigint,
+    /**
+     * Offline risk limit: oldest an unsynced command may be, ms, before `enqueue` is
+     * refused (the till has been offline too long).
+     */
+    maxUnsyncedAgeMs?: bigint,
+    /**
+     * Offline risk limit: largest sum of `limit_amount_field` over unsynced commands.
+     */
+    maxUnsyncedAmount?: bigint,
+    /**
+     * JSON pointer into the args of the integer the amount limits sum, e.g.
+     * `/total_cents`. Args without it count 0; a non-integer is refused at enqueue.
+     */
+    limitAmountField?: string,
+    /**
+     * Soft threshold as a fraction of each limit (default 0.8): an enqueue at or above
+     * it emits a `LimitWarning` event.
+     */
+    limitWarnAt?: number,
+    /**
+     * Limits per mutator, on top of the global ones.
+     */
+    mutatorLimits: Array<MutatorLimit>
 }
 
 /**
@@ -1663,7 +1979,13 @@ export const OutboxConfig = (() => {
         leaseTtlMs: undefined,
         durability: undefined,
         retentionMs: undefined,
-        maxSizeBytes: undefined
+        maxSizeBytes: undefined,
+        maxUnsynced: undefined,
+        maxUnsyncedAgeMs: undefined,
+        maxUnsyncedAmount: undefined,
+        limitAmountField: undefined,
+        limitWarnAt: undefined,
+        mutatorLimits: []
     });
     const create = (() => {
         return uniffiCreateRecord<OutboxConfig, ReturnType<typeof defaults>>(defaults);
@@ -1695,7 +2017,13 @@ const FfiConverterTypeOutboxConfig = (() => {
                 leaseTtlMs: FfiConverterOptionalUInt64.readFromCursor(c), 
                 durability: FfiConverterOptionalTypeDurability.readFromCursor(c), 
                 retentionMs: FfiConverterOptionalUInt64.readFromCursor(c), 
-                maxSizeBytes: FfiConverterOptionalUInt64.readFromCursor(c)
+                maxSizeBytes: FfiConverterOptionalUInt64.readFromCursor(c), 
+                maxUnsynced: FfiConverterOptionalUInt64.readFromCursor(c), 
+                maxUnsyncedAgeMs: FfiConverterOptionalUInt64.readFromCursor(c), 
+                maxUnsyncedAmount: FfiConverterOptionalInt64.readFromCursor(c), 
+                limitAmountField: FfiConverterOptionalString.readFromCursor(c), 
+                limitWarnAt: FfiConverterOptionalFloat64.readFromCursor(c), 
+                mutatorLimits: FfiConverterSequenceTypeMutatorLimit.readFromCursor(c)
             };
         }
         writeIntoCursor(value: TypeName, c: Cursor): void {
@@ -1715,6 +2043,12 @@ const FfiConverterTypeOutboxConfig = (() => {
             FfiConverterOptionalTypeDurability.writeIntoCursor(value.durability, c);
             FfiConverterOptionalUInt64.writeIntoCursor(value.retentionMs, c);
             FfiConverterOptionalUInt64.writeIntoCursor(value.maxSizeBytes, c);
+            FfiConverterOptionalUInt64.writeIntoCursor(value.maxUnsynced, c);
+            FfiConverterOptionalUInt64.writeIntoCursor(value.maxUnsyncedAgeMs, c);
+            FfiConverterOptionalInt64.writeIntoCursor(value.maxUnsyncedAmount, c);
+            FfiConverterOptionalString.writeIntoCursor(value.limitAmountField, c);
+            FfiConverterOptionalFloat64.writeIntoCursor(value.limitWarnAt, c);
+            FfiConverterSequenceTypeMutatorLimit.writeIntoCursor(value.mutatorLimits, c);
         }
         allocationSize(value: TypeName): number {
             return FfiConverterString.allocationSize(value.path) +
@@ -1732,7 +2066,13 @@ const FfiConverterTypeOutboxConfig = (() => {
              FfiConverterOptionalUInt64.allocationSize(value.leaseTtlMs) +
              FfiConverterOptionalTypeDurability.allocationSize(value.durability) +
              FfiConverterOptionalUInt64.allocationSize(value.retentionMs) +
-             FfiConverterOptionalUInt64.allocationSize(value.maxSizeBytes);
+             FfiConverterOptionalUInt64.allocationSize(value.maxSizeBytes) +
+             FfiConverterOptionalUInt64.allocationSize(value.maxUnsynced) +
+             FfiConverterOptionalUInt64.allocationSize(value.maxUnsyncedAgeMs) +
+             FfiConverterOptionalInt64.allocationSize(value.maxUnsyncedAmount) +
+             FfiConverterOptionalString.allocationSize(value.limitAmountField) +
+             FfiConverterOptionalFloat64.allocationSize(value.limitWarnAt) +
+             FfiConverterSequenceTypeMutatorLimit.allocationSize(value.mutatorLimits);
             
         }
     };
@@ -2485,6 +2825,49 @@ const FfiConverterTypeEdit = (() => {
 })();
 
 /**
+ * Which offline risk limit.
+ */
+export enum LimitKind {
+    /**
+     * The number of unsynced commands.
+     */
+    UnsyncedCount,
+    /**
+     * The age of the oldest unsynced command, ms.
+     */
+    UnsyncedAge,
+    /**
+     * The summed amount of unsynced commands.
+     */
+    UnsyncedAmount
+}
+
+const FfiConverterTypeLimitKind = (() => {
+    type TypeName = LimitKind;
+    class FFIConverter extends AbstractFfiConverterByteArray<TypeName> {
+        readFromCursor(c: Cursor): TypeName {
+            switch (c.readI32()) {
+                case 1: return LimitKind.UnsyncedCount;
+                case 2: return LimitKind.UnsyncedAge;
+                case 3: return LimitKind.UnsyncedAmount;
+                default: throw new UniffiInternalError.UnexpectedEnumCase();
+            }
+        }
+        writeIntoCursor(value: TypeName, c: Cursor): void {
+            switch (value) {
+                case LimitKind.UnsyncedCount: return c.writeI32(1);
+                case LimitKind.UnsyncedAge: return c.writeI32(2);
+                case LimitKind.UnsyncedAmount: return c.writeI32(3);
+            }
+        }
+        allocationSize(value: TypeName): number {
+            return 4;
+        }
+    }
+    return new FFIConverter();
+})();
+
+/**
  * Severity of a log record.
  */
 export enum LogLevel {
@@ -2562,6 +2945,7 @@ export enum OutboxError_Tags {
     Timeout = "Timeout",
     Storage = "Storage",
     Internal = "Internal",
+    LimitExceeded = "LimitExceeded",
     Busy = "Busy"
 }
 /**
@@ -3415,6 +3799,49 @@ Readonly<{detail: string; details: string}> {
 
     }
 
+    type LimitExceeded__interface = {
+        tag: OutboxError_Tags.LimitExceeded;
+        inner: 
+Readonly<{detail: string; limit: LimitKind; mutator?: string; current: bigint; max: bigint}>
+    };
+    /**
+     * `enqueue` would cross an offline risk limit (`limit_exceeded`); nothing was
+     * written. Sync, or decide about failed commands, to make room.
+     */
+    class LimitExceeded_ extends UniffiError implements LimitExceeded__interface {
+        /**
+         * @private
+         * This field is private and should not be used, use `tag` instead.
+         */
+        readonly [uniffiTypeNameSymbol] = "OutboxError";
+        readonly tag = OutboxError_Tags.LimitExceeded;
+        readonly inner: 
+Readonly<{detail: string; limit: LimitKind; mutator?: string; current: bigint; max: bigint}>;
+        constructor(
+inner: {detail: string; limit: LimitKind; mutator?: string; current: bigint; max: bigint }) {
+            super("OutboxError", "LimitExceeded");
+
+            this.inner = Object.freeze(inner);
+        }
+        static new(
+inner: {detail: string; limit: LimitKind; mutator?: string; current: bigint; max: bigint }): LimitExceeded_ {
+            return new LimitExceeded_(inner);
+        }
+
+        static instanceOf(obj: any): obj is LimitExceeded_ {
+            return obj.tag === OutboxError_Tags.LimitExceeded;
+        }
+        static hasInner(obj: any): obj is LimitExceeded_ {
+            return LimitExceeded_.instanceOf(obj);
+        }
+
+        static getInner(obj: LimitExceeded_): 
+Readonly<{detail: string; limit: LimitKind; mutator?: string; current: bigint; max: bigint}> {
+            return obj.inner;
+        }
+
+    }
+
     type Busy__interface = {
         tag: OutboxError_Tags.Busy;
         inner: 
@@ -3505,6 +3932,7 @@ Readonly<{detail: string}> {
   Timeout: Timeout_, 
   Storage: Storage_, 
   Internal: Internal_, 
+  LimitExceeded: LimitExceeded_, 
   Busy: Busy_
     });
 
@@ -3514,7 +3942,7 @@ Readonly<{detail: string}> {
  * TypeScript: a rejected promise whose error has a `code`.
  */
 export type OutboxError = InstanceType<
-    typeof OutboxError['UnknownMutator' | 'InvalidJson' | 'ArgsTooLarge' | 'InvalidKey' | 'InvalidRequest' | 'UnknownCommand' | 'InvalidState' | 'Immutable' | 'StorageFull' | 'DbCorrupt' | 'DbNewerVersion' | 'DbUnwritable' | 'ScopeMismatch' | 'InvalidConfig' | 'Fenced' | 'Closed' | 'UnsentCommands' | 'Timeout' | 'Storage' | 'Internal' | 'Busy']
+    typeof OutboxError['UnknownMutator' | 'InvalidJson' | 'ArgsTooLarge' | 'InvalidKey' | 'InvalidRequest' | 'UnknownCommand' | 'InvalidState' | 'Immutable' | 'StorageFull' | 'DbCorrupt' | 'DbNewerVersion' | 'DbUnwritable' | 'ScopeMismatch' | 'InvalidConfig' | 'Fenced' | 'Closed' | 'UnsentCommands' | 'Timeout' | 'Storage' | 'Internal' | 'LimitExceeded' | 'Busy']
 >;
 
 // FfiConverter for enum OutboxError
@@ -3543,7 +3971,8 @@ const FfiConverterTypeOutboxError = (() => {
                 case 18: return new OutboxError.Timeout({detail: FfiConverterString.readFromCursor(c) });
                 case 19: return new OutboxError.Storage({detail: FfiConverterString.readFromCursor(c) });
                 case 20: return new OutboxError.Internal({detail: FfiConverterString.readFromCursor(c), details: FfiConverterString.readFromCursor(c) });
-                case 21: return new OutboxError.Busy({detail: FfiConverterString.readFromCursor(c) });
+                case 21: return new OutboxError.LimitExceeded({detail: FfiConverterString.readFromCursor(c), limit: FfiConverterTypeLimitKind.readFromCursor(c), mutator: FfiConverterOptionalString.readFromCursor(c), current: FfiConverterInt64.readFromCursor(c), max: FfiConverterInt64.readFromCursor(c) });
+                case 22: return new OutboxError.Busy({detail: FfiConverterString.readFromCursor(c) });
                 default: throw new UniffiInternalError.UnexpectedEnumCase();
             }
         }
@@ -3678,8 +4107,18 @@ const FfiConverterTypeOutboxError = (() => {
                     FfiConverterString.writeIntoCursor(inner.details, c);
                     return;
                 }
-                case OutboxError_Tags.Busy: {
+                case OutboxError_Tags.LimitExceeded: {
                     c.writeI32(21);
+                    const inner = value.inner;
+                    FfiConverterString.writeIntoCursor(inner.detail, c);
+                    FfiConverterTypeLimitKind.writeIntoCursor(inner.limit, c);
+                    FfiConverterOptionalString.writeIntoCursor(inner.mutator, c);
+                    FfiConverterInt64.writeIntoCursor(inner.current, c);
+                    FfiConverterInt64.writeIntoCursor(inner.max, c);
+                    return;
+                }
+                case OutboxError_Tags.Busy: {
+                    c.writeI32(22);
                     const inner = value.inner;
                     FfiConverterString.writeIntoCursor(inner.detail, c);
                     return;
@@ -3820,6 +4259,16 @@ const FfiConverterTypeOutboxError = (() => {
                     size += FfiConverterString.allocationSize(inner.details);
                     return size;
                 }
+                case OutboxError_Tags.LimitExceeded: {
+                    const inner = value.inner;
+                    let size = 4;
+                    size += FfiConverterString.allocationSize(inner.detail);
+                    size += FfiConverterTypeLimitKind.allocationSize(inner.limit);
+                    size += FfiConverterOptionalString.allocationSize(inner.mutator);
+                    size += FfiConverterInt64.allocationSize(inner.current);
+                    size += FfiConverterInt64.allocationSize(inner.max);
+                    return size;
+                }
                 case OutboxError_Tags.Busy: {
                     const inner = value.inner;
                     let size = 4;
@@ -3844,9 +4293,11 @@ export enum OutboxEvent_Tags {
     ForegroundChanged = "ForegroundChanged",
     LeaseChanged = "LeaseChanged",
     AuthRequired = "AuthRequired",
+    AccessDenied = "AccessDenied",
     Idle = "Idle",
     CollectionsChanged = "CollectionsChanged",
     RolledBack = "RolledBack",
+    LimitWarning = "LimitWarning",
     Synced = "Synced",
     Lagged = "Lagged"
 }
@@ -4121,6 +4572,43 @@ inner: {isDrainer: boolean }): LeaseChanged_ {
 
     }
 
+    type AccessDenied__interface = {
+        tag: OutboxEvent_Tags.AccessDenied;
+        inner: 
+Readonly<{message: string}>
+    };
+    /**
+     * The server knows the user but refused them (HTTP 403: not a member of the
+     * workspace, a missing role). Nothing was applied and no attempt was consumed:
+     * sending pauses with backoff and resumes at once on `sync_now`, `set_online(true)`
+     * or foreground (e.g. after an admin fixed the role).
+     */
+    class AccessDenied_ extends UniffiEnum implements AccessDenied__interface {
+        /**
+         * @private
+         * This field is private and should not be used, use `tag` instead.
+         */
+        readonly [uniffiTypeNameSymbol] = "OutboxEvent";
+        readonly tag = OutboxEvent_Tags.AccessDenied;
+        readonly inner: 
+Readonly<{message: string}>;
+        constructor(
+inner: {message: string }) {
+            super("OutboxEvent", "AccessDenied");
+
+            this.inner = Object.freeze(inner);
+        }
+        static new(
+inner: {message: string }): AccessDenied_ {
+            return new AccessDenied_(inner);
+        }
+
+        static instanceOf(obj: any): obj is AccessDenied_ {
+            return obj.tag === OutboxEvent_Tags.AccessDenied;
+        }
+
+    }
+
     type Idle__interface = {
         tag: OutboxEvent_Tags.Idle
     };
@@ -4216,6 +4704,41 @@ inner: {id: string; code: string; message: string; docs: Array<DocRef> }): Rolle
 
     }
 
+    type LimitWarning__interface = {
+        tag: OutboxEvent_Tags.LimitWarning;
+        inner: 
+Readonly<{limit: LimitKind; mutator?: string; current: bigint; max: bigint}>
+    };
+    /**
+     * An enqueue brought an offline risk limit to or above its soft threshold
+     * (`limit_warn_at`, default 0.8); the command was written. Sent on every such enqueue.
+     */
+    class LimitWarning_ extends UniffiEnum implements LimitWarning__interface {
+        /**
+         * @private
+         * This field is private and should not be used, use `tag` instead.
+         */
+        readonly [uniffiTypeNameSymbol] = "OutboxEvent";
+        readonly tag = OutboxEvent_Tags.LimitWarning;
+        readonly inner: 
+Readonly<{limit: LimitKind; mutator?: string; current: bigint; max: bigint}>;
+        constructor(
+inner: {limit: LimitKind; mutator?: string; current: bigint; max: bigint }) {
+            super("OutboxEvent", "LimitWarning");
+
+            this.inner = Object.freeze(inner);
+        }
+        static new(
+inner: {limit: LimitKind; mutator?: string; current: bigint; max: bigint }): LimitWarning_ {
+            return new LimitWarning_(inner);
+        }
+
+        static instanceOf(obj: any): obj is LimitWarning_ {
+            return obj.tag === OutboxEvent_Tags.LimitWarning;
+        }
+
+    }
+
     type Synced__interface = {
         tag: OutboxEvent_Tags.Synced
     };
@@ -4291,9 +4814,11 @@ inner: {missed: bigint }): Lagged_ {
   ForegroundChanged: ForegroundChanged_, 
   LeaseChanged: LeaseChanged_, 
   AuthRequired: AuthRequired_, 
+  AccessDenied: AccessDenied_, 
   Idle: Idle_, 
   CollectionsChanged: CollectionsChanged_, 
   RolledBack: RolledBack_, 
+  LimitWarning: LimitWarning_, 
   Synced: Synced_, 
   Lagged: Lagged_
     });
@@ -4304,7 +4829,7 @@ inner: {missed: bigint }): Lagged_ {
  * it describes is committed.
  */
 export type OutboxEvent = InstanceType<
-    typeof OutboxEvent['Enqueued' | 'AttemptStarted' | 'AttemptFinished' | 'StateChanged' | 'OnlineChanged' | 'ForegroundChanged' | 'LeaseChanged' | 'AuthRequired' | 'Idle' | 'CollectionsChanged' | 'RolledBack' | 'Synced' | 'Lagged']
+    typeof OutboxEvent['Enqueued' | 'AttemptStarted' | 'AttemptFinished' | 'StateChanged' | 'OnlineChanged' | 'ForegroundChanged' | 'LeaseChanged' | 'AuthRequired' | 'AccessDenied' | 'Idle' | 'CollectionsChanged' | 'RolledBack' | 'LimitWarning' | 'Synced' | 'Lagged']
 >;
 
 // FfiConverter for enum OutboxEvent
@@ -4321,11 +4846,13 @@ const FfiConverterTypeOutboxEvent = (() => {
                 case 6: return new OutboxEvent.ForegroundChanged({foreground: FfiConverterBool.readFromCursor(c) });
                 case 7: return new OutboxEvent.LeaseChanged({isDrainer: FfiConverterBool.readFromCursor(c) });
                 case 8: return new OutboxEvent.AuthRequired();
-                case 9: return new OutboxEvent.Idle();
-                case 10: return new OutboxEvent.CollectionsChanged({collections: FfiConverterSequenceString.readFromCursor(c) });
-                case 11: return new OutboxEvent.RolledBack({id: FfiConverterString.readFromCursor(c), code: FfiConverterString.readFromCursor(c), message: FfiConverterString.readFromCursor(c), docs: FfiConverterSequenceTypeDocRef.readFromCursor(c) });
-                case 12: return new OutboxEvent.Synced();
-                case 13: return new OutboxEvent.Lagged({missed: FfiConverterUInt64.readFromCursor(c) });
+                case 9: return new OutboxEvent.AccessDenied({message: FfiConverterString.readFromCursor(c) });
+                case 10: return new OutboxEvent.Idle();
+                case 11: return new OutboxEvent.CollectionsChanged({collections: FfiConverterSequenceString.readFromCursor(c) });
+                case 12: return new OutboxEvent.RolledBack({id: FfiConverterString.readFromCursor(c), code: FfiConverterString.readFromCursor(c), message: FfiConverterString.readFromCursor(c), docs: FfiConverterSequenceTypeDocRef.readFromCursor(c) });
+                case 13: return new OutboxEvent.LimitWarning({limit: FfiConverterTypeLimitKind.readFromCursor(c), mutator: FfiConverterOptionalString.readFromCursor(c), current: FfiConverterInt64.readFromCursor(c), max: FfiConverterInt64.readFromCursor(c) });
+                case 14: return new OutboxEvent.Synced();
+                case 15: return new OutboxEvent.Lagged({missed: FfiConverterUInt64.readFromCursor(c) });
                 default: throw new UniffiInternalError.UnexpectedEnumCase();
             }
         }
@@ -4384,18 +4911,24 @@ const FfiConverterTypeOutboxEvent = (() => {
                     c.writeI32(8);
                     return;
                 }
-                case OutboxEvent_Tags.Idle: {
+                case OutboxEvent_Tags.AccessDenied: {
                     c.writeI32(9);
+                    const inner = value.inner;
+                    FfiConverterString.writeIntoCursor(inner.message, c);
+                    return;
+                }
+                case OutboxEvent_Tags.Idle: {
+                    c.writeI32(10);
                     return;
                 }
                 case OutboxEvent_Tags.CollectionsChanged: {
-                    c.writeI32(10);
+                    c.writeI32(11);
                     const inner = value.inner;
                     FfiConverterSequenceString.writeIntoCursor(inner.collections, c);
                     return;
                 }
                 case OutboxEvent_Tags.RolledBack: {
-                    c.writeI32(11);
+                    c.writeI32(12);
                     const inner = value.inner;
                     FfiConverterString.writeIntoCursor(inner.id, c);
                     FfiConverterString.writeIntoCursor(inner.code, c);
@@ -4403,12 +4936,21 @@ const FfiConverterTypeOutboxEvent = (() => {
                     FfiConverterSequenceTypeDocRef.writeIntoCursor(inner.docs, c);
                     return;
                 }
+                case OutboxEvent_Tags.LimitWarning: {
+                    c.writeI32(13);
+                    const inner = value.inner;
+                    FfiConverterTypeLimitKind.writeIntoCursor(inner.limit, c);
+                    FfiConverterOptionalString.writeIntoCursor(inner.mutator, c);
+                    FfiConverterInt64.writeIntoCursor(inner.current, c);
+                    FfiConverterInt64.writeIntoCursor(inner.max, c);
+                    return;
+                }
                 case OutboxEvent_Tags.Synced: {
-                    c.writeI32(12);
+                    c.writeI32(14);
                     return;
                 }
                 case OutboxEvent_Tags.Lagged: {
-                    c.writeI32(13);
+                    c.writeI32(15);
                     const inner = value.inner;
                     FfiConverterUInt64.writeIntoCursor(inner.missed, c);
                     return;
@@ -4472,6 +5014,12 @@ const FfiConverterTypeOutboxEvent = (() => {
                 case OutboxEvent_Tags.AuthRequired: {
                     return 4;
                 }
+                case OutboxEvent_Tags.AccessDenied: {
+                    const inner = value.inner;
+                    let size = 4;
+                    size += FfiConverterString.allocationSize(inner.message);
+                    return size;
+                }
                 case OutboxEvent_Tags.Idle: {
                     return 4;
                 }
@@ -4488,6 +5036,15 @@ const FfiConverterTypeOutboxEvent = (() => {
                     size += FfiConverterString.allocationSize(inner.code);
                     size += FfiConverterString.allocationSize(inner.message);
                     size += FfiConverterSequenceTypeDocRef.allocationSize(inner.docs);
+                    return size;
+                }
+                case OutboxEvent_Tags.LimitWarning: {
+                    const inner = value.inner;
+                    let size = 4;
+                    size += FfiConverterTypeLimitKind.allocationSize(inner.limit);
+                    size += FfiConverterOptionalString.allocationSize(inner.mutator);
+                    size += FfiConverterInt64.allocationSize(inner.current);
+                    size += FfiConverterInt64.allocationSize(inner.max);
                     return size;
                 }
                 case OutboxEvent_Tags.Synced: {
@@ -4514,7 +5071,8 @@ export enum Outcome_Tags {
     Rejected = "Rejected",
     Conflict = "Conflict",
     Unauthorized = "Unauthorized",
-    Offline = "Offline"
+    Offline = "Offline",
+    Forbidden = "Forbidden"
 }
 /**
  * What happened to one command of a batch sent by a custom [`Transport`].
@@ -4711,6 +5269,42 @@ inner: {serverSnapshot: string }): Conflict_ {
 
     }
 
+    type Forbidden__interface = {
+        tag: Outcome_Tags.Forbidden;
+        inner: 
+Readonly<{message: string}>
+    };
+    /**
+     * The server knows the user but refused this action (HTTP 403: no membership or
+     * role). Nothing was applied; sending pauses with an `AccessDenied` event (does not
+     * count as an attempt).
+     */
+    class Forbidden_ extends UniffiEnum implements Forbidden__interface {
+        /**
+         * @private
+         * This field is private and should not be used, use `tag` instead.
+         */
+        readonly [uniffiTypeNameSymbol] = "Outcome";
+        readonly tag = Outcome_Tags.Forbidden;
+        readonly inner: 
+Readonly<{message: string}>;
+        constructor(
+inner: {message: string }) {
+            super("Outcome", "Forbidden");
+
+            this.inner = Object.freeze(inner);
+        }
+        static new(
+inner: {message: string }): Forbidden_ {
+            return new Forbidden_(inner);
+        }
+
+        static instanceOf(obj: any): obj is Forbidden_ {
+            return obj.tag === Outcome_Tags.Forbidden;
+        }
+
+    }
+
     function instanceOf(obj: any): obj is Outcome {
         return obj[uniffiTypeNameSymbol] === "Outcome";
     }
@@ -4722,7 +5316,8 @@ inner: {serverSnapshot: string }): Conflict_ {
   Rejected: Rejected_, 
   Conflict: Conflict_, 
   Unauthorized: Unauthorized_, 
-  Offline: Offline_
+  Offline: Offline_, 
+  Forbidden: Forbidden_
     });
 
 })();
@@ -4730,7 +5325,7 @@ inner: {serverSnapshot: string }): Conflict_ {
  * What happened to one command of a batch sent by a custom [`Transport`].
  */
 export type Outcome = InstanceType<
-    typeof Outcome['Applied' | 'Retry' | 'Rejected' | 'Conflict' | 'Unauthorized' | 'Offline']
+    typeof Outcome['Applied' | 'Retry' | 'Rejected' | 'Conflict' | 'Unauthorized' | 'Offline' | 'Forbidden']
 >;
 
 // FfiConverter for enum Outcome
@@ -4745,6 +5340,7 @@ const FfiConverterTypeOutcome = (() => {
                 case 4: return new Outcome.Conflict({serverSnapshot: FfiConverterString.readFromCursor(c) });
                 case 5: return new Outcome.Unauthorized();
                 case 6: return new Outcome.Offline();
+                case 7: return new Outcome.Forbidden({message: FfiConverterString.readFromCursor(c) });
                 default: throw new UniffiInternalError.UnexpectedEnumCase();
             }
         }
@@ -4784,6 +5380,12 @@ const FfiConverterTypeOutcome = (() => {
                 }
                 case Outcome_Tags.Offline: {
                     c.writeI32(6);
+                    return;
+                }
+                case Outcome_Tags.Forbidden: {
+                    c.writeI32(7);
+                    const inner = value.inner;
+                    FfiConverterString.writeIntoCursor(inner.message, c);
                     return;
                 }
                 default:
@@ -4826,6 +5428,12 @@ const FfiConverterTypeOutcome = (() => {
                 }
                 case Outcome_Tags.Offline: {
                     return 4;
+                }
+                case Outcome_Tags.Forbidden: {
+                    const inner = value.inner;
+                    let size = 4;
+                    size += FfiConverterString.allocationSize(inner.message);
+                    return size;
                 }
                 default: throw new UniffiInternalError.UnexpectedEnumCase();
             }
@@ -7210,6 +7818,12 @@ export interface OutboxLike {
  */
     checkReceipt(id: string, asyncOpts_?: { signal: AbortSignal }) /*throws*/: Promise<ReceiptCheck>;
 /**
+ * End of day: drains for at most `deadline_ms`, then reports whether the till may
+ * close (`clean`), counts and amounts per state, the oldest unsynced command and every
+ * unsettled one with its reason. Refuse to close the till unless `clean`.
+ */
+    closeout(deadlineMs: bigint, asyncOpts_?: { signal: AbortSignal }) /*throws*/: Promise<CloseoutReport>;
+/**
  * One command with its attempt history.
  */
     command(id: string, asyncOpts_?: { signal: AbortSignal }) /*throws*/: Promise<Command>;
@@ -7291,7 +7905,10 @@ export interface OutboxLike {
  */
     resolveConflict(id: string, resolution: Resolution, asyncOpts_?: { signal: AbortSignal }) /*throws*/: Promise<void>;
 /**
- * Sends a `wedged` command again with a fresh attempt budget.
+ * Sends a `wedged` or `failed` command again with a fresh attempt budget. A failed
+ * command goes out under a fresh idempotency key (the old one stays in its history),
+ * and its dependants that failed because of it (`dependency_failed`) become pending
+ * with it. Other states are refused with `InvalidState`.
  */
     retry(id: string, asyncOpts_?: { signal: AbortSignal }) /*throws*/: Promise<void>;
 /**
@@ -7506,6 +8123,52 @@ private constructor(pointer: UniffiHandle) {
             /*liftFunc:*/ (__rb) => {
                 try {
                     return FfiConverterTypeReceiptCheck.lift(__rb);
+                } finally {
+                    nativeModule().rustbuffer_free(__rb);
+                }
+            },
+            /*liftString:*/ FfiConverterString.lift.bind(FfiConverterString),
+            /*asyncOpts:*/ asyncOpts_,
+            /*errorHandler:*/ FfiConverterTypeOutboxError.lift.bind(FfiConverterTypeOutboxError)
+        );
+    } catch (__error: any) {
+        if (uniffiIsDebug && __error instanceof Error) {
+            __error.stack = __stack;
+        }
+        throw __error;
+    }
+    }
+    
+/**
+ * End of day: drains for at most `deadline_ms`, then reports whether the till may
+ * close (`clean`), counts and amounts per state, the oldest unsynced command and every
+ * unsettled one with its reason. Refuse to close the till unless `clean`.
+ */
+    async closeout(deadlineMs: bigint, asyncOpts_?: { signal: AbortSignal }): Promise<CloseoutReport> /*throws*/ {
+    const __stack = uniffiIsDebug ? new Error().stack : undefined;
+    try {
+        return await uniffiRustCallAsync(
+            /*rustCaller:*/ uniffiCaller,
+            /*rustFutureFunc:*/ () => {
+                return nativeModule().ubrn_uniffi_outbox_ffi_fn_method_outbox_closeout(
+                    uniffiTypeOutboxObjectFactory.clonePointer(this),FfiConverterUInt64.lower(deadlineMs, nativeModule().rustbuffer_alloc)
+                );
+            },
+            /*pollFunc:*/ nativeModule().ubrn_ffi_outbox_ffi_rust_future_poll_rust_buffer,
+            /*cancelFunc:*/ nativeModule().ubrn_ffi_outbox_ffi_rust_future_cancel_rust_buffer,
+            /*completeFunc:*/ nativeModule().ubrn_ffi_outbox_ffi_rust_future_complete_rust_buffer,
+            /*freeFunc:*/ nativeModule().ubrn_ffi_outbox_ffi_rust_future_free_rust_buffer,
+            // Async returns always go through the JS-side converter: the
+            // FFI symbol returns the future handle (u64), and the user-level
+            // RustBuffer comes back via the shared `rust_future_complete_*`
+            // export. The bytes the runtime hands back must be deserialized
+            // here using the per-callable return-type converter.
+            // Borrowed view over foreign memory: the call site owns the free,
+            // as on the sync paths. Unconditional — a no-op where buffers are
+            // already JS-owned.
+            /*liftFunc:*/ (__rb) => {
+                try {
+                    return FfiConverterTypeCloseoutReport.lift(__rb);
                 } finally {
                     nativeModule().rustbuffer_free(__rb);
                 }
@@ -8168,7 +8831,10 @@ private constructor(pointer: UniffiHandle) {
     }
     
 /**
- * Sends a `wedged` command again with a fresh attempt budget.
+ * Sends a `wedged` or `failed` command again with a fresh attempt budget. A failed
+ * command goes out under a fresh idempotency key (the old one stays in its history),
+ * and its dependants that failed because of it (`dependency_failed`) become pending
+ * with it. Other states are refused with `InvalidState`.
  */
     async retry(id: string, asyncOpts_?: { signal: AbortSignal }): Promise<void> /*throws*/ {
     const __stack = uniffiIsDebug ? new Error().stack : undefined;
@@ -9156,6 +9822,15 @@ const FfiConverterOptionalString = new FfiConverterOptional(FfiConverterString);
 // FfiConverter for number | undefined
 const FfiConverterOptionalUInt16 = new FfiConverterOptional(FfiConverterUInt16);
 
+// FfiConverter for Array<StateTotal>
+const FfiConverterSequenceTypeStateTotal = new FfiConverterArray(FfiConverterTypeStateTotal);
+
+// FfiConverter for Unsettled | undefined
+const FfiConverterOptionalTypeUnsettled = new FfiConverterOptional(FfiConverterTypeUnsettled);
+
+// FfiConverter for Array<Unsettled>
+const FfiConverterSequenceTypeUnsettled = new FfiConverterArray(FfiConverterTypeUnsettled);
+
 // FfiConverter for Array<string>
 const FfiConverterSequenceString = new FfiConverterArray(FfiConverterString);
 
@@ -9171,17 +9846,20 @@ const FfiConverterSequenceTypeAttempt = new FfiConverterArray(FfiConverterTypeAt
 // FfiConverter for Array<OptimisticOp>
 const FfiConverterSequenceTypeOptimisticOp = new FfiConverterArray(FfiConverterTypeOptimisticOp);
 
-// FfiConverter for number | undefined
-const FfiConverterOptionalUInt32 = new FfiConverterOptional(FfiConverterUInt32);
-
 // FfiConverter for bigint | undefined
 const FfiConverterOptionalUInt64 = new FfiConverterOptional(FfiConverterUInt64);
+
+// FfiConverter for number | undefined
+const FfiConverterOptionalUInt32 = new FfiConverterOptional(FfiConverterUInt32);
 
 // FfiConverter for number | undefined
 const FfiConverterOptionalFloat64 = new FfiConverterOptional(FfiConverterFloat64);
 
 // FfiConverter for Durability | undefined
 const FfiConverterOptionalTypeDurability = new FfiConverterOptional(FfiConverterTypeDurability);
+
+// FfiConverter for Array<MutatorLimit>
+const FfiConverterSequenceTypeMutatorLimit = new FfiConverterArray(FfiConverterTypeMutatorLimit);
 
 // FfiConverter for Array<CommandState>
 const FfiConverterSequenceTypeCommandState = new FfiConverterArray(FfiConverterTypeCommandState);
@@ -9274,6 +9952,9 @@ function uniffiEnsureInitialized() {
     if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_method_outbox_check_receipt() !== 57213) {
         throw new UniffiInternalError.ApiChecksumMismatch("uniffi_outbox_ffi_checksum_method_outbox_check_receipt");
     }
+    if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_method_outbox_closeout() !== 20274) {
+        throw new UniffiInternalError.ApiChecksumMismatch("uniffi_outbox_ffi_checksum_method_outbox_closeout");
+    }
     if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_method_outbox_command() !== 40672) {
         throw new UniffiInternalError.ApiChecksumMismatch("uniffi_outbox_ffi_checksum_method_outbox_command");
     }
@@ -9328,7 +10009,7 @@ function uniffiEnsureInitialized() {
     if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_method_outbox_resolve_conflict() !== 46521) {
         throw new UniffiInternalError.ApiChecksumMismatch("uniffi_outbox_ffi_checksum_method_outbox_resolve_conflict");
     }
-    if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_method_outbox_retry() !== 26363) {
+    if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_method_outbox_retry() !== 64478) {
         throw new UniffiInternalError.ApiChecksumMismatch("uniffi_outbox_ffi_checksum_method_outbox_retry");
     }
     if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_method_outbox_set_online() !== 34027) {
@@ -9387,6 +10068,7 @@ export default Object.freeze({
   converters: {
     FfiConverterTypeAttempt,
     FfiConverterTypeCallbackError,
+    FfiConverterTypeCloseoutReport,
     FfiConverterTypeCommand,
     FfiConverterTypeCommandState,
     FfiConverterTypeDoc,
@@ -9400,8 +10082,10 @@ export default Object.freeze({
     FfiConverterTypeEnqueueRequest,
     FfiConverterTypeEventListener,
     FfiConverterTypeFilter,
+    FfiConverterTypeLimitKind,
     FfiConverterTypeLogLevel,
     FfiConverterTypeLogger,
+    FfiConverterTypeMutatorLimit,
     FfiConverterTypeMutatorOptions,
     FfiConverterTypeMutatorUpgrader,
     FfiConverterTypeOpKind,
@@ -9421,11 +10105,13 @@ export default Object.freeze({
     FfiConverterTypeReceiptUnknown,
     FfiConverterTypeResolution,
     FfiConverterTypeSettlement,
+    FfiConverterTypeStateTotal,
     FfiConverterTypeStatus,
     FfiConverterTypeSubscription,
     FfiConverterTypeTokenError,
     FfiConverterTypeTokenProvider,
     FfiConverterTypeTransport,
+    FfiConverterTypeUnsettled,
     FfiConverterTypeUpgradeError,
     FfiConverterTypeUpgradeReport,
   }

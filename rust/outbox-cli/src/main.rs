@@ -7,6 +7,7 @@
 //! outbox retry DB ID [--force]
 //! outbox discard DB ID [--force]
 //! outbox export DB --json
+//! outbox closeout DB [--json]
 //! ```
 //! Modifying commands refuse while another process holds the drainer lease, unless
 //! `--force`. A database of a newer schema, or a corrupt one, is refused untouched.
@@ -58,7 +59,8 @@ enum Cmd {
         /// The command id.
         id: String,
     },
-    /// Sends a wedged command again with a fresh attempt budget.
+    /// Sends a wedged or failed command again with a fresh attempt budget (a failed one
+    /// under a fresh idempotency key, with the commands that failed because of it).
     Retry {
         /// The database file.
         db: PathBuf,
@@ -77,6 +79,15 @@ enum Cmd {
         /// Act even while another process drains this database.
         #[arg(long)]
         force: bool,
+    },
+    /// The end-of-day report: clean or not, counts and amounts per state, the oldest
+    /// unsynced command and every unsettled one with its reason. Exit code 6 when not clean.
+    Closeout {
+        /// The database file.
+        db: PathBuf,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
     },
     /// Everything as one JSON document: scope, status, lease, commands with history.
     Export {
@@ -157,8 +168,9 @@ fn run(cli: Cli) -> Result<(), Failure> {
             let ob = open(&db)?;
             guard(&ob, force)?;
             let id = parse_id(&id)?;
+            let before = ob.command(&id)?.state;
             ob.retry(&id)?;
-            println!("{id}: wedged -> pending (the app sends it at its next drain)");
+            println!("{id}: {before} -> pending (the app sends it at its next drain)");
         }
         Cmd::Discard { db, id, force } => {
             let ob = open(&db)?;
@@ -166,6 +178,18 @@ fn run(cli: Cli) -> Result<(), Failure> {
             let id = parse_id(&id)?;
             ob.discard(&id)?;
             println!("{id}: discarded");
+        }
+        Cmd::Closeout { db, json } => {
+            let ob = open(&db)?;
+            let report = ob.closeout_report()?;
+            if json {
+                println!("{}", render::closeout_json(&report)?);
+            } else {
+                print!("{}", render::closeout(&report));
+            }
+            if !report.clean {
+                return Err(fail(format!("not clean: {} unsettled commands", report.unsettled.len()), 6));
+            }
         }
         Cmd::Export { db, json } => {
             if !json {

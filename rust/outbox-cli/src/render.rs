@@ -164,9 +164,11 @@ fn command_json(c: &Command) -> Value {
         "metadata": serde_json::from_str::<Value>(&c.metadata).unwrap_or(Value::Null),
         "settlement": c.settlement.as_ref().map(|s| serde_json::to_value(s).unwrap_or(Value::Null)),
         "receipt": c.receipt.map(|r| json!({"server_seq": r.server_seq, "applied_at": r.applied_at})),
+        "amount": c.amount,
         "history": c.history.iter().map(|a| json!({
             "attempt": a.number, "started_at": a.started_at, "ended_at": a.ended_at,
             "outcome": a.outcome, "http_status": a.http_status, "error": a.error,
+            "idempotency_key": a.idempotency_key,
         })).collect::<Vec<_>>(),
     })
 }
@@ -198,4 +200,40 @@ pub fn export(ob: &Outbox) -> Result<String, Failure> {
         "commands": commands,
     });
     serde_json::to_string_pretty(&doc).map_err(|e| crate::fail(e.to_string(), 1))
+}
+
+fn unsettled_json(u: &outbox::Unsettled) -> Value {
+    json!({
+        "id": u.id.to_string(), "mutator": u.mutator, "state": u.state.as_str(),
+        "created_at": u.created_at, "amount": u.amount, "reason": u.reason,
+    })
+}
+
+/// The closeout report as JSON (`outbox closeout DB --json`).
+pub fn closeout_json(r: &outbox::CloseoutReport) -> Result<String, Failure> {
+    let doc = json!({
+        "clean": r.clean,
+        "states": r.states.iter().map(|t| json!({"state": t.state.as_str(), "count": t.count, "amount": t.amount}))
+            .collect::<Vec<_>>(),
+        "oldest_unsynced": r.oldest_unsynced.as_ref().map(unsettled_json),
+        "unsettled": r.unsettled.iter().map(unsettled_json).collect::<Vec<_>>(),
+    });
+    serde_json::to_string_pretty(&doc).map_err(|e| crate::fail(e.to_string(), 1))
+}
+
+/// The closeout report for people.
+pub fn closeout(r: &outbox::CloseoutReport) -> String {
+    let mut out = String::new();
+    let verdict = if r.clean { "clean: the till may close" } else { "NOT CLEAN: do not close the till" };
+    let _ = writeln!(out, "{verdict}");
+    for t in &r.states {
+        let _ = writeln!(out, "{:<11} {:>6}  amount {}", t.state.as_str(), t.count, t.amount);
+    }
+    if let Some(o) = &r.oldest_unsynced {
+        let _ = writeln!(out, "oldest unsynced {} ({}, {})", o.id, o.mutator, when(o.created_at));
+    }
+    for u in &r.unsettled {
+        let _ = writeln!(out, "{}  {:<10} {:<14} {}", u.id, u.state.as_str(), u.mutator, u.reason);
+    }
+    out
 }

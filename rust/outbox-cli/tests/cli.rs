@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use outbox::testing::ScriptedTransport;
-use outbox::{CommandId, CommandState, Config, EnqueueRequest, MutatorSpec, Outbox, Outcome, RetryPolicy};
+use outbox::{CommandId, CommandState, Config, EnqueueRequest, MutatorSpec, Outbox, Outcome, PeekFilter, RetryPolicy};
 
 fn outbox(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_outbox")).args(args).output().unwrap()
@@ -212,4 +212,48 @@ async fn show_and_export_print_the_receipt_of_a_succeeded_command() {
     };
     assert_eq!(by_id(&done)["receipt"], serde_json::json!({"server_seq": 42, "applied_at": 1_767_225_600_000i64}));
     assert_eq!(by_id(&queued)["receipt"], serde_json::Value::Null);
+}
+
+#[tokio::test]
+async fn closeout_reports_unsettled_commands_and_list_keeps_the_keys_of_finished_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, wedged, failed, done) = device_db(dir.path()).await;
+    let path = db.to_str().unwrap();
+    let o = outbox(&["closeout", path, "--json"]);
+    assert_eq!(o.status.code(), Some(6), "not clean: {}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["clean"], false);
+    let unsettled = v["unsettled"].as_array().unwrap();
+    assert_eq!(unsettled.len(), 3, "{v}");
+    assert_eq!(v["oldest_unsynced"]["id"], wedged.to_string());
+    let reason = |id: &CommandId| {
+        unsettled.iter().find(|u| u["id"] == id.to_string()).unwrap()["reason"].as_str().unwrap().to_string()
+    };
+    assert!(reason(&wedged).starts_with("wedged:"), "{v}");
+    assert!(reason(&failed).starts_with("rejected (not_found)"), "{v}");
+    let states: Vec<(String, u64)> = v["states"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["state"].as_str().unwrap().to_string(), t["count"].as_u64().unwrap()))
+        .collect();
+    assert!(states.contains(&("succeeded".into(), 1)) && states.contains(&("failed".into(), 1)), "{states:?}");
+
+    // A finished command still shows the keys it had.
+    let s = stdout(&outbox(&["show", path, &done.to_string()]));
+    assert!(s.contains("keys             n1"), "{s}");
+    let s = stdout(&outbox(&["list", path, "--state", "succeeded", "--state", "failed"]));
+    assert!(!s.contains("(unkeyed)"), "{s}");
+
+    // Once the rest is decided the till is clean.
+    for id in [wedged, failed] {
+        assert!(outbox(&["discard", path, &id.to_string()]).status.success());
+    }
+    let pending = Outbox::inspect(&db).unwrap().peek(&PeekFilter::default()).unwrap();
+    for c in pending.iter().filter(|c| c.state == CommandState::Pending) {
+        assert!(outbox(&["discard", path, &c.id.to_string()]).status.success());
+    }
+    let o = outbox(&["closeout", path]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).starts_with("clean"));
 }

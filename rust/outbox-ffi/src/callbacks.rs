@@ -147,6 +147,13 @@ pub enum Outcome {
     Unauthorized,
     /// The server could not be reached (does not count as an attempt).
     Offline,
+    /// The server knows the user but refused this action (HTTP 403: no membership or
+    /// role). Nothing was applied; sending pauses with an `AccessDenied` event (does not
+    /// count as an attempt).
+    Forbidden {
+        /// The server's message.
+        message: String,
+    },
 }
 
 /// What a custom transport's `pull` returned.
@@ -327,7 +334,9 @@ impl CoreTransport for TransportBridge {
     async fn receipt(&self, idempotency_key: &str) -> CoreReceiptLookup {
         match self.0.receipt(idempotency_key.to_string()).await {
             Ok(lookup) => lookup.into(),
-            Err(CallbackError::Failed { reason }) => CoreReceiptLookup::Failed(format!("the transport threw: {reason}")),
+            Err(CallbackError::Failed { reason }) => {
+                CoreReceiptLookup::Failed(format!("the transport threw: {reason}"))
+            }
         }
     }
 }
@@ -433,6 +442,7 @@ impl From<Outcome> for CoreOutcome {
             },
             Outcome::Unauthorized => CoreOutcome::Unauthorized,
             Outcome::Offline => CoreOutcome::Offline,
+            Outcome::Forbidden { message } => CoreOutcome::Forbidden { message },
         }
     }
 }

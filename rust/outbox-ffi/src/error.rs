@@ -155,6 +155,21 @@ pub enum OutboxError {
         /// Diagnostic text for a bug report.
         details: String,
     },
+    /// `enqueue` would cross an offline risk limit (`limit_exceeded`); nothing was
+    /// written. Sync, or decide about failed commands, to make room.
+    #[error("{detail}")]
+    LimitExceeded {
+        /// What went wrong.
+        detail: String,
+        /// Which limit.
+        limit: crate::till::LimitKind,
+        /// The mutator, for a per-mutator limit.
+        mutator: Option<String>,
+        /// The limit's value now (count, age in ms, or summed amount).
+        current: i64,
+        /// The configured maximum.
+        max: i64,
+    },
     /// Another connection held the database's write lock for the whole busy timeout (5 s),
     /// usually another process on the same file, possibly frozen by the OS mid-write
     /// (`busy`). Nothing was written; retry later.
@@ -197,6 +212,7 @@ impl OutboxError {
             OutboxError::UnsentCommands { .. } => "unsent_commands",
             OutboxError::Timeout { .. } => "timeout",
             OutboxError::Busy { .. } => "busy",
+            OutboxError::LimitExceeded { .. } => "limit_exceeded",
             OutboxError::Storage { .. } => "storage",
             OutboxError::Internal { .. } => "internal",
         }
@@ -296,6 +312,9 @@ impl From<CoreError> for OutboxError {
             CoreError::Closed => OutboxError::Closed { detail },
             CoreError::UnsentCommands { count } => OutboxError::UnsentCommands { detail, count },
             CoreError::Timeout => OutboxError::Timeout { detail },
+            CoreError::LimitExceeded { limit, mutator, current, max } => {
+                OutboxError::LimitExceeded { detail, limit: limit.into(), mutator, current, max }
+            }
             CoreError::Busy => {
                 tracing::warn!(error = %detail, "database busy");
                 OutboxError::Busy { detail }

@@ -37,7 +37,8 @@ pub enum OutboxEvent {
         id: String,
         /// 1-based attempt number.
         attempt: u32,
-        /// `applied`, `retry`, `rejected`, `conflict`, `unauthorized` or `offline`.
+        /// `applied`, `retry`, `rejected`, `conflict`, `unauthorized`, `forbidden` or
+        /// `offline`.
         outcome: String,
         /// The failure, if any.
         error: Option<String>,
@@ -68,6 +69,14 @@ pub enum OutboxEvent {
     },
     /// The server refused the credentials; sending pauses with backoff.
     AuthRequired,
+    /// The server knows the user but refused them (HTTP 403: not a member of the
+    /// workspace, a missing role). Nothing was applied and no attempt was consumed:
+    /// sending pauses with backoff and resumes at once on `sync_now`, `set_online(true)`
+    /// or foreground (e.g. after an admin fixed the role).
+    AccessDenied {
+        /// The server's message.
+        message: String,
+    },
     /// Nothing is in flight and nothing is ready to send right now.
     Idle,
     /// Documents in these collections may read differently now.
@@ -85,6 +94,18 @@ pub enum OutboxEvent {
         message: String,
         /// The documents it had changed.
         docs: Vec<DocRef>,
+    },
+    /// An enqueue brought an offline risk limit to or above its soft threshold
+    /// (`limit_warn_at`, default 0.8); the command was written. Sent on every such enqueue.
+    LimitWarning {
+        /// Which limit.
+        limit: crate::till::LimitKind,
+        /// The mutator, for a per-mutator limit.
+        mutator: Option<String>,
+        /// The limit's value after the enqueue.
+        current: i64,
+        /// The configured maximum.
+        max: i64,
     },
     /// A pull from the server's change feed completed.
     Synced,
@@ -139,6 +160,7 @@ impl From<CoreEvent> for OutboxEvent {
             CoreEvent::ForegroundChanged { foreground } => OutboxEvent::ForegroundChanged { foreground },
             CoreEvent::LeaseChanged { is_drainer } => OutboxEvent::LeaseChanged { is_drainer },
             CoreEvent::AuthRequired => OutboxEvent::AuthRequired,
+            CoreEvent::AccessDenied { message } => OutboxEvent::AccessDenied { message },
             CoreEvent::Idle => OutboxEvent::Idle,
             CoreEvent::CollectionsChanged { collections } => OutboxEvent::CollectionsChanged { collections },
             CoreEvent::RolledBack { id, code, message, docs } => OutboxEvent::RolledBack {
@@ -148,6 +170,9 @@ impl From<CoreEvent> for OutboxEvent {
                 docs: docs.into_iter().map(|(collection, id)| DocRef { collection, id }).collect(),
             },
             CoreEvent::Synced => OutboxEvent::Synced,
+            CoreEvent::LimitWarning { limit, mutator, current, max } => {
+                OutboxEvent::LimitWarning { limit: limit.into(), mutator, current, max }
+            }
             CoreEvent::Lagged { missed } => OutboxEvent::Lagged { missed },
         }
     }

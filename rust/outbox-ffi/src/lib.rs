@@ -14,6 +14,7 @@ mod logging;
 mod outbox;
 mod receipt;
 mod subscription;
+mod till;
 mod types;
 
 pub use crate::callbacks::{
@@ -26,6 +27,7 @@ pub use crate::logging::{clear_logger, dropped_log_records, set_logger};
 pub use crate::outbox::{Edit, Outbox};
 pub use crate::receipt::{Receipt, ReceiptCheck, ReceiptUnknown};
 pub use crate::subscription::Subscription;
+pub use crate::till::{CloseoutReport, LimitKind, MutatorLimit, StateTotal, Unsettled};
 pub use crate::types::{
     Attempt, Command, CommandState, Doc, DocStatus, DrainReport, Durability, EnqueueRequest, Filter, MutatorOptions,
     OpKind, OptimisticOp, OutboxConfig, PeekFilter, Query, Resolution, Settlement, UpgradeReport,

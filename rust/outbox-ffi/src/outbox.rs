@@ -25,6 +25,7 @@ use crate::error::OutboxError;
 use crate::events::Status;
 use crate::receipt::ReceiptCheck;
 use crate::subscription::{Cancelled, Subscription};
+use crate::till::CloseoutReport;
 use crate::types::{
     ms, parse_id, Command, Doc, DrainReport, EnqueueRequest, MutatorOptions, OutboxConfig, PeekFilter, Query,
     Resolution, UpgradeReport,
@@ -209,7 +210,10 @@ impl Outbox {
         blocking(move || Ok(inner.peek(&filter.into())?.into_iter().map(Into::into).collect())).await
     }
 
-    /// Sends a `wedged` command again with a fresh attempt budget.
+    /// Sends a `wedged` or `failed` command again with a fresh attempt budget. A failed
+    /// command goes out under a fresh idempotency key (the old one stays in its history),
+    /// and its dependants that failed because of it (`dependency_failed`) become pending
+    /// with it. Other states are refused with `InvalidState`.
     pub async fn retry(&self, id: String) -> Result<(), OutboxError> {
         let inner = self.inner.clone();
         blocking(move || Ok(inner.retry(&parse_id(&id)?)?)).await
@@ -356,6 +360,14 @@ impl Outbox {
         run(async move { Ok(inner.drain_for(Duration::from_millis(budget_ms)).await?.into()) }).await
     }
 
+    /// End of day: drains for at most `deadline_ms`, then reports whether the till may
+    /// close (`clean`), counts and amounts per state, the oldest unsynced command and every
+    /// unsettled one with its reason. Refuse to close the till unless `clean`.
+    pub async fn closeout(&self, deadline_ms: u64) -> Result<CloseoutReport, OutboxError> {
+        let inner = self.inner.clone();
+        run(async move { Ok(inner.closeout(Duration::from_millis(deadline_ms)).await?.into()) }).await
+    }
+
     /// Deletes every command, document and cursor in this database (logout). Without
     /// `force` it refuses while commands the server has not applied remain; with `force`
     /// they are dropped and their number returned.
@@ -442,6 +454,19 @@ fn core_config(config: OutboxConfig, transport: Option<Arc<dyn CoreTransport>>) 
     }
     if let Some(d) = ms(config.retention_ms) {
         core.retention = d;
+    }
+    core.limits.max_unsynced = config.max_unsynced;
+    core.limits.max_unsynced_age = ms(config.max_unsynced_age_ms);
+    core.limits.max_unsynced_amount = config.max_unsynced_amount;
+    core.limits.amount_field = config.limit_amount_field;
+    if let Some(w) = config.limit_warn_at {
+        core.limits.warn_at = if w.is_finite() { w.clamp(0.0, 1.0) } else { core.limits.warn_at };
+    }
+    for m in config.mutator_limits {
+        core.limits.per_mutator.insert(
+            m.mutator,
+            outbox::MutatorLimits { max_unsynced: m.max_unsynced, max_unsynced_amount: m.max_unsynced_amount },
+        );
     }
     core.transport = transport;
     core

@@ -60,6 +60,12 @@ fn open_enqueue_and_wait_through_the_ffi_types() {
         durability: None,
         retention_ms: None,
         max_size_bytes: None,
+        max_unsynced: None,
+        max_unsynced_age_ms: None,
+        max_unsynced_amount: None,
+        limit_amount_field: None,
+        limit_warn_at: None,
+        mutator_limits: vec![],
     };
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {

@@ -78,6 +78,28 @@ pub struct OutboxConfig {
     /// Optional cap on the database size; writes beyond it fail with `StorageFull`.
     #[uniffi(default = None)]
     pub max_size_bytes: Option<u64>,
+    /// Offline risk limit: most unsynced commands (pending, in flight, conflict, wedged or
+    /// failed). `enqueue` beyond it fails with `LimitExceeded` and writes nothing.
+    #[uniffi(default = None)]
+    pub max_unsynced: Option<u64>,
+    /// Offline risk limit: oldest an unsynced command may be, ms, before `enqueue` is
+    /// refused (the till has been offline too long).
+    #[uniffi(default = None)]
+    pub max_unsynced_age_ms: Option<u64>,
+    /// Offline risk limit: largest sum of `limit_amount_field` over unsynced commands.
+    #[uniffi(default = None)]
+    pub max_unsynced_amount: Option<i64>,
+    /// JSON pointer into the args of the integer the amount limits sum, e.g.
+    /// `/total_cents`. Args without it count 0; a non-integer is refused at enqueue.
+    #[uniffi(default = None)]
+    pub limit_amount_field: Option<String>,
+    /// Soft threshold as a fraction of each limit (default 0.8): an enqueue at or above
+    /// it emits a `LimitWarning` event.
+    #[uniffi(default = None)]
+    pub limit_warn_at: Option<f64>,
+    /// Limits per mutator, on top of the global ones.
+    #[uniffi(default = [])]
+    pub mutator_limits: Vec<crate::till::MutatorLimit>,
 }
 
 /// How a mutator is handled locally. Registering a mutator allows it to be enqueued.
@@ -207,6 +229,9 @@ pub struct Attempt {
     pub http_status: Option<u16>,
     /// Error text for failed attempts.
     pub error: Option<String>,
+    /// The idempotency key it was sent under (a retried failed command, or a conflict
+    /// resolved with new args, gets a new one).
+    pub idempotency_key: Option<String>,
 }
 
 /// A command as stored.
@@ -222,7 +247,7 @@ pub struct Command {
     pub mutator_version: u32,
     /// Arguments as JSON text.
     pub args: String,
-    /// Scheduling keys (empty: the serial unkeyed lane).
+    /// Scheduling keys (empty: the serial unkeyed lane), kept after the command finishes.
     pub keys: Vec<String>,
     /// Sent on every attempt; the server applies the command once per key.
     pub idempotency_key: String,
@@ -248,6 +273,8 @@ pub struct Command {
     pub receipt: Option<Receipt>,
     /// Attempt history, oldest first (filled by `command`, empty in `peek`).
     pub history: Vec<Attempt>,
+    /// What the offline risk limits count for it (from `limit_amount_field`), if any.
+    pub amount: Option<i64>,
 }
 
 /// Which commands `peek` lists.
@@ -479,6 +506,7 @@ impl From<CoreAttempt> for Attempt {
             outcome: a.outcome,
             http_status: a.http_status,
             error: a.error,
+            idempotency_key: a.idempotency_key,
         }
     }
 }
@@ -503,6 +531,7 @@ impl From<CoreCommand> for Command {
             settlement: c.settlement.map(Into::into),
             receipt: c.receipt.map(Into::into),
             history: c.history.into_iter().map(Into::into).collect(),
+            amount: c.amount,
         }
     }
 }

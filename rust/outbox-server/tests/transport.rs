@@ -214,12 +214,12 @@ async fn test_token_provider_errors_map_to_outcomes(b: Backend) {
     assert_eq!(s.stats().await["totals"]["requests"], 0);
 }
 
-async fn test_403_is_rejected_forbidden(b: Backend) {
+async fn test_403_is_forbidden_for_every_command(b: Backend) {
     let s = b.start().await;
     let t = transport_for(&s.server.base_url(), BOB);
     let outcomes = t.send(vec![put_cmd("a", "n1", json!({})), put_cmd("b", "n2", json!({}))]).await;
     for o in &outcomes {
-        assert!(matches!(o, Outcome::Rejected { code, .. } if code == "forbidden"), "{o:?}");
+        assert!(matches!(o, Outcome::Forbidden { message } if message.contains("member")), "{o:?}");
     }
     assert_eq!(outcomes.len(), 2);
 }
@@ -549,7 +549,7 @@ backend_tests!(
     test_401_refreshes_once_then_unauthorized,
     test_401_then_refreshed_token_applies,
     test_token_provider_errors_map_to_outcomes,
-    test_403_is_rejected_forbidden,
+    test_403_is_forbidden_for_every_command,
     test_429_retry_after_seconds,
     test_503_retry_after_http_date,
     test_500_is_retry_with_status,

@@ -136,6 +136,9 @@ impl CommandState {
                 | (Wedged, Pending)
                 | (Wedged, Discarded)
                 | (Failed, Discarded)
+                // `retry` of a failed command (under a fresh idempotency key), and its
+                // dependants that failed because of it.
+                | (Failed, Pending)
         )
     }
 }
@@ -295,6 +298,10 @@ pub struct Attempt {
     pub http_status: Option<u16>,
     /// Error text for failed attempts.
     pub error: Option<String>,
+    /// The idempotency key the attempt was sent under (a failed command retried, or a
+    /// conflict resolved with new args, is sent under a new one). `None` only for
+    /// attempts of databases before schema version 6 whose command changed key since.
+    pub idempotency_key: Option<String>,
 }
 
 /// The server's receipt for an applied command: where it landed in the workspace's
@@ -324,10 +331,12 @@ pub struct Command {
     pub mutator_version: u32,
     /// Arguments as JSON text.
     pub args: String,
-    /// Scheduling keys (empty for the unkeyed lane).
+    /// Scheduling keys (empty for the unkeyed lane). Kept after the command finishes
+    /// (empty for commands that finished before schema version 6).
     pub keys: Vec<String>,
-    /// Sent on every attempt; fixed at enqueue (a conflict resolved with new args gets a
-    /// new one, since the server never applied the old args).
+    /// Sent on every attempt; fixed at enqueue. A conflict resolved with new args, or a
+    /// failed command retried, gets a new one (the server never applied the old one); the
+    /// history records which key each attempt used.
     pub idempotency_key: String,
     /// Enqueue time, Unix milliseconds.
     pub created_at: i64,
@@ -350,4 +359,7 @@ pub struct Command {
     pub receipt: Option<Receipt>,
     /// Attempt history, oldest first (filled by `Outbox::command`, empty in `peek`).
     pub history: Vec<Attempt>,
+    /// The amount the offline risk limits count for it (from `Limits::amount_field`);
+    /// `None` when no amount field is configured or the args have none.
+    pub amount: Option<i64>,
 }

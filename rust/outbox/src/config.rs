@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::limits::Limits;
 use crate::retry::RetryPolicy;
 use crate::transport::Transport;
 
@@ -49,6 +50,9 @@ pub struct Config {
     /// How long succeeded and discarded commands, with their attempt history, are kept for
     /// inspection (7 days). Older ones are pruned when this engine takes the drainer lease.
     pub retention: Duration,
+    /// Offline risk limits checked at every enqueue (all off by default; see
+    /// [`crate::limits`]).
+    pub limits: Limits,
     /// The SQLite VFS to open the database through (`None`: the platform default). For
     /// tests and the power-cut torture only (the crash-simulating VFS in
     /// `outbox-crashvfs`); apps and the FFI never set it.
@@ -73,6 +77,7 @@ impl Config {
             start_online: true,
             max_size_bytes: None,
             retention: Duration::from_secs(7 * 24 * 3600),
+            limits: Limits::default(),
             vfs: None,
         }
     }
@@ -97,6 +102,7 @@ impl std::fmt::Debug for Config {
             .field("lease_ttl", &self.lease_ttl)
             .field("transport", &self.transport.is_some())
             .field("durability", &self.durability)
+            .field("limits", &self.limits)
             .finish()
     }
 }

@@ -146,6 +146,19 @@ pub enum Error {
     /// wait passes 1 s.
     #[error("the database is busy: another connection held its write lock for {} s; nothing was written, retry", crate::db::BUSY_TIMEOUT.as_secs())]
     Busy,
+    /// `enqueue` would cross an offline risk limit ([`crate::limits`]); nothing was
+    /// written. Sync (or decide about failed commands) to make room.
+    #[error("offline limit {limit}{} reached: {current} of at most {max}; nothing was written", mutator.as_ref().map(|m| format!(" for {m}")).unwrap_or_default())]
+    LimitExceeded {
+        /// Which limit.
+        limit: crate::limits::LimitKind,
+        /// The mutator, for a per-mutator limit.
+        mutator: Option<String>,
+        /// Its value now (before the refused command).
+        current: i64,
+        /// The configured maximum.
+        max: i64,
+    },
     /// Any other SQLite failure.
     #[error("storage error: {0}")]
     Storage(rusqlite::Error),

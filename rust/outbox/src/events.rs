@@ -34,7 +34,8 @@ pub enum Event {
         id: CommandId,
         /// 1-based attempt number.
         attempt: u32,
-        /// Outcome label (`applied`, `retry`, `rejected`, `conflict`, `unauthorized`, `offline`).
+        /// Outcome label (`applied`, `retry`, `rejected`, `conflict`, `unauthorized`,
+        /// `forbidden`, `offline`).
         outcome: String,
         /// The failure, if any.
         error: Option<String>,
@@ -65,6 +66,14 @@ pub enum Event {
     },
     /// The server refused the credentials; sending pauses with backoff.
     AuthRequired,
+    /// The server knows the user but refused them (HTTP 403: not a member of the
+    /// workspace, a missing role). Nothing was applied and no attempt was consumed:
+    /// sending pauses with backoff (up to the retry cap) and resumes at once on
+    /// `sync_now`, `set_online(true)` or foreground, e.g. after an admin fixed the role.
+    AccessDenied {
+        /// The server's message.
+        message: String,
+    },
     /// Nothing is in flight and nothing is ready to send right now.
     Idle,
     /// Documents in these collections may read differently now (local change, rollback,
@@ -83,6 +92,18 @@ pub enum Event {
         message: String,
         /// The documents it had changed, as (collection, id).
         docs: Vec<(String, String)>,
+    },
+    /// An enqueue brought an offline risk limit to or above its soft threshold
+    /// (`Limits::warn_at`); the command was written. Sent on every such enqueue.
+    LimitWarning {
+        /// Which limit.
+        limit: crate::limits::LimitKind,
+        /// The mutator, for a per-mutator limit.
+        mutator: Option<String>,
+        /// Its value after the enqueue.
+        current: i64,
+        /// The configured maximum.
+        max: i64,
     },
     /// A pull from the server's change feed completed: the local copy is up to date.
     Synced,

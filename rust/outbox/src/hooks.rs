@@ -70,6 +70,13 @@ fn checked_args(engine: &Engine, seq_mutator: &str, args: &str) -> Result<()> {
         .map_err(|e| Error::InvalidJson { field: "args", detail: e.to_string() })
 }
 
+/// The amount the risk limits count for `args` (already checked to be JSON).
+pub(crate) fn amount_of(engine: &Engine, args: &str) -> Result<Option<i64>> {
+    let value: serde_json::Value =
+        serde_json::from_str(args).map_err(|e| Error::InvalidJson { field: "args", detail: e.to_string() })?;
+    engine.config.limits.amount_of(&value)
+}
+
 /// Applies edits in one transaction; any refused edit refuses them all. Returns the state
 /// changes and the collections whose documents may read differently.
 pub(crate) fn apply_edits(engine: &Engine, edits: &[Edit]) -> Result<(Vec<Change>, BTreeSet<String>)> {
@@ -89,6 +96,7 @@ pub(crate) fn apply_edits(engine: &Engine, edits: &[Edit]) -> Result<(Vec<Change
                 Edit::Rewrite { id, args } => {
                     let seq = queue::editable_seq(tx, id)?;
                     queue::rewrite_args(tx, seq, args, now)?;
+                    queue::set_amount(tx, seq, amount_of(engine, args)?)?;
                 }
                 Edit::Drop { id } => {
                     let seq = queue::editable_seq(tx, id)?;
@@ -99,6 +107,7 @@ pub(crate) fn apply_edits(engine: &Engine, edits: &[Edit]) -> Result<(Vec<Change
                     let into_seq = queue::editable_seq(tx, into)?;
                     let keys = queue::keys_of(tx, into_seq)?;
                     queue::rewrite_args(tx, into_seq, args, now)?;
+                    queue::set_amount(tx, into_seq, amount_of(engine, args)?)?;
                     for id in ids.iter().filter(|id| *id != into) {
                         let seq = queue::editable_seq(tx, id)?;
                         if queue::keys_of(tx, seq)? != keys {

@@ -18,6 +18,7 @@
 //! ```
 #![warn(missing_docs)]
 
+mod closeout;
 pub mod command;
 pub mod config;
 pub mod db;
@@ -27,6 +28,7 @@ pub mod hooks;
 pub mod http;
 pub mod keys;
 mod lease;
+pub mod limits;
 mod outbox;
 pub mod queue;
 mod reads;
@@ -41,6 +43,7 @@ pub mod testing;
 pub mod transport;
 pub mod upgrade;
 
+pub use closeout::{CloseoutReport, StateTotal, Unsettled};
 pub use command::{
     Attempt, Command, CommandId, CommandState, EnqueueRequest, MutatorSpec, OpKind, OptimisticOp, Receipt, Settlement,
 };
@@ -48,6 +51,7 @@ pub use config::{Config, Durability};
 pub use error::{Error, OpenError, Result};
 pub use events::{Event, EventStream, Status};
 pub use hooks::{BeforeRetry, Edit};
+pub use limits::{LimitKind, LimitLevel, Limits, MutatorLimits};
 pub use outbox::{DrainReport, LeaseInfo, Outbox, Resolution};
 pub use queue::PeekFilter;
 pub use reads::QueryWatch;

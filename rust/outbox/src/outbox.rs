@@ -119,6 +119,9 @@ impl Outbox {
         if config.max_concurrency == 0 || config.max_batch_size == 0 {
             return Err(OpenError::InvalidConfig("max_concurrency and max_batch_size must be at least 1".into()).into());
         }
+        if let Some(field) = &config.limits.amount_field {
+            keys::validate_pointer(field).map_err(|e| OpenError::InvalidConfig(format!("limits.amount_field: {e}")))?;
+        }
         let path = canonical(&config.path)?;
         let mut reg = lock(&REGISTRY);
         if let Some(handle) = reg.get(&path).and_then(Weak::upgrade) {
@@ -129,6 +132,7 @@ impl Outbox {
         let db = Db::open(&path, config.durability, config.max_size_bytes, config.vfs.as_deref())?;
         if !inspect {
             db.check_scope(&path, &config.user_id, &config.workspace_id)?;
+            db.write(|tx| crate::limits::refresh_amounts(tx, &config.limits))?;
         }
         let engine = Engine::new(db, config);
         let handle = Arc::new(Handle { engine: Arc::clone(&engine), path: path.clone() });
@@ -249,6 +253,7 @@ impl Outbox {
             store::validate_op(op)?;
         }
         let keys = keys::derive(&req.keys, &spec, &args, &req.ops)?;
+        let amount = engine.config.limits.amount_of(&args)?;
         let id = CommandId::new();
         let new = NewCommand {
             id,
@@ -261,9 +266,17 @@ impl Outbox {
             ops: &req.ops,
             metadata: &metadata,
             now: now_ms(),
+            amount,
         };
-        engine.db.write(|tx| queue::insert(tx, &new))?;
+        let warnings = engine.db.write(|tx| {
+            let warnings = engine.config.limits.check(tx, &req.mutator, amount, new.now)?;
+            queue::insert(tx, &new)?;
+            Ok(warnings)
+        })?;
         engine.emit(Event::Enqueued { id, mutator: req.mutator });
+        for w in warnings {
+            engine.emit(Event::LimitWarning { limit: w.limit, mutator: w.mutator, current: w.current, max: w.max });
+        }
         if !req.ops.is_empty() {
             let mut collections: Vec<String> = req.ops.iter().map(|o| o.collection.clone()).collect();
             collections.sort();
@@ -318,11 +331,18 @@ impl Outbox {
         }
     }
 
-    /// Sends a `wedged` command again with a fresh attempt budget.
+    /// Sends a `wedged` or `failed` command again with a fresh attempt budget.
+    ///
+    /// A wedged command keeps its idempotency key. A failed one is sent under a fresh key
+    /// (the old one stays in its attempt history), so a rejection the server stored is not
+    /// replayed; the key is kept only when an attempt under it may have been applied (it
+    /// timed out or the app died during it). Its dependants that failed because of it
+    /// (`dependency_failed`) become pending again with it, and its optimistic changes show
+    /// again. Any other state is refused with `InvalidState`.
     pub fn retry(&self, id: &CommandId) -> Result<()> {
         let engine = self.engine()?;
-        let change = engine.db.write(|tx| queue::retry(tx, id, now_ms()))?;
-        engine.emit_changes(&[change]);
+        let changes = engine.db.write(|tx| queue::retry(tx, id, now_ms()))?;
+        engine.emit_changes(&changes);
         engine.trigger(true);
         Ok(())
     }
@@ -369,7 +389,12 @@ impl Outbox {
                 }
                 serde_json::from_str::<Value>(&args)
                     .map_err(|e| Error::InvalidJson { field: "args", detail: e.to_string() })?;
-                let change = engine.db.write(|tx| queue::retry_conflict_with(tx, id, &args, now_ms()))?;
+                let amount = hooks::amount_of(engine, &args)?;
+                let change = engine.db.write(|tx| {
+                    let change = queue::retry_conflict_with(tx, id, &args, now_ms())?;
+                    queue::set_amount(tx, change.seq, amount)?;
+                    Ok(change)
+                })?;
                 engine.emit_changes(&[change]);
                 engine.trigger(true);
                 Ok(())

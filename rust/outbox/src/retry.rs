@@ -3,9 +3,11 @@
 //!
 //! Backoff is `min(cap, base·2^(n-1))` for the n-th failed attempt, with ±jitter, never
 //! above the cap. A server's `Retry-After` wins over the computed delay (also capped, so a
-//! persisted due time is never further ahead than the cap). `Offline` and `Unauthorized`
-//! do not consume an attempt: the request never reached the server or was refused before
-//! it could act.
+//! persisted due time is never further ahead than the cap). `Offline`, `Unauthorized` and
+//! `Forbidden` do not consume an attempt: the request never reached the server or was
+//! refused before it could act. They are retried with a backoff spaced by how many sends
+//! in a row reached nobody, and become due at once on any trigger (`sync_now`,
+//! `set_online(true)`, foreground).
 
 use std::time::Duration;
 
@@ -104,8 +106,8 @@ pub enum Disposition {
 
 /// Decides what follows an attempt.
 ///
-/// `attempts` counts this attempt; `not_sent_streak` counts consecutive `Offline` or
-/// `Unauthorized` outcomes (including this one) and spaces out those retries.
+/// `attempts` counts this attempt; `not_sent_streak` counts consecutive `Offline`,
+/// `Unauthorized` or `Forbidden` outcomes (including this one) and spaces out those retries.
 pub fn classify(outcome: Outcome, attempts: u32, not_sent_streak: u32, policy: &RetryPolicy) -> Disposition {
     match outcome {
         Outcome::Applied { result, changes, receipt } => Disposition::Succeed { result, changes, receipt },
@@ -130,6 +132,11 @@ pub fn classify(outcome: Outcome, attempts: u32, not_sent_streak: u32, policy: &
             delay: policy.backoff(not_sent_streak.max(1)),
             consumes_attempt: false,
             reason: "unauthorized: waiting for fresh credentials".into(),
+        },
+        Outcome::Forbidden { message } => Disposition::Retry {
+            delay: policy.backoff(not_sent_streak.max(1)),
+            consumes_attempt: false,
+            reason: format!("forbidden: {message}"),
         },
         Outcome::Offline => Disposition::Retry {
             delay: policy.backoff(not_sent_streak.max(1)),
@@ -193,7 +200,7 @@ mod tests {
     #[test]
     fn offline_and_unauthorized_do_not_consume_attempts() {
         let p = RetryPolicy::default();
-        for o in [Outcome::Offline, Outcome::Unauthorized] {
+        for o in [Outcome::Offline, Outcome::Unauthorized, Outcome::Forbidden { message: "no role".into() }] {
             // Even at the attempt limit these never wedge.
             assert!(matches!(classify(o, p.max_attempts, 1, &p), Disposition::Retry { consumes_attempt: false, .. }));
         }
@@ -214,11 +221,9 @@ mod tests {
         // `now` is rounded down: the real instant is anywhere in [now, now + 1 ms).
         let now = 1_000_000;
         let worst_real_now_us = now * 1000 + 999;
-        for (delay, min_due_ms) in [
-            (Duration::from_secs(1), 1001),
-            (Duration::from_micros(1_000_400), 1002),
-            (Duration::from_nanos(1), 2),
-        ] {
+        for (delay, min_due_ms) in
+            [(Duration::from_secs(1), 1001), (Duration::from_micros(1_000_400), 1002), (Duration::from_nanos(1), 2)]
+        {
             let due = due_after(now, delay);
             // Due means `now_ms() >= due`, i.e. the real time is at least `due` ms.
             assert!(due * 1000 >= worst_real_now_us + delay.as_micros() as i64, "{delay:?}: due {due}");

@@ -162,7 +162,7 @@ impl Engine {
             self.emit(Event::StateChanged { id: c.id, from: c.from, to: c.to });
             // Only these transitions change how the command's documents read.
             let visible = matches!(c.to, CommandState::Succeeded | CommandState::Failed | CommandState::Conflict)
-                || c.from == CommandState::Conflict;
+                || matches!(c.from, CommandState::Conflict | CommandState::Failed);
             if !visible {
                 continue;
             }

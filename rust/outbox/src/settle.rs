@@ -30,7 +30,8 @@ pub(crate) struct Finished {
     batch: Vec<(i64, OutgoingCommand)>,
     outcomes: Vec<Outcome>,
     generation: i64,
-    /// Consecutive sends, this one included, that reached nobody (offline/unauthorized).
+    /// Consecutive sends, this one included, that reached nobody (offline, unauthorized,
+    /// forbidden).
     streak: u32,
 }
 
@@ -82,7 +83,8 @@ impl Engine {
     /// Queues a finished send for the drain loop and wakes it.
     pub(crate) fn finish_send(&self, batch: Vec<(i64, OutgoingCommand)>, mut outcomes: Vec<Outcome>, generation: i64) {
         outcomes.resize_with(batch.len(), || Outcome::retry("transport returned no outcome for this command"));
-        let all_not_sent = outcomes.iter().all(|o| matches!(o, Outcome::Offline | Outcome::Unauthorized));
+        let all_not_sent =
+            outcomes.iter().all(|o| matches!(o, Outcome::Offline | Outcome::Unauthorized | Outcome::Forbidden { .. }));
         let streak = if all_not_sent {
             self.not_sent_streak.fetch_add(1, Ordering::SeqCst) + 1
         } else {
@@ -91,6 +93,9 @@ impl Engine {
         };
         if outcomes.iter().any(|o| matches!(o, Outcome::Unauthorized)) {
             self.emit(Event::AuthRequired);
+        }
+        if let Some(Outcome::Forbidden { message }) = outcomes.iter().find(|o| matches!(o, Outcome::Forbidden { .. })) {
+            self.emit(Event::AccessDenied { message: message.clone() });
         }
         lock(&self.settle_queue.waiting).push(Finished { batch, outcomes, generation, streak });
     }
@@ -152,6 +157,7 @@ fn describe(outcome: &Outcome) -> (Option<u16>, Option<String>) {
         Outcome::Rejected { code, message } => (None, Some(format!("{code}: {message}"))),
         Outcome::Conflict { .. } => (Some(409), Some("conflict".into())),
         Outcome::Unauthorized => (Some(401), Some("unauthorized".into())),
+        Outcome::Forbidden { message } => (Some(403), Some(format!("forbidden: {message}"))),
         Outcome::Offline => (None, Some("server unreachable".into())),
     }
 }

@@ -3,7 +3,7 @@
 //! The engine hands a [`Transport`] a batch of [`OutgoingCommand`]s whose scheduling
 //! predecessors have all succeeded, so the commands of one batch never depend on each
 //! other. The transport answers with one [`Outcome`] per command, in batch order.
-//! Whole-request failures (offline, 401, 429, 5xx, timeouts) are reported by giving every
+//! Whole-request failures (offline, 401, 403, 429, 5xx, timeouts) are reported by giving every
 //! command of the batch the same outcome.
 //!
 //! A transport never decides what happens next: the engine's `retry` module classifies
@@ -92,6 +92,13 @@ pub enum Outcome {
     },
     /// The credentials were refused. Does not consume an attempt.
     Unauthorized,
+    /// The server knows the user but refused them this action (HTTP 403: not a member of
+    /// the workspace, a missing role). Nothing was applied. Sending pauses with an
+    /// `AccessDenied` event and backoff; does not consume an attempt.
+    Forbidden {
+        /// The server's message.
+        message: String,
+    },
     /// The server could not be reached at all. Does not consume an attempt.
     Offline,
 }
@@ -115,6 +122,7 @@ impl Outcome {
             Outcome::Rejected { .. } => "rejected",
             Outcome::Conflict { .. } => "conflict",
             Outcome::Unauthorized => "unauthorized",
+            Outcome::Forbidden { .. } => "forbidden",
             Outcome::Offline => "offline",
         }
     }

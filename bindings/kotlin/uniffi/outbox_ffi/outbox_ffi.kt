@@ -821,6 +821,8 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_outbox_ffi_checksum_method_outbox_check_receipt(
     ): Int
+    external fun uniffi_outbox_ffi_checksum_method_outbox_closeout(
+    ): Int
     external fun uniffi_outbox_ffi_checksum_method_outbox_command(
     ): Int
     external fun uniffi_outbox_ffi_checksum_method_outbox_count(
@@ -974,6 +976,8 @@ external fun uniffi_outbox_ffi_fn_constructor_outbox_open_with_tokens(`config`: 
 external fun uniffi_outbox_ffi_fn_constructor_outbox_open_with_transport(`config`: RustBuffer.ByValue,`transport`: Long,
 ): Long
 external fun uniffi_outbox_ffi_fn_method_outbox_check_receipt(`ptr`: Long,`id`: RustBuffer.ByValue,
+): Long
+external fun uniffi_outbox_ffi_fn_method_outbox_closeout(`ptr`: Long,`deadlineMs`: Long,
 ): Long
 external fun uniffi_outbox_ffi_fn_method_outbox_command(`ptr`: Long,`id`: RustBuffer.ByValue,
 ): Long
@@ -1208,6 +1212,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if (lib.uniffi_outbox_ffi_checksum_method_outbox_check_receipt() != 57213) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if (lib.uniffi_outbox_ffi_checksum_method_outbox_closeout() != 20274) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if (lib.uniffi_outbox_ffi_checksum_method_outbox_command() != 40672) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
@@ -1262,7 +1269,7 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if (lib.uniffi_outbox_ffi_checksum_method_outbox_resolve_conflict() != 46521) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if (lib.uniffi_outbox_ffi_checksum_method_outbox_retry() != 26363) {
+    if (lib.uniffi_outbox_ffi_checksum_method_outbox_retry() != 64478) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if (lib.uniffi_outbox_ffi_checksum_method_outbox_set_online() != 34027) {
@@ -3284,6 +3291,13 @@ public interface OutboxInterface {
     suspend fun `checkReceipt`(`id`: kotlin.String): ReceiptCheck
     
     /**
+     * End of day: drains for at most `deadline_ms`, then reports whether the till may
+     * close (`clean`), counts and amounts per state, the oldest unsynced command and every
+     * unsettled one with its reason. Refuse to close the till unless `clean`.
+     */
+    suspend fun `closeout`(`deadlineMs`: kotlin.ULong): CloseoutReport
+    
+    /**
      * One command with its attempt history.
      */
     suspend fun `command`(`id`: kotlin.String): Command
@@ -3383,7 +3397,10 @@ public interface OutboxInterface {
     suspend fun `resolveConflict`(`id`: kotlin.String, `resolution`: Resolution)
     
     /**
-     * Sends a `wedged` command again with a fresh attempt budget.
+     * Sends a `wedged` or `failed` command again with a fresh attempt budget. A failed
+     * command goes out under a fresh idempotency key (the old one stays in its history),
+     * and its dependants that failed because of it (`dependency_failed`) become pending
+     * with it. Other states are refused with `InvalidState`.
      */
     suspend fun `retry`(`id`: kotlin.String)
     
@@ -3569,6 +3586,32 @@ open class Outbox: Disposable, AutoCloseable, OutboxInterface
         { future -> UniffiLib.ffi_outbox_ffi_rust_future_free_rust_buffer(future) },
         // lift function
         { FfiConverterTypeReceiptCheck.lift(it) },
+        // Error FFI converter
+        OutboxException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * End of day: drains for at most `deadline_ms`, then reports whether the till may
+     * close (`clean`), counts and amounts per state, the oldest unsynced command and every
+     * unsettled one with its reason. Refuse to close the till unless `clean`.
+     */
+    @Throws(OutboxException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `closeout`(`deadlineMs`: kotlin.ULong) : CloseoutReport {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_outbox_ffi_fn_method_outbox_closeout(
+                uniffiHandle,
+                FfiConverterULong.lower(`deadlineMs`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_outbox_ffi_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_outbox_ffi_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_outbox_ffi_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterTypeCloseoutReport.lift(it) },
         // Error FFI converter
         OutboxException.ErrorHandler,
     )
@@ -4007,7 +4050,10 @@ open class Outbox: Disposable, AutoCloseable, OutboxInterface
 
     
     /**
-     * Sends a `wedged` command again with a fresh attempt budget.
+     * Sends a `wedged` or `failed` command again with a fresh attempt budget. A failed
+     * command goes out under a fresh idempotency key (the old one stays in its history),
+     * and its dependants that failed because of it (`dependency_failed`) become pending
+     * with it. Other states are refused with `InvalidState`.
      */
     @Throws(OutboxException::class)
     @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
@@ -5476,6 +5522,12 @@ data class Attempt (
      * Error text for failed attempts.
      */
     var `error`: kotlin.String?
+    , 
+    /**
+     * The idempotency key it was sent under (a retried failed command, or a conflict
+     * resolved with new args, gets a new one).
+     */
+    var `idempotencyKey`: kotlin.String?
     
 ){
     
@@ -5498,6 +5550,7 @@ public object FfiConverterTypeAttempt: FfiConverterRustBuffer<Attempt> {
             FfiConverterOptionalString.read(buf),
             FfiConverterOptionalUShort.read(buf),
             FfiConverterOptionalString.read(buf),
+            FfiConverterOptionalString.read(buf),
         )
     }
 
@@ -5507,7 +5560,8 @@ public object FfiConverterTypeAttempt: FfiConverterRustBuffer<Attempt> {
             FfiConverterOptionalLong.allocationSize(value.`endedAtMs`) +
             FfiConverterOptionalString.allocationSize(value.`outcome`) +
             FfiConverterOptionalUShort.allocationSize(value.`httpStatus`) +
-            FfiConverterOptionalString.allocationSize(value.`error`)
+            FfiConverterOptionalString.allocationSize(value.`error`) +
+            FfiConverterOptionalString.allocationSize(value.`idempotencyKey`)
     )
 
     override fun write(value: Attempt, buf: ByteBuffer) {
@@ -5517,6 +5571,78 @@ public object FfiConverterTypeAttempt: FfiConverterRustBuffer<Attempt> {
             FfiConverterOptionalString.write(value.`outcome`, buf)
             FfiConverterOptionalUShort.write(value.`httpStatus`, buf)
             FfiConverterOptionalString.write(value.`error`, buf)
+            FfiConverterOptionalString.write(value.`idempotencyKey`, buf)
+    }
+}
+
+
+
+/**
+ * The end-of-day report of `closeout`: refuse to close the till unless `clean`.
+ */
+data class CloseoutReport (
+    /**
+     * True when nothing is unsynced (pending, in flight, conflict, wedged or failed).
+     */
+    var `clean`: kotlin.Boolean
+    , 
+    /**
+     * Count and summed amount per state.
+     */
+    var `states`: List<StateTotal>
+    , 
+    /**
+     * The oldest unsynced command, if any.
+     */
+    var `oldestUnsynced`: Unsettled?
+    , 
+    /**
+     * Every unsynced command with its reason, in enqueue order.
+     */
+    var `unsettled`: List<Unsettled>
+    , 
+    /**
+     * What the drain achieved before the report.
+     */
+    var `drain`: DrainReport
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeCloseoutReport: FfiConverterRustBuffer<CloseoutReport> {
+    override fun read(buf: ByteBuffer): CloseoutReport {
+        return CloseoutReport(
+            FfiConverterBoolean.read(buf),
+            FfiConverterSequenceTypeStateTotal.read(buf),
+            FfiConverterOptionalTypeUnsettled.read(buf),
+            FfiConverterSequenceTypeUnsettled.read(buf),
+            FfiConverterTypeDrainReport.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: CloseoutReport) = (
+            FfiConverterBoolean.allocationSize(value.`clean`) +
+            FfiConverterSequenceTypeStateTotal.allocationSize(value.`states`) +
+            FfiConverterOptionalTypeUnsettled.allocationSize(value.`oldestUnsynced`) +
+            FfiConverterSequenceTypeUnsettled.allocationSize(value.`unsettled`) +
+            FfiConverterTypeDrainReport.allocationSize(value.`drain`)
+    )
+
+    override fun write(value: CloseoutReport, buf: ByteBuffer) {
+            FfiConverterBoolean.write(value.`clean`, buf)
+            FfiConverterSequenceTypeStateTotal.write(value.`states`, buf)
+            FfiConverterOptionalTypeUnsettled.write(value.`oldestUnsynced`, buf)
+            FfiConverterSequenceTypeUnsettled.write(value.`unsettled`, buf)
+            FfiConverterTypeDrainReport.write(value.`drain`, buf)
     }
 }
 
@@ -5552,7 +5678,7 @@ data class Command (
     var `args`: kotlin.String
     , 
     /**
-     * Scheduling keys (empty: the serial unkeyed lane).
+     * Scheduling keys (empty: the serial unkeyed lane), kept after the command finishes.
      */
     var `keys`: List<kotlin.String>
     , 
@@ -5612,6 +5738,11 @@ data class Command (
      * Attempt history, oldest first (filled by `command`, empty in `peek`).
      */
     var `history`: List<Attempt>
+    , 
+    /**
+     * What the offline risk limits count for it (from `limit_amount_field`), if any.
+     */
+    var `amount`: kotlin.Long?
     
 ){
     
@@ -5645,6 +5776,7 @@ public object FfiConverterTypeCommand: FfiConverterRustBuffer<Command> {
             FfiConverterOptionalTypeSettlement.read(buf),
             FfiConverterOptionalTypeReceipt.read(buf),
             FfiConverterSequenceTypeAttempt.read(buf),
+            FfiConverterOptionalLong.read(buf),
         )
     }
 
@@ -5665,7 +5797,8 @@ public object FfiConverterTypeCommand: FfiConverterRustBuffer<Command> {
             FfiConverterSequenceString.allocationSize(value.`dependsOn`) +
             FfiConverterOptionalTypeSettlement.allocationSize(value.`settlement`) +
             FfiConverterOptionalTypeReceipt.allocationSize(value.`receipt`) +
-            FfiConverterSequenceTypeAttempt.allocationSize(value.`history`)
+            FfiConverterSequenceTypeAttempt.allocationSize(value.`history`) +
+            FfiConverterOptionalLong.allocationSize(value.`amount`)
     )
 
     override fun write(value: Command, buf: ByteBuffer) {
@@ -5686,6 +5819,7 @@ public object FfiConverterTypeCommand: FfiConverterRustBuffer<Command> {
             FfiConverterOptionalTypeSettlement.write(value.`settlement`, buf)
             FfiConverterOptionalTypeReceipt.write(value.`receipt`, buf)
             FfiConverterSequenceTypeAttempt.write(value.`history`, buf)
+            FfiConverterOptionalLong.write(value.`amount`, buf)
     }
 }
 
@@ -6078,6 +6212,61 @@ public object FfiConverterTypeFilter: FfiConverterRustBuffer<Filter> {
 
 
 /**
+ * Offline risk limits of one mutator (counted over its own unsynced commands).
+ */
+data class MutatorLimit (
+    /**
+     * The mutator name.
+     */
+    var `mutator`: kotlin.String
+    , 
+    /**
+     * Most unsynced commands of this mutator.
+     */
+    var `maxUnsynced`: kotlin.ULong? = null 
+    , 
+    /**
+     * Largest summed amount of this mutator's unsynced commands.
+     */
+    var `maxUnsyncedAmount`: kotlin.Long? = null 
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeMutatorLimit: FfiConverterRustBuffer<MutatorLimit> {
+    override fun read(buf: ByteBuffer): MutatorLimit {
+        return MutatorLimit(
+            FfiConverterString.read(buf),
+            FfiConverterOptionalULong.read(buf),
+            FfiConverterOptionalLong.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: MutatorLimit) = (
+            FfiConverterString.allocationSize(value.`mutator`) +
+            FfiConverterOptionalULong.allocationSize(value.`maxUnsynced`) +
+            FfiConverterOptionalLong.allocationSize(value.`maxUnsyncedAmount`)
+    )
+
+    override fun write(value: MutatorLimit, buf: ByteBuffer) {
+            FfiConverterString.write(value.`mutator`, buf)
+            FfiConverterOptionalULong.write(value.`maxUnsynced`, buf)
+            FfiConverterOptionalLong.write(value.`maxUnsyncedAmount`, buf)
+    }
+}
+
+
+
+/**
  * How a mutator is handled locally. Registering a mutator allows it to be enqueued.
  */
 data class MutatorOptions (
@@ -6275,6 +6464,40 @@ data class OutboxConfig (
      * Optional cap on the database size; writes beyond it fail with `StorageFull`.
      */
     var `maxSizeBytes`: kotlin.ULong? = null 
+    , 
+    /**
+     * Offline risk limit: most unsynced commands (pending, in flight, conflict, wedged or
+     * failed). `enqueue` beyond it fails with `LimitExceeded` and writes nothing.
+     */
+    var `maxUnsynced`: kotlin.ULong? = null 
+    , 
+    /**
+     * Offline risk limit: oldest an unsynced command may be, ms, before `enqueue` is
+     * refused (the till has been offline too long).
+     */
+    var `maxUnsyncedAgeMs`: kotlin.ULong? = null 
+    , 
+    /**
+     * Offline risk limit: largest sum of `limit_amount_field` over unsynced commands.
+     */
+    var `maxUnsyncedAmount`: kotlin.Long? = null 
+    , 
+    /**
+     * JSON pointer into the args of the integer the amount limits sum, e.g.
+     * `/total_cents`. Args without it count 0; a non-integer is refused at enqueue.
+     */
+    var `limitAmountField`: kotlin.String? = null 
+    , 
+    /**
+     * Soft threshold as a fraction of each limit (default 0.8): an enqueue at or above
+     * it emits a `LimitWarning` event.
+     */
+    var `limitWarnAt`: kotlin.Double? = null 
+    , 
+    /**
+     * Limits per mutator, on top of the global ones.
+     */
+    var `mutatorLimits`: List<MutatorLimit> = listOf() 
     
 ){
     
@@ -6307,6 +6530,12 @@ public object FfiConverterTypeOutboxConfig: FfiConverterRustBuffer<OutboxConfig>
             FfiConverterOptionalTypeDurability.read(buf),
             FfiConverterOptionalULong.read(buf),
             FfiConverterOptionalULong.read(buf),
+            FfiConverterOptionalULong.read(buf),
+            FfiConverterOptionalULong.read(buf),
+            FfiConverterOptionalLong.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterOptionalDouble.read(buf),
+            FfiConverterSequenceTypeMutatorLimit.read(buf),
         )
     }
 
@@ -6326,7 +6555,13 @@ public object FfiConverterTypeOutboxConfig: FfiConverterRustBuffer<OutboxConfig>
             FfiConverterOptionalULong.allocationSize(value.`leaseTtlMs`) +
             FfiConverterOptionalTypeDurability.allocationSize(value.`durability`) +
             FfiConverterOptionalULong.allocationSize(value.`retentionMs`) +
-            FfiConverterOptionalULong.allocationSize(value.`maxSizeBytes`)
+            FfiConverterOptionalULong.allocationSize(value.`maxSizeBytes`) +
+            FfiConverterOptionalULong.allocationSize(value.`maxUnsynced`) +
+            FfiConverterOptionalULong.allocationSize(value.`maxUnsyncedAgeMs`) +
+            FfiConverterOptionalLong.allocationSize(value.`maxUnsyncedAmount`) +
+            FfiConverterOptionalString.allocationSize(value.`limitAmountField`) +
+            FfiConverterOptionalDouble.allocationSize(value.`limitWarnAt`) +
+            FfiConverterSequenceTypeMutatorLimit.allocationSize(value.`mutatorLimits`)
     )
 
     override fun write(value: OutboxConfig, buf: ByteBuffer) {
@@ -6346,6 +6581,12 @@ public object FfiConverterTypeOutboxConfig: FfiConverterRustBuffer<OutboxConfig>
             FfiConverterOptionalTypeDurability.write(value.`durability`, buf)
             FfiConverterOptionalULong.write(value.`retentionMs`, buf)
             FfiConverterOptionalULong.write(value.`maxSizeBytes`, buf)
+            FfiConverterOptionalULong.write(value.`maxUnsynced`, buf)
+            FfiConverterOptionalULong.write(value.`maxUnsyncedAgeMs`, buf)
+            FfiConverterOptionalLong.write(value.`maxUnsyncedAmount`, buf)
+            FfiConverterOptionalString.write(value.`limitAmountField`, buf)
+            FfiConverterOptionalDouble.write(value.`limitWarnAt`, buf)
+            FfiConverterSequenceTypeMutatorLimit.write(value.`mutatorLimits`, buf)
     }
 }
 
@@ -6645,6 +6886,61 @@ public object FfiConverterTypeReceipt: FfiConverterRustBuffer<Receipt> {
 
 
 /**
+ * Count and summed amount of the commands in one state.
+ */
+data class StateTotal (
+    /**
+     * The state.
+     */
+    var `state`: CommandState
+    , 
+    /**
+     * How many commands are in it.
+     */
+    var `count`: kotlin.ULong
+    , 
+    /**
+     * Sum of their amounts (`limit_amount_field`; 0 without one).
+     */
+    var `amount`: kotlin.Long
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeStateTotal: FfiConverterRustBuffer<StateTotal> {
+    override fun read(buf: ByteBuffer): StateTotal {
+        return StateTotal(
+            FfiConverterTypeCommandState.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterLong.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: StateTotal) = (
+            FfiConverterTypeCommandState.allocationSize(value.`state`) +
+            FfiConverterULong.allocationSize(value.`count`) +
+            FfiConverterLong.allocationSize(value.`amount`)
+    )
+
+    override fun write(value: StateTotal, buf: ByteBuffer) {
+            FfiConverterTypeCommandState.write(value.`state`, buf)
+            FfiConverterULong.write(value.`count`, buf)
+            FfiConverterLong.write(value.`amount`, buf)
+    }
+}
+
+
+
+/**
  * A snapshot of the queue, for status bars and offline banners.
  */
 data class Status (
@@ -6766,6 +7062,85 @@ public object FfiConverterTypeStatus: FfiConverterRustBuffer<Status> {
             FfiConverterBoolean.write(value.`online`, buf)
             FfiConverterBoolean.write(value.`foreground`, buf)
             FfiConverterBoolean.write(value.`isDrainer`, buf)
+    }
+}
+
+
+
+/**
+ * A command the server has not applied, and why.
+ */
+data class Unsettled (
+    /**
+     * The command.
+     */
+    var `id`: kotlin.String
+    , 
+    /**
+     * Its mutator.
+     */
+    var `mutator`: kotlin.String
+    , 
+    /**
+     * Its state.
+     */
+    var `state`: CommandState
+    , 
+    /**
+     * Enqueue time, Unix ms.
+     */
+    var `createdAtMs`: kotlin.Long
+    , 
+    /**
+     * Its amount, if any.
+     */
+    var `amount`: kotlin.Long?
+    , 
+    /**
+     * Why it is not settled, for staff.
+     */
+    var `reason`: kotlin.String
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeUnsettled: FfiConverterRustBuffer<Unsettled> {
+    override fun read(buf: ByteBuffer): Unsettled {
+        return Unsettled(
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterTypeCommandState.read(buf),
+            FfiConverterLong.read(buf),
+            FfiConverterOptionalLong.read(buf),
+            FfiConverterString.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: Unsettled) = (
+            FfiConverterString.allocationSize(value.`id`) +
+            FfiConverterString.allocationSize(value.`mutator`) +
+            FfiConverterTypeCommandState.allocationSize(value.`state`) +
+            FfiConverterLong.allocationSize(value.`createdAtMs`) +
+            FfiConverterOptionalLong.allocationSize(value.`amount`) +
+            FfiConverterString.allocationSize(value.`reason`)
+    )
+
+    override fun write(value: Unsettled, buf: ByteBuffer) {
+            FfiConverterString.write(value.`id`, buf)
+            FfiConverterString.write(value.`mutator`, buf)
+            FfiConverterTypeCommandState.write(value.`state`, buf)
+            FfiConverterLong.write(value.`createdAtMs`, buf)
+            FfiConverterOptionalLong.write(value.`amount`, buf)
+            FfiConverterString.write(value.`reason`, buf)
     }
 }
 
@@ -7191,6 +7566,53 @@ public object FfiConverterTypeEdit : FfiConverterRustBuffer<Edit>{
                 Unit
             }
         }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
+    }
+}
+
+
+
+
+
+/**
+ * Which offline risk limit.
+ */
+
+enum class LimitKind {
+    
+    /**
+     * The number of unsynced commands.
+     */
+    UNSYNCED_COUNT,
+    /**
+     * The age of the oldest unsynced command, ms.
+     */
+    UNSYNCED_AGE,
+    /**
+     * The summed amount of unsynced commands.
+     */
+    UNSYNCED_AMOUNT;
+
+    
+
+
+    companion object
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeLimitKind: FfiConverterRustBuffer<LimitKind> {
+    override fun read(buf: ByteBuffer) = try {
+        LimitKind.values()[buf.getInt() - 1]
+    } catch (e: IndexOutOfBoundsException) {
+        throw RuntimeException("invalid enum value, something is very wrong!!", e)
+    }
+
+    override fun allocationSize(value: LimitKind) = 4UL
+
+    override fun write(value: LimitKind, buf: ByteBuffer) {
+        buf.putInt(value.ordinal + 1)
     }
 }
 
@@ -7707,6 +8129,41 @@ sealed class OutboxException: kotlin.Exception() {
     }
     
     /**
+     * `enqueue` would cross an offline risk limit (`limit_exceeded`); nothing was
+     * written. Sync, or decide about failed commands, to make room.
+     */
+    class LimitExceeded(
+        
+        /**
+         * What went wrong.
+         */
+        val `detail`: kotlin.String, 
+        
+        /**
+         * Which limit.
+         */
+        val `limit`: LimitKind, 
+        
+        /**
+         * The mutator, for a per-mutator limit.
+         */
+        val `mutator`: kotlin.String?, 
+        
+        /**
+         * The limit's value now (count, age in ms, or summed amount).
+         */
+        val `current`: kotlin.Long, 
+        
+        /**
+         * The configured maximum.
+         */
+        val `max`: kotlin.Long
+        ) : OutboxException() {
+        override val message
+            get() = "detail=${ `detail` }, limit=${ `limit` }, mutator=${ `mutator` }, current=${ `current` }, max=${ `max` }"
+    }
+    
+    /**
      * Another connection held the database's write lock for the whole busy timeout (5 s),
      * usually another process on the same file, possibly frozen by the OS mid-write
      * (`busy`). Nothing was written; retry later.
@@ -7824,7 +8281,14 @@ public object FfiConverterTypeOutboxError : FfiConverterRustBuffer<OutboxExcepti
                 FfiConverterString.read(buf),
                 FfiConverterString.read(buf),
                 )
-            21 -> OutboxException.Busy(
+            21 -> OutboxException.LimitExceeded(
+                FfiConverterString.read(buf),
+                FfiConverterTypeLimitKind.read(buf),
+                FfiConverterOptionalString.read(buf),
+                FfiConverterLong.read(buf),
+                FfiConverterLong.read(buf),
+                )
+            22 -> OutboxException.Busy(
                 FfiConverterString.read(buf),
                 )
             else -> throw RuntimeException("invalid error enum value, something is very wrong!!")
@@ -7941,6 +8405,15 @@ public object FfiConverterTypeOutboxError : FfiConverterRustBuffer<OutboxExcepti
                 4UL
                 + FfiConverterString.allocationSize(value.`detail`)
                 + FfiConverterString.allocationSize(value.`details`)
+            )
+            is OutboxException.LimitExceeded -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`detail`)
+                + FfiConverterTypeLimitKind.allocationSize(value.`limit`)
+                + FfiConverterOptionalString.allocationSize(value.`mutator`)
+                + FfiConverterLong.allocationSize(value.`current`)
+                + FfiConverterLong.allocationSize(value.`max`)
             )
             is OutboxException.Busy -> (
                 // Add the size for the Int that specifies the variant plus the size needed for all fields
@@ -8061,8 +8534,17 @@ public object FfiConverterTypeOutboxError : FfiConverterRustBuffer<OutboxExcepti
                 FfiConverterString.write(value.`details`, buf)
                 Unit
             }
-            is OutboxException.Busy -> {
+            is OutboxException.LimitExceeded -> {
                 buf.putInt(21)
+                FfiConverterString.write(value.`detail`, buf)
+                FfiConverterTypeLimitKind.write(value.`limit`, buf)
+                FfiConverterOptionalString.write(value.`mutator`, buf)
+                FfiConverterLong.write(value.`current`, buf)
+                FfiConverterLong.write(value.`max`, buf)
+                Unit
+            }
+            is OutboxException.Busy -> {
+                buf.putInt(22)
                 FfiConverterString.write(value.`detail`, buf)
                 Unit
             }
@@ -8130,7 +8612,8 @@ sealed class OutboxEvent {
          */
         val `attempt`: kotlin.UInt, 
         /**
-         * `applied`, `retry`, `rejected`, `conflict`, `unauthorized` or `offline`.
+         * `applied`, `retry`, `rejected`, `conflict`, `unauthorized`, `forbidden` or
+         * `offline`.
          */
         val `outcome`: kotlin.String, 
         /**
@@ -8219,6 +8702,24 @@ sealed class OutboxEvent {
     
     
     /**
+     * The server knows the user but refused them (HTTP 403: not a member of the
+     * workspace, a missing role). Nothing was applied and no attempt was consumed:
+     * sending pauses with backoff and resumes at once on `sync_now`, `set_online(true)`
+     * or foreground (e.g. after an admin fixed the role).
+     */
+    data class AccessDenied(
+        /**
+         * The server's message.
+         */
+        val `message`: kotlin.String) : OutboxEvent()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
      * Nothing is in flight and nothing is ready to send right now.
      */
     object Idle : OutboxEvent()
@@ -8259,6 +8760,34 @@ sealed class OutboxEvent {
          * The documents it had changed.
          */
         val `docs`: List<uniffi.outbox_ffi.DocRef>) : OutboxEvent()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
+     * An enqueue brought an offline risk limit to or above its soft threshold
+     * (`limit_warn_at`, default 0.8); the command was written. Sent on every such enqueue.
+     */
+    data class LimitWarning(
+        /**
+         * Which limit.
+         */
+        val `limit`: uniffi.outbox_ffi.LimitKind, 
+        /**
+         * The mutator, for a per-mutator limit.
+         */
+        val `mutator`: kotlin.String?, 
+        /**
+         * The limit's value after the enqueue.
+         */
+        val `current`: kotlin.Long, 
+        /**
+         * The configured maximum.
+         */
+        val `max`: kotlin.Long) : OutboxEvent()
         
     {
         
@@ -8332,18 +8861,27 @@ public object FfiConverterTypeOutboxEvent : FfiConverterRustBuffer<OutboxEvent>{
                 FfiConverterBoolean.read(buf),
                 )
             8 -> OutboxEvent.AuthRequired
-            9 -> OutboxEvent.Idle
-            10 -> OutboxEvent.CollectionsChanged(
+            9 -> OutboxEvent.AccessDenied(
+                FfiConverterString.read(buf),
+                )
+            10 -> OutboxEvent.Idle
+            11 -> OutboxEvent.CollectionsChanged(
                 FfiConverterSequenceString.read(buf),
                 )
-            11 -> OutboxEvent.RolledBack(
+            12 -> OutboxEvent.RolledBack(
                 FfiConverterString.read(buf),
                 FfiConverterString.read(buf),
                 FfiConverterString.read(buf),
                 FfiConverterSequenceTypeDocRef.read(buf),
                 )
-            12 -> OutboxEvent.Synced
-            13 -> OutboxEvent.Lagged(
+            13 -> OutboxEvent.LimitWarning(
+                FfiConverterTypeLimitKind.read(buf),
+                FfiConverterOptionalString.read(buf),
+                FfiConverterLong.read(buf),
+                FfiConverterLong.read(buf),
+                )
+            14 -> OutboxEvent.Synced
+            15 -> OutboxEvent.Lagged(
                 FfiConverterULong.read(buf),
                 )
             else -> throw RuntimeException("invalid enum value, something is very wrong!!")
@@ -8413,6 +8951,13 @@ public object FfiConverterTypeOutboxEvent : FfiConverterRustBuffer<OutboxEvent>{
                 4UL
             )
         }
+        is OutboxEvent.AccessDenied -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterString.allocationSize(value.`message`)
+            )
+        }
         is OutboxEvent.Idle -> {
             // Add the size for the Int that specifies the variant plus the size needed for all fields
             (
@@ -8434,6 +8979,16 @@ public object FfiConverterTypeOutboxEvent : FfiConverterRustBuffer<OutboxEvent>{
                 + FfiConverterString.allocationSize(value.`code`)
                 + FfiConverterString.allocationSize(value.`message`)
                 + FfiConverterSequenceTypeDocRef.allocationSize(value.`docs`)
+            )
+        }
+        is OutboxEvent.LimitWarning -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterTypeLimitKind.allocationSize(value.`limit`)
+                + FfiConverterOptionalString.allocationSize(value.`mutator`)
+                + FfiConverterLong.allocationSize(value.`current`)
+                + FfiConverterLong.allocationSize(value.`max`)
             )
         }
         is OutboxEvent.Synced -> {
@@ -8499,29 +9054,42 @@ public object FfiConverterTypeOutboxEvent : FfiConverterRustBuffer<OutboxEvent>{
                 buf.putInt(8)
                 Unit
             }
-            is OutboxEvent.Idle -> {
+            is OutboxEvent.AccessDenied -> {
                 buf.putInt(9)
+                FfiConverterString.write(value.`message`, buf)
+                Unit
+            }
+            is OutboxEvent.Idle -> {
+                buf.putInt(10)
                 Unit
             }
             is OutboxEvent.CollectionsChanged -> {
-                buf.putInt(10)
+                buf.putInt(11)
                 FfiConverterSequenceString.write(value.`collections`, buf)
                 Unit
             }
             is OutboxEvent.RolledBack -> {
-                buf.putInt(11)
+                buf.putInt(12)
                 FfiConverterString.write(value.`id`, buf)
                 FfiConverterString.write(value.`code`, buf)
                 FfiConverterString.write(value.`message`, buf)
                 FfiConverterSequenceTypeDocRef.write(value.`docs`, buf)
                 Unit
             }
+            is OutboxEvent.LimitWarning -> {
+                buf.putInt(13)
+                FfiConverterTypeLimitKind.write(value.`limit`, buf)
+                FfiConverterOptionalString.write(value.`mutator`, buf)
+                FfiConverterLong.write(value.`current`, buf)
+                FfiConverterLong.write(value.`max`, buf)
+                Unit
+            }
             is OutboxEvent.Synced -> {
-                buf.putInt(12)
+                buf.putInt(14)
                 Unit
             }
             is OutboxEvent.Lagged -> {
-                buf.putInt(13)
+                buf.putInt(15)
                 FfiConverterULong.write(value.`missed`, buf)
                 Unit
             }
@@ -8626,6 +9194,23 @@ sealed class Outcome {
     object Offline : Outcome()
     
     
+    /**
+     * The server knows the user but refused this action (HTTP 403: no membership or
+     * role). Nothing was applied; sending pauses with an `AccessDenied` event (does not
+     * count as an attempt).
+     */
+    data class Forbidden(
+        /**
+         * The server's message.
+         */
+        val `message`: kotlin.String) : Outcome()
+        
+    {
+        
+
+        companion object
+    }
+    
 
     
 
@@ -8660,6 +9245,9 @@ public object FfiConverterTypeOutcome : FfiConverterRustBuffer<Outcome>{
                 )
             5 -> Outcome.Unauthorized
             6 -> Outcome.Offline
+            7 -> Outcome.Forbidden(
+                FfiConverterString.read(buf),
+                )
             else -> throw RuntimeException("invalid enum value, something is very wrong!!")
         }
     }
@@ -8709,6 +9297,13 @@ public object FfiConverterTypeOutcome : FfiConverterRustBuffer<Outcome>{
                 4UL
             )
         }
+        is Outcome.Forbidden -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterString.allocationSize(value.`message`)
+            )
+        }
     }
 
     override fun write(value: Outcome, buf: ByteBuffer) {
@@ -8743,6 +9338,11 @@ public object FfiConverterTypeOutcome : FfiConverterRustBuffer<Outcome>{
             }
             is Outcome.Offline -> {
                 buf.putInt(6)
+                Unit
+            }
+            is Outcome.Forbidden -> {
+                buf.putInt(7)
+                FfiConverterString.write(value.`message`, buf)
                 Unit
             }
         }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
@@ -10119,6 +10719,38 @@ public object FfiConverterOptionalTypeReceipt: FfiConverterRustBuffer<Receipt?> 
 /**
  * @suppress
  */
+public object FfiConverterOptionalTypeUnsettled: FfiConverterRustBuffer<Unsettled?> {
+    override fun read(buf: ByteBuffer): Unsettled? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeUnsettled.read(buf)
+    }
+
+    override fun allocationSize(value: Unsettled?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeUnsettled.allocationSize(value)
+        }
+    }
+
+    override fun write(value: Unsettled?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeUnsettled.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
 public object FfiConverterOptionalTypeDurability: FfiConverterRustBuffer<Durability?> {
     override fun read(buf: ByteBuffer): Durability? {
         if (buf.get().toInt() == 0) {
@@ -10379,6 +11011,34 @@ public object FfiConverterSequenceTypeFilter: FfiConverterRustBuffer<List<Filter
 /**
  * @suppress
  */
+public object FfiConverterSequenceTypeMutatorLimit: FfiConverterRustBuffer<List<MutatorLimit>> {
+    override fun read(buf: ByteBuffer): List<MutatorLimit> {
+        val len = buf.getInt()
+        return List<MutatorLimit>(len) {
+            FfiConverterTypeMutatorLimit.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<MutatorLimit>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeMutatorLimit.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<MutatorLimit>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeMutatorLimit.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
 public object FfiConverterSequenceTypeOptimisticOp: FfiConverterRustBuffer<List<OptimisticOp>> {
     override fun read(buf: ByteBuffer): List<OptimisticOp> {
         val len = buf.getInt()
@@ -10425,6 +11085,62 @@ public object FfiConverterSequenceTypeOutgoingCommand: FfiConverterRustBuffer<Li
         buf.putInt(value.size)
         value.iterator().forEach {
             FfiConverterTypeOutgoingCommand.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceTypeStateTotal: FfiConverterRustBuffer<List<StateTotal>> {
+    override fun read(buf: ByteBuffer): List<StateTotal> {
+        val len = buf.getInt()
+        return List<StateTotal>(len) {
+            FfiConverterTypeStateTotal.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<StateTotal>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeStateTotal.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<StateTotal>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeStateTotal.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceTypeUnsettled: FfiConverterRustBuffer<List<Unsettled>> {
+    override fun read(buf: ByteBuffer): List<Unsettled> {
+        val len = buf.getInt()
+        return List<Unsettled>(len) {
+            FfiConverterTypeUnsettled.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<Unsettled>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeUnsettled.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<Unsettled>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeUnsettled.write(it, buf)
         }
     }
 }

@@ -1499,6 +1499,13 @@ public protocol OutboxProtocol: AnyObject, Sendable {
     func checkReceipt(id: String) async throws  -> ReceiptCheck
     
     /**
+     * End of day: drains for at most `deadline_ms`, then reports whether the till may
+     * close (`clean`), counts and amounts per state, the oldest unsynced command and every
+     * unsettled one with its reason. Refuse to close the till unless `clean`.
+     */
+    func closeout(deadlineMs: UInt64) async throws  -> CloseoutReport
+    
+    /**
      * One command with its attempt history.
      */
     func command(id: String) async throws  -> Command
@@ -1598,7 +1605,10 @@ public protocol OutboxProtocol: AnyObject, Sendable {
     func resolveConflict(id: String, resolution: Resolution) async throws 
     
     /**
-     * Sends a `wedged` command again with a fresh attempt budget.
+     * Sends a `wedged` or `failed` command again with a fresh attempt budget. A failed
+     * command goes out under a fresh idempotency key (the old one stays in its history),
+     * and its dependants that failed because of it (`dependency_failed`) become pending
+     * with it. Other states are refused with `InvalidState`.
      */
     func retry(id: String) async throws 
     
@@ -1794,6 +1804,28 @@ open func checkReceipt(id: String)async throws  -> ReceiptCheck  {
             completeFunc: ffi_outbox_ffi_rust_future_complete_rust_buffer,
             freeFunc: ffi_outbox_ffi_rust_future_free_rust_buffer,
             liftFunc: FfiConverterTypeReceiptCheck_lift,
+            errorHandler: FfiConverterTypeOutboxError_lift
+        )
+}
+    
+    /**
+     * End of day: drains for at most `deadline_ms`, then reports whether the till may
+     * close (`clean`), counts and amounts per state, the oldest unsynced command and every
+     * unsettled one with its reason. Refuse to close the till unless `clean`.
+     */
+open func closeout(deadlineMs: UInt64)async throws  -> CloseoutReport  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_outbox_ffi_fn_method_outbox_closeout(
+                    self.uniffiCloneHandle(),
+                    FfiConverterUInt64.lower(deadlineMs)
+                )
+            },
+            pollFunc: ffi_outbox_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_outbox_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_outbox_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeCloseoutReport_lift,
             errorHandler: FfiConverterTypeOutboxError_lift
         )
 }
@@ -2151,7 +2183,10 @@ open func resolveConflict(id: String, resolution: Resolution)async throws   {
 }
     
     /**
-     * Sends a `wedged` command again with a fresh attempt budget.
+     * Sends a `wedged` or `failed` command again with a fresh attempt budget. A failed
+     * command goes out under a fresh idempotency key (the old one stays in its history),
+     * and its dependants that failed because of it (`dependency_failed`) become pending
+     * with it. Other states are refused with `InvalidState`.
      */
 open func retry(id: String)async throws   {
     return
@@ -3175,6 +3210,11 @@ public struct Attempt: Equatable, Hashable {
      * Error text for failed attempts.
      */
     public var error: String?
+    /**
+     * The idempotency key it was sent under (a retried failed command, or a conflict
+     * resolved with new args, gets a new one).
+     */
+    public var idempotencyKey: String?
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -3196,13 +3236,18 @@ public struct Attempt: Equatable, Hashable {
          */httpStatus: UInt16?, 
         /**
          * Error text for failed attempts.
-         */error: String?) {
+         */error: String?, 
+        /**
+         * The idempotency key it was sent under (a retried failed command, or a conflict
+         * resolved with new args, gets a new one).
+         */idempotencyKey: String?) {
         self.number = number
         self.startedAtMs = startedAtMs
         self.endedAtMs = endedAtMs
         self.outcome = outcome
         self.httpStatus = httpStatus
         self.error = error
+        self.idempotencyKey = idempotencyKey
     }
 
     
@@ -3226,7 +3271,8 @@ public struct FfiConverterTypeAttempt: FfiConverterRustBuffer {
                 endedAtMs: FfiConverterOptionInt64.read(from: &buf), 
                 outcome: FfiConverterOptionString.read(from: &buf), 
                 httpStatus: FfiConverterOptionUInt16.read(from: &buf), 
-                error: FfiConverterOptionString.read(from: &buf)
+                error: FfiConverterOptionString.read(from: &buf), 
+                idempotencyKey: FfiConverterOptionString.read(from: &buf)
         )
     }
 
@@ -3237,6 +3283,7 @@ public struct FfiConverterTypeAttempt: FfiConverterRustBuffer {
         FfiConverterOptionString.write(value.outcome, into: &buf)
         FfiConverterOptionUInt16.write(value.httpStatus, into: &buf)
         FfiConverterOptionString.write(value.error, into: &buf)
+        FfiConverterOptionString.write(value.idempotencyKey, into: &buf)
     }
 }
 
@@ -3253,6 +3300,105 @@ public func FfiConverterTypeAttempt_lift(_ buf: RustBuffer) throws -> Attempt {
 #endif
 public func FfiConverterTypeAttempt_lower(_ value: Attempt) -> RustBuffer {
     return FfiConverterTypeAttempt.lower(value)
+}
+
+
+/**
+ * The end-of-day report of `closeout`: refuse to close the till unless `clean`.
+ */
+public struct CloseoutReport: Equatable, Hashable {
+    /**
+     * True when nothing is unsynced (pending, in flight, conflict, wedged or failed).
+     */
+    public var clean: Bool
+    /**
+     * Count and summed amount per state.
+     */
+    public var states: [StateTotal]
+    /**
+     * The oldest unsynced command, if any.
+     */
+    public var oldestUnsynced: Unsettled?
+    /**
+     * Every unsynced command with its reason, in enqueue order.
+     */
+    public var unsettled: [Unsettled]
+    /**
+     * What the drain achieved before the report.
+     */
+    public var drain: DrainReport
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * True when nothing is unsynced (pending, in flight, conflict, wedged or failed).
+         */clean: Bool, 
+        /**
+         * Count and summed amount per state.
+         */states: [StateTotal], 
+        /**
+         * The oldest unsynced command, if any.
+         */oldestUnsynced: Unsettled?, 
+        /**
+         * Every unsynced command with its reason, in enqueue order.
+         */unsettled: [Unsettled], 
+        /**
+         * What the drain achieved before the report.
+         */drain: DrainReport) {
+        self.clean = clean
+        self.states = states
+        self.oldestUnsynced = oldestUnsynced
+        self.unsettled = unsettled
+        self.drain = drain
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension CloseoutReport: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeCloseoutReport: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> CloseoutReport {
+        return
+            try CloseoutReport(
+                clean: FfiConverterBool.read(from: &buf), 
+                states: FfiConverterSequenceTypeStateTotal.read(from: &buf), 
+                oldestUnsynced: FfiConverterOptionTypeUnsettled.read(from: &buf), 
+                unsettled: FfiConverterSequenceTypeUnsettled.read(from: &buf), 
+                drain: FfiConverterTypeDrainReport.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: CloseoutReport, into buf: inout [UInt8]) {
+        FfiConverterBool.write(value.clean, into: &buf)
+        FfiConverterSequenceTypeStateTotal.write(value.states, into: &buf)
+        FfiConverterOptionTypeUnsettled.write(value.oldestUnsynced, into: &buf)
+        FfiConverterSequenceTypeUnsettled.write(value.unsettled, into: &buf)
+        FfiConverterTypeDrainReport.write(value.drain, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeCloseoutReport_lift(_ buf: RustBuffer) throws -> CloseoutReport {
+    return try FfiConverterTypeCloseoutReport.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeCloseoutReport_lower(_ value: CloseoutReport) -> RustBuffer {
+    return FfiConverterTypeCloseoutReport.lower(value)
 }
 
 
@@ -3281,7 +3427,7 @@ public struct Command: Equatable, Hashable {
      */
     public var args: String
     /**
-     * Scheduling keys (empty: the serial unkeyed lane).
+     * Scheduling keys (empty: the serial unkeyed lane), kept after the command finishes.
      */
     public var keys: [String]
     /**
@@ -3330,6 +3476,10 @@ public struct Command: Equatable, Hashable {
      * Attempt history, oldest first (filled by `command`, empty in `peek`).
      */
     public var history: [Attempt]
+    /**
+     * What the offline risk limits count for it (from `limit_amount_field`), if any.
+     */
+    public var amount: Int64?
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -3350,7 +3500,7 @@ public struct Command: Equatable, Hashable {
          * Arguments as JSON text.
          */args: String, 
         /**
-         * Scheduling keys (empty: the serial unkeyed lane).
+         * Scheduling keys (empty: the serial unkeyed lane), kept after the command finishes.
          */keys: [String], 
         /**
          * Sent on every attempt; the server applies the command once per key.
@@ -3386,7 +3536,10 @@ public struct Command: Equatable, Hashable {
          */receipt: Receipt?, 
         /**
          * Attempt history, oldest first (filled by `command`, empty in `peek`).
-         */history: [Attempt]) {
+         */history: [Attempt], 
+        /**
+         * What the offline risk limits count for it (from `limit_amount_field`), if any.
+         */amount: Int64?) {
         self.id = id
         self.seq = seq
         self.mutator = mutator
@@ -3404,6 +3557,7 @@ public struct Command: Equatable, Hashable {
         self.settlement = settlement
         self.receipt = receipt
         self.history = history
+        self.amount = amount
     }
 
     
@@ -3438,7 +3592,8 @@ public struct FfiConverterTypeCommand: FfiConverterRustBuffer {
                 dependsOn: FfiConverterSequenceString.read(from: &buf), 
                 settlement: FfiConverterOptionTypeSettlement.read(from: &buf), 
                 receipt: FfiConverterOptionTypeReceipt.read(from: &buf), 
-                history: FfiConverterSequenceTypeAttempt.read(from: &buf)
+                history: FfiConverterSequenceTypeAttempt.read(from: &buf), 
+                amount: FfiConverterOptionInt64.read(from: &buf)
         )
     }
 
@@ -3460,6 +3615,7 @@ public struct FfiConverterTypeCommand: FfiConverterRustBuffer {
         FfiConverterOptionTypeSettlement.write(value.settlement, into: &buf)
         FfiConverterOptionTypeReceipt.write(value.receipt, into: &buf)
         FfiConverterSequenceTypeAttempt.write(value.history, into: &buf)
+        FfiConverterOptionInt64.write(value.amount, into: &buf)
     }
 }
 
@@ -4024,6 +4180,85 @@ public func FfiConverterTypeFilter_lower(_ value: Filter) -> RustBuffer {
 
 
 /**
+ * Offline risk limits of one mutator (counted over its own unsynced commands).
+ */
+public struct MutatorLimit: Equatable, Hashable {
+    /**
+     * The mutator name.
+     */
+    public var mutator: String
+    /**
+     * Most unsynced commands of this mutator.
+     */
+    public var maxUnsynced: UInt64?
+    /**
+     * Largest summed amount of this mutator's unsynced commands.
+     */
+    public var maxUnsyncedAmount: Int64?
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The mutator name.
+         */mutator: String, 
+        /**
+         * Most unsynced commands of this mutator.
+         */maxUnsynced: UInt64? = nil, 
+        /**
+         * Largest summed amount of this mutator's unsynced commands.
+         */maxUnsyncedAmount: Int64? = nil) {
+        self.mutator = mutator
+        self.maxUnsynced = maxUnsynced
+        self.maxUnsyncedAmount = maxUnsyncedAmount
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension MutatorLimit: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeMutatorLimit: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> MutatorLimit {
+        return
+            try MutatorLimit(
+                mutator: FfiConverterString.read(from: &buf), 
+                maxUnsynced: FfiConverterOptionUInt64.read(from: &buf), 
+                maxUnsyncedAmount: FfiConverterOptionInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: MutatorLimit, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.mutator, into: &buf)
+        FfiConverterOptionUInt64.write(value.maxUnsynced, into: &buf)
+        FfiConverterOptionInt64.write(value.maxUnsyncedAmount, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeMutatorLimit_lift(_ buf: RustBuffer) throws -> MutatorLimit {
+    return try FfiConverterTypeMutatorLimit.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeMutatorLimit_lower(_ value: MutatorLimit) -> RustBuffer {
+    return FfiConverterTypeMutatorLimit.lower(value)
+}
+
+
+/**
  * How a mutator is handled locally. Registering a mutator allows it to be enqueued.
  */
 public struct MutatorOptions: Equatable, Hashable {
@@ -4255,6 +4490,34 @@ public struct OutboxConfig: Equatable, Hashable {
      * Optional cap on the database size; writes beyond it fail with `StorageFull`.
      */
     public var maxSizeBytes: UInt64?
+    /**
+     * Offline risk limit: most unsynced commands (pending, in flight, conflict, wedged or
+     * failed). `enqueue` beyond it fails with `LimitExceeded` and writes nothing.
+     */
+    public var maxUnsynced: UInt64?
+    /**
+     * Offline risk limit: oldest an unsynced command may be, ms, before `enqueue` is
+     * refused (the till has been offline too long).
+     */
+    public var maxUnsyncedAgeMs: UInt64?
+    /**
+     * Offline risk limit: largest sum of `limit_amount_field` over unsynced commands.
+     */
+    public var maxUnsyncedAmount: Int64?
+    /**
+     * JSON pointer into the args of the integer the amount limits sum, e.g.
+     * `/total_cents`. Args without it count 0; a non-integer is refused at enqueue.
+     */
+    public var limitAmountField: String?
+    /**
+     * Soft threshold as a fraction of each limit (default 0.8): an enqueue at or above
+     * it emits a `LimitWarning` event.
+     */
+    public var limitWarnAt: Double?
+    /**
+     * Limits per mutator, on top of the global ones.
+     */
+    public var mutatorLimits: [MutatorLimit]
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -4310,7 +4573,29 @@ public struct OutboxConfig: Equatable, Hashable {
          */retentionMs: UInt64? = nil, 
         /**
          * Optional cap on the database size; writes beyond it fail with `StorageFull`.
-         */maxSizeBytes: UInt64? = nil) {
+         */maxSizeBytes: UInt64? = nil, 
+        /**
+         * Offline risk limit: most unsynced commands (pending, in flight, conflict, wedged or
+         * failed). `enqueue` beyond it fails with `LimitExceeded` and writes nothing.
+         */maxUnsynced: UInt64? = nil, 
+        /**
+         * Offline risk limit: oldest an unsynced command may be, ms, before `enqueue` is
+         * refused (the till has been offline too long).
+         */maxUnsyncedAgeMs: UInt64? = nil, 
+        /**
+         * Offline risk limit: largest sum of `limit_amount_field` over unsynced commands.
+         */maxUnsyncedAmount: Int64? = nil, 
+        /**
+         * JSON pointer into the args of the integer the amount limits sum, e.g.
+         * `/total_cents`. Args without it count 0; a non-integer is refused at enqueue.
+         */limitAmountField: String? = nil, 
+        /**
+         * Soft threshold as a fraction of each limit (default 0.8): an enqueue at or above
+         * it emits a `LimitWarning` event.
+         */limitWarnAt: Double? = nil, 
+        /**
+         * Limits per mutator, on top of the global ones.
+         */mutatorLimits: [MutatorLimit] = []) {
         self.path = path
         self.userId = userId
         self.workspaceId = workspaceId
@@ -4327,6 +4612,12 @@ public struct OutboxConfig: Equatable, Hashable {
         self.durability = durability
         self.retentionMs = retentionMs
         self.maxSizeBytes = maxSizeBytes
+        self.maxUnsynced = maxUnsynced
+        self.maxUnsyncedAgeMs = maxUnsyncedAgeMs
+        self.maxUnsyncedAmount = maxUnsyncedAmount
+        self.limitAmountField = limitAmountField
+        self.limitWarnAt = limitWarnAt
+        self.mutatorLimits = mutatorLimits
     }
 
     
@@ -4360,7 +4651,13 @@ public struct FfiConverterTypeOutboxConfig: FfiConverterRustBuffer {
                 leaseTtlMs: FfiConverterOptionUInt64.read(from: &buf), 
                 durability: FfiConverterOptionTypeDurability.read(from: &buf), 
                 retentionMs: FfiConverterOptionUInt64.read(from: &buf), 
-                maxSizeBytes: FfiConverterOptionUInt64.read(from: &buf)
+                maxSizeBytes: FfiConverterOptionUInt64.read(from: &buf), 
+                maxUnsynced: FfiConverterOptionUInt64.read(from: &buf), 
+                maxUnsyncedAgeMs: FfiConverterOptionUInt64.read(from: &buf), 
+                maxUnsyncedAmount: FfiConverterOptionInt64.read(from: &buf), 
+                limitAmountField: FfiConverterOptionString.read(from: &buf), 
+                limitWarnAt: FfiConverterOptionDouble.read(from: &buf), 
+                mutatorLimits: FfiConverterSequenceTypeMutatorLimit.read(from: &buf)
         )
     }
 
@@ -4381,6 +4678,12 @@ public struct FfiConverterTypeOutboxConfig: FfiConverterRustBuffer {
         FfiConverterOptionTypeDurability.write(value.durability, into: &buf)
         FfiConverterOptionUInt64.write(value.retentionMs, into: &buf)
         FfiConverterOptionUInt64.write(value.maxSizeBytes, into: &buf)
+        FfiConverterOptionUInt64.write(value.maxUnsynced, into: &buf)
+        FfiConverterOptionUInt64.write(value.maxUnsyncedAgeMs, into: &buf)
+        FfiConverterOptionInt64.write(value.maxUnsyncedAmount, into: &buf)
+        FfiConverterOptionString.write(value.limitAmountField, into: &buf)
+        FfiConverterOptionDouble.write(value.limitWarnAt, into: &buf)
+        FfiConverterSequenceTypeMutatorLimit.write(value.mutatorLimits, into: &buf)
     }
 }
 
@@ -4809,6 +5112,85 @@ public func FfiConverterTypeReceipt_lower(_ value: Receipt) -> RustBuffer {
 
 
 /**
+ * Count and summed amount of the commands in one state.
+ */
+public struct StateTotal: Equatable, Hashable {
+    /**
+     * The state.
+     */
+    public var state: CommandState
+    /**
+     * How many commands are in it.
+     */
+    public var count: UInt64
+    /**
+     * Sum of their amounts (`limit_amount_field`; 0 without one).
+     */
+    public var amount: Int64
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The state.
+         */state: CommandState, 
+        /**
+         * How many commands are in it.
+         */count: UInt64, 
+        /**
+         * Sum of their amounts (`limit_amount_field`; 0 without one).
+         */amount: Int64) {
+        self.state = state
+        self.count = count
+        self.amount = amount
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension StateTotal: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeStateTotal: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> StateTotal {
+        return
+            try StateTotal(
+                state: FfiConverterTypeCommandState.read(from: &buf), 
+                count: FfiConverterUInt64.read(from: &buf), 
+                amount: FfiConverterInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: StateTotal, into buf: inout [UInt8]) {
+        FfiConverterTypeCommandState.write(value.state, into: &buf)
+        FfiConverterUInt64.write(value.count, into: &buf)
+        FfiConverterInt64.write(value.amount, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeStateTotal_lift(_ buf: RustBuffer) throws -> StateTotal {
+    return try FfiConverterTypeStateTotal.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeStateTotal_lower(_ value: StateTotal) -> RustBuffer {
+    return FfiConverterTypeStateTotal.lower(value)
+}
+
+
+/**
  * A snapshot of the queue, for status bars and offline banners.
  */
 public struct Status: Equatable, Hashable {
@@ -4974,6 +5356,115 @@ public func FfiConverterTypeStatus_lift(_ buf: RustBuffer) throws -> Status {
 #endif
 public func FfiConverterTypeStatus_lower(_ value: Status) -> RustBuffer {
     return FfiConverterTypeStatus.lower(value)
+}
+
+
+/**
+ * A command the server has not applied, and why.
+ */
+public struct Unsettled: Equatable, Hashable {
+    /**
+     * The command.
+     */
+    public var id: String
+    /**
+     * Its mutator.
+     */
+    public var mutator: String
+    /**
+     * Its state.
+     */
+    public var state: CommandState
+    /**
+     * Enqueue time, Unix ms.
+     */
+    public var createdAtMs: Int64
+    /**
+     * Its amount, if any.
+     */
+    public var amount: Int64?
+    /**
+     * Why it is not settled, for staff.
+     */
+    public var reason: String
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The command.
+         */id: String, 
+        /**
+         * Its mutator.
+         */mutator: String, 
+        /**
+         * Its state.
+         */state: CommandState, 
+        /**
+         * Enqueue time, Unix ms.
+         */createdAtMs: Int64, 
+        /**
+         * Its amount, if any.
+         */amount: Int64?, 
+        /**
+         * Why it is not settled, for staff.
+         */reason: String) {
+        self.id = id
+        self.mutator = mutator
+        self.state = state
+        self.createdAtMs = createdAtMs
+        self.amount = amount
+        self.reason = reason
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension Unsettled: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeUnsettled: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Unsettled {
+        return
+            try Unsettled(
+                id: FfiConverterString.read(from: &buf), 
+                mutator: FfiConverterString.read(from: &buf), 
+                state: FfiConverterTypeCommandState.read(from: &buf), 
+                createdAtMs: FfiConverterInt64.read(from: &buf), 
+                amount: FfiConverterOptionInt64.read(from: &buf), 
+                reason: FfiConverterString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: Unsettled, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.id, into: &buf)
+        FfiConverterString.write(value.mutator, into: &buf)
+        FfiConverterTypeCommandState.write(value.state, into: &buf)
+        FfiConverterInt64.write(value.createdAtMs, into: &buf)
+        FfiConverterOptionInt64.write(value.amount, into: &buf)
+        FfiConverterString.write(value.reason, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeUnsettled_lift(_ buf: RustBuffer) throws -> Unsettled {
+    return try FfiConverterTypeUnsettled.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeUnsettled_lower(_ value: Unsettled) -> RustBuffer {
+    return FfiConverterTypeUnsettled.lower(value)
 }
 
 
@@ -5548,6 +6039,92 @@ public func FfiConverterTypeEdit_lower(_ value: Edit) -> RustBuffer {
 // Note that we don't yet support `indirect` for enums.
 // See https://github.com/mozilla/uniffi-rs/issues/396 for further discussion.
 /**
+ * Which offline risk limit.
+ */
+
+public enum LimitKind: Equatable, Hashable {
+    
+    /**
+     * The number of unsynced commands.
+     */
+    case unsyncedCount
+    /**
+     * The age of the oldest unsynced command, ms.
+     */
+    case unsyncedAge
+    /**
+     * The summed amount of unsynced commands.
+     */
+    case unsyncedAmount
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension LimitKind: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeLimitKind: FfiConverterRustBuffer {
+    typealias SwiftType = LimitKind
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> LimitKind {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .unsyncedCount
+        
+        case 2: return .unsyncedAge
+        
+        case 3: return .unsyncedAmount
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: LimitKind, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .unsyncedCount:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .unsyncedAge:
+            writeInt(&buf, Int32(2))
+        
+        
+        case .unsyncedAmount:
+            writeInt(&buf, Int32(3))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeLimitKind_lift(_ buf: RustBuffer) throws -> LimitKind {
+    return try FfiConverterTypeLimitKind.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeLimitKind_lower(_ value: LimitKind) -> RustBuffer {
+    return FfiConverterTypeLimitKind.lower(value)
+}
+
+
+// Note that we don't yet support `indirect` for enums.
+// See https://github.com/mozilla/uniffi-rs/issues/396 for further discussion.
+/**
  * Severity of a log record.
  */
 
@@ -5951,6 +6528,27 @@ public enum OutboxError: Swift.Error, Equatable, Hashable, Foundation.LocalizedE
          */details: String
     )
     /**
+     * `enqueue` would cross an offline risk limit (`limit_exceeded`); nothing was
+     * written. Sync, or decide about failed commands, to make room.
+     */
+    case LimitExceeded(
+        /**
+         * What went wrong.
+         */detail: String, 
+        /**
+         * Which limit.
+         */limit: LimitKind, 
+        /**
+         * The mutator, for a per-mutator limit.
+         */mutator: String?, 
+        /**
+         * The limit's value now (count, age in ms, or summed amount).
+         */current: Int64, 
+        /**
+         * The configured maximum.
+         */max: Int64
+    )
+    /**
      * Another connection held the database's write lock for the whole busy timeout (5 s),
      * usually another process on the same file, possibly frozen by the OS mid-write
      * (`busy`). Nothing was written; retry later.
@@ -6070,7 +6668,14 @@ public struct FfiConverterTypeOutboxError: FfiConverterRustBuffer {
             detail: try FfiConverterString.read(from: &buf), 
             details: try FfiConverterString.read(from: &buf)
             )
-        case 21: return .Busy(
+        case 21: return .LimitExceeded(
+            detail: try FfiConverterString.read(from: &buf), 
+            limit: try FfiConverterTypeLimitKind.read(from: &buf), 
+            mutator: try FfiConverterOptionString.read(from: &buf), 
+            current: try FfiConverterInt64.read(from: &buf), 
+            max: try FfiConverterInt64.read(from: &buf)
+            )
+        case 22: return .Busy(
             detail: try FfiConverterString.read(from: &buf)
             )
 
@@ -6194,8 +6799,17 @@ public struct FfiConverterTypeOutboxError: FfiConverterRustBuffer {
             FfiConverterString.write(details, into: &buf)
             
         
-        case let .Busy(detail):
+        case let .LimitExceeded(detail,limit,mutator,current,max):
             writeInt(&buf, Int32(21))
+            FfiConverterString.write(detail, into: &buf)
+            FfiConverterTypeLimitKind.write(limit, into: &buf)
+            FfiConverterOptionString.write(mutator, into: &buf)
+            FfiConverterInt64.write(current, into: &buf)
+            FfiConverterInt64.write(max, into: &buf)
+            
+        
+        case let .Busy(detail):
+            writeInt(&buf, Int32(22))
             FfiConverterString.write(detail, into: &buf)
             
         }
@@ -6259,7 +6873,8 @@ public enum OutboxEvent: Equatable, Hashable {
          * 1-based attempt number.
          */attempt: UInt32, 
         /**
-         * `applied`, `retry`, `rejected`, `conflict`, `unauthorized` or `offline`.
+         * `applied`, `retry`, `rejected`, `conflict`, `unauthorized`, `forbidden` or
+         * `offline`.
          */outcome: String, 
         /**
          * The failure, if any.
@@ -6308,6 +6923,17 @@ public enum OutboxEvent: Equatable, Hashable {
      */
     case authRequired
     /**
+     * The server knows the user but refused them (HTTP 403: not a member of the
+     * workspace, a missing role). Nothing was applied and no attempt was consumed:
+     * sending pauses with backoff and resumes at once on `sync_now`, `set_online(true)`
+     * or foreground (e.g. after an admin fixed the role).
+     */
+    case accessDenied(
+        /**
+         * The server's message.
+         */message: String
+    )
+    /**
      * Nothing is in flight and nothing is ready to send right now.
      */
     case idle
@@ -6335,6 +6961,24 @@ public enum OutboxEvent: Equatable, Hashable {
         /**
          * The documents it had changed.
          */docs: [DocRef]
+    )
+    /**
+     * An enqueue brought an offline risk limit to or above its soft threshold
+     * (`limit_warn_at`, default 0.8); the command was written. Sent on every such enqueue.
+     */
+    case limitWarning(
+        /**
+         * Which limit.
+         */limit: LimitKind, 
+        /**
+         * The mutator, for a per-mutator limit.
+         */mutator: String?, 
+        /**
+         * The limit's value after the enqueue.
+         */current: Int64, 
+        /**
+         * The configured maximum.
+         */max: Int64
     )
     /**
      * A pull from the server's change feed completed.
@@ -6392,17 +7036,23 @@ public struct FfiConverterTypeOutboxEvent: FfiConverterRustBuffer {
         
         case 8: return .authRequired
         
-        case 9: return .idle
-        
-        case 10: return .collectionsChanged(collections: try FfiConverterSequenceString.read(from: &buf)
+        case 9: return .accessDenied(message: try FfiConverterString.read(from: &buf)
         )
         
-        case 11: return .rolledBack(id: try FfiConverterString.read(from: &buf), code: try FfiConverterString.read(from: &buf), message: try FfiConverterString.read(from: &buf), docs: try FfiConverterSequenceTypeDocRef.read(from: &buf)
+        case 10: return .idle
+        
+        case 11: return .collectionsChanged(collections: try FfiConverterSequenceString.read(from: &buf)
         )
         
-        case 12: return .synced
+        case 12: return .rolledBack(id: try FfiConverterString.read(from: &buf), code: try FfiConverterString.read(from: &buf), message: try FfiConverterString.read(from: &buf), docs: try FfiConverterSequenceTypeDocRef.read(from: &buf)
+        )
         
-        case 13: return .lagged(missed: try FfiConverterUInt64.read(from: &buf)
+        case 13: return .limitWarning(limit: try FfiConverterTypeLimitKind.read(from: &buf), mutator: try FfiConverterOptionString.read(from: &buf), current: try FfiConverterInt64.read(from: &buf), max: try FfiConverterInt64.read(from: &buf)
+        )
+        
+        case 14: return .synced
+        
+        case 15: return .lagged(missed: try FfiConverterUInt64.read(from: &buf)
         )
         
         default: throw UniffiInternalError.unexpectedEnumCase
@@ -6459,29 +7109,42 @@ public struct FfiConverterTypeOutboxEvent: FfiConverterRustBuffer {
             writeInt(&buf, Int32(8))
         
         
-        case .idle:
+        case let .accessDenied(message):
             writeInt(&buf, Int32(9))
+            FfiConverterString.write(message, into: &buf)
+            
+        
+        case .idle:
+            writeInt(&buf, Int32(10))
         
         
         case let .collectionsChanged(collections):
-            writeInt(&buf, Int32(10))
+            writeInt(&buf, Int32(11))
             FfiConverterSequenceString.write(collections, into: &buf)
             
         
         case let .rolledBack(id,code,message,docs):
-            writeInt(&buf, Int32(11))
+            writeInt(&buf, Int32(12))
             FfiConverterString.write(id, into: &buf)
             FfiConverterString.write(code, into: &buf)
             FfiConverterString.write(message, into: &buf)
             FfiConverterSequenceTypeDocRef.write(docs, into: &buf)
             
         
+        case let .limitWarning(limit,mutator,current,max):
+            writeInt(&buf, Int32(13))
+            FfiConverterTypeLimitKind.write(limit, into: &buf)
+            FfiConverterOptionString.write(mutator, into: &buf)
+            FfiConverterInt64.write(current, into: &buf)
+            FfiConverterInt64.write(max, into: &buf)
+            
+        
         case .synced:
-            writeInt(&buf, Int32(12))
+            writeInt(&buf, Int32(14))
         
         
         case let .lagged(missed):
-            writeInt(&buf, Int32(13))
+            writeInt(&buf, Int32(15))
             FfiConverterUInt64.write(missed, into: &buf)
             
         }
@@ -6564,6 +7227,16 @@ public enum Outcome: Equatable, Hashable {
      * The server could not be reached (does not count as an attempt).
      */
     case offline
+    /**
+     * The server knows the user but refused this action (HTTP 403: no membership or
+     * role). Nothing was applied; sending pauses with an `AccessDenied` event (does not
+     * count as an attempt).
+     */
+    case forbidden(
+        /**
+         * The server's message.
+         */message: String
+    )
 
 
 
@@ -6600,6 +7273,9 @@ public struct FfiConverterTypeOutcome: FfiConverterRustBuffer {
         case 5: return .unauthorized
         
         case 6: return .offline
+        
+        case 7: return .forbidden(message: try FfiConverterString.read(from: &buf)
+        )
         
         default: throw UniffiInternalError.unexpectedEnumCase
         }
@@ -6640,6 +7316,11 @@ public struct FfiConverterTypeOutcome: FfiConverterRustBuffer {
         case .offline:
             writeInt(&buf, Int32(6))
         
+        
+        case let .forbidden(message):
+            writeInt(&buf, Int32(7))
+            FfiConverterString.write(message, into: &buf)
+            
         }
     }
 }
@@ -7770,6 +8451,30 @@ fileprivate struct FfiConverterOptionTypeReceipt: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterOptionTypeUnsettled: FfiConverterRustBuffer {
+    typealias SwiftType = Unsettled?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeUnsettled.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeUnsettled.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterOptionTypeDurability: FfiConverterRustBuffer {
     typealias SwiftType = Durability?
 
@@ -7993,6 +8698,31 @@ fileprivate struct FfiConverterSequenceTypeFilter: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterSequenceTypeMutatorLimit: FfiConverterRustBuffer {
+    typealias SwiftType = [MutatorLimit]
+
+    public static func write(_ value: [MutatorLimit], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeMutatorLimit.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [MutatorLimit] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [MutatorLimit]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeMutatorLimit.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterSequenceTypeOptimisticOp: FfiConverterRustBuffer {
     typealias SwiftType = [OptimisticOp]
 
@@ -8035,6 +8765,56 @@ fileprivate struct FfiConverterSequenceTypeOutgoingCommand: FfiConverterRustBuff
         seq.reserveCapacity(Int(len))
         for _ in 0 ..< len {
             seq.append(try FfiConverterTypeOutgoingCommand.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeStateTotal: FfiConverterRustBuffer {
+    typealias SwiftType = [StateTotal]
+
+    public static func write(_ value: [StateTotal], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeStateTotal.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [StateTotal] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [StateTotal]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeStateTotal.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeUnsettled: FfiConverterRustBuffer {
+    typealias SwiftType = [Unsettled]
+
+    public static func write(_ value: [Unsettled], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeUnsettled.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [Unsettled] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [Unsettled]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeUnsettled.read(from: &buf))
         }
         return seq
     }
@@ -8373,6 +9153,9 @@ private let initializationResult: InitializationResult = {
     if (uniffi_outbox_ffi_checksum_method_outbox_check_receipt() != 57213) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_outbox_ffi_checksum_method_outbox_closeout() != 20274) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_outbox_ffi_checksum_method_outbox_command() != 40672) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -8427,7 +9210,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_outbox_ffi_checksum_method_outbox_resolve_conflict() != 46521) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_outbox_ffi_checksum_method_outbox_retry() != 26363) {
+    if (uniffi_outbox_ffi_checksum_method_outbox_retry() != 64478) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_outbox_ffi_checksum_method_outbox_set_online() != 34027) {

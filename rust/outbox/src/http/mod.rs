@@ -12,7 +12,7 @@
 //! | 200 with an unknown status for one command | `Retry` for that command |
 //! | 200 with an unreadable body, a wrong result count or mismatched ids | `Retry` for all |
 //! | 401 (after one forced token refresh) | `Unauthorized` for all |
-//! | 403 | `Rejected { code: "forbidden" }` for all |
+//! | 403 | `Forbidden { message }` for all (sending pauses; no attempt consumed) |
 //! | 413 | the batch is split in halves and each half resent; a single command: `Rejected { code: "payload_too_large" }` |
 //! | 429, 503 | `Retry` with `retry_after` from `Retry-After` |
 //! | other 5xx, 408, other 4xx, 3xx | `Retry` with the HTTP status (a command that never succeeds ends `wedged`, not dropped) |
@@ -353,7 +353,7 @@ mod imp {
                     let message = serde_json::from_slice::<ErrorBody>(&body)
                         .map(|e| e.error.message)
                         .unwrap_or_else(|_| "not a member of this workspace".to_string());
-                    all(Outcome::Rejected { code: "forbidden".to_string(), message })
+                    all(Outcome::Forbidden { message })
                 }
                 StatusCode::PAYLOAD_TOO_LARGE if batch.len() > 1 => {
                     let (a, b) = batch.split_at(batch.len() / 2);

@@ -38,6 +38,13 @@ pub(crate) fn rewrite_args(tx: &Transaction<'_>, seq: i64, args: &str, now: i64)
     Ok(())
 }
 
+/// Stores what the risk limits count for a command whose args changed (the
+/// `unsynced_totals` triggers follow).
+pub(crate) fn set_amount(tx: &Transaction<'_>, seq: i64, amount: Option<i64>) -> Result<()> {
+    tx.prepare_cached("UPDATE commands SET amount = ?2 WHERE seq = ?1")?.execute(params![seq, amount])?;
+    Ok(())
+}
+
 /// The keys of a command (including the unkeyed lane marker).
 pub(crate) fn keys_of(tx: &Transaction<'_>, seq: i64) -> Result<Vec<String>> {
     Ok(tx

@@ -16,9 +16,12 @@ use crate::retry::Disposition;
 use crate::store;
 use crate::transport::OutgoingCommand;
 
+mod decisions;
 mod edits;
+use decisions::fail;
+pub(crate) use decisions::{discard, retry, retry_conflict_with};
 pub(crate) use edits::{
-    editable, editable_seq, keys_of, rewrite_args, squash_into, upgradable, upgrade_args, wedge_unattempted,
+    editable, editable_seq, keys_of, rewrite_args, set_amount, squash_into, upgradable, upgrade_args, wedge_unattempted,
 };
 
 /// A state change to announce once its transaction has committed.
@@ -42,10 +45,12 @@ pub(crate) struct NewCommand<'a> {
     pub ops: &'a [OptimisticOp],
     pub metadata: &'a str,
     pub now: i64,
+    /// What the offline risk limits count for it.
+    pub amount: Option<i64>,
 }
 
 const COLUMNS: &str = "seq, id, mutator, mutator_version, args, idempotency_key, created_at, state, attempts, \
-                       next_attempt_at, last_error, metadata, outcome, receipt_server_seq, receipt_applied_at";
+                       next_attempt_at, last_error, metadata, outcome, receipt_server_seq, receipt_applied_at, keys, amount";
 
 /// Inserts a command with its keys, lanes, dependencies and ops.
 pub(crate) fn insert(tx: &Transaction<'_>, c: &NewCommand<'_>) -> Result<i64> {
@@ -53,10 +58,14 @@ pub(crate) fn insert(tx: &Transaction<'_>, c: &NewCommand<'_>) -> Result<i64> {
     for dep in c.after {
         dep_seqs.push(seq_of(tx, dep)?);
     }
+    let mut visible: Vec<&str> = c.keys.iter().map(String::as_str).filter(|k| *k != UNKEYED_LANE).collect();
+    visible.sort_unstable();
+    visible.dedup();
+    let keys_json = serde_json::to_string(&visible).unwrap_or_else(|_| "[]".into());
     tx.prepare_cached(
         "INSERT INTO commands (id, mutator, mutator_version, args, idempotency_key, created_at, state, attempts,
-                               next_attempt_at, metadata, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', 0, ?6, ?7, ?6)",
+                               next_attempt_at, metadata, updated_at, keys, amount)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', 0, ?6, ?7, ?6, ?8, ?9)",
     )?
     .execute(params![
         c.id.to_string(),
@@ -65,7 +74,9 @@ pub(crate) fn insert(tx: &Transaction<'_>, c: &NewCommand<'_>) -> Result<i64> {
         c.args,
         c.idempotency_key,
         c.now,
-        c.metadata
+        c.metadata,
+        keys_json,
+        c.amount
     ])?;
     let seq = tx.last_insert_rowid();
     let mut key_stmt = tx.prepare_cached("INSERT INTO command_keys (key, command_seq) VALUES (?1, ?2)")?;
@@ -118,9 +129,13 @@ fn row_to_command(r: &Row<'_>) -> rusqlite::Result<Command> {
         metadata: r.get(11)?,
         settlement: outcome.and_then(|o| serde_json::from_str(&o).ok()).filter(|_| state.is_settled()),
         receipt,
-        keys: Vec::new(),
+        keys: r
+            .get::<_, Option<String>>(15)?
+            .and_then(|k| serde_json::from_str::<Vec<String>>(&k).ok())
+            .unwrap_or_default(),
         depends_on: Vec::new(),
         history: Vec::new(),
+        amount: r.get(16)?,
     })
 }
 
@@ -135,13 +150,16 @@ pub(crate) fn load(conn: &Connection, id: &CommandId) -> Result<Command> {
 }
 
 fn with_relations(conn: &Connection, mut cmd: Command) -> Result<Command> {
-    let mut keys = conn.prepare_cached("SELECT key FROM command_keys WHERE command_seq = ?1 ORDER BY key")?;
-    cmd.keys = keys
-        .query_map(params![cmd.seq], |r| r.get::<_, String>(0))?
-        .collect::<rusqlite::Result<Vec<_>>>()?
-        .into_iter()
-        .filter(|k| k != UNKEYED_LANE)
-        .collect();
+    if cmd.state.holds_keys() {
+        // The lanes are the truth while it holds them (and for commands from before v6).
+        let mut keys = conn.prepare_cached("SELECT key FROM command_keys WHERE command_seq = ?1 ORDER BY key")?;
+        cmd.keys = keys
+            .query_map(params![cmd.seq], |r| r.get::<_, String>(0))?
+            .collect::<rusqlite::Result<Vec<_>>>()?
+            .into_iter()
+            .filter(|k| k != UNKEYED_LANE)
+            .collect();
+    }
     let mut deps = conn.prepare_cached(
         "SELECT c.id FROM command_deps d JOIN commands c ON c.seq = d.depends_on WHERE d.command_seq = ?1 ORDER BY c.seq",
     )?;
@@ -155,7 +173,7 @@ fn with_relations(conn: &Connection, mut cmd: Command) -> Result<Command> {
 /// The attempt history of a command, oldest first.
 pub(crate) fn history(conn: &Connection, seq: i64) -> Result<Vec<Attempt>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT attempt, started_at, ended_at, outcome, http_status, error FROM attempts
+        "SELECT attempt, started_at, ended_at, outcome, http_status, error, idempotency_key FROM attempts
          WHERE command_seq = ?1 ORDER BY attempt",
     )?;
     let rows = stmt.query_map(params![seq], |r| {
@@ -166,6 +184,7 @@ pub(crate) fn history(conn: &Connection, seq: i64) -> Result<Vec<Attempt>> {
             outcome: r.get(3)?,
             http_status: r.get(4)?,
             error: r.get(5)?,
+            idempotency_key: r.get(6)?,
         })
     })?;
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
@@ -271,10 +290,13 @@ pub(crate) fn start_attempts(tx: &Transaction<'_>, seqs: &[i64], now: i64) -> Re
     let mut mark = tx.prepare_cached(
         "UPDATE commands SET state = 'in_flight', attempts = attempts + 1, updated_at = ?2
          WHERE seq = ?1 AND state = 'pending'
-         RETURNING id, idempotency_key, mutator, mutator_version, args, metadata, attempts",
+         RETURNING id, idempotency_key, mutator, mutator_version, args, metadata, attempts, attempt_base",
     )?;
-    let mut hist =
-        tx.prepare_cached("INSERT OR REPLACE INTO attempts (command_seq, attempt, started_at) VALUES (?1, ?2, ?3)")?;
+    // History rows are numbered across retry rounds (`attempt_base`), so a fresh attempt
+    // budget never overwrites an earlier round.
+    let mut hist = tx.prepare_cached(
+        "INSERT OR REPLACE INTO attempts (command_seq, attempt, started_at, idempotency_key) VALUES (?1, ?2, ?3, ?4)",
+    )?;
     let mut keys = tx.prepare_cached("SELECT key FROM command_keys WHERE command_seq = ?1 AND key <> ''")?;
     for &seq in seqs {
         let row = mark
@@ -287,11 +309,14 @@ pub(crate) fn start_attempts(tx: &Transaction<'_>, seqs: &[i64], now: i64) -> Re
                     r.get::<_, String>(4)?,
                     r.get::<_, String>(5)?,
                     r.get::<_, u32>(6)?,
+                    r.get::<_, u32>(7)?,
                 ))
             })
             .optional()?;
-        let Some((id, idempotency_key, mutator, mutator_version, args, metadata, attempt)) = row else { continue };
-        hist.execute(params![seq, attempt, now])?;
+        let Some((id, idempotency_key, mutator, mutator_version, args, metadata, attempt, base)) = row else {
+            continue;
+        };
+        hist.execute(params![seq, base.saturating_add(attempt), now, idempotency_key])?;
         let command_keys =
             keys.query_map(params![seq], |r| r.get::<_, String>(0))?.collect::<rusqlite::Result<Vec<_>>>()?;
         out.push((
@@ -312,7 +337,7 @@ pub(crate) fn start_attempts(tx: &Transaction<'_>, seqs: &[i64], now: i64) -> Re
     Ok(out)
 }
 
-/// Records the end of an attempt in the history.
+/// Records the end of attempt `attempt` of the current round in the history.
 pub(crate) fn end_attempt(
     tx: &Transaction<'_>,
     seq: i64,
@@ -323,7 +348,8 @@ pub(crate) fn end_attempt(
     error: Option<&str>,
 ) -> Result<()> {
     tx.prepare_cached(
-        "UPDATE attempts SET ended_at = ?3, outcome = ?4, http_status = ?5, error = ?6 WHERE command_seq = ?1 AND attempt = ?2",
+        "UPDATE attempts SET ended_at = ?3, outcome = ?4, http_status = ?5, error = ?6
+         WHERE command_seq = ?1 AND attempt = (SELECT attempt_base FROM commands WHERE seq = ?1) + ?2",
     )?
     .execute(params![seq, attempt, now, outcome, http_status, error])?;
     Ok(())
@@ -514,102 +540,6 @@ pub(crate) fn record_receipt(
         }
         other => Ok(ReceiptRecord::Kept(other)),
     }
-}
-
-/// Fails a command, rolls back its ops, and fails its dependants: later commands on its
-/// keys and (transitively) commands that named it in `after`.
-fn fail(
-    tx: &Transaction<'_>,
-    seq: i64,
-    from: CommandState,
-    code: String,
-    message: String,
-    now: i64,
-) -> Result<Vec<Change>> {
-    let mut later: Vec<i64> = tx
-        .prepare_cached(
-            "SELECT DISTINCT o.command_seq FROM command_keys k JOIN command_keys o ON o.key = k.key
-             WHERE k.command_seq = ?1 AND o.command_seq > ?1",
-        )?
-        .query_map(params![seq], |r| r.get(0))?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    let failed_id = current_state(tx, seq)?.0;
-    // The ops stay (so reads can say the document's change failed) but are no longer
-    // applied; a discard deletes them.
-    let s = Settlement::Failed { code, message };
-    let mut changes = vec![transition(tx, seq, from, CommandState::Failed, now, Some(&s))?];
-    later.extend(dependants(tx, seq)?);
-    changes.extend(fail_dependants(tx, later, &failed_id, now)?);
-    Ok(changes)
-}
-
-fn dependants(tx: &Transaction<'_>, seq: i64) -> Result<Vec<i64>> {
-    Ok(tx
-        .prepare_cached("SELECT command_seq FROM command_deps WHERE depends_on = ?1")?
-        .query_map(params![seq], |r| r.get(0))?
-        .collect::<rusqlite::Result<Vec<_>>>()?)
-}
-
-/// Fails each still-pending command in `queue` as `dependency_failed`, following explicit
-/// dependencies transitively.
-fn fail_dependants(tx: &Transaction<'_>, mut queue: Vec<i64>, cause: &CommandId, now: i64) -> Result<Vec<Change>> {
-    let mut changes = Vec::new();
-    while let Some(seq) = queue.pop() {
-        let (_, state, _) = current_state(tx, seq)?;
-        if state != CommandState::Pending {
-            continue;
-        }
-        let message = format!("command {cause} it depends on did not succeed");
-        tx.prepare_cached("UPDATE commands SET last_error = ?2 WHERE seq = ?1")?
-            .execute(params![seq, format!("dependency_failed: {message}")])?;
-        let s = Settlement::Failed { code: "dependency_failed".into(), message };
-        changes.push(transition(tx, seq, state, CommandState::Failed, now, Some(&s))?);
-        queue.extend(dependants(tx, seq)?);
-    }
-    Ok(changes)
-}
-
-/// Discards a command by explicit decision: its ops are rolled back, its keys released,
-/// and commands that named it in `after` fail as `dependency_failed`.
-pub(crate) fn discard(tx: &Transaction<'_>, id: &CommandId, now: i64) -> Result<Vec<Change>> {
-    let seq = seq_of(tx, id)?;
-    let (_, state, _) = current_state(tx, seq)?;
-    if !state.can_become(CommandState::Discarded) {
-        return Err(Error::InvalidState { id: id.to_string(), state: state.to_string(), action: "discard" });
-    }
-    store::rollback_ops(tx, seq)?;
-    let mut changes = vec![transition(tx, seq, state, CommandState::Discarded, now, Some(&Settlement::Discarded))?];
-    let deps = dependants(tx, seq)?;
-    changes.extend(fail_dependants(tx, deps, id, now)?);
-    Ok(changes)
-}
-
-/// Sends a wedged command again with a fresh attempt budget (same idempotency key).
-pub(crate) fn retry(tx: &Transaction<'_>, id: &CommandId, now: i64) -> Result<Change> {
-    let seq = seq_of(tx, id)?;
-    let (_, state, _) = current_state(tx, seq)?;
-    if state != CommandState::Wedged {
-        return Err(Error::InvalidState { id: id.to_string(), state: state.to_string(), action: "retry" });
-    }
-    tx.prepare_cached("UPDATE commands SET attempts = 0, next_attempt_at = ?2, outcome = NULL WHERE seq = ?1")?
-        .execute(params![seq, now])?;
-    transition(tx, seq, state, CommandState::Pending, now, None)
-}
-
-/// Resolves a conflict by sending new args under a new idempotency key (the server never
-/// applied the old ones).
-pub(crate) fn retry_conflict_with(tx: &Transaction<'_>, id: &CommandId, args: &str, now: i64) -> Result<Change> {
-    let seq = seq_of(tx, id)?;
-    let (_, state, _) = current_state(tx, seq)?;
-    if state != CommandState::Conflict {
-        return Err(Error::InvalidState { id: id.to_string(), state: state.to_string(), action: "resolve" });
-    }
-    tx.prepare_cached(
-        "UPDATE commands SET args = ?2, idempotency_key = ?3, attempts = 0, next_attempt_at = ?4, outcome = NULL,
-                last_error = NULL WHERE seq = ?1",
-    )?
-    .execute(params![seq, args, uuid::Uuid::now_v7().to_string(), now])?;
-    transition(tx, seq, state, CommandState::Pending, now, None)
 }
 
 /// Returns every `in_flight` command to `pending` (their sender is gone). The attempt

@@ -524,6 +524,11 @@ uint64_t uniffi_outbox_ffi_fn_constructor_outbox_open_with_transport(RustBuffer 
 uint64_t uniffi_outbox_ffi_fn_method_outbox_check_receipt(uint64_t ptr, RustBuffer id
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_FN_METHOD_OUTBOX_CLOSEOUT
+#define UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_FN_METHOD_OUTBOX_CLOSEOUT
+uint64_t uniffi_outbox_ffi_fn_method_outbox_closeout(uint64_t ptr, uint64_t deadline_ms
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_FN_METHOD_OUTBOX_COMMAND
 #define UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_FN_METHOD_OUTBOX_COMMAND
 uint64_t uniffi_outbox_ffi_fn_method_outbox_command(uint64_t ptr, RustBuffer id
@@ -1048,6 +1053,12 @@ uint16_t uniffi_outbox_ffi_checksum_method_transport_receipt(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_CHECKSUM_METHOD_OUTBOX_CHECK_RECEIPT
 #define UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_CHECKSUM_METHOD_OUTBOX_CHECK_RECEIPT
 uint16_t uniffi_outbox_ffi_checksum_method_outbox_check_receipt(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_CHECKSUM_METHOD_OUTBOX_CLOSEOUT
+#define UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_CHECKSUM_METHOD_OUTBOX_CLOSEOUT
+uint16_t uniffi_outbox_ffi_checksum_method_outbox_closeout(void
     
 );
 #endif
