@@ -49,6 +49,10 @@ pub struct Config {
     /// How long succeeded and discarded commands, with their attempt history, are kept for
     /// inspection (7 days). Older ones are pruned when this engine takes the drainer lease.
     pub retention: Duration,
+    /// How long the queue may sit with commands ready, online, and nothing attempted or
+    /// settled before the stall watchdog kicks it and emits `QueueStalled` (30 s).
+    /// `None` turns the watchdog off.
+    pub stall_window: Option<Duration>,
     /// The SQLite VFS to open the database through (`None`: the platform default). For
     /// tests and the power-cut torture only (the crash-simulating VFS in
     /// `outbox-crashvfs`); apps and the FFI never set it.
@@ -73,6 +77,7 @@ impl Config {
             start_online: true,
             max_size_bytes: None,
             retention: Duration::from_secs(7 * 24 * 3600),
+            stall_window: Some(Duration::from_secs(30)),
             vfs: None,
         }
     }
@@ -97,6 +102,8 @@ impl std::fmt::Debug for Config {
             .field("lease_ttl", &self.lease_ttl)
             .field("transport", &self.transport.is_some())
             .field("durability", &self.durability)
+            .field("max_size_bytes", &self.max_size_bytes)
+            .field("stall_window", &self.stall_window)
             .finish()
     }
 }

@@ -35,18 +35,20 @@ pub mod retry;
 pub mod runtime;
 mod scheduler;
 mod settle;
+mod space;
 pub mod store;
 mod sync;
 pub mod testing;
 pub mod transport;
 pub mod upgrade;
+mod watchdog;
 
 pub use command::{
     Attempt, Command, CommandId, CommandState, EnqueueRequest, MutatorSpec, OpKind, OptimisticOp, Receipt, Settlement,
 };
 pub use config::{Config, Durability};
 pub use error::{Error, OpenError, Result};
-pub use events::{Event, EventStream, Status};
+pub use events::{Event, EventStream, StallCause, StallReport, Status};
 pub use hooks::{BeforeRetry, Edit};
 pub use outbox::{DrainReport, LeaseInfo, Outbox, Resolution};
 pub use queue::PeekFilter;
