@@ -443,6 +443,11 @@ fn core_config(config: OutboxConfig, transport: Option<Arc<dyn CoreTransport>>) 
     if let Some(d) = ms(config.retention_ms) {
         core.retention = d;
     }
+    match config.stall_window_ms {
+        Some(0) => core.stall_window = None,
+        Some(n) => core.stall_window = Some(std::time::Duration::from_millis(n)),
+        None => {}
+    }
     core.transport = transport;
     core
 }

@@ -60,6 +60,7 @@ fn open_enqueue_and_wait_through_the_ffi_types() {
         durability: None,
         retention_ms: None,
         max_size_bytes: None,
+        stall_window_ms: None,
     };
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
