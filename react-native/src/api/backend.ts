@@ -71,6 +71,8 @@ export interface OpenOptions {
   retentionMs: number | null;
   /** Cap on the database size in bytes; writes beyond it fail with `storage_full`. */
   maxSizeBytes: number | null;
+  /** Stall watchdog window, ms (0: off). */
+  stallWindowMs: number | null;
 }
 
 /** An enqueue request in plain types. */

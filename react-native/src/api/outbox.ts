@@ -82,8 +82,18 @@ export interface OutboxConfig {
   durability?: Durability;
   /** How long succeeded and discarded commands are kept for inspection in ms (engine default 7 days). */
   retentionMs?: number;
-  /** Cap on the database size in bytes; enqueues beyond it fail with `storage_full`. */
+  /**
+   * Cap on the database file's size in bytes. Enqueues fail with `storage_full` once the cap
+   * minus a reserve only the drain uses (an eighth) is reached; the queue still drains and
+   * settled commands are pruned early to make room.
+   */
   maxSizeBytes?: number;
+  /**
+   * How long the queue may sit online with commands ready and nothing attempted or settled
+   * before the stall watchdog kicks it and emits `queueStalled`, ms (engine default 30 000;
+   * 0 turns it off).
+   */
+  stallWindowMs?: number;
   /** Report NetInfo connectivity with `setOnline` (default true). */
   autoOnline?: boolean;
   /** Report AppState changes with `onForeground`/`onBackground` (default true). */
@@ -531,6 +541,7 @@ export function makeCreateOutbox(backend: Backend | (() => Backend), defaultPlat
       durability: config.durability ?? null,
       retentionMs: config.retentionMs ?? null,
       maxSizeBytes: config.maxSizeBytes ?? null,
+      stallWindowMs: config.stallWindowMs ?? null,
     });
     let outbox: Outbox | null = null;
     try {
@@ -576,7 +587,7 @@ function validate(config: OutboxConfig): void {
     const v = config[field];
     if (v !== undefined && (!Number.isInteger(v) || v <= 0)) throw bad(`${field} must be a positive integer`);
   }
-  for (const field of ['retryBaseMs', 'retryCapMs', 'retentionMs', 'maxSizeBytes'] as const) {
+  for (const field of ['retryBaseMs', 'retryCapMs', 'retentionMs', 'maxSizeBytes', 'stallWindowMs'] as const) {
     const v = config[field];
     if (v !== undefined && (!Number.isSafeInteger(v) || v < 0)) throw bad(`${field} must be a non-negative integer`);
   }
