@@ -13,10 +13,11 @@ import {
   usePendingCommands,
   useQuery,
   useRecordStatus,
+  useQueueHealth,
   useSyncStatus,
 } from './support/outbox';
 import { FakeNetInfo } from './support/platform';
-import type { OutgoingCommand, SendOutcome } from './support/outbox';
+import type { OutboxEvent, OutgoingCommand, SendOutcome } from './support/outbox';
 import { act, renderHook, waitForHook } from './support/render';
 import { suiteFixture } from './support/fixture';
 import { until } from './support/wait';
@@ -42,6 +43,49 @@ describe('hooks', () => {
     await act(async () => netInfo.set({ isConnected: true, isInternetReachable: true }));
     await waitForHook(probe, 'online and drained', (s) => s.online && s.outstanding === 0);
     assert.ok(probe.history.some((s) => s.progress.total === 2), 'progress showed the drain of 2');
+    await probe.unmount();
+  });
+
+  test('useQueueHealth: last success, last pull and storage against the cap', async () => {
+    const ob = opened.track(await createOutbox(aliceConfig(dir(), fx.server.url, { maxSizeBytes: 8 * 1024 * 1024 })));
+    const probe = await renderHook(ob, () => useQueueHealth(50));
+    await act(async () => {
+      await ob.enqueue('createOrder', order('rn-hook-health-1'));
+    });
+    const h = await waitForHook(probe, 'a success and a pull', (s) => s.succeeded === 1 && s.lastSuccessAt !== null && s.lastPullAt !== null);
+    assert.equal(h.consecutiveFailures, 0);
+    assert.equal(h.storageCapBytes, 8 * 1024 * 1024);
+    assert.ok(h.storageUsedBytes > 0 && h.storageUsedBytes <= 8 * 1024 * 1024, `${h.storageUsedBytes}`);
+    assert.ok(!h.storageFull && !h.stalled && h.online && h.isDrainer);
+    await probe.unmount();
+  });
+
+  test('useQueueHealth: a transport that never answers is reported as a stall', async () => {
+    const transport = {
+      send(): Promise<SendOutcome[]> {
+        return new Promise<SendOutcome[]>(() => undefined); // a hung connection
+      },
+    };
+    const ob = opened.track(
+      await createOutbox(aliceConfig(dir(), fx.server.url, { transport, stallWindowMs: 300, attemptTimeoutMs: 60_000 })),
+    );
+    const stalled: OutboxEvent[] = [];
+    ob.on((e) => {
+      if (e.type === 'queueStalled') stalled.push(e);
+    });
+    const probe = await renderHook(ob, () => useQueueHealth(50));
+    const started = Date.now();
+    await act(async () => {
+      await ob.enqueue('createOrder', order('rn-hook-stall-1'));
+    });
+    await until('queueStalled', async () => stalled.length > 0);
+    const first = stalled[0];
+    assert.ok(first !== undefined && first.type === 'queueStalled');
+    console.log(`hung transport (TS) reported after ${Date.now() - started} ms: ${JSON.stringify(first.report)}`);
+    assert.equal(first.report.cause, 'send_hung');
+    assert.ok(first.report.stalledForMs >= 300);
+    // The abandoned attempt counts as a failure; the next episode shows in the hook.
+    await waitForHook(probe, 'stalled', (s) => s.stalled && s.consecutiveFailures >= 1);
     await probe.unmount();
   });
 

@@ -397,6 +397,39 @@ public final class OutboxIOS: @unchecked Sendable {
         }
     }
 
+    /// Queue health for a status bar or a till's "all synced" light: `status()` snapshots
+    /// (counts per state, the oldest unsynced command's age, the last successful send and
+    /// pull, the last error and the failures in a row since, storage used against the cap,
+    /// online, the drainer lease and `stalled`) until ``close()``: the current one at once,
+    /// a fresh one after events, and one every `everyMilliseconds` even without events, so
+    /// ages and `stalled` stay current. A slow consumer sees the newest.
+    public func queueHealth(everyMilliseconds: UInt64 = 1_000) -> AsyncStream<Status> {
+        let triggers = events(bufferingPolicy: .bufferingNewest(1))
+        let period = max(everyMilliseconds, 10) * 1_000_000
+        return AsyncStream(bufferingPolicy: .bufferingNewest(1)) { continuation in
+            let onEvents = Task.detached { [weak self] in
+                guard let self else { return continuation.finish() }
+                if let s = try? await self.status() { continuation.yield(s) }
+                for await _ in triggers {
+                    guard let s = try? await self.status() else { break }
+                    continuation.yield(s)
+                }
+                continuation.finish()
+            }
+            let ticks = Task.detached { [weak self] in
+                while !Task.isCancelled {
+                    try? await Task.sleep(nanoseconds: period)
+                    guard let self, let s = try? await self.status() else { break }
+                    continuation.yield(s)
+                }
+            }
+            continuation.onTermination = { _ in
+                onEvents.cancel()
+                ticks.cancel()
+            }
+        }
+    }
+
     private func addStreamEnder(_ key: UUID, _ end: @escaping () -> Void) -> Bool {
         lock.withLock {
             guard !closed else { return false }

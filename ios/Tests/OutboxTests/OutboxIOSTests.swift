@@ -289,6 +289,27 @@ final class OutboxIOSTests: XCTestCase {
         await consumer.value
     }
 
+    func testQueueHealthTicksWithoutEventsAndReportsStorage() async throws {
+        let ios = try await start(try makeConfig())
+        ios.networkMonitor?.observe(false)
+        _ = try await ios.enqueue(note(1))
+        let seen = Box<[Status]>([])
+        let consumer = Task {
+            for await status in ios.queueHealth(everyMilliseconds: 20) { seen.update { $0.append(status) } }
+        }
+        // No event happens while offline: only the ticks bring new snapshots, with the age
+        // of the oldest unsynced command growing.
+        try await eventually("three snapshots") { seen.get.count >= 3 }
+        let last = try XCTUnwrap(seen.get.last)
+        XCTAssertEqual(last.pending, 1)
+        XCTAssertFalse(last.stalled, "offline is not a stall")
+        XCTAssertGreaterThan(last.storageUsedBytes, 0)
+        XCTAssertEqual(last.consecutiveFailures, 0)
+        XCTAssertNotNil(last.oldestPendingAgeMs)
+        consumer.cancel()
+        await consumer.value
+    }
+
     func testBackgroundDrainRunsReportRunAgainThenDone() async throws {
         let server = try startServer()
         let ios = try await start(try makeConfig(server: server))

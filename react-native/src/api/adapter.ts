@@ -33,6 +33,7 @@ import type {
   PendingEdit,
   Query,
   QueueStatus,
+  StallCause,
   Receipt,
   ReceiptCheck,
   Resolution,
@@ -376,6 +377,7 @@ function converters(m: GeneratedModule) {
           maxUnsyncedAmount: l.maxUnsyncedAmount === undefined ? undefined : BigInt(Math.round(l.maxUnsyncedAmount)),
         }),
       ),
+      stallWindowMs: big(o.stallWindowMs),
     });
   }
 
@@ -539,6 +541,13 @@ function converters(m: GeneratedModule) {
       online: s.online,
       isDrainer: s.isDrainer,
       oldestPendingAgeMs: num(s.oldestPendingAgeMs),
+      consecutiveFailures: s.consecutiveFailures,
+      lastSuccessAt: num(s.lastSuccessAtMs),
+      lastPullAt: num(s.lastPullAtMs),
+      storageUsedBytes: Number(s.storageUsedBytes),
+      storageCapBytes: num(s.storageCapBytes),
+      storageFull: s.storageFull,
+      stalled: s.stalled,
     };
   }
 
@@ -569,6 +578,27 @@ function converters(m: GeneratedModule) {
       return { type: 'rolledBack', id, code, message, docs: docs.map((d) => ({ collection: d.collection, id: d.id })) };
     }
     if (E.Synced.instanceOf(e)) return { type: 'synced' };
+    if (E.QueueStalled.instanceOf(e)) {
+      const r = e.inner.report;
+      return {
+        type: 'queueStalled',
+        report: {
+          cause: r.cause as StallCause,
+          detail: r.detail,
+          stalledForMs: Number(r.stalledForMs),
+          ready: r.ready,
+          inFlight: Number(r.inFlight),
+          sendsInFlight: Number(r.sendsInFlight),
+          lease: r.lease,
+          network: r.network,
+          lastPassAgoMs: Number(r.lastPassAgoMs),
+        },
+      };
+    }
+    if (E.QueueRecovered.instanceOf(e)) {
+      const { cause, stalledForMs, how } = e.inner;
+      return { type: 'queueRecovered', cause: cause as StallCause, stalledForMs: Number(stalledForMs), how };
+    }
     const missed = E.Lagged.instanceOf(e) ? Number(e.inner.missed) : 0;
     return { type: 'lagged', missed };
   }

@@ -84,6 +84,8 @@ export interface OpenOptions {
   limitWarnAt: number | null;
   /** Limits per mutator. */
   mutatorLimits: MutatorLimit[];
+  /** Stall watchdog window, ms (0: off). */
+  stallWindowMs: number | null;
 }
 
 /** Offline risk limits of one mutator. */

@@ -25,6 +25,7 @@ export {
   usePendingCommands,
   useQuery,
   useRecordStatus,
+  useQueueHealth,
   useSyncStatus,
 } from '../react/hooks';
 export type { MutationResult, QueryResult, RecordStatus, SyncStatusResult } from '../react/hooks';

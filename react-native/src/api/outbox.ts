@@ -83,7 +83,11 @@ export interface OutboxConfig {
   durability?: Durability;
   /** How long succeeded and discarded commands are kept for inspection in ms (engine default 7 days). */
   retentionMs?: number;
-  /** Cap on the database size in bytes; enqueues beyond it fail with `storage_full`. */
+  /**
+   * Cap on the database file's size in bytes. Enqueues fail with `storage_full` once the cap
+   * minus a reserve only the drain uses (an eighth) is reached; the queue still drains and
+   * settled commands are pruned early to make room.
+   */
   maxSizeBytes?: number;
   /**
    * Offline risk limit: most unsynced commands (pending, in flight, conflict, wedged or
@@ -100,6 +104,12 @@ export interface OutboxConfig {
   limitWarnAt?: number;
   /** Limits per mutator, on top of the global ones. */
   mutatorLimits?: MutatorLimit[];
+  /**
+   * How long the queue may sit online with commands ready and nothing attempted or settled
+   * before the stall watchdog kicks it and emits `queueStalled`, ms (engine default 30 000;
+   * 0 turns it off).
+   */
+  stallWindowMs?: number;
   /** Report NetInfo connectivity with `setOnline` (default true). */
   autoOnline?: boolean;
   /** Report AppState changes with `onForeground`/`onBackground` (default true). */
@@ -567,6 +577,7 @@ export function makeCreateOutbox(backend: Backend | (() => Backend), defaultPlat
       limitAmountField: config.limitAmountField ?? null,
       limitWarnAt: config.limitWarnAt ?? null,
       mutatorLimits: config.mutatorLimits ?? [],
+      stallWindowMs: config.stallWindowMs ?? null,
     });
     let outbox: Outbox | null = null;
     try {
@@ -612,7 +623,7 @@ function validate(config: OutboxConfig): void {
     const v = config[field];
     if (v !== undefined && (!Number.isInteger(v) || v <= 0)) throw bad(`${field} must be a positive integer`);
   }
-  for (const field of ['retryBaseMs', 'retryCapMs', 'retentionMs', 'maxSizeBytes', 'maxUnsynced', 'maxUnsyncedAgeMs'] as const) {
+  for (const field of ['retryBaseMs', 'retryCapMs', 'retentionMs', 'maxSizeBytes', 'maxUnsynced', 'maxUnsyncedAgeMs', 'stallWindowMs'] as const) {
     const v = config[field];
     if (v !== undefined && (!Number.isSafeInteger(v) || v < 0)) throw bad(`${field} must be a non-negative integer`);
   }

@@ -19,6 +19,8 @@ const COUNTER_EVENTS = new Set<OutboxEvent['type']>([
   'accessDenied',
   'idle',
   'rolledBack',
+  'queueStalled',
+  'queueRecovered',
   'lagged',
 ]);
 
@@ -145,6 +147,13 @@ function sameStatus(a: SyncStatus, b: SyncStatus): boolean {
     a.oldestPendingAgeMs === b.oldestPendingAgeMs &&
     a.foreground === b.foreground &&
     a.lastErrorText === b.lastErrorText &&
+    a.consecutiveFailures === b.consecutiveFailures &&
+    a.lastSuccessAt === b.lastSuccessAt &&
+    a.lastPullAt === b.lastPullAt &&
+    a.storageUsedBytes === b.storageUsedBytes &&
+    a.storageCapBytes === b.storageCapBytes &&
+    a.storageFull === b.storageFull &&
+    a.stalled === b.stalled &&
     a.progress.done === b.progress.done &&
     a.progress.total === b.progress.total &&
     a.lastError === b.lastError

@@ -205,6 +205,48 @@ export interface QueueStatus {
   foreground: boolean;
   /** The engine's last error text (a failed attempt or pass), if any. */
   lastErrorText: string | null;
+  /** Attempts in a row that did not end `applied` (reset by the next applied one). */
+  consecutiveFailures: number;
+  /** When the server last applied a command from this database (ms since the epoch); `null`: never. */
+  lastSuccessAt: number | null;
+  /** When the last complete pull from the server finished (ms since the epoch); `null`: never. */
+  lastPullAt: number | null;
+  /** Bytes of the database in use. */
+  storageUsedBytes: number;
+  /** The configured size cap (`maxSizeBytes`), if any. */
+  storageCapBytes: number | null;
+  /** Whether enqueues are refused for space now (the queue still drains and makes room). */
+  storageFull: boolean;
+  /** Whether the stall watchdog reports the queue stalled now. */
+  stalled: boolean;
+}
+
+/**
+ * Why the stall watchdog thinks the queue stalled: a stuck drain timer, a send with no
+ * answer (abandoned and retried under the same key), the drainer lease held by another
+ * process, the server unreachable although the device is online, or nothing found.
+ */
+export type StallCause = 'drain_loop_stuck' | 'send_hung' | 'lease_held_elsewhere' | 'server_unreachable' | 'unknown';
+
+/** What the stall watchdog found when it kicked the engine. */
+export interface StallReport {
+  cause: StallCause;
+  /** One line for logs and support. */
+  detail: string;
+  /** How long nothing had moved, ms. */
+  stalledForMs: number;
+  /** Whether a command was ready to send. */
+  ready: boolean;
+  /** Commands marked in flight. */
+  inFlight: number;
+  /** Transport calls with no answer yet. */
+  sendsInFlight: number;
+  /** `held here`, `held by another engine for N ms more` or `free`. */
+  lease: string;
+  /** The network probe: `reachable`, `unreachable`, `unauthorized`, `failed: …`, …. */
+  network: string;
+  /** How long ago the drain loop last ran, ms. */
+  lastPassAgoMs: number;
 }
 
 /** The last thing that went wrong while syncing, for an error line in the UI. */
@@ -276,6 +318,8 @@ export type OutboxEvent =
   | { type: 'collectionsChanged'; collections: string[] }
   | { type: 'rolledBack'; id: string; code: string; message: string; docs: { collection: string; id: string }[] }
   | { type: 'synced' }
+  | { type: 'queueStalled'; report: StallReport }
+  | { type: 'queueRecovered'; cause: StallCause; stalledForMs: number; how: string }
   | { type: 'lagged'; missed: number };
 
 /** The `type` of an {@link OutboxEvent}. */

@@ -1929,7 +1929,9 @@ export type OutboxConfig = {
      */
     retentionMs?: bigint,
     /**
-     * Optional cap on the database size; writes beyond it fail with `StorageFull`.
+     * Optional cap on the database file's size. `enqueue` fails with `StorageFull` once
+     * the cap minus a reserve only the drain uses (an eighth of it) is reached; the drain
+     * goes on and prunes settled commands early to make room.
      */
     maxSizeBytes?: bigint,
     /**
@@ -1959,7 +1961,13 @@ export type OutboxConfig = {
     /**
      * Limits per mutator, on top of the global ones.
      */
-    mutatorLimits: Array<MutatorLimit>
+    mutatorLimits: Array<MutatorLimit>,
+    /**
+     * How long the queue may sit online with commands ready and nothing attempted or
+     * settled before the stall watchdog kicks it and emits `QueueStalled`, ms (default
+     * 30000; 0 turns the watchdog off).
+     */
+    stallWindowMs?: bigint
 }
 
 /**
@@ -1985,7 +1993,8 @@ export const OutboxConfig = (() => {
         maxUnsyncedAmount: undefined,
         limitAmountField: undefined,
         limitWarnAt: undefined,
-        mutatorLimits: []
+        mutatorLimits: [],
+        stallWindowMs: undefined
     });
     const create = (() => {
         return uniffiCreateRecord<OutboxConfig, ReturnType<typeof defaults>>(defaults);
@@ -2023,7 +2032,8 @@ const FfiConverterTypeOutboxConfig = (() => {
                 maxUnsyncedAmount: FfiConverterOptionalInt64.readFromCursor(c), 
                 limitAmountField: FfiConverterOptionalString.readFromCursor(c), 
                 limitWarnAt: FfiConverterOptionalFloat64.readFromCursor(c), 
-                mutatorLimits: FfiConverterSequenceTypeMutatorLimit.readFromCursor(c)
+                mutatorLimits: FfiConverterSequenceTypeMutatorLimit.readFromCursor(c), 
+                stallWindowMs: FfiConverterOptionalUInt64.readFromCursor(c)
             };
         }
         writeIntoCursor(value: TypeName, c: Cursor): void {
@@ -2049,6 +2059,7 @@ const FfiConverterTypeOutboxConfig = (() => {
             FfiConverterOptionalString.writeIntoCursor(value.limitAmountField, c);
             FfiConverterOptionalFloat64.writeIntoCursor(value.limitWarnAt, c);
             FfiConverterSequenceTypeMutatorLimit.writeIntoCursor(value.mutatorLimits, c);
+            FfiConverterOptionalUInt64.writeIntoCursor(value.stallWindowMs, c);
         }
         allocationSize(value: TypeName): number {
             return FfiConverterString.allocationSize(value.path) +
@@ -2072,7 +2083,8 @@ const FfiConverterTypeOutboxConfig = (() => {
              FfiConverterOptionalInt64.allocationSize(value.maxUnsyncedAmount) +
              FfiConverterOptionalString.allocationSize(value.limitAmountField) +
              FfiConverterOptionalFloat64.allocationSize(value.limitWarnAt) +
-             FfiConverterSequenceTypeMutatorLimit.allocationSize(value.mutatorLimits);
+             FfiConverterSequenceTypeMutatorLimit.allocationSize(value.mutatorLimits) +
+             FfiConverterOptionalUInt64.allocationSize(value.stallWindowMs);
             
         }
     };
@@ -2337,7 +2349,111 @@ const FfiConverterTypeQuery = (() => {
 })();
 
 /**
- * A snapshot of the queue, for status bars and offline banners.
+ * What the stall watchdog found when it kicked the engine.
+ */
+export type StallReport = {
+    /**
+     * `drain_loop_stuck` (a stuck timer or lost wake-up), `send_hung` (a connection
+     * that never answers; the send was abandoned and is retried under the same key),
+     * `lease_held_elsewhere` (another process holds the drainer lease), `server_unreachable`
+     * or `unknown`.
+     */
+    cause: string,
+    /**
+     * One line for logs and support.
+     */
+    detail: string,
+    /**
+     * How long nothing had moved, ms.
+     */
+    stalledForMs: bigint,
+    /**
+     * Whether a command was ready to send.
+     */
+    ready: boolean,
+    /**
+     * Commands marked in flight.
+     */
+    inFlight: bigint,
+    /**
+     * Transport calls with no answer yet.
+     */
+    sendsInFlight: bigint,
+    /**
+     * The drainer lease: `held here`, `held by another engine for N ms more`, `free`.
+     */
+    lease: string,
+    /**
+     * The network probe: `reachable`, `unreachable`, `unauthorized`, `failed: …`, ….
+     */
+    network: string,
+    /**
+     * How long ago the drain loop last ran, ms.
+     */
+    lastPassAgoMs: bigint
+}
+
+/**
+ * Generated factory for {@link StallReport} record objects.
+ */
+export const StallReport = (() => {
+    const defaults = () => ({
+    });
+    const create = (() => {
+        return uniffiCreateRecord<StallReport, ReturnType<typeof defaults>>(defaults);
+    })();
+    return Object.freeze({
+        create,
+        new: create,
+        defaults: () => Object.freeze(defaults()) as Partial<StallReport>,
+    });
+})();
+
+const FfiConverterTypeStallReport = (() => {
+    type TypeName = StallReport;
+    class FFIConverter extends AbstractFfiConverterByteArray<TypeName> {
+        readFromCursor(c: Cursor): TypeName {
+            return {
+                cause: FfiConverterString.readFromCursor(c), 
+                detail: FfiConverterString.readFromCursor(c), 
+                stalledForMs: FfiConverterUInt64.readFromCursor(c), 
+                ready: FfiConverterBool.readFromCursor(c), 
+                inFlight: FfiConverterUInt64.readFromCursor(c), 
+                sendsInFlight: FfiConverterUInt64.readFromCursor(c), 
+                lease: FfiConverterString.readFromCursor(c), 
+                network: FfiConverterString.readFromCursor(c), 
+                lastPassAgoMs: FfiConverterUInt64.readFromCursor(c)
+            };
+        }
+        writeIntoCursor(value: TypeName, c: Cursor): void {
+            FfiConverterString.writeIntoCursor(value.cause, c);
+            FfiConverterString.writeIntoCursor(value.detail, c);
+            FfiConverterUInt64.writeIntoCursor(value.stalledForMs, c);
+            FfiConverterBool.writeIntoCursor(value.ready, c);
+            FfiConverterUInt64.writeIntoCursor(value.inFlight, c);
+            FfiConverterUInt64.writeIntoCursor(value.sendsInFlight, c);
+            FfiConverterString.writeIntoCursor(value.lease, c);
+            FfiConverterString.writeIntoCursor(value.network, c);
+            FfiConverterUInt64.writeIntoCursor(value.lastPassAgoMs, c);
+        }
+        allocationSize(value: TypeName): number {
+            return FfiConverterString.allocationSize(value.cause) +
+             FfiConverterString.allocationSize(value.detail) +
+             FfiConverterUInt64.allocationSize(value.stalledForMs) +
+             FfiConverterBool.allocationSize(value.ready) +
+             FfiConverterUInt64.allocationSize(value.inFlight) +
+             FfiConverterUInt64.allocationSize(value.sendsInFlight) +
+             FfiConverterString.allocationSize(value.lease) +
+             FfiConverterString.allocationSize(value.network) +
+             FfiConverterUInt64.allocationSize(value.lastPassAgoMs);
+            
+        }
+    };
+    return new FFIConverter();
+})();
+
+/**
+ * A snapshot of the queue's health, for status bars and offline banners.
  */
 export type Status = {
     /**
@@ -2373,9 +2489,37 @@ export type Status = {
      */
     nextAttemptInMs?: bigint,
     /**
-     * The last failure reported by an attempt.
+     * The last failure reported by an attempt or a pull.
      */
     lastError?: string,
+    /**
+     * Attempts in a row that did not end `applied` (reset by the next applied one).
+     */
+    consecutiveFailures: number,
+    /**
+     * When the server last applied a command from this database, Unix ms.
+     */
+    lastSuccessAtMs?: bigint,
+    /**
+     * When the last complete pull from the server finished, Unix ms.
+     */
+    lastPullAtMs?: bigint,
+    /**
+     * Bytes of the database in use.
+     */
+    storageUsedBytes: bigint,
+    /**
+     * The configured size cap (`max_size_bytes`), if any.
+     */
+    storageCapBytes?: bigint,
+    /**
+     * Whether `enqueue` is refused for space now (the drain goes on and makes room).
+     */
+    storageFull: boolean,
+    /**
+     * Whether the stall watchdog reports the queue stalled now.
+     */
+    stalled: boolean,
     /**
      * Whether the platform reports the device online.
      */
@@ -2420,6 +2564,13 @@ const FfiConverterTypeStatus = (() => {
                 oldestPendingAgeMs: FfiConverterOptionalUInt64.readFromCursor(c), 
                 nextAttemptInMs: FfiConverterOptionalUInt64.readFromCursor(c), 
                 lastError: FfiConverterOptionalString.readFromCursor(c), 
+                consecutiveFailures: FfiConverterUInt32.readFromCursor(c), 
+                lastSuccessAtMs: FfiConverterOptionalInt64.readFromCursor(c), 
+                lastPullAtMs: FfiConverterOptionalInt64.readFromCursor(c), 
+                storageUsedBytes: FfiConverterUInt64.readFromCursor(c), 
+                storageCapBytes: FfiConverterOptionalUInt64.readFromCursor(c), 
+                storageFull: FfiConverterBool.readFromCursor(c), 
+                stalled: FfiConverterBool.readFromCursor(c), 
                 online: FfiConverterBool.readFromCursor(c), 
                 foreground: FfiConverterBool.readFromCursor(c), 
                 isDrainer: FfiConverterBool.readFromCursor(c)
@@ -2435,6 +2586,13 @@ const FfiConverterTypeStatus = (() => {
             FfiConverterOptionalUInt64.writeIntoCursor(value.oldestPendingAgeMs, c);
             FfiConverterOptionalUInt64.writeIntoCursor(value.nextAttemptInMs, c);
             FfiConverterOptionalString.writeIntoCursor(value.lastError, c);
+            FfiConverterUInt32.writeIntoCursor(value.consecutiveFailures, c);
+            FfiConverterOptionalInt64.writeIntoCursor(value.lastSuccessAtMs, c);
+            FfiConverterOptionalInt64.writeIntoCursor(value.lastPullAtMs, c);
+            FfiConverterUInt64.writeIntoCursor(value.storageUsedBytes, c);
+            FfiConverterOptionalUInt64.writeIntoCursor(value.storageCapBytes, c);
+            FfiConverterBool.writeIntoCursor(value.storageFull, c);
+            FfiConverterBool.writeIntoCursor(value.stalled, c);
             FfiConverterBool.writeIntoCursor(value.online, c);
             FfiConverterBool.writeIntoCursor(value.foreground, c);
             FfiConverterBool.writeIntoCursor(value.isDrainer, c);
@@ -2449,6 +2607,13 @@ const FfiConverterTypeStatus = (() => {
              FfiConverterOptionalUInt64.allocationSize(value.oldestPendingAgeMs) +
              FfiConverterOptionalUInt64.allocationSize(value.nextAttemptInMs) +
              FfiConverterOptionalString.allocationSize(value.lastError) +
+             FfiConverterUInt32.allocationSize(value.consecutiveFailures) +
+             FfiConverterOptionalInt64.allocationSize(value.lastSuccessAtMs) +
+             FfiConverterOptionalInt64.allocationSize(value.lastPullAtMs) +
+             FfiConverterUInt64.allocationSize(value.storageUsedBytes) +
+             FfiConverterOptionalUInt64.allocationSize(value.storageCapBytes) +
+             FfiConverterBool.allocationSize(value.storageFull) +
+             FfiConverterBool.allocationSize(value.stalled) +
              FfiConverterBool.allocationSize(value.online) +
              FfiConverterBool.allocationSize(value.foreground) +
              FfiConverterBool.allocationSize(value.isDrainer);
@@ -4299,6 +4464,8 @@ export enum OutboxEvent_Tags {
     RolledBack = "RolledBack",
     LimitWarning = "LimitWarning",
     Synced = "Synced",
+    QueueStalled = "QueueStalled",
+    QueueRecovered = "QueueRecovered",
     Lagged = "Lagged"
 }
 /**
@@ -4766,6 +4933,75 @@ inner: {limit: LimitKind; mutator?: string; current: bigint; max: bigint }): Lim
 
     }
 
+    type QueueStalled__interface = {
+        tag: OutboxEvent_Tags.QueueStalled;
+        inner: 
+Readonly<{report: StallReport}>
+    };
+    /**
+     * The stall watchdog found the queue stalled: online, commands ready, and nothing
+     * attempted or settled for `stall_window_ms`. The engine has been kicked.
+     */
+    class QueueStalled_ extends UniffiEnum implements QueueStalled__interface {
+        /**
+         * @private
+         * This field is private and should not be used, use `tag` instead.
+         */
+        readonly [uniffiTypeNameSymbol] = "OutboxEvent";
+        readonly tag = OutboxEvent_Tags.QueueStalled;
+        readonly inner: 
+Readonly<{report: StallReport}>;
+        constructor(
+inner: {report: StallReport }) {
+            super("OutboxEvent", "QueueStalled");
+
+            this.inner = Object.freeze(inner);
+        }
+        static new(
+inner: {report: StallReport }): QueueStalled_ {
+            return new QueueStalled_(inner);
+        }
+
+        static instanceOf(obj: any): obj is QueueStalled_ {
+            return obj.tag === OutboxEvent_Tags.QueueStalled;
+        }
+
+    }
+
+    type QueueRecovered__interface = {
+        tag: OutboxEvent_Tags.QueueRecovered;
+        inner: 
+Readonly<{cause: string; stalledForMs: bigint; how: string}>
+    };
+    /**
+     * A stall reported by `QueueStalled` is over.
+     */
+    class QueueRecovered_ extends UniffiEnum implements QueueRecovered__interface {
+        /**
+         * @private
+         * This field is private and should not be used, use `tag` instead.
+         */
+        readonly [uniffiTypeNameSymbol] = "OutboxEvent";
+        readonly tag = OutboxEvent_Tags.QueueRecovered;
+        readonly inner: 
+Readonly<{cause: string; stalledForMs: bigint; how: string}>;
+        constructor(
+inner: {cause: string; stalledForMs: bigint; how: string }) {
+            super("OutboxEvent", "QueueRecovered");
+
+            this.inner = Object.freeze(inner);
+        }
+        static new(
+inner: {cause: string; stalledForMs: bigint; how: string }): QueueRecovered_ {
+            return new QueueRecovered_(inner);
+        }
+
+        static instanceOf(obj: any): obj is QueueRecovered_ {
+            return obj.tag === OutboxEvent_Tags.QueueRecovered;
+        }
+
+    }
+
     type Lagged__interface = {
         tag: OutboxEvent_Tags.Lagged;
         inner: 
@@ -4820,6 +5056,8 @@ inner: {missed: bigint }): Lagged_ {
   RolledBack: RolledBack_, 
   LimitWarning: LimitWarning_, 
   Synced: Synced_, 
+  QueueStalled: QueueStalled_, 
+  QueueRecovered: QueueRecovered_, 
   Lagged: Lagged_
     });
 
@@ -4829,7 +5067,7 @@ inner: {missed: bigint }): Lagged_ {
  * it describes is committed.
  */
 export type OutboxEvent = InstanceType<
-    typeof OutboxEvent['Enqueued' | 'AttemptStarted' | 'AttemptFinished' | 'StateChanged' | 'OnlineChanged' | 'ForegroundChanged' | 'LeaseChanged' | 'AuthRequired' | 'AccessDenied' | 'Idle' | 'CollectionsChanged' | 'RolledBack' | 'LimitWarning' | 'Synced' | 'Lagged']
+    typeof OutboxEvent['Enqueued' | 'AttemptStarted' | 'AttemptFinished' | 'StateChanged' | 'OnlineChanged' | 'ForegroundChanged' | 'LeaseChanged' | 'AuthRequired' | 'AccessDenied' | 'Idle' | 'CollectionsChanged' | 'RolledBack' | 'LimitWarning' | 'Synced' | 'QueueStalled' | 'QueueRecovered' | 'Lagged']
 >;
 
 // FfiConverter for enum OutboxEvent
@@ -4852,7 +5090,9 @@ const FfiConverterTypeOutboxEvent = (() => {
                 case 12: return new OutboxEvent.RolledBack({id: FfiConverterString.readFromCursor(c), code: FfiConverterString.readFromCursor(c), message: FfiConverterString.readFromCursor(c), docs: FfiConverterSequenceTypeDocRef.readFromCursor(c) });
                 case 13: return new OutboxEvent.LimitWarning({limit: FfiConverterTypeLimitKind.readFromCursor(c), mutator: FfiConverterOptionalString.readFromCursor(c), current: FfiConverterInt64.readFromCursor(c), max: FfiConverterInt64.readFromCursor(c) });
                 case 14: return new OutboxEvent.Synced();
-                case 15: return new OutboxEvent.Lagged({missed: FfiConverterUInt64.readFromCursor(c) });
+                case 15: return new OutboxEvent.QueueStalled({report: FfiConverterTypeStallReport.readFromCursor(c) });
+                case 16: return new OutboxEvent.QueueRecovered({cause: FfiConverterString.readFromCursor(c), stalledForMs: FfiConverterUInt64.readFromCursor(c), how: FfiConverterString.readFromCursor(c) });
+                case 17: return new OutboxEvent.Lagged({missed: FfiConverterUInt64.readFromCursor(c) });
                 default: throw new UniffiInternalError.UnexpectedEnumCase();
             }
         }
@@ -4949,8 +5189,22 @@ const FfiConverterTypeOutboxEvent = (() => {
                     c.writeI32(14);
                     return;
                 }
-                case OutboxEvent_Tags.Lagged: {
+                case OutboxEvent_Tags.QueueStalled: {
                     c.writeI32(15);
+                    const inner = value.inner;
+                    FfiConverterTypeStallReport.writeIntoCursor(inner.report, c);
+                    return;
+                }
+                case OutboxEvent_Tags.QueueRecovered: {
+                    c.writeI32(16);
+                    const inner = value.inner;
+                    FfiConverterString.writeIntoCursor(inner.cause, c);
+                    FfiConverterUInt64.writeIntoCursor(inner.stalledForMs, c);
+                    FfiConverterString.writeIntoCursor(inner.how, c);
+                    return;
+                }
+                case OutboxEvent_Tags.Lagged: {
+                    c.writeI32(17);
                     const inner = value.inner;
                     FfiConverterUInt64.writeIntoCursor(inner.missed, c);
                     return;
@@ -5049,6 +5303,20 @@ const FfiConverterTypeOutboxEvent = (() => {
                 }
                 case OutboxEvent_Tags.Synced: {
                     return 4;
+                }
+                case OutboxEvent_Tags.QueueStalled: {
+                    const inner = value.inner;
+                    let size = 4;
+                    size += FfiConverterTypeStallReport.allocationSize(inner.report);
+                    return size;
+                }
+                case OutboxEvent_Tags.QueueRecovered: {
+                    const inner = value.inner;
+                    let size = 4;
+                    size += FfiConverterString.allocationSize(inner.cause);
+                    size += FfiConverterUInt64.allocationSize(inner.stalledForMs);
+                    size += FfiConverterString.allocationSize(inner.how);
+                    return size;
                 }
                 case OutboxEvent_Tags.Lagged: {
                     const inner = value.inner;
@@ -10105,6 +10373,7 @@ export default Object.freeze({
     FfiConverterTypeReceiptUnknown,
     FfiConverterTypeResolution,
     FfiConverterTypeSettlement,
+    FfiConverterTypeStallReport,
     FfiConverterTypeStateTotal,
     FfiConverterTypeStatus,
     FfiConverterTypeSubscription,

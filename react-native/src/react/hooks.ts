@@ -179,6 +179,27 @@ export function useSyncStatus(): SyncStatusResult {
   return { ...status, syncNow };
 }
 
+/**
+ * Queue health for a status bar or a till's "all synced" light: counts per state, the oldest
+ * unsynced command's age, the last successful send and pull, the last error and the failures
+ * in a row since, storage used against the cap, online, the drainer lease and `stalled`.
+ * Re-read after events and every `everyMs` ms (default 1 000) so ages and `stalled` stay
+ * current without events; renders only when something changed.
+ */
+export function useQueueHealth(everyMs = 1000): SyncStatus {
+  const outbox = useOutbox();
+  const subscribe = useCallback((onChange: () => void) => outbox.onSyncStatus(onChange), [outbox]);
+  const status = useSyncExternalStore(subscribe, () => outbox.syncStatus, () => outbox.syncStatus);
+  useEffect(() => {
+    const timer = setInterval(() => {
+      // A closed engine has nothing to report; the next render shows the last snapshot.
+      outbox.status().catch(() => undefined);
+    }, Math.max(10, everyMs));
+    return () => clearInterval(timer);
+  }, [outbox, everyMs]);
+  return status;
+}
+
 /** Unfinished commands (pending, in flight, failed, conflict, wedged), oldest first. */
 export function usePendingCommands(filter: PeekFilter = {}): Command[] {
   const outbox = useOutbox();

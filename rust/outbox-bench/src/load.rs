@@ -440,7 +440,9 @@ fn before_after(lines: &[&Value]) -> String {
 /// commands/s) commands/s, p50 and p99, then errors over all runs and whether every run
 /// was exactly once.
 fn median_cells(mut runs: Vec<&Value>) -> String {
-    runs.sort_by(|a, b| a["ops_per_s"].as_f64().partial_cmp(&b["ops_per_s"].as_f64()).unwrap_or(std::cmp::Ordering::Equal));
+    runs.sort_by(|a, b| {
+        a["ops_per_s"].as_f64().partial_cmp(&b["ops_per_s"].as_f64()).unwrap_or(std::cmp::Ordering::Equal)
+    });
     let Some(m) = runs.get(runs.len() / 2) else { return "0 | – | – | – | 0 | –".into() };
     let errors: u64 = runs.iter().map(|v| v["errors"].as_u64().unwrap_or(0)).sum();
     let all_once = runs.iter().all(|v| v["exactly_once"] == true);
@@ -454,4 +456,3 @@ fn median_cells(mut runs: Vec<&Value>) -> String {
         if all_once { "yes" } else { "**no**" }
     )
 }
-

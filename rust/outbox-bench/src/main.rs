@@ -22,7 +22,8 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
-const BENCHES: [&str; 7] = ["enqueue", "drain-local", "drain-http", "reconnect-visible", "crash-reopen", "open", "read"];
+const BENCHES: [&str; 7] =
+    ["enqueue", "drain-local", "drain-http", "reconnect-visible", "crash-reopen", "open", "read"];
 
 /// Command-line options.
 #[derive(Parser, Debug)]

@@ -416,7 +416,7 @@ pub async fn crash_reopen(n: usize) -> Result<Vec<String>> {
     let open_line =
         Sample { bench: "crash-reopen", system: "outbox-open", n, ops: n, total: opened, latencies: Vec::new() }.line();
     let drain_line =
-        Sample { bench: "crash-reopen", system: "outbox-drain", n, ops: n, total: drained, latencies: Vec::new() }.line();
+        Sample { bench: "crash-reopen", system: "outbox-drain", n, ops: n, total: drained, latencies: Vec::new() }
+            .line();
     Ok(vec![open_line, drain_line])
 }
-

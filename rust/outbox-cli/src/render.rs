@@ -46,6 +46,13 @@ pub fn status(ob: &Outbox) -> Result<String, Failure> {
     if let Some(next) = s.next_attempt_in {
         let _ = writeln!(out, "next retry  in {}", human(next));
     }
+    let _ = writeln!(out, "last sent   {}", s.last_success_at.map_or("never".to_string(), when));
+    let _ = writeln!(out, "last pull   {}", s.last_pull_at.map_or("never".to_string(), when));
+    let storage = match s.storage_cap_bytes {
+        Some(cap) => format!("{} KiB used of {} KiB", s.storage_used_bytes / 1024, cap / 1024),
+        None => format!("{} KiB used", s.storage_used_bytes / 1024),
+    };
+    let _ = writeln!(out, "storage     {storage}");
     match ob.drainer_lease()? {
         Some(l) if l.live => {
             let _ =

@@ -63,6 +63,10 @@ async fn status_list_and_show_describe_the_queue() {
     {
         assert!(s.contains(line), "missing `{line}` in:\n{s}");
     }
+    // Queue health: the succeeded command's send, the device's last pull, and storage.
+    assert!(s.contains("last sent   ") && !s.contains("last sent   never"), "{s}");
+    assert!(s.contains("last pull   ") && !s.contains("last pull   never"), "{s}");
+    assert!(s.contains("storage     ") && s.contains(" KiB used"), "{s}");
 
     let o = outbox(&["list", db, "--state", "wedged", "--state", "failed"]);
     let s = stdout(&o);

@@ -413,10 +413,22 @@ impl Fleet {
                     return Ok(());
                 }
                 match report {
-                    Report::Status { sold, pending, in_flight, failed, conflict, succeeded, .. } => {
+                    Report::Status {
+                        sold,
+                        pending,
+                        in_flight,
+                        failed,
+                        conflict,
+                        succeeded,
+                        oldest_ms,
+                        failures,
+                        stalled,
+                        ..
+                    } => {
                         let v = &mut reg.view;
                         (v.sold, v.pending, v.in_flight, v.failed, v.conflict, v.succeeded) =
                             (sold, pending, in_flight, failed, conflict, succeeded);
+                        (v.oldest_ms, v.failures, v.stalled) = (oldest_ms, failures, stalled);
                     }
                     Report::SoldAll => reg.sold_all = true,
                     Report::Final { stock } => reg.stock = Some(stock),

@@ -34,6 +34,19 @@ pub struct RegisterView {
     pub succeeded: u64,
     /// Kills survived.
     pub restarts: u32,
+    /// Age of the oldest unsynced command, ms (queue health).
+    pub oldest_ms: Option<u64>,
+    /// Attempts in a row that did not end applied (queue health).
+    pub failures: u32,
+    /// Whether the stall watchdog reports the queue stalled (queue health).
+    pub stalled: bool,
+}
+
+/// The queue-health part of a register's line: oldest unsynced age, failures in a row,
+/// and a stall flag.
+fn health(v: &RegisterView) -> String {
+    let oldest = v.oldest_ms.map_or("-".to_string(), |ms| format!("{:.1}s", ms as f64 / 1000.0));
+    format!("oldest {oldest} fails {}{}", v.failures, if v.stalled { " STALLED" } else { "" })
 }
 
 /// The display.
@@ -83,14 +96,15 @@ impl Progress {
                 .iter()
                 .map(|v| {
                     format!(
-                        "r{} {}{} sold {}/{} pend {} fly {}",
+                        "r{} {}{} sold {}/{} pend {} fly {} {}",
                         v.index,
                         if v.link_up { "up" } else { "DOWN" },
                         if v.alive { "" } else { " (restarting)" },
                         v.sold,
                         v.orders,
                         v.pending,
-                        v.in_flight
+                        v.in_flight,
+                        health(v)
                     )
                 })
                 .collect();
@@ -131,7 +145,27 @@ fn describe(v: &RegisterView) -> String {
         "○ offline".to_string()
     };
     format!(
-        "{link}  sold {:>4}/{:<4}  pending {:>4}  in flight {:>3}  failed {:>2}  conflicts {:>2}  restarts {}",
-        v.sold, v.orders, v.pending, v.in_flight, v.failed, v.conflict, v.restarts
+        "{link}  sold {:>4}/{:<4}  pending {:>4}  in flight {:>3}  failed {:>2}  conflicts {:>2}  restarts {}  {}",
+        v.sold,
+        v.orders,
+        v.pending,
+        v.in_flight,
+        v.failed,
+        v.conflict,
+        v.restarts,
+        health(v)
     )
+}
+
+#[cfg(test)]
+mod health_tests {
+    use super::*;
+
+    #[test]
+    fn the_progress_line_shows_queue_health() {
+        let mut v = RegisterView { index: 1, alive: true, link_up: true, ..RegisterView::default() };
+        assert!(describe(&v).ends_with("oldest - fails 0"), "{}", describe(&v));
+        (v.oldest_ms, v.failures, v.stalled) = (Some(3200), 2, true);
+        assert!(describe(&v).ends_with("oldest 3.2s fails 2 STALLED"), "{}", describe(&v));
+    }
 }

@@ -87,6 +87,15 @@ pub enum Report {
         succeeded: u64,
         /// Whether the engine believes it is online.
         online: bool,
+        /// Age of the oldest unsynced command, ms.
+        #[serde(default)]
+        oldest_ms: Option<u64>,
+        /// Attempts in a row that did not end applied.
+        #[serde(default)]
+        failures: u32,
+        /// Whether the stall watchdog reports the queue stalled.
+        #[serde(default)]
+        stalled: bool,
     },
     /// Every order of this register is recorded.
     SoldAll,
@@ -273,6 +282,9 @@ async fn report_status(outbox: Outbox, sold: Arc<std::sync::atomic::AtomicU64>) 
             conflict: s.conflict,
             succeeded: s.succeeded,
             online: s.online,
+            oldest_ms: s.oldest_pending_age.map(|d| d.as_millis() as u64),
+            failures: s.consecutive_failures,
+            stalled: s.stalled,
         };
         if !emit(&report) {
             return;

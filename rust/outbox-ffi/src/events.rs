@@ -1,6 +1,6 @@
 //! Engine events and the `status()` snapshot as they cross the boundary.
 
-use outbox::{Event as CoreEvent, Status as CoreStatus};
+use outbox::{Event as CoreEvent, StallReport as CoreStallReport, Status as CoreStatus};
 
 use crate::types::CommandState;
 
@@ -109,6 +109,21 @@ pub enum OutboxEvent {
     },
     /// A pull from the server's change feed completed.
     Synced,
+    /// The stall watchdog found the queue stalled: online, commands ready, and nothing
+    /// attempted or settled for `stall_window_ms`. The engine has been kicked.
+    QueueStalled {
+        /// What the watchdog found.
+        report: StallReport,
+    },
+    /// A stall reported by `QueueStalled` is over.
+    QueueRecovered {
+        /// The cause the stall was reported with (see `StallReport.cause`).
+        cause: String,
+        /// How long the queue was stalled, ms.
+        stalled_for_ms: u64,
+        /// How it ended: `progress`, `nothing_to_send` or `offline`.
+        how: String,
+    },
     /// This listener fell behind and missed `missed` events; re-read `status()`.
     Lagged {
         /// How many events were dropped for this listener.
@@ -116,7 +131,33 @@ pub enum OutboxEvent {
     },
 }
 
-/// A snapshot of the queue, for status bars and offline banners.
+/// What the stall watchdog found when it kicked the engine.
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct StallReport {
+    /// `drain_loop_stuck` (a stuck timer or lost wake-up), `send_hung` (a connection
+    /// that never answers; the send was abandoned and is retried under the same key),
+    /// `lease_held_elsewhere` (another process holds the drainer lease), `server_unreachable`
+    /// or `unknown`.
+    pub cause: String,
+    /// One line for logs and support.
+    pub detail: String,
+    /// How long nothing had moved, ms.
+    pub stalled_for_ms: u64,
+    /// Whether a command was ready to send.
+    pub ready: bool,
+    /// Commands marked in flight.
+    pub in_flight: u64,
+    /// Transport calls with no answer yet.
+    pub sends_in_flight: u64,
+    /// The drainer lease: `held here`, `held by another engine for N ms more`, `free`.
+    pub lease: String,
+    /// The network probe: `reachable`, `unreachable`, `unauthorized`, `failed: …`, ….
+    pub network: String,
+    /// How long ago the drain loop last ran, ms.
+    pub last_pass_ago_ms: u64,
+}
+
+/// A snapshot of the queue's health, for status bars and offline banners.
 #[derive(Debug, Clone, PartialEq, uniffi::Record)]
 pub struct Status {
     /// Commands waiting to be sent (including those waiting for a retry).
@@ -135,8 +176,22 @@ pub struct Status {
     pub oldest_pending_age_ms: Option<u64>,
     /// Time until the next scheduled retry, ms.
     pub next_attempt_in_ms: Option<u64>,
-    /// The last failure reported by an attempt.
+    /// The last failure reported by an attempt or a pull.
     pub last_error: Option<String>,
+    /// Attempts in a row that did not end `applied` (reset by the next applied one).
+    pub consecutive_failures: u32,
+    /// When the server last applied a command from this database, Unix ms.
+    pub last_success_at_ms: Option<i64>,
+    /// When the last complete pull from the server finished, Unix ms.
+    pub last_pull_at_ms: Option<i64>,
+    /// Bytes of the database in use.
+    pub storage_used_bytes: u64,
+    /// The configured size cap (`max_size_bytes`), if any.
+    pub storage_cap_bytes: Option<u64>,
+    /// Whether `enqueue` is refused for space now (the drain goes on and makes room).
+    pub storage_full: bool,
+    /// Whether the stall watchdog reports the queue stalled now.
+    pub stalled: bool,
     /// Whether the platform reports the device online.
     pub online: bool,
     /// Whether the app is in the foreground.
@@ -173,14 +228,37 @@ impl From<CoreEvent> for OutboxEvent {
             CoreEvent::LimitWarning { limit, mutator, current, max } => {
                 OutboxEvent::LimitWarning { limit: limit.into(), mutator, current, max }
             }
+            CoreEvent::QueueStalled { report } => OutboxEvent::QueueStalled { report: report.into() },
+            CoreEvent::QueueRecovered { cause, stalled_for, how } => {
+                OutboxEvent::QueueRecovered { cause: cause.as_str().to_string(), stalled_for_ms: ms(stalled_for), how }
+            }
             CoreEvent::Lagged { missed } => OutboxEvent::Lagged { missed },
+        }
+    }
+}
+
+fn ms(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+impl From<CoreStallReport> for StallReport {
+    fn from(r: CoreStallReport) -> Self {
+        StallReport {
+            cause: r.cause.as_str().to_string(),
+            detail: r.detail,
+            stalled_for_ms: ms(r.stalled_for),
+            ready: r.ready,
+            in_flight: r.in_flight,
+            sends_in_flight: r.sends_in_flight,
+            lease: r.lease,
+            network: r.network,
+            last_pass_ago_ms: ms(r.last_pass_ago),
         }
     }
 }
 
 impl From<CoreStatus> for Status {
     fn from(s: CoreStatus) -> Self {
-        let ms = |d: std::time::Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
         Status {
             pending: s.pending,
             in_flight: s.in_flight,
@@ -191,6 +269,13 @@ impl From<CoreStatus> for Status {
             oldest_pending_age_ms: s.oldest_pending_age.map(ms),
             next_attempt_in_ms: s.next_attempt_in.map(ms),
             last_error: s.last_error,
+            consecutive_failures: s.consecutive_failures,
+            last_success_at_ms: s.last_success_at,
+            last_pull_at_ms: s.last_pull_at,
+            storage_used_bytes: s.storage_used_bytes,
+            storage_cap_bytes: s.storage_cap_bytes,
+            storage_full: s.storage_full,
+            stalled: s.stalled,
             online: s.online,
             foreground: s.foreground,
             is_drainer: s.is_drainer,

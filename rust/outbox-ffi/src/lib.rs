@@ -22,7 +22,7 @@ pub use crate::callbacks::{
     ReceiptLookup, TokenProvider, Transport,
 };
 pub use crate::error::{CallbackError, OutboxError, TokenError, UpgradeError};
-pub use crate::events::{DocRef, OutboxEvent, Status};
+pub use crate::events::{DocRef, OutboxEvent, StallReport, Status};
 pub use crate::logging::{clear_logger, dropped_log_records, set_logger};
 pub use crate::outbox::{Edit, Outbox};
 pub use crate::receipt::{Receipt, ReceiptCheck, ReceiptUnknown};

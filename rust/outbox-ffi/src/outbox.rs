@@ -468,6 +468,11 @@ fn core_config(config: OutboxConfig, transport: Option<Arc<dyn CoreTransport>>) 
             outbox::MutatorLimits { max_unsynced: m.max_unsynced, max_unsynced_amount: m.max_unsynced_amount },
         );
     }
+    match config.stall_window_ms {
+        Some(0) => core.stall_window = None,
+        Some(n) => core.stall_window = Some(std::time::Duration::from_millis(n)),
+        None => {}
+    }
     core.transport = transport;
     core
 }

@@ -66,6 +66,7 @@ fn open_enqueue_and_wait_through_the_ffi_types() {
         limit_amount_field: None,
         limit_warn_at: None,
         mutator_limits: vec![],
+        stall_window_ms: None,
     };
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {

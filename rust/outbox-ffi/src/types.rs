@@ -75,7 +75,9 @@ pub struct OutboxConfig {
     /// How long succeeded and discarded commands are kept for inspection, ms (7 days).
     #[uniffi(default = None)]
     pub retention_ms: Option<u64>,
-    /// Optional cap on the database size; writes beyond it fail with `StorageFull`.
+    /// Optional cap on the database file's size. `enqueue` fails with `StorageFull` once
+    /// the cap minus a reserve only the drain uses (an eighth of it) is reached; the drain
+    /// goes on and prunes settled commands early to make room.
     #[uniffi(default = None)]
     pub max_size_bytes: Option<u64>,
     /// Offline risk limit: most unsynced commands (pending, in flight, conflict, wedged or
@@ -100,6 +102,11 @@ pub struct OutboxConfig {
     /// Limits per mutator, on top of the global ones.
     #[uniffi(default = [])]
     pub mutator_limits: Vec<crate::till::MutatorLimit>,
+    /// How long the queue may sit online with commands ready and nothing attempted or
+    /// settled before the stall watchdog kicks it and emits `QueueStalled`, ms (default
+    /// 30000; 0 turns the watchdog off).
+    #[uniffi(default = None)]
+    pub stall_window_ms: Option<u64>,
 }
 
 /// How a mutator is handled locally. Registering a mutator allows it to be enqueued.

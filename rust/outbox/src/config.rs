@@ -53,6 +53,10 @@ pub struct Config {
     /// Offline risk limits checked at every enqueue (all off by default; see
     /// [`crate::limits`]).
     pub limits: Limits,
+    /// How long the queue may sit with commands ready, online, and nothing attempted or
+    /// settled before the stall watchdog kicks it and emits `QueueStalled` (30 s).
+    /// `None` turns the watchdog off.
+    pub stall_window: Option<Duration>,
     /// The SQLite VFS to open the database through (`None`: the platform default). For
     /// tests and the power-cut torture only (the crash-simulating VFS in
     /// `outbox-crashvfs`); apps and the FFI never set it.
@@ -78,6 +82,7 @@ impl Config {
             max_size_bytes: None,
             retention: Duration::from_secs(7 * 24 * 3600),
             limits: Limits::default(),
+            stall_window: Some(Duration::from_secs(30)),
             vfs: None,
         }
     }
@@ -103,6 +108,8 @@ impl std::fmt::Debug for Config {
             .field("transport", &self.transport.is_some())
             .field("durability", &self.durability)
             .field("limits", &self.limits)
+            .field("max_size_bytes", &self.max_size_bytes)
+            .field("stall_window", &self.stall_window)
             .finish()
     }
 }

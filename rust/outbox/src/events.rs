@@ -107,11 +107,79 @@ pub enum Event {
     },
     /// A pull from the server's change feed completed: the local copy is up to date.
     Synced,
+    /// The stall watchdog found the queue stalled: online, commands ready, and nothing
+    /// attempted or settled for `Config::stall_window`. The engine has been kicked.
+    QueueStalled {
+        /// What the watchdog found.
+        report: StallReport,
+    },
+    /// A stall reported by [`Event::QueueStalled`] is over.
+    QueueRecovered {
+        /// The cause the stall was reported with.
+        cause: StallCause,
+        /// How long the queue was stalled, from the first sign of it.
+        stalled_for: Duration,
+        /// How it ended: `progress`, `nothing_to_send` or `offline`.
+        how: String,
+    },
     /// This subscriber fell behind and missed `missed` events.
     Lagged {
         /// How many events were dropped for this subscriber.
         missed: u64,
     },
+}
+
+/// Why the watchdog thinks the queue stalled (the first finding that explains it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StallCause {
+    /// The drain loop has not run for a window: its timer or wake-up is stuck.
+    DrainLoopStuck,
+    /// A send has been on the wire for a window with no answer (a hung connection).
+    SendHung,
+    /// Another engine (process) holds the drainer lease and is not moving the queue.
+    LeaseHeldElsewhere,
+    /// The probe of the server failed although the platform reports the device online.
+    ServerUnreachable,
+    /// Nothing explains it; the engine was woken anyway.
+    Unknown,
+}
+
+impl StallCause {
+    /// A stable code: `drain_loop_stuck`, `send_hung`, `lease_held_elsewhere`,
+    /// `server_unreachable`, `unknown`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StallCause::DrainLoopStuck => "drain_loop_stuck",
+            StallCause::SendHung => "send_hung",
+            StallCause::LeaseHeldElsewhere => "lease_held_elsewhere",
+            StallCause::ServerUnreachable => "server_unreachable",
+            StallCause::Unknown => "unknown",
+        }
+    }
+}
+
+/// What the stall watchdog found when it kicked the engine.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StallReport {
+    /// The finding that explains the stall.
+    pub cause: StallCause,
+    /// One line for logs and support (no payloads).
+    pub detail: String,
+    /// How long nothing had moved.
+    pub stalled_for: Duration,
+    /// Whether a command was ready to send.
+    pub ready: bool,
+    /// Commands marked in flight in the database.
+    pub in_flight: u64,
+    /// Transport calls of this engine with no answer yet.
+    pub sends_in_flight: u64,
+    /// The drainer lease: `held here`, `held by another engine for N ms more`, `free`.
+    pub lease: String,
+    /// The network probe: `reachable`, `unreachable`, `unauthorized`, `failed: …`,
+    /// `no answer within N ms`, or `unknown (…)`.
+    pub network: String,
+    /// How long ago the drain loop last ran a pass.
+    pub last_pass_ago: Duration,
 }
 
 /// A subscription to engine events. Dropping it unsubscribes.
@@ -158,12 +226,28 @@ pub struct Status {
     pub wedged: u64,
     /// Succeeded commands still kept for inspection.
     pub succeeded: u64,
-    /// Age of the oldest unfinished command.
+    /// Age of the oldest unfinished command (the oldest not yet synced).
     pub oldest_pending_age: Option<Duration>,
     /// Time until the next scheduled retry, if one is scheduled.
     pub next_attempt_in: Option<Duration>,
-    /// The last failure reported by an attempt.
+    /// The last failure reported by an attempt or a pull.
     pub last_error: Option<String>,
+    /// Attempts in a row that did not end `applied` (reset by the next applied one).
+    pub consecutive_failures: u32,
+    /// When the server last applied a command sent from this database (Unix ms).
+    pub last_success_at: Option<i64>,
+    /// When the last complete pull from the server's change feed finished (Unix ms).
+    pub last_pull_at: Option<i64>,
+    /// Bytes of the database in use (pages in use × page size; the file may be larger).
+    pub storage_used_bytes: u64,
+    /// The configured size cap (`Config::max_size_bytes`), if any.
+    pub storage_cap_bytes: Option<u64>,
+    /// Whether `enqueue` is refused for space now (the cap minus the drain's reserve is
+    /// reached; the drain goes on and makes room).
+    pub storage_full: bool,
+    /// Whether the stall watchdog reports the queue stalled now (see
+    /// [`Event::QueueStalled`]).
+    pub stalled: bool,
     /// Whether the platform reports the device online.
     pub online: bool,
     /// Whether the app is in the foreground.

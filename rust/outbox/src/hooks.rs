@@ -88,7 +88,7 @@ pub(crate) fn apply_edits(engine: &Engine, edits: &[Edit]) -> Result<(Vec<Change
         }
     }
     let now = now_ms();
-    engine.db.write(|tx| {
+    engine.db.write_capped(|tx| {
         let mut changes = Vec::new();
         let mut collections = BTreeSet::new();
         for edit in edits {

@@ -37,11 +37,13 @@ pub mod retry;
 pub mod runtime;
 mod scheduler;
 mod settle;
+mod space;
 pub mod store;
 mod sync;
 pub mod testing;
 pub mod transport;
 pub mod upgrade;
+mod watchdog;
 
 pub use closeout::{CloseoutReport, StateTotal, Unsettled};
 pub use command::{
@@ -49,7 +51,7 @@ pub use command::{
 };
 pub use config::{Config, Durability};
 pub use error::{Error, OpenError, Result};
-pub use events::{Event, EventStream, Status};
+pub use events::{Event, EventStream, StallCause, StallReport, Status};
 pub use hooks::{BeforeRetry, Edit};
 pub use limits::{LimitKind, LimitLevel, Limits, MutatorLimits};
 pub use outbox::{DrainReport, LeaseInfo, Outbox, Resolution};

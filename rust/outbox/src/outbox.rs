@@ -268,7 +268,7 @@ impl Outbox {
             now: now_ms(),
             amount,
         };
-        let warnings = engine.db.write(|tx| {
+        let warnings = engine.db.write_capped(|tx| {
             let warnings = engine.config.limits.check(tx, &req.mutator, amount, new.now)?;
             queue::insert(tx, &new)?;
             Ok(warnings)
@@ -390,7 +390,7 @@ impl Outbox {
                 serde_json::from_str::<Value>(&args)
                     .map_err(|e| Error::InvalidJson { field: "args", detail: e.to_string() })?;
                 let amount = hooks::amount_of(engine, &args)?;
-                let change = engine.db.write(|tx| {
+                let change = engine.db.write_capped(|tx| {
                     let change = queue::retry_conflict_with(tx, id, &args, now_ms())?;
                     queue::set_amount(tx, change.seq, amount)?;
                     Ok(change)
@@ -515,17 +515,29 @@ impl Outbox {
         Ok(report)
     }
 
-    /// A snapshot of the queue for status bars.
+    /// A snapshot of the queue's health for status bars and offline banners: counts per
+    /// state, the oldest unsynced command's age, the last successful send and pull, the
+    /// last error and the failures in a row since, storage used against the cap, online,
+    /// lease and stall. Reads only (cheap enough to poll once a second).
     pub fn status(&self) -> Result<Status> {
         let engine = self.engine()?;
         let now = now_ms();
-        let (counts, oldest, next) =
-            engine.db.read(|c| Ok((queue::counts(c)?, queue::oldest_unfinished(c)?, queue::next_due(c, now)?)))?;
+        let (counts, oldest, next, last_pull) = engine.db.read(|c| {
+            Ok((queue::counts(c)?, queue::oldest_unfinished(c)?, queue::next_due(c, now)?, queue::last_pull_at(c)?))
+        })?;
+        let (storage_used_bytes, storage_cap_bytes, storage_full) = engine.db.usage()?;
         let mut s = Status {
             online: engine.online.load(Ordering::SeqCst),
             foreground: engine.foreground.load(Ordering::SeqCst),
             is_drainer: engine.is_drainer(),
             last_error: lock(&engine.last_error).clone(),
+            consecutive_failures: engine.consecutive_failures.load(Ordering::SeqCst),
+            last_success_at: engine.last_success_at()?,
+            last_pull_at: last_pull,
+            storage_used_bytes,
+            storage_cap_bytes,
+            storage_full,
+            stalled: engine.watchdog.is_stalled(),
             oldest_pending_age: oldest.map(|t| Duration::from_millis((now - t).max(0) as u64)),
             next_attempt_in: next.map(|t| Duration::from_millis((t - now).max(0) as u64)),
             ..Status::default()
@@ -542,6 +554,16 @@ impl Outbox {
             }
         }
         Ok(s)
+    }
+
+    /// Test hook for the stall watchdog: the drain loop's next wait ignores its timer and
+    /// every wake-up (a stuck timer), so only the watchdog's kick ends it.
+    #[doc(hidden)]
+    pub fn wedge_drain_timer_for_test(&self) -> Result<()> {
+        let engine = self.engine()?;
+        engine.watchdog.wedge_timer.store(true, Ordering::SeqCst);
+        engine.trigger(false);
+        Ok(())
     }
 
     /// Subscribes to engine events from now on.

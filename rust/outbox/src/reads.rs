@@ -39,7 +39,7 @@ impl Outbox {
     /// Declares that `collection` is filtered or sorted by `field`, creating an index so
     /// such lists stay fast at any size. Idempotent.
     pub fn create_index(&self, collection: &str, field: &str) -> Result<()> {
-        self.engine()?.db.write(|tx| store::create_index(tx, collection, field))
+        self.engine()?.db.write_capped(|tx| store::create_index(tx, collection, field))
     }
 
     /// When each collection was last confirmed up to date by a complete pull (Unix ms).

@@ -72,6 +72,14 @@ pub(crate) struct Engine {
     /// Held from recording answers until their events are emitted, so that whoever sees
     /// the database settled (`is_quiet`) has also been sent the events.
     recording: Mutex<()>,
+    /// Attempts in a row that did not end `applied`.
+    pub(crate) consecutive_failures: AtomicU32,
+    /// When the server last applied a command (`None` until read from the history once).
+    pub(crate) last_success: Mutex<Option<Option<i64>>>,
+    /// Progress marks and the stall episode (see `watchdog`).
+    pub(crate) watchdog: crate::watchdog::Watchdog,
+    /// Bumped to abandon every send on the wire (the watchdog's kick for a hung send).
+    pub(crate) abandon: watch::Sender<u64>,
 }
 
 impl Engine {
@@ -102,6 +110,10 @@ impl Engine {
             tasks: Mutex::new(JoinSet::new()),
             settle_queue: Default::default(),
             recording: Mutex::new(()),
+            consecutive_failures: AtomicU32::new(0),
+            last_success: Mutex::new(None),
+            watchdog: Default::default(),
+            abandon: watch::channel(0).0,
             config,
         })
     }
@@ -116,6 +128,8 @@ impl Engine {
         tasks.spawn_on(async move { crate::sync::run(engine).await }, &handle);
         let engine = Arc::clone(self);
         tasks.spawn_on(async move { crate::sync::listen(engine).await }, &handle);
+        let engine = Arc::clone(self);
+        tasks.spawn_on(async move { crate::watchdog::run(engine).await }, &handle);
     }
 
     /// Marks the next pass as following an external trigger without waking the loop.
@@ -196,6 +210,7 @@ impl Engine {
             self.external_trigger.store(true, Ordering::SeqCst);
             self.request_pull();
         }
+        self.watchdog.woken();
         self.wake.notify_one();
     }
 
@@ -297,6 +312,15 @@ impl Engine {
             if *closed.borrow() {
                 return;
             }
+            if self.watchdog.wedge_timer.load(Ordering::SeqCst) {
+                // Test hook: a timer that never fires and wake-ups that are lost; only
+                // the watchdog's kick ends this wait.
+                tokio::select! {
+                    _ = self.watchdog.kick.notified() => {}
+                    _ = closed.changed() => return,
+                }
+            }
+            self.watchdog.pass_starts();
             let sleep = match self.pass() {
                 Ok(next) => next,
                 Err(e) => {
@@ -305,15 +329,17 @@ impl Engine {
                     Duration::from_secs(1)
                 }
             };
+            self.watchdog.pass_ran();
             tokio::select! {
                 _ = self.wake.notified() => {}
+                _ = self.watchdog.kick.notified() => {}
                 _ = tokio::time::sleep(sleep) => self.external_trigger.store(true, Ordering::SeqCst),
                 _ = closed.changed() => return,
             }
         }
     }
 
-    fn renew_interval(&self) -> Duration {
+    pub(crate) fn renew_interval(&self) -> Duration {
         (self.config.lease_ttl / 3).max(Duration::from_millis(10))
     }
 
@@ -349,6 +375,7 @@ impl Engine {
         let recording = lock(&self.recording);
         let written = self.db.write_with(crate::settle::commit_for(&finished), |tx| {
             lease::check_fence(tx, &self.owner, generation)?;
+            self.make_room(tx, now)?;
             let recorded = self.record_in(tx, &finished, generation, now)?;
             queue::clamp_due(tx, now, cap_ms)?;
             // Checked again here: a pass that began before going offline must not start
@@ -376,6 +403,7 @@ impl Engine {
         self.announce_recorded(&finished, recorded);
         drop(recording);
         if !started.is_empty() {
+            self.watchdog.progress();
             self.was_idle.store(false, Ordering::SeqCst);
             for (_, cmd) in &started {
                 self.emit(Event::AttemptStarted { id: crate::settle::parse_id(&cmd.id), attempt: cmd.attempt });
@@ -514,12 +542,13 @@ impl Engine {
         let engine = Arc::clone(self);
         let handle = runtime::handle();
         let timeout = self.config.attempt_timeout;
+        let abandon = self.abandon.subscribe();
         let mut tasks = lock(&self.tasks);
         while tasks.try_join_next().is_some() {}
         tasks.spawn_on(
             async move {
                 let commands: Vec<OutgoingCommand> = batch.iter().map(|(_, c)| c.clone()).collect();
-                let outcomes = send_guarded(transport, commands, timeout).await;
+                let outcomes = send_guarded(transport, commands, timeout, abandon).await;
                 engine.finish_send(batch, outcomes, generation);
                 engine.sends_in_flight.fetch_sub(1, Ordering::SeqCst);
                 engine.trigger(false);
@@ -535,17 +564,25 @@ async fn send_guarded(
     transport: Arc<dyn Transport>,
     commands: Vec<OutgoingCommand>,
     timeout: Duration,
+    mut abandon: watch::Receiver<u64>,
 ) -> Vec<Outcome> {
     let n = commands.len();
     let call = runtime::handle().spawn(async move { transport.send(commands).await });
     // Aborted with the send task too (an abrupt close), so no request outlives its engine.
     let abort = AbortOnDrop(call.abort_handle());
-    match tokio::time::timeout(timeout, call).await {
-        Ok(Ok(outcomes)) => outcomes,
-        Ok(Err(_)) => vec![Outcome::retry("transport failed unexpectedly (panicked)"); n],
-        Err(_) => {
+    abandon.borrow_and_update();
+    tokio::select! {
+        answer = tokio::time::timeout(timeout, call) => match answer {
+            Ok(Ok(outcomes)) => outcomes,
+            Ok(Err(_)) => vec![Outcome::retry("transport failed unexpectedly (panicked)"); n],
+            Err(_) => {
+                drop(abort);
+                vec![Outcome::retry(format!("attempt timed out after {} ms", timeout.as_millis())); n]
+            }
+        },
+        Ok(()) = abandon.changed() => {
             drop(abort);
-            vec![Outcome::retry(format!("attempt timed out after {} ms", timeout.as_millis())); n]
+            vec![Outcome::retry("no answer: abandoned by the stall watchdog"); n]
         }
     }
 }

@@ -131,6 +131,9 @@ impl Engine {
 
     /// After the commit: events, `wait_for` wake-ups and watches.
     pub(crate) fn announce_recorded(&self, sends: &[Finished], recorded: Recorded) {
+        if !recorded.finished.is_empty() {
+            self.watchdog.progress();
+        }
         let server_collections: BTreeSet<String> = sends
             .iter()
             .flat_map(|s| s.outcomes.iter())
@@ -142,6 +145,12 @@ impl Engine {
         for (id, attempt, outcome, error) in recorded.finished {
             if let Some(e) = &error {
                 *lock(&self.last_error) = Some(e.clone());
+            }
+            if outcome == "applied" {
+                self.consecutive_failures.store(0, Ordering::SeqCst);
+                *lock(&self.last_success) = Some(Some(crate::db::now_ms()));
+            } else {
+                self.consecutive_failures.fetch_add(1, Ordering::SeqCst);
             }
             self.emit(Event::AttemptFinished { id, attempt, outcome: outcome.to_string(), error });
         }

@@ -6461,7 +6461,9 @@ data class OutboxConfig (
     var `retentionMs`: kotlin.ULong? = null 
     , 
     /**
-     * Optional cap on the database size; writes beyond it fail with `StorageFull`.
+     * Optional cap on the database file's size. `enqueue` fails with `StorageFull` once
+     * the cap minus a reserve only the drain uses (an eighth of it) is reached; the drain
+     * goes on and prunes settled commands early to make room.
      */
     var `maxSizeBytes`: kotlin.ULong? = null 
     , 
@@ -6498,6 +6500,13 @@ data class OutboxConfig (
      * Limits per mutator, on top of the global ones.
      */
     var `mutatorLimits`: List<MutatorLimit> = listOf() 
+    , 
+    /**
+     * How long the queue may sit online with commands ready and nothing attempted or
+     * settled before the stall watchdog kicks it and emits `QueueStalled`, ms (default
+     * 30000; 0 turns the watchdog off).
+     */
+    var `stallWindowMs`: kotlin.ULong? = null 
     
 ){
     
@@ -6536,6 +6545,7 @@ public object FfiConverterTypeOutboxConfig: FfiConverterRustBuffer<OutboxConfig>
             FfiConverterOptionalString.read(buf),
             FfiConverterOptionalDouble.read(buf),
             FfiConverterSequenceTypeMutatorLimit.read(buf),
+            FfiConverterOptionalULong.read(buf),
         )
     }
 
@@ -6561,7 +6571,8 @@ public object FfiConverterTypeOutboxConfig: FfiConverterRustBuffer<OutboxConfig>
             FfiConverterOptionalLong.allocationSize(value.`maxUnsyncedAmount`) +
             FfiConverterOptionalString.allocationSize(value.`limitAmountField`) +
             FfiConverterOptionalDouble.allocationSize(value.`limitWarnAt`) +
-            FfiConverterSequenceTypeMutatorLimit.allocationSize(value.`mutatorLimits`)
+            FfiConverterSequenceTypeMutatorLimit.allocationSize(value.`mutatorLimits`) +
+            FfiConverterOptionalULong.allocationSize(value.`stallWindowMs`)
     )
 
     override fun write(value: OutboxConfig, buf: ByteBuffer) {
@@ -6587,6 +6598,7 @@ public object FfiConverterTypeOutboxConfig: FfiConverterRustBuffer<OutboxConfig>
             FfiConverterOptionalString.write(value.`limitAmountField`, buf)
             FfiConverterOptionalDouble.write(value.`limitWarnAt`, buf)
             FfiConverterSequenceTypeMutatorLimit.write(value.`mutatorLimits`, buf)
+            FfiConverterOptionalULong.write(value.`stallWindowMs`, buf)
     }
 }
 
@@ -6886,6 +6898,112 @@ public object FfiConverterTypeReceipt: FfiConverterRustBuffer<Receipt> {
 
 
 /**
+ * What the stall watchdog found when it kicked the engine.
+ */
+data class StallReport (
+    /**
+     * `drain_loop_stuck` (a stuck timer or lost wake-up), `send_hung` (a connection
+     * that never answers; the send was abandoned and is retried under the same key),
+     * `lease_held_elsewhere` (another process holds the drainer lease), `server_unreachable`
+     * or `unknown`.
+     */
+    var `cause`: kotlin.String
+    , 
+    /**
+     * One line for logs and support.
+     */
+    var `detail`: kotlin.String
+    , 
+    /**
+     * How long nothing had moved, ms.
+     */
+    var `stalledForMs`: kotlin.ULong
+    , 
+    /**
+     * Whether a command was ready to send.
+     */
+    var `ready`: kotlin.Boolean
+    , 
+    /**
+     * Commands marked in flight.
+     */
+    var `inFlight`: kotlin.ULong
+    , 
+    /**
+     * Transport calls with no answer yet.
+     */
+    var `sendsInFlight`: kotlin.ULong
+    , 
+    /**
+     * The drainer lease: `held here`, `held by another engine for N ms more`, `free`.
+     */
+    var `lease`: kotlin.String
+    , 
+    /**
+     * The network probe: `reachable`, `unreachable`, `unauthorized`, `failed: …`, ….
+     */
+    var `network`: kotlin.String
+    , 
+    /**
+     * How long ago the drain loop last ran, ms.
+     */
+    var `lastPassAgoMs`: kotlin.ULong
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeStallReport: FfiConverterRustBuffer<StallReport> {
+    override fun read(buf: ByteBuffer): StallReport {
+        return StallReport(
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterBoolean.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterULong.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: StallReport) = (
+            FfiConverterString.allocationSize(value.`cause`) +
+            FfiConverterString.allocationSize(value.`detail`) +
+            FfiConverterULong.allocationSize(value.`stalledForMs`) +
+            FfiConverterBoolean.allocationSize(value.`ready`) +
+            FfiConverterULong.allocationSize(value.`inFlight`) +
+            FfiConverterULong.allocationSize(value.`sendsInFlight`) +
+            FfiConverterString.allocationSize(value.`lease`) +
+            FfiConverterString.allocationSize(value.`network`) +
+            FfiConverterULong.allocationSize(value.`lastPassAgoMs`)
+    )
+
+    override fun write(value: StallReport, buf: ByteBuffer) {
+            FfiConverterString.write(value.`cause`, buf)
+            FfiConverterString.write(value.`detail`, buf)
+            FfiConverterULong.write(value.`stalledForMs`, buf)
+            FfiConverterBoolean.write(value.`ready`, buf)
+            FfiConverterULong.write(value.`inFlight`, buf)
+            FfiConverterULong.write(value.`sendsInFlight`, buf)
+            FfiConverterString.write(value.`lease`, buf)
+            FfiConverterString.write(value.`network`, buf)
+            FfiConverterULong.write(value.`lastPassAgoMs`, buf)
+    }
+}
+
+
+
+/**
  * Count and summed amount of the commands in one state.
  */
 data class StateTotal (
@@ -6941,7 +7059,7 @@ public object FfiConverterTypeStateTotal: FfiConverterRustBuffer<StateTotal> {
 
 
 /**
- * A snapshot of the queue, for status bars and offline banners.
+ * A snapshot of the queue's health, for status bars and offline banners.
  */
 data class Status (
     /**
@@ -6985,9 +7103,44 @@ data class Status (
     var `nextAttemptInMs`: kotlin.ULong?
     , 
     /**
-     * The last failure reported by an attempt.
+     * The last failure reported by an attempt or a pull.
      */
     var `lastError`: kotlin.String?
+    , 
+    /**
+     * Attempts in a row that did not end `applied` (reset by the next applied one).
+     */
+    var `consecutiveFailures`: kotlin.UInt
+    , 
+    /**
+     * When the server last applied a command from this database, Unix ms.
+     */
+    var `lastSuccessAtMs`: kotlin.Long?
+    , 
+    /**
+     * When the last complete pull from the server finished, Unix ms.
+     */
+    var `lastPullAtMs`: kotlin.Long?
+    , 
+    /**
+     * Bytes of the database in use.
+     */
+    var `storageUsedBytes`: kotlin.ULong
+    , 
+    /**
+     * The configured size cap (`max_size_bytes`), if any.
+     */
+    var `storageCapBytes`: kotlin.ULong?
+    , 
+    /**
+     * Whether `enqueue` is refused for space now (the drain goes on and makes room).
+     */
+    var `storageFull`: kotlin.Boolean
+    , 
+    /**
+     * Whether the stall watchdog reports the queue stalled now.
+     */
+    var `stalled`: kotlin.Boolean
     , 
     /**
      * Whether the platform reports the device online.
@@ -7028,6 +7181,13 @@ public object FfiConverterTypeStatus: FfiConverterRustBuffer<Status> {
             FfiConverterOptionalULong.read(buf),
             FfiConverterOptionalULong.read(buf),
             FfiConverterOptionalString.read(buf),
+            FfiConverterUInt.read(buf),
+            FfiConverterOptionalLong.read(buf),
+            FfiConverterOptionalLong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterOptionalULong.read(buf),
+            FfiConverterBoolean.read(buf),
+            FfiConverterBoolean.read(buf),
             FfiConverterBoolean.read(buf),
             FfiConverterBoolean.read(buf),
             FfiConverterBoolean.read(buf),
@@ -7044,6 +7204,13 @@ public object FfiConverterTypeStatus: FfiConverterRustBuffer<Status> {
             FfiConverterOptionalULong.allocationSize(value.`oldestPendingAgeMs`) +
             FfiConverterOptionalULong.allocationSize(value.`nextAttemptInMs`) +
             FfiConverterOptionalString.allocationSize(value.`lastError`) +
+            FfiConverterUInt.allocationSize(value.`consecutiveFailures`) +
+            FfiConverterOptionalLong.allocationSize(value.`lastSuccessAtMs`) +
+            FfiConverterOptionalLong.allocationSize(value.`lastPullAtMs`) +
+            FfiConverterULong.allocationSize(value.`storageUsedBytes`) +
+            FfiConverterOptionalULong.allocationSize(value.`storageCapBytes`) +
+            FfiConverterBoolean.allocationSize(value.`storageFull`) +
+            FfiConverterBoolean.allocationSize(value.`stalled`) +
             FfiConverterBoolean.allocationSize(value.`online`) +
             FfiConverterBoolean.allocationSize(value.`foreground`) +
             FfiConverterBoolean.allocationSize(value.`isDrainer`)
@@ -7059,6 +7226,13 @@ public object FfiConverterTypeStatus: FfiConverterRustBuffer<Status> {
             FfiConverterOptionalULong.write(value.`oldestPendingAgeMs`, buf)
             FfiConverterOptionalULong.write(value.`nextAttemptInMs`, buf)
             FfiConverterOptionalString.write(value.`lastError`, buf)
+            FfiConverterUInt.write(value.`consecutiveFailures`, buf)
+            FfiConverterOptionalLong.write(value.`lastSuccessAtMs`, buf)
+            FfiConverterOptionalLong.write(value.`lastPullAtMs`, buf)
+            FfiConverterULong.write(value.`storageUsedBytes`, buf)
+            FfiConverterOptionalULong.write(value.`storageCapBytes`, buf)
+            FfiConverterBoolean.write(value.`storageFull`, buf)
+            FfiConverterBoolean.write(value.`stalled`, buf)
             FfiConverterBoolean.write(value.`online`, buf)
             FfiConverterBoolean.write(value.`foreground`, buf)
             FfiConverterBoolean.write(value.`isDrainer`, buf)
@@ -8802,6 +8976,45 @@ sealed class OutboxEvent {
     
     
     /**
+     * The stall watchdog found the queue stalled: online, commands ready, and nothing
+     * attempted or settled for `stall_window_ms`. The engine has been kicked.
+     */
+    data class QueueStalled(
+        /**
+         * What the watchdog found.
+         */
+        val `report`: uniffi.outbox_ffi.StallReport) : OutboxEvent()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
+     * A stall reported by `QueueStalled` is over.
+     */
+    data class QueueRecovered(
+        /**
+         * The cause the stall was reported with (see `StallReport.cause`).
+         */
+        val `cause`: kotlin.String, 
+        /**
+         * How long the queue was stalled, ms.
+         */
+        val `stalledForMs`: kotlin.ULong, 
+        /**
+         * How it ended: `progress`, `nothing_to_send` or `offline`.
+         */
+        val `how`: kotlin.String) : OutboxEvent()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
      * This listener fell behind and missed `missed` events; re-read `status()`.
      */
     data class Lagged(
@@ -8881,7 +9094,15 @@ public object FfiConverterTypeOutboxEvent : FfiConverterRustBuffer<OutboxEvent>{
                 FfiConverterLong.read(buf),
                 )
             14 -> OutboxEvent.Synced
-            15 -> OutboxEvent.Lagged(
+            15 -> OutboxEvent.QueueStalled(
+                FfiConverterTypeStallReport.read(buf),
+                )
+            16 -> OutboxEvent.QueueRecovered(
+                FfiConverterString.read(buf),
+                FfiConverterULong.read(buf),
+                FfiConverterString.read(buf),
+                )
+            17 -> OutboxEvent.Lagged(
                 FfiConverterULong.read(buf),
                 )
             else -> throw RuntimeException("invalid enum value, something is very wrong!!")
@@ -8997,6 +9218,22 @@ public object FfiConverterTypeOutboxEvent : FfiConverterRustBuffer<OutboxEvent>{
                 4UL
             )
         }
+        is OutboxEvent.QueueStalled -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterTypeStallReport.allocationSize(value.`report`)
+            )
+        }
+        is OutboxEvent.QueueRecovered -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterString.allocationSize(value.`cause`)
+                + FfiConverterULong.allocationSize(value.`stalledForMs`)
+                + FfiConverterString.allocationSize(value.`how`)
+            )
+        }
         is OutboxEvent.Lagged -> {
             // Add the size for the Int that specifies the variant plus the size needed for all fields
             (
@@ -9088,8 +9325,20 @@ public object FfiConverterTypeOutboxEvent : FfiConverterRustBuffer<OutboxEvent>{
                 buf.putInt(14)
                 Unit
             }
-            is OutboxEvent.Lagged -> {
+            is OutboxEvent.QueueStalled -> {
                 buf.putInt(15)
+                FfiConverterTypeStallReport.write(value.`report`, buf)
+                Unit
+            }
+            is OutboxEvent.QueueRecovered -> {
+                buf.putInt(16)
+                FfiConverterString.write(value.`cause`, buf)
+                FfiConverterULong.write(value.`stalledForMs`, buf)
+                FfiConverterString.write(value.`how`, buf)
+                Unit
+            }
+            is OutboxEvent.Lagged -> {
+                buf.putInt(17)
                 FfiConverterULong.write(value.`missed`, buf)
                 Unit
             }

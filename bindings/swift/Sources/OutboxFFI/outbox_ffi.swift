@@ -4487,7 +4487,9 @@ public struct OutboxConfig: Equatable, Hashable {
      */
     public var retentionMs: UInt64?
     /**
-     * Optional cap on the database size; writes beyond it fail with `StorageFull`.
+     * Optional cap on the database file's size. `enqueue` fails with `StorageFull` once
+     * the cap minus a reserve only the drain uses (an eighth of it) is reached; the drain
+     * goes on and prunes settled commands early to make room.
      */
     public var maxSizeBytes: UInt64?
     /**
@@ -4518,6 +4520,12 @@ public struct OutboxConfig: Equatable, Hashable {
      * Limits per mutator, on top of the global ones.
      */
     public var mutatorLimits: [MutatorLimit]
+    /**
+     * How long the queue may sit online with commands ready and nothing attempted or
+     * settled before the stall watchdog kicks it and emits `QueueStalled`, ms (default
+     * 30000; 0 turns the watchdog off).
+     */
+    public var stallWindowMs: UInt64?
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -4572,7 +4580,9 @@ public struct OutboxConfig: Equatable, Hashable {
          * How long succeeded and discarded commands are kept for inspection, ms (7 days).
          */retentionMs: UInt64? = nil, 
         /**
-         * Optional cap on the database size; writes beyond it fail with `StorageFull`.
+         * Optional cap on the database file's size. `enqueue` fails with `StorageFull` once
+         * the cap minus a reserve only the drain uses (an eighth of it) is reached; the drain
+         * goes on and prunes settled commands early to make room.
          */maxSizeBytes: UInt64? = nil, 
         /**
          * Offline risk limit: most unsynced commands (pending, in flight, conflict, wedged or
@@ -4595,7 +4605,12 @@ public struct OutboxConfig: Equatable, Hashable {
          */limitWarnAt: Double? = nil, 
         /**
          * Limits per mutator, on top of the global ones.
-         */mutatorLimits: [MutatorLimit] = []) {
+         */mutatorLimits: [MutatorLimit] = [], 
+        /**
+         * How long the queue may sit online with commands ready and nothing attempted or
+         * settled before the stall watchdog kicks it and emits `QueueStalled`, ms (default
+         * 30000; 0 turns the watchdog off).
+         */stallWindowMs: UInt64? = nil) {
         self.path = path
         self.userId = userId
         self.workspaceId = workspaceId
@@ -4618,6 +4633,7 @@ public struct OutboxConfig: Equatable, Hashable {
         self.limitAmountField = limitAmountField
         self.limitWarnAt = limitWarnAt
         self.mutatorLimits = mutatorLimits
+        self.stallWindowMs = stallWindowMs
     }
 
     
@@ -4657,7 +4673,8 @@ public struct FfiConverterTypeOutboxConfig: FfiConverterRustBuffer {
                 maxUnsyncedAmount: FfiConverterOptionInt64.read(from: &buf), 
                 limitAmountField: FfiConverterOptionString.read(from: &buf), 
                 limitWarnAt: FfiConverterOptionDouble.read(from: &buf), 
-                mutatorLimits: FfiConverterSequenceTypeMutatorLimit.read(from: &buf)
+                mutatorLimits: FfiConverterSequenceTypeMutatorLimit.read(from: &buf), 
+                stallWindowMs: FfiConverterOptionUInt64.read(from: &buf)
         )
     }
 
@@ -4684,6 +4701,7 @@ public struct FfiConverterTypeOutboxConfig: FfiConverterRustBuffer {
         FfiConverterOptionString.write(value.limitAmountField, into: &buf)
         FfiConverterOptionDouble.write(value.limitWarnAt, into: &buf)
         FfiConverterSequenceTypeMutatorLimit.write(value.mutatorLimits, into: &buf)
+        FfiConverterOptionUInt64.write(value.stallWindowMs, into: &buf)
     }
 }
 
@@ -5112,6 +5130,151 @@ public func FfiConverterTypeReceipt_lower(_ value: Receipt) -> RustBuffer {
 
 
 /**
+ * What the stall watchdog found when it kicked the engine.
+ */
+public struct StallReport: Equatable, Hashable {
+    /**
+     * `drain_loop_stuck` (a stuck timer or lost wake-up), `send_hung` (a connection
+     * that never answers; the send was abandoned and is retried under the same key),
+     * `lease_held_elsewhere` (another process holds the drainer lease), `server_unreachable`
+     * or `unknown`.
+     */
+    public var cause: String
+    /**
+     * One line for logs and support.
+     */
+    public var detail: String
+    /**
+     * How long nothing had moved, ms.
+     */
+    public var stalledForMs: UInt64
+    /**
+     * Whether a command was ready to send.
+     */
+    public var ready: Bool
+    /**
+     * Commands marked in flight.
+     */
+    public var inFlight: UInt64
+    /**
+     * Transport calls with no answer yet.
+     */
+    public var sendsInFlight: UInt64
+    /**
+     * The drainer lease: `held here`, `held by another engine for N ms more`, `free`.
+     */
+    public var lease: String
+    /**
+     * The network probe: `reachable`, `unreachable`, `unauthorized`, `failed: …`, ….
+     */
+    public var network: String
+    /**
+     * How long ago the drain loop last ran, ms.
+     */
+    public var lastPassAgoMs: UInt64
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * `drain_loop_stuck` (a stuck timer or lost wake-up), `send_hung` (a connection
+         * that never answers; the send was abandoned and is retried under the same key),
+         * `lease_held_elsewhere` (another process holds the drainer lease), `server_unreachable`
+         * or `unknown`.
+         */cause: String, 
+        /**
+         * One line for logs and support.
+         */detail: String, 
+        /**
+         * How long nothing had moved, ms.
+         */stalledForMs: UInt64, 
+        /**
+         * Whether a command was ready to send.
+         */ready: Bool, 
+        /**
+         * Commands marked in flight.
+         */inFlight: UInt64, 
+        /**
+         * Transport calls with no answer yet.
+         */sendsInFlight: UInt64, 
+        /**
+         * The drainer lease: `held here`, `held by another engine for N ms more`, `free`.
+         */lease: String, 
+        /**
+         * The network probe: `reachable`, `unreachable`, `unauthorized`, `failed: …`, ….
+         */network: String, 
+        /**
+         * How long ago the drain loop last ran, ms.
+         */lastPassAgoMs: UInt64) {
+        self.cause = cause
+        self.detail = detail
+        self.stalledForMs = stalledForMs
+        self.ready = ready
+        self.inFlight = inFlight
+        self.sendsInFlight = sendsInFlight
+        self.lease = lease
+        self.network = network
+        self.lastPassAgoMs = lastPassAgoMs
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension StallReport: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeStallReport: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> StallReport {
+        return
+            try StallReport(
+                cause: FfiConverterString.read(from: &buf), 
+                detail: FfiConverterString.read(from: &buf), 
+                stalledForMs: FfiConverterUInt64.read(from: &buf), 
+                ready: FfiConverterBool.read(from: &buf), 
+                inFlight: FfiConverterUInt64.read(from: &buf), 
+                sendsInFlight: FfiConverterUInt64.read(from: &buf), 
+                lease: FfiConverterString.read(from: &buf), 
+                network: FfiConverterString.read(from: &buf), 
+                lastPassAgoMs: FfiConverterUInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: StallReport, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.cause, into: &buf)
+        FfiConverterString.write(value.detail, into: &buf)
+        FfiConverterUInt64.write(value.stalledForMs, into: &buf)
+        FfiConverterBool.write(value.ready, into: &buf)
+        FfiConverterUInt64.write(value.inFlight, into: &buf)
+        FfiConverterUInt64.write(value.sendsInFlight, into: &buf)
+        FfiConverterString.write(value.lease, into: &buf)
+        FfiConverterString.write(value.network, into: &buf)
+        FfiConverterUInt64.write(value.lastPassAgoMs, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeStallReport_lift(_ buf: RustBuffer) throws -> StallReport {
+    return try FfiConverterTypeStallReport.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeStallReport_lower(_ value: StallReport) -> RustBuffer {
+    return FfiConverterTypeStallReport.lower(value)
+}
+
+
+/**
  * Count and summed amount of the commands in one state.
  */
 public struct StateTotal: Equatable, Hashable {
@@ -5191,7 +5354,7 @@ public func FfiConverterTypeStateTotal_lower(_ value: StateTotal) -> RustBuffer 
 
 
 /**
- * A snapshot of the queue, for status bars and offline banners.
+ * A snapshot of the queue's health, for status bars and offline banners.
  */
 public struct Status: Equatable, Hashable {
     /**
@@ -5227,9 +5390,37 @@ public struct Status: Equatable, Hashable {
      */
     public var nextAttemptInMs: UInt64?
     /**
-     * The last failure reported by an attempt.
+     * The last failure reported by an attempt or a pull.
      */
     public var lastError: String?
+    /**
+     * Attempts in a row that did not end `applied` (reset by the next applied one).
+     */
+    public var consecutiveFailures: UInt32
+    /**
+     * When the server last applied a command from this database, Unix ms.
+     */
+    public var lastSuccessAtMs: Int64?
+    /**
+     * When the last complete pull from the server finished, Unix ms.
+     */
+    public var lastPullAtMs: Int64?
+    /**
+     * Bytes of the database in use.
+     */
+    public var storageUsedBytes: UInt64
+    /**
+     * The configured size cap (`max_size_bytes`), if any.
+     */
+    public var storageCapBytes: UInt64?
+    /**
+     * Whether `enqueue` is refused for space now (the drain goes on and makes room).
+     */
+    public var storageFull: Bool
+    /**
+     * Whether the stall watchdog reports the queue stalled now.
+     */
+    public var stalled: Bool
     /**
      * Whether the platform reports the device online.
      */
@@ -5271,8 +5462,29 @@ public struct Status: Equatable, Hashable {
          * Time until the next scheduled retry, ms.
          */nextAttemptInMs: UInt64?, 
         /**
-         * The last failure reported by an attempt.
+         * The last failure reported by an attempt or a pull.
          */lastError: String?, 
+        /**
+         * Attempts in a row that did not end `applied` (reset by the next applied one).
+         */consecutiveFailures: UInt32, 
+        /**
+         * When the server last applied a command from this database, Unix ms.
+         */lastSuccessAtMs: Int64?, 
+        /**
+         * When the last complete pull from the server finished, Unix ms.
+         */lastPullAtMs: Int64?, 
+        /**
+         * Bytes of the database in use.
+         */storageUsedBytes: UInt64, 
+        /**
+         * The configured size cap (`max_size_bytes`), if any.
+         */storageCapBytes: UInt64?, 
+        /**
+         * Whether `enqueue` is refused for space now (the drain goes on and makes room).
+         */storageFull: Bool, 
+        /**
+         * Whether the stall watchdog reports the queue stalled now.
+         */stalled: Bool, 
         /**
          * Whether the platform reports the device online.
          */online: Bool, 
@@ -5291,6 +5503,13 @@ public struct Status: Equatable, Hashable {
         self.oldestPendingAgeMs = oldestPendingAgeMs
         self.nextAttemptInMs = nextAttemptInMs
         self.lastError = lastError
+        self.consecutiveFailures = consecutiveFailures
+        self.lastSuccessAtMs = lastSuccessAtMs
+        self.lastPullAtMs = lastPullAtMs
+        self.storageUsedBytes = storageUsedBytes
+        self.storageCapBytes = storageCapBytes
+        self.storageFull = storageFull
+        self.stalled = stalled
         self.online = online
         self.foreground = foreground
         self.isDrainer = isDrainer
@@ -5321,6 +5540,13 @@ public struct FfiConverterTypeStatus: FfiConverterRustBuffer {
                 oldestPendingAgeMs: FfiConverterOptionUInt64.read(from: &buf), 
                 nextAttemptInMs: FfiConverterOptionUInt64.read(from: &buf), 
                 lastError: FfiConverterOptionString.read(from: &buf), 
+                consecutiveFailures: FfiConverterUInt32.read(from: &buf), 
+                lastSuccessAtMs: FfiConverterOptionInt64.read(from: &buf), 
+                lastPullAtMs: FfiConverterOptionInt64.read(from: &buf), 
+                storageUsedBytes: FfiConverterUInt64.read(from: &buf), 
+                storageCapBytes: FfiConverterOptionUInt64.read(from: &buf), 
+                storageFull: FfiConverterBool.read(from: &buf), 
+                stalled: FfiConverterBool.read(from: &buf), 
                 online: FfiConverterBool.read(from: &buf), 
                 foreground: FfiConverterBool.read(from: &buf), 
                 isDrainer: FfiConverterBool.read(from: &buf)
@@ -5337,6 +5563,13 @@ public struct FfiConverterTypeStatus: FfiConverterRustBuffer {
         FfiConverterOptionUInt64.write(value.oldestPendingAgeMs, into: &buf)
         FfiConverterOptionUInt64.write(value.nextAttemptInMs, into: &buf)
         FfiConverterOptionString.write(value.lastError, into: &buf)
+        FfiConverterUInt32.write(value.consecutiveFailures, into: &buf)
+        FfiConverterOptionInt64.write(value.lastSuccessAtMs, into: &buf)
+        FfiConverterOptionInt64.write(value.lastPullAtMs, into: &buf)
+        FfiConverterUInt64.write(value.storageUsedBytes, into: &buf)
+        FfiConverterOptionUInt64.write(value.storageCapBytes, into: &buf)
+        FfiConverterBool.write(value.storageFull, into: &buf)
+        FfiConverterBool.write(value.stalled, into: &buf)
         FfiConverterBool.write(value.online, into: &buf)
         FfiConverterBool.write(value.foreground, into: &buf)
         FfiConverterBool.write(value.isDrainer, into: &buf)
@@ -6985,6 +7218,29 @@ public enum OutboxEvent: Equatable, Hashable {
      */
     case synced
     /**
+     * The stall watchdog found the queue stalled: online, commands ready, and nothing
+     * attempted or settled for `stall_window_ms`. The engine has been kicked.
+     */
+    case queueStalled(
+        /**
+         * What the watchdog found.
+         */report: StallReport
+    )
+    /**
+     * A stall reported by `QueueStalled` is over.
+     */
+    case queueRecovered(
+        /**
+         * The cause the stall was reported with (see `StallReport.cause`).
+         */cause: String, 
+        /**
+         * How long the queue was stalled, ms.
+         */stalledForMs: UInt64, 
+        /**
+         * How it ended: `progress`, `nothing_to_send` or `offline`.
+         */how: String
+    )
+    /**
      * This listener fell behind and missed `missed` events; re-read `status()`.
      */
     case lagged(
@@ -7052,7 +7308,13 @@ public struct FfiConverterTypeOutboxEvent: FfiConverterRustBuffer {
         
         case 14: return .synced
         
-        case 15: return .lagged(missed: try FfiConverterUInt64.read(from: &buf)
+        case 15: return .queueStalled(report: try FfiConverterTypeStallReport.read(from: &buf)
+        )
+        
+        case 16: return .queueRecovered(cause: try FfiConverterString.read(from: &buf), stalledForMs: try FfiConverterUInt64.read(from: &buf), how: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 17: return .lagged(missed: try FfiConverterUInt64.read(from: &buf)
         )
         
         default: throw UniffiInternalError.unexpectedEnumCase
@@ -7143,8 +7405,20 @@ public struct FfiConverterTypeOutboxEvent: FfiConverterRustBuffer {
             writeInt(&buf, Int32(14))
         
         
-        case let .lagged(missed):
+        case let .queueStalled(report):
             writeInt(&buf, Int32(15))
+            FfiConverterTypeStallReport.write(report, into: &buf)
+            
+        
+        case let .queueRecovered(cause,stalledForMs,how):
+            writeInt(&buf, Int32(16))
+            FfiConverterString.write(cause, into: &buf)
+            FfiConverterUInt64.write(stalledForMs, into: &buf)
+            FfiConverterString.write(how, into: &buf)
+            
+        
+        case let .lagged(missed):
+            writeInt(&buf, Int32(17))
             FfiConverterUInt64.write(missed, into: &buf)
             
         }

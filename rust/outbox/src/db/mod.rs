@@ -3,6 +3,16 @@
 //! One writer connection and one reader connection per engine (WAL lets the reader see
 //! committed state while the writer works). Opening never modifies a file it refuses: the
 //! version check and the corruption check happen before any pragma that writes.
+//!
+//! ## The size cap and the drain reserve
+//!
+//! With `max_size_bytes` set, the writer's `max_page_count` caps the file at that size for
+//! every write. App writes that add to the queue (`enqueue`, edits, new args) go through
+//! [`Db::write_capped`], which refuses with `StorageFull` once the pages in use would pass
+//! the cap minus a *drain reserve* ([`drain_reserve_pages`]). The reserve is only ever
+//! used by the engine's own writes (in-flight marks, attempts, settlements, pulls), so a
+//! queue filled to the cap can always drain; under that pressure the drain also prunes
+//! settled commands early (`queue::prune_for_space`) so enqueue works again.
 
 pub mod migrations;
 
@@ -34,9 +44,13 @@ pub(crate) struct Db {
     writer: Mutex<Connection>,
     reader: Mutex<Connection>,
     durability: Durability,
-    /// Whether the writer is switched to `synchronous=NORMAL` for [`Db::write_relaxed`]
-    /// (read and changed only while holding the writer's lock).
+    /// Whether the writer is switched to `synchronous=NORMAL` for a [`Commit::Relaxed`]
+    /// write (read and changed only while holding the writer's lock).
     writer_relaxed: AtomicBool,
+    /// With a size cap: the pages app writes may use (the cap minus the drain reserve).
+    enqueue_limit_pages: Option<i64>,
+    /// The configured cap in bytes, if any.
+    cap_bytes: Option<u64>,
 }
 
 /// How a write transaction's commit reaches the disk.
@@ -50,6 +64,19 @@ pub(crate) enum Commit {
     /// loss is repaired by what follows (a resend the server answers `duplicate`, a page
     /// pulled again): see docs/guarantees.md, "What the drain writes without an fsync".
     Relaxed,
+}
+
+/// The part of a capped database only the drain may use: an eighth of the cap, at least
+/// 16 pages and at most half the cap.
+pub(crate) fn drain_reserve_pages(cap_pages: i64) -> i64 {
+    (cap_pages / 8).max(16).min(cap_pages / 2)
+}
+
+/// Pages in use (the file's pages minus its free list) as `conn` sees them.
+fn used_pages(conn: &Connection) -> rusqlite::Result<i64> {
+    let pages: i64 = conn.pragma_query_value(None, "page_count", |r| r.get(0))?;
+    let free: i64 = conn.pragma_query_value(None, "freelist_count", |r| r.get(0))?;
+    Ok(pages - free)
 }
 
 impl Db {
@@ -80,11 +107,22 @@ impl Db {
         }
         let reader = open_connection(path, vfs)?;
         configure(&reader, durability, None).map_err(|e| open_failure(path, e))?;
+        let enqueue_limit_pages = match max_size_bytes {
+            Some(bytes) => {
+                let page_size: i64 =
+                    writer.pragma_query_value(None, "page_size", |r| r.get(0)).map_err(|e| open_failure(path, e))?;
+                let cap_pages = (bytes / page_size.max(512) as u64).max(1) as i64;
+                Some(cap_pages - drain_reserve_pages(cap_pages))
+            }
+            None => None,
+        };
         Ok(Db {
             writer: Mutex::new(writer),
             reader: Mutex::new(reader),
             durability,
             writer_relaxed: AtomicBool::new(false),
+            enqueue_limit_pages,
+            cap_bytes: max_size_bytes,
         })
     }
 
@@ -138,6 +176,34 @@ impl Db {
             self.writer_relaxed.store(relax, Ordering::Relaxed);
         }
         Ok(())
+    }
+
+    /// [`Db::write`] for app writes that grow the queue: refused with `StorageFull` (and
+    /// rolled back) when the pages in use would pass the cap minus the drain reserve.
+    pub(crate) fn write_capped<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
+        self.write(|tx| {
+            let value = f(tx)?;
+            if self.over_enqueue_limit(tx, 1.0)? {
+                return Err(crate::error::Error::StorageFull);
+            }
+            Ok(value)
+        })
+    }
+
+    /// Whether the pages in use inside `conn` (a transaction sees its own writes) pass
+    /// `fraction` of what app writes may use. Always false without a cap.
+    pub(crate) fn over_enqueue_limit(&self, conn: &Connection, fraction: f64) -> Result<bool> {
+        let Some(limit) = self.enqueue_limit_pages else { return Ok(false) };
+        Ok(used_pages(conn)? as f64 > limit as f64 * fraction)
+    }
+
+    /// Bytes in use (committed), the cap, and whether app writes are refused for space.
+    pub(crate) fn usage(&self) -> Result<(u64, Option<u64>, bool)> {
+        let conn = lock(&self.reader);
+        let page_size: i64 = conn.pragma_query_value(None, "page_size", |r| r.get(0))?;
+        let used = used_pages(&conn)?;
+        let full = self.enqueue_limit_pages.is_some_and(|l| used >= l);
+        Ok(((used.max(0) * page_size) as u64, self.cap_bytes, full))
     }
 
     /// An integer pragma as each connection sees it: `[writer, reader]` (pragmas such as

@@ -599,6 +599,22 @@ pub(crate) fn oldest_unfinished(conn: &Connection) -> Result<Option<i64>> {
         .optional()?)
 }
 
+/// When the last complete pull finished (Unix ms), as stamped by `sync::finish_pull`.
+pub(crate) fn last_pull_at(conn: &Connection) -> Result<Option<i64>> {
+    Ok(conn
+        .prepare_cached("SELECT last_synced_at FROM collection_sync WHERE collection = '*'")?
+        .query_row([], |r| r.get(0))
+        .optional()?)
+}
+
+/// When the server last applied a command of this database (Unix ms), from the attempt
+/// history (one scan; the engine reads it once and then keeps it in memory).
+pub(crate) fn last_applied_at(conn: &Connection) -> Result<Option<i64>> {
+    Ok(conn
+        .prepare_cached("SELECT MAX(ended_at) FROM attempts WHERE outcome = 'applied'")?
+        .query_row([], |r| r.get(0))?)
+}
+
 /// Deletes succeeded and discarded commands finished before `cutoff` whose ops are all
 /// retired. Returns how many were removed.
 pub(crate) fn prune(tx: &Transaction<'_>, cutoff: i64) -> Result<usize> {
@@ -615,6 +631,32 @@ pub(crate) fn prune(tx: &Transaction<'_>, cutoff: i64) -> Result<usize> {
                            WHERE d.depends_on = commands.seq AND w.state IN ('pending', 'in_flight'))",
         params![cutoff],
     )?)
+}
+
+/// Deletes up to `limit` of the oldest succeeded and discarded commands finished before
+/// `cutoff` whose ops are all retired, however short their retention (the database is at
+/// its size cap: retention yields to space, never a queued command). Returns how many
+/// were removed.
+pub(crate) fn prune_for_space(tx: &Transaction<'_>, cutoff: i64, limit: usize) -> Result<usize> {
+    let seqs: Vec<i64> = tx
+        .prepare_cached(
+            "SELECT seq FROM commands WHERE state IN ('succeeded', 'discarded') AND finished_at < ?2
+               AND NOT EXISTS (SELECT 1 FROM pending_ops p WHERE p.command_seq = commands.seq)
+               AND NOT EXISTS (SELECT 1 FROM command_deps d JOIN commands w ON w.seq = d.command_seq
+                               WHERE d.depends_on = commands.seq AND w.state IN ('pending', 'in_flight'))
+             ORDER BY seq LIMIT ?1",
+        )?
+        .query_map(params![limit as i64, cutoff], |r| r.get(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut attempts = tx.prepare_cached("DELETE FROM attempts WHERE command_seq = ?1")?;
+    let mut deps = tx.prepare_cached("DELETE FROM command_deps WHERE command_seq = ?1")?;
+    let mut cmd = tx.prepare_cached("DELETE FROM commands WHERE seq = ?1")?;
+    for seq in &seqs {
+        attempts.execute(params![seq])?;
+        deps.execute(params![seq])?;
+        cmd.execute(params![seq])?;
+    }
+    Ok(seqs.len())
 }
 
 #[cfg(test)]

@@ -5,8 +5,12 @@ import kotlinx.coroutines.channels.awaitClose
 import kotlinx.coroutines.flow.Flow
 import kotlinx.coroutines.flow.buffer
 import kotlinx.coroutines.flow.callbackFlow
+import kotlinx.coroutines.delay
 import kotlinx.coroutines.flow.conflate
+import kotlinx.coroutines.flow.distinctUntilChanged
+import kotlinx.coroutines.flow.flow
 import kotlinx.coroutines.flow.map
+import kotlinx.coroutines.flow.merge
 import kotlinx.coroutines.flow.onStart
 import uniffi.outbox_ffi.EventListener
 import uniffi.outbox_ffi.Outbox
@@ -39,3 +43,28 @@ fun Outbox.statusUpdates(): Flow<Status> =
         .onStart { emit(Unit) }
         .conflate()
         .map { status() }
+
+/**
+ * Queue health for a status bar or a till's "all synced" light, as a cold [Flow] of `status()`
+ * snapshots: counts per state, the oldest unsynced command's age, the last successful send and
+ * pull, the last error and the failures in a row since, storage used against the cap, online,
+ * the drainer lease and whether the stall watchdog reports the queue stalled.
+ *
+ * A snapshot comes at once, after events (bursts conflated), and every [everyMs] ms even
+ * without events (so ages and `stalled` stay current); equal consecutive snapshots are
+ * dropped. It only reads: collect it from as many screens as needed.
+ */
+fun Outbox.queueHealth(everyMs: Long = 1_000): Flow<Status> {
+    require(everyMs > 0) { "everyMs must be positive" }
+    val ticks = flow {
+        while (true) {
+            delay(everyMs)
+            emit(Unit)
+        }
+    }
+    return merge(events().map { }, ticks)
+        .onStart { emit(Unit) }
+        .conflate()
+        .map { status() }
+        .distinctUntilChanged()
+}
