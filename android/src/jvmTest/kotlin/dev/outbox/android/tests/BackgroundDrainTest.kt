@@ -66,17 +66,17 @@ class BackgroundDrainTest {
         val ctx = TestContext()
         // Session 1, offline: the command stays pending in the database.
         withOutboxAndroid(ctx, online = false) { android, _ -> android.enqueue(note(1)) }
-        // Its `Enqueued` event may or may not have scheduled work before the shutdown (the
-        // event is delivered asynchronously); either way nothing more comes from session 1.
-        val before = enqueuedWork(ctx).size
-        // Session 2 (a new process): the start-up status check schedules the drain.
+        // Session 2 (a new process; the harness clears the recorded work first): the start-up
+        // status check schedules the drain. The process starts in the background, whose first
+        // lifecycle report may ask as well, so "at least once".
         withOutboxAndroid(ctx, online = false) { android, _ ->
-            eventually(message = "work enqueued at start") { enqueuedWork(ctx).size == before + 1 }
+            eventually(message = "work enqueued at start") { enqueuedWork(ctx).isNotEmpty() }
             assertEquals(1uL, android.status().pending)
+            val atStart = enqueuedWork(ctx).size
             // Going to the background asks again (KEEP makes it a no-op if still queued).
             ProcessLifecycleOwner.get().testMoveTo(Lifecycle.State.STARTED)
             ProcessLifecycleOwner.get().testMoveTo(Lifecycle.State.CREATED)
-            eventually(message = "work enqueued on background") { enqueuedWork(ctx).size == before + 2 }
+            eventually(message = "work enqueued on background") { enqueuedWork(ctx).size > atStart }
             assertTrue(enqueuedWork(ctx).all { it.policy == ExistingWorkPolicy.KEEP })
         }
     }
