@@ -6,10 +6,10 @@
 //! has succeeded. Finding ready commands walks `lanes` in head order and stops at the
 //! limit, so its cost does not grow with the length of any one lane.
 
-use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use serde_json::Value;
 
-use crate::command::{Attempt, Command, CommandId, CommandState, OptimisticOp, Receipt, Settlement};
+use crate::command::{CommandId, CommandState, OptimisticOp, Receipt, Settlement};
 use crate::error::{Error, Result};
 use crate::keys::UNKEYED_LANE;
 use crate::retry::Disposition;
@@ -18,11 +18,17 @@ use crate::transport::OutgoingCommand;
 
 mod decisions;
 mod edits;
+mod reads;
 use decisions::fail;
 pub(crate) use decisions::{discard, retry, retry_conflict_with};
 pub(crate) use edits::{
     editable, editable_seq, keys_of, rewrite_args, set_amount, squash_into, upgradable, upgrade_args, wedge_unattempted,
 };
+pub use reads::PeekFilter;
+pub(crate) use reads::{
+    counts, history, last_applied_at, last_pull_at, load, oldest_unfinished, peek, settlement, touched_docs,
+};
+use reads::{row_to_command, with_relations};
 
 /// A state change to announce once its transaction has committed.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -99,144 +105,6 @@ fn seq_of(conn: &Connection, id: &CommandId) -> Result<i64> {
         .query_row(params![id.to_string()], |r| r.get(0))
         .optional()?
         .ok_or_else(|| Error::UnknownCommand { id: id.to_string() })
-}
-
-fn parse_state(s: &str) -> rusqlite::Result<CommandState> {
-    CommandState::parse(s)
-        .ok_or_else(|| rusqlite::Error::InvalidColumnType(7, format!("state {s}"), rusqlite::types::Type::Text))
-}
-
-fn row_to_command(r: &Row<'_>) -> rusqlite::Result<Command> {
-    let id: String = r.get(1)?;
-    let state = parse_state(&r.get::<_, String>(7)?)?;
-    let outcome: Option<String> = r.get(12)?;
-    let receipt = match r.get::<_, Option<i64>>(13)? {
-        Some(server_seq) => Some(Receipt { server_seq, applied_at: r.get(14)? }),
-        None => None,
-    };
-    Ok(Command {
-        seq: r.get(0)?,
-        id: CommandId(uuid::Uuid::parse_str(&id).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?),
-        mutator: r.get(2)?,
-        mutator_version: r.get(3)?,
-        args: r.get(4)?,
-        idempotency_key: r.get(5)?,
-        created_at: r.get(6)?,
-        state,
-        attempts: r.get(8)?,
-        next_attempt_at: r.get(9)?,
-        last_error: r.get(10)?,
-        metadata: r.get(11)?,
-        settlement: outcome.and_then(|o| serde_json::from_str(&o).ok()).filter(|_| state.is_settled()),
-        receipt,
-        keys: r
-            .get::<_, Option<String>>(15)?
-            .and_then(|k| serde_json::from_str::<Vec<String>>(&k).ok())
-            .unwrap_or_default(),
-        depends_on: Vec::new(),
-        history: Vec::new(),
-        amount: r.get(16)?,
-    })
-}
-
-/// Loads one command with its keys and dependencies (not its history).
-pub(crate) fn load(conn: &Connection, id: &CommandId) -> Result<Command> {
-    let cmd = conn
-        .prepare_cached(&format!("SELECT {COLUMNS} FROM commands WHERE id = ?1"))?
-        .query_row(params![id.to_string()], row_to_command)
-        .optional()?
-        .ok_or_else(|| Error::UnknownCommand { id: id.to_string() })?;
-    with_relations(conn, cmd)
-}
-
-fn with_relations(conn: &Connection, mut cmd: Command) -> Result<Command> {
-    if cmd.state.holds_keys() {
-        // The lanes are the truth while it holds them (and for commands from before v6).
-        let mut keys = conn.prepare_cached("SELECT key FROM command_keys WHERE command_seq = ?1 ORDER BY key")?;
-        cmd.keys = keys
-            .query_map(params![cmd.seq], |r| r.get::<_, String>(0))?
-            .collect::<rusqlite::Result<Vec<_>>>()?
-            .into_iter()
-            .filter(|k| k != UNKEYED_LANE)
-            .collect();
-    }
-    let mut deps = conn.prepare_cached(
-        "SELECT c.id FROM command_deps d JOIN commands c ON c.seq = d.depends_on WHERE d.command_seq = ?1 ORDER BY c.seq",
-    )?;
-    cmd.depends_on = deps
-        .query_map(params![cmd.seq], |r| r.get::<_, String>(0))?
-        .filter_map(|r| r.ok().and_then(|s| uuid::Uuid::parse_str(&s).ok()).map(CommandId))
-        .collect();
-    Ok(cmd)
-}
-
-/// The attempt history of a command, oldest first.
-pub(crate) fn history(conn: &Connection, seq: i64) -> Result<Vec<Attempt>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT attempt, started_at, ended_at, outcome, http_status, error, idempotency_key FROM attempts
-         WHERE command_seq = ?1 ORDER BY attempt",
-    )?;
-    let rows = stmt.query_map(params![seq], |r| {
-        Ok(Attempt {
-            number: r.get(0)?,
-            started_at: r.get(1)?,
-            ended_at: r.get(2)?,
-            outcome: r.get(3)?,
-            http_status: r.get(4)?,
-            error: r.get(5)?,
-            idempotency_key: r.get(6)?,
-        })
-    })?;
-    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
-}
-
-/// Which commands `peek` lists.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct PeekFilter {
-    /// Only these states (all when empty).
-    pub states: Vec<CommandState>,
-    /// Only commands holding this key.
-    pub key: Option<String>,
-    /// Only this mutator.
-    pub mutator: Option<String>,
-    /// At most this many (100 when 0).
-    pub limit: usize,
-    /// Only commands enqueued after this `seq` (for paging).
-    pub after_seq: Option<i64>,
-}
-
-/// Lists commands in enqueue order.
-pub(crate) fn peek(conn: &Connection, f: &PeekFilter) -> Result<Vec<Command>> {
-    let mut sql = format!("SELECT {COLUMNS} FROM commands c WHERE seq > ?1");
-    let mut args: Vec<rusqlite::types::Value> = vec![f.after_seq.unwrap_or(0).into()];
-    if !f.states.is_empty() {
-        let marks: Vec<String> = f
-            .states
-            .iter()
-            .map(|s| {
-                args.push(s.as_str().to_string().into());
-                format!("?{}", args.len())
-            })
-            .collect();
-        sql.push_str(&format!(" AND state IN ({})", marks.join(",")));
-    }
-    if let Some(m) = &f.mutator {
-        args.push(m.clone().into());
-        sql.push_str(&format!(" AND mutator = ?{}", args.len()));
-    }
-    if let Some(k) = &f.key {
-        args.push(k.clone().into());
-        sql.push_str(&format!(
-            " AND EXISTS (SELECT 1 FROM command_keys k WHERE k.command_seq = c.seq AND k.key = ?{})",
-            args.len()
-        ));
-    }
-    let limit = if f.limit == 0 { 100 } else { f.limit };
-    sql.push_str(&format!(" ORDER BY seq LIMIT {limit}"));
-    let mut stmt = conn.prepare(&sql)?;
-    let cmds =
-        stmt.query_map(rusqlite::params_from_iter(args), row_to_command)?.collect::<rusqlite::Result<Vec<_>>>()?;
-    cmds.into_iter().map(|c| with_relations(conn, c)).collect()
 }
 
 /// The ready set. `CROSS JOIN` pins the join order: walk `lanes` by head (index
@@ -556,63 +424,6 @@ pub(crate) fn reset_in_flight(tx: &Transaction<'_>, now: i64) -> Result<Vec<Chan
         changes.push(transition(tx, seq, CommandState::InFlight, CommandState::Pending, now, None)?);
     }
     Ok(changes)
-}
-
-/// How a command settled, by seq.
-pub(crate) fn settlement(conn: &Connection, seq: i64) -> Result<Option<Settlement>> {
-    let outcome: Option<String> = conn
-        .prepare_cached("SELECT outcome FROM commands WHERE seq = ?1")?
-        .query_row(params![seq], |r| r.get(0))
-        .optional()?
-        .flatten();
-    Ok(outcome.and_then(|o| serde_json::from_str(&o).ok()))
-}
-
-/// The documents a command's ops touch, as (collection, id).
-pub(crate) fn touched_docs(conn: &Connection, seq: i64) -> Result<Vec<(String, String)>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT DISTINCT collection, doc_id FROM pending_ops WHERE command_seq = ?1 ORDER BY collection, doc_id",
-    )?;
-    let rows = stmt.query_map(params![seq], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
-}
-
-/// Counts per state.
-pub(crate) fn counts(conn: &Connection) -> Result<Vec<(CommandState, u64)>> {
-    let mut stmt = conn.prepare_cached("SELECT state, COUNT(*) FROM commands GROUP BY state")?;
-    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
-    let mut out = Vec::new();
-    for row in rows {
-        let (s, n) = row?;
-        if let Some(s) = CommandState::parse(&s) {
-            out.push((s, n.max(0) as u64));
-        }
-    }
-    Ok(out)
-}
-
-/// Enqueue time of the oldest command still holding its keys (always a lane head).
-pub(crate) fn oldest_unfinished(conn: &Connection) -> Result<Option<i64>> {
-    Ok(conn
-        .prepare_cached("SELECT created_at FROM commands WHERE seq = (SELECT MIN(head_seq) FROM lanes)")?
-        .query_row([], |r| r.get(0))
-        .optional()?)
-}
-
-/// When the last complete pull finished (Unix ms), as stamped by `sync::finish_pull`.
-pub(crate) fn last_pull_at(conn: &Connection) -> Result<Option<i64>> {
-    Ok(conn
-        .prepare_cached("SELECT last_synced_at FROM collection_sync WHERE collection = '*'")?
-        .query_row([], |r| r.get(0))
-        .optional()?)
-}
-
-/// When the server last applied a command of this database (Unix ms), from the attempt
-/// history (one scan; the engine reads it once and then keeps it in memory).
-pub(crate) fn last_applied_at(conn: &Connection) -> Result<Option<i64>> {
-    Ok(conn
-        .prepare_cached("SELECT MAX(ended_at) FROM attempts WHERE outcome = 'applied'")?
-        .query_row([], |r| r.get(0))?)
 }
 
 /// Deletes succeeded and discarded commands finished before `cutoff` whose ops are all
