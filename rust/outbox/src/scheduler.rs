@@ -32,6 +32,7 @@ use crate::lease::{self, LeaseStatus};
 use crate::queue::{self, Change};
 use crate::runtime;
 use crate::transport::{Outcome, OutgoingCommand, Transport};
+use crate::settle::HandOff;
 
 /// How many never-attempted commands the `before_retry` hook sees per pass.
 const HOOK_WINDOW: usize = 1000;
@@ -376,7 +377,7 @@ impl Engine {
         let written = self.db.write_with(crate::settle::commit_for(&finished), |tx| {
             lease::check_fence(tx, &self.owner, generation)?;
             self.make_room(tx, now)?;
-            let recorded = self.record_in(tx, &finished, generation, now)?;
+            let recorded = self.record_in(tx, &finished, generation, now, HandOff::Full)?;
             queue::clamp_due(tx, now, cap_ms)?;
             // Checked again here: a pass that began before going offline must not start
             // sends after it (the flag may have flipped while this pass waited for the lock).
@@ -394,6 +395,12 @@ impl Engine {
                 tracing::warn!("drainer lease lost while sending; the new drainer resends these commands");
                 self.lose_lease();
                 return Ok(self.renew_interval());
+            }
+            Err(Error::StorageFull) if !finished.is_empty() => {
+                // At the size cap the answers did not fit in one transaction: record them
+                // one by one, then run again at once to start the next sends.
+                self.record_for_space(finished, generation, now)?;
+                return Ok(Duration::ZERO);
             }
             Err(e) => {
                 self.settle_queue.requeue(finished);
@@ -436,7 +443,7 @@ impl Engine {
         let _recording = lock(&self.recording);
         match self.db.write_with(crate::settle::commit_for(&finished), |tx| {
             lease::check_fence(tx, &self.owner, generation)?;
-            self.record_in(tx, &finished, generation, now)
+            self.record_in(tx, &finished, generation, now, HandOff::Full)
         }) {
             Ok(recorded) => {
                 self.announce_recorded(&finished, recorded);
@@ -446,6 +453,7 @@ impl Engine {
                 self.lose_lease();
                 Ok(())
             }
+            Err(Error::StorageFull) => self.record_for_space(finished, generation, now),
             Err(e) => {
                 self.settle_queue.requeue(finished);
                 Err(e)

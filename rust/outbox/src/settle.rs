@@ -35,6 +35,29 @@ pub(crate) struct Finished {
     streak: u32,
 }
 
+impl Finished {
+    /// One `Finished` per command, in order (to record answers that do not fit together).
+    pub(crate) fn split(self) -> Vec<Finished> {
+        let Finished { batch, outcomes, generation, streak } = self;
+        batch
+            .into_iter()
+            .zip(outcomes)
+            .map(|(cmd, outcome)| Finished { batch: vec![cmd], outcomes: vec![outcome], generation, streak })
+            .collect()
+    }
+}
+
+/// How much of a success's answer is stored with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum HandOff {
+    /// Every document version the server sent.
+    Full,
+    /// Only versions that replace one of the command's optimistic ops (about as large as
+    /// the op they retire). Documents new to the store are left for the next pull; the
+    /// database is at its size cap and they did not fit.
+    ReplacingOpsOnly,
+}
+
 /// Finished sends waiting for the drain loop to record them.
 #[derive(Default)]
 pub(crate) struct SettleQueue {
@@ -109,6 +132,7 @@ impl Engine {
         sends: &[Finished],
         generation: i64,
         now: i64,
+        hand_off: HandOff,
     ) -> Result<Recorded> {
         let policy = &self.config.retry;
         let mut recorded = Recorded { changes: Vec::new(), finished: Vec::new() };
@@ -117,7 +141,10 @@ impl Engine {
                 tracing::warn!("dropping the answers of a send from lease generation {}", send.generation);
                 continue;
             }
-            for ((seq, cmd), outcome) in send.batch.iter().zip(send.outcomes.iter().cloned()) {
+            for ((seq, cmd), mut outcome) in send.batch.iter().zip(send.outcomes.iter().cloned()) {
+                if let (HandOff::ReplacingOpsOnly, Outcome::Applied { changes, .. }) = (hand_off, &mut outcome) {
+                    *changes = crate::store::changes_replacing_ops(tx, *seq, std::mem::take(changes))?;
+                }
                 let label = outcome.label();
                 let (status, error) = describe(&outcome);
                 queue::end_attempt(tx, *seq, cmd.attempt, now, label, status, error.as_deref())?;

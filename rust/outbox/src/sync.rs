@@ -22,8 +22,8 @@ use std::time::Duration;
 
 use rusqlite::{params, OptionalExtension, Transaction};
 
-use crate::db::{now_ms, Commit};
-use crate::error::Result;
+use crate::db::now_ms;
+use crate::error::{Error, Result};
 use crate::events::Event;
 use crate::scheduler::{lock, Engine};
 use crate::store;
@@ -139,13 +139,20 @@ async fn pull_all(engine: &Arc<Engine>) -> std::result::Result<bool, String> {
         let done = !page.has_more;
         let finished = done.then_some(started);
         // Relaxed: a page lost to a power cut is pulled again from the cursor that survived.
+        // At the size cap a page that does not fit fails the pull with `StorageFull`; it is
+        // retried with a backoff while the drain prunes settled commands to make room.
         let applied = engine
             .db
-            .write_with(Commit::Relaxed, |tx| match &rebuild {
+            .write_pulled(|tx| match &rebuild {
                 Some(r) => rebuild_page(tx, &r.id, &page, finished),
                 None => apply_page(tx, &page, finished).map(Some),
             })
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| {
+                if matches!(e, Error::StorageFull) {
+                    *lock(&engine.last_error) = Some(format!("pull failed: {e}"));
+                }
+                e.to_string()
+            })?;
         // `None`: the rebuild this page belonged to was restarted or wiped meanwhile; the
         // next round reads where things stand now.
         let Some(collections) = applied else { continue };

@@ -324,3 +324,94 @@ async fn on_background_leaves_no_transaction_open_and_checkpoints() {
         other.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).unwrap();
     assert_eq!((busy, log), (0, done), "after on_background every WAL frame is checkpointed");
 }
+
+/// The server's version of the document a `put` carries.
+fn put_change(args: &serde_json::Value) -> Option<outbox::DocChange> {
+    let id = args.get("id")?.as_str()?.to_string();
+    Some(outbox::DocChange { collection: "docs".into(), id, version: 1, doc: Some(args.get("doc")?.clone()) })
+}
+
+/// The server answers each `put` with its version of the document (as large as the one
+/// sent), as the reference server does.
+fn echo_documents(h: &Harness) {
+    h.transport.set_handler(move |cmd| {
+        let change = put_change(&cmd.args)?;
+        Some(outbox::Outcome::Applied { result: json!({}), changes: vec![change], receipt: None })
+    });
+}
+
+/// Fills a capped database with `put`s of 4 KB documents (with an optimistic op on the
+/// document, or without: then the server's version is new to the store), drains it with
+/// every answer settling in one pass, and checks enqueue works again.
+async fn drain_a_full_queue_of_large_documents(with_ops: bool) {
+    // Every settlement stores the server's version of a 4 KB document: far more, summed
+    // over the queue, than the drain's reserve. Settling must still fit, however the
+    // answers arrive.
+    let h = Harness::with(|c| {
+        c.start_online = false;
+        c.max_size_bytes = Some(512 * 1024);
+        c.max_batch_size = 100;
+    });
+    echo_documents(&h);
+    let args = |i: usize| json!({ "id": format!("d{i}"), "doc": { "pad": "x".repeat(4000), "n": i } });
+    let put = |i: usize| {
+        let args = args(i);
+        let put = EnqueueRequest::new("put", args.to_string());
+        if with_ops {
+            put.op("docs", format!("d{i}"), OpKind::Insert(args["doc"].clone()))
+        } else {
+            put
+        }
+    };
+    let mut queued = Vec::new();
+    let err = loop {
+        match h.outbox.enqueue(put(queued.len())) {
+            Ok(id) => queued.push(id),
+            Err(e) => break e,
+        }
+        assert!(queued.len() < 1000, "the size cap never hit");
+    };
+    assert!(matches!(err, Error::StorageFull), "got {err:?}");
+    assert!(queued.len() > 20, "only {} queued", queued.len());
+    // The server's change feed will hold them all too (a pull brings them again).
+    h.transport.push_changes((0..queued.len()).filter_map(|i| put_change(&args(i))));
+    h.transport.hold();
+    h.outbox.set_online(true).unwrap();
+    // Every send is on the wire before any answer comes back: they all settle together.
+    h.wait_until("every command in flight", |h| h.outbox.status().unwrap().in_flight as usize == queued.len()).await;
+    h.transport.release();
+    for id in &queued {
+        let settled = tokio::time::timeout(WAIT, h.outbox.wait_for(id)).await;
+        let settled = settled.unwrap_or_else(|_| panic!("not settled in time: {:?}", h.outbox.status())).unwrap();
+        assert!(matches!(settled, Settlement::Succeeded { .. }), "{settled:?}");
+    }
+    assert_eq!(h.transport.applied_order().len(), queued.len(), "every queued command was applied once");
+    let deadline = tokio::time::Instant::now() + 3 * WAIT;
+    h.transport.push_changes(put_change(&args(10_000)));
+    let again = loop {
+        match h.outbox.enqueue(put(10_000)) {
+            Ok(id) => break id,
+            Err(Error::StorageFull) => {
+                assert!(tokio::time::Instant::now() < deadline, "enqueue never worked again after the drain");
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            Err(e) => panic!("{e:?}"),
+        }
+    };
+    h.wait_state(&again, CommandState::Succeeded).await;
+    // Every server version reaches the store, through the answers or the pulls that
+    // followed them once pruning made room.
+    let all = queued.len() as u64 + 1;
+    h.wait_until("every document in the store", |h| h.outbox.count("docs", &Default::default()).unwrap() == all).await;
+    assert!(std::fs::metadata(h.db_path()).unwrap().len() <= 512 * 1024);
+}
+
+#[tokio::test]
+async fn a_full_queue_whose_answers_bring_large_new_documents_drains_and_enqueue_works_again() {
+    drain_a_full_queue_of_large_documents(false).await;
+}
+
+#[tokio::test]
+async fn a_full_queue_whose_answers_replace_large_optimistic_documents_drains_and_enqueue_works_again() {
+    drain_a_full_queue_of_large_documents(true).await;
+}

@@ -299,17 +299,18 @@ async fn a_conflict_shows_the_server_version_under_the_local_change_until_resolv
     let p = h.outbox.get("products", "p1").unwrap().unwrap();
     assert_eq!((p.status, p.version, p.value["price"].as_i64()), (DocStatus::Synced, Some(5), Some(160)));
 
-    // Resolving by discard shows the server's version at once.
-    let id2 = h
-        .outbox
-        .enqueue(EnqueueRequest::new("put", r#"{"id":"p1"}"#).op("products", "p1", OpKind::Patch(json!({"price": 1}))))
-        .unwrap();
+    // Resolving by discard shows the server's version at once. (Scripted before the
+    // enqueue: the engine is online and may send it at once.)
     h.transport.respond_to_mutator(
         "put",
         [Outcome::Conflict {
             server_snapshot: json!({"collection": "products", "id": "p1", "version": 6, "doc": {"price": 170}}),
         }],
     );
+    let id2 = h
+        .outbox
+        .enqueue(EnqueueRequest::new("put", r#"{"id":"p1"}"#).op("products", "p1", OpKind::Patch(json!({"price": 1}))))
+        .unwrap();
     h.wait_state(&id2, CommandState::Conflict).await;
     h.outbox.resolve_conflict(&id2, Resolution::Discard).unwrap();
     let p = h.outbox.get("products", "p1").unwrap().unwrap();

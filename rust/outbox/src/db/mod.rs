@@ -12,7 +12,9 @@
 //! the cap minus a *drain reserve* ([`drain_reserve_pages`]). The reserve is only ever
 //! used by the engine's own writes (in-flight marks, attempts, settlements, pulls), so a
 //! queue filled to the cap can always drain; under that pressure the drain also prunes
-//! settled commands early (`queue::prune_for_space`) so enqueue works again.
+//! settled commands early (`queue::prune_for_space`) so enqueue works again. Pulls fill
+//! at most half the reserve ([`Db::write_pulled`]); the other half is for settling, which
+//! falls back to one command per transaction at the cap (`space::record_for_space`).
 
 pub mod migrations;
 
@@ -49,6 +51,9 @@ pub(crate) struct Db {
     writer_relaxed: AtomicBool,
     /// With a size cap: the pages app writes may use (the cap minus the drain reserve).
     enqueue_limit_pages: Option<i64>,
+    /// With a size cap: the pages pulls may fill (app writes' share and half the reserve;
+    /// the other half is kept for settling answers).
+    pull_limit_pages: Option<i64>,
     /// The configured cap in bytes, if any.
     cap_bytes: Option<u64>,
 }
@@ -107,21 +112,23 @@ impl Db {
         }
         let reader = open_connection(path, vfs)?;
         configure(&reader, durability, None).map_err(|e| open_failure(path, e))?;
-        let enqueue_limit_pages = match max_size_bytes {
+        let cap_pages = match max_size_bytes {
             Some(bytes) => {
                 let page_size: i64 =
                     writer.pragma_query_value(None, "page_size", |r| r.get(0)).map_err(|e| open_failure(path, e))?;
-                let cap_pages = (bytes / page_size.max(512) as u64).max(1) as i64;
-                Some(cap_pages - drain_reserve_pages(cap_pages))
+                Some((bytes / page_size.max(512) as u64).max(1) as i64)
             }
             None => None,
         };
+        let enqueue_limit_pages = cap_pages.map(|cap| cap - drain_reserve_pages(cap));
+        let pull_limit_pages = cap_pages.map(|cap| cap - drain_reserve_pages(cap) / 2);
         Ok(Db {
             writer: Mutex::new(writer),
             reader: Mutex::new(reader),
             durability,
             writer_relaxed: AtomicBool::new(false),
             enqueue_limit_pages,
+            pull_limit_pages,
             cap_bytes: max_size_bytes,
         })
     }
@@ -195,6 +202,21 @@ impl Db {
     pub(crate) fn over_enqueue_limit(&self, conn: &Connection, fraction: f64) -> Result<bool> {
         let Some(limit) = self.enqueue_limit_pages else { return Ok(false) };
         Ok(used_pages(conn)? as f64 > limit as f64 * fraction)
+    }
+
+    /// [`Db::write_with`] `Relaxed` for pulled documents: refused with `StorageFull` (and
+    /// rolled back) when it would leave less than half the drain reserve free, so a pull
+    /// never takes the room that settling answers needs.
+    pub(crate) fn write_pulled<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
+        self.write_with(Commit::Relaxed, |tx| {
+            let value = f(tx)?;
+            if let Some(limit) = self.pull_limit_pages {
+                if used_pages(tx)? > limit {
+                    return Err(crate::error::Error::StorageFull);
+                }
+            }
+            Ok(value)
+        })
     }
 
     /// Bytes in use (committed), the cap, and whether app writes are refused for space.
@@ -358,3 +380,6 @@ fn open_failure(path: &Path, e: rusqlite::Error) -> OpenError {
         _ => OpenError::Storage { path, detail },
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -114,6 +114,20 @@ pub(crate) fn apply_changes(tx: &Transaction<'_>, seq: Option<i64>, changes: &[D
     Ok(())
 }
 
+/// The changes of `changes` that land on a document command `seq` has an optimistic op
+/// on (storing them retires that op, so they take about the room the op gave back).
+pub(crate) fn changes_replacing_ops(tx: &Transaction<'_>, seq: i64, changes: Vec<DocChange>) -> Result<Vec<DocChange>> {
+    let mut has_op =
+        tx.prepare_cached("SELECT 1 FROM pending_ops WHERE command_seq = ?1 AND collection = ?2 AND doc_id = ?3")?;
+    let mut kept = Vec::new();
+    for change in changes {
+        if has_op.exists(params![seq, change.collection, change.id])? {
+            kept.push(change);
+        }
+    }
+    Ok(kept)
+}
+
 /// Retires the ops of commands that succeeded at or before `cutoff` (Unix ms): a complete
 /// pull that started after that time has brought the server's version of everything they
 /// changed.
