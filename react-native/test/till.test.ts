@@ -1,7 +1,8 @@
 /**
  * Running a till through TypeScript against the real library (N-API) and server: offline
  * risk limits (hard and soft), a 403 that pauses instead of failing sales and resumes on
- * `syncNow`, `retry` of a failed order with its dependant, and `closeout`.
+ * `syncNow`, `retry` of a failed order with its dependant, `closeout`, and a queue filled to
+ * its size cap that drains and takes sales again.
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
@@ -110,5 +111,46 @@ describe('till', () => {
     } finally {
       await faults(null);
     }
+  });
+
+  test('a queue filled to its size cap drains to empty once online, and enqueue works again', async () => {
+    const ob = opened.track(
+      await createOutbox(aliceConfig(fx.dir(), fx.server.url, { startOnline: false, mutators: ['put'], maxSizeBytes: 512 * 1024 })),
+    );
+    // Each answer brings back a 4 KB document new to this register: together far more than
+    // the drain's reserve.
+    const big = (i: number) => ({ collection: 'tscap', id: `cap-${i}`, doc: { i, note: 'x'.repeat(4000) } });
+    let refused: unknown = null;
+    let accepted = 0;
+    for (let i = 0; i < 400 && refused === null; i++) {
+      try {
+        await ob.enqueue('put', big(i));
+        accepted += 1;
+      } catch (e) {
+        refused = e;
+      }
+    }
+    assert.ok(isOutboxError(refused, 'storage_full'), `refused with ${String(refused)}`);
+    assert.ok(accepted > 50, `only ${accepted} accepted before the cap`);
+    assert.equal((await ob.status()).pending, accepted, 'nothing accepted before the cap was lost');
+    await ob.setOnline(true);
+    const report = await ob.drainFor(30_000);
+    assert.equal(report.remaining, 0, `the full queue drained: ${JSON.stringify(await ob.status())}`);
+    assert.equal((await ob.status()).succeeded, accepted);
+    await until(
+      'room again for a sale',
+      async () => {
+        try {
+          await ob.enqueue('put', big(100_000));
+          return true;
+        } catch (e) {
+          if (isOutboxError(e, 'storage_full')) return false;
+          throw e;
+        }
+      },
+      30_000,
+    );
+    assert.equal((await ob.drainFor(30_000)).remaining, 0, 'the sale after the cap was sent');
+    await until('every server document in the store', async () => (await ob.count('tscap')) === accepted + 1, 30_000);
   });
 });

@@ -24,6 +24,7 @@ import uniffi.outbox_ffi.Outbox
 import uniffi.outbox_ffi.OutboxConfig
 import uniffi.outbox_ffi.OutboxEvent
 import uniffi.outbox_ffi.OutboxException
+import uniffi.outbox_ffi.Query
 import uniffi.outbox_ffi.Settlement
 
 /** Replaces (or with `null` clears) the server's fault spec through its admin endpoint. */
@@ -150,6 +151,49 @@ class TillTest {
             assertEquals(listOf(slow), late.unsettled.map { it.id })
             assertEquals(slow, late.oldestUnsynced?.id)
             server.faults(null)
+            ob.shutdown()
+        }
+    }
+
+    @Test
+    fun aQueueFilledToItsSizeCapDrainsToEmptyAndTakesSalesAgain() = runBlocking {
+        TestServer.start().use { server ->
+            val cfg = config(tempDb(), server, online = false).copy(maxSizeBytes = 512uL * 1024uL)
+            val ob = Outbox.openWithTokens(cfg, CountingTokens())
+            ob.registerMutator("put", MutatorOptions())
+            // Each answer brings back a 4 KB document new to the device: the answers of the
+            // whole queue are far larger than the drain's reserve.
+            fun big(i: Int) = EnqueueRequest(
+                mutator = "put",
+                args = """{"collection":"ktcap","id":"k$i","doc":{"i":$i,"pad":"${"p".repeat(4000)}"}}""",
+            )
+            var queued = 0
+            assertFailsWith<OutboxException.StorageFull> {
+                repeat(1_000) {
+                    ob.enqueue(big(it))
+                    queued++
+                }
+            }
+            assertTrue(queued > 50, "only $queued fit")
+            assertEquals(queued.toULong(), ob.status().pending, "nothing accepted before the cap was lost")
+            ob.setOnline(true)
+            val report = ob.drainFor(30_000uL)
+            assertEquals(0uL, report.remaining, "$report ${ob.status()}")
+            assertEquals(queued.toULong(), ob.status().succeeded)
+            // Pruning makes room: enqueue works again, and the sale goes out.
+            withTimeout(30_000) {
+                while (true) {
+                    try {
+                        ob.enqueue(big(100_000))
+                        break
+                    } catch (e: OutboxException.StorageFull) {
+                        kotlinx.coroutines.delay(20)
+                    }
+                }
+            }
+            assertEquals(0uL, ob.drainFor(30_000uL).remaining)
+            eventually("every server document in the store") { ob.count("ktcap", Query()) == queued.toULong() + 1uL }
+            assertTrue(cfg.path.let { java.io.File(it).length() } <= 512L * 1024L)
             ob.shutdown()
         }
     }
