@@ -45,6 +45,8 @@ const OUTBOX_METHODS: Record<string, string> = {
   waitFor: 'Outbox.waitFor',
   watch: 'Outbox.watch',
   wipe: 'Outbox.wipe',
+  // A test hook of the stall watchdog, marked @internal (not API; test/watchdog.test.ts).
+  wedgeDrainTimerForTest: 'Outbox.wedgeDrainTimerForTest',
 };
 
 /** Generated constructors (static) → the entry point that calls them. */

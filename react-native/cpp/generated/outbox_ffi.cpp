@@ -471,6 +471,10 @@ extern "C" {
         /*handle*/ uint64_t listener, 
         RustCallStatus *uniffi_out_err
     );
+    void uniffi_outbox_ffi_fn_method_outbox_wedge_drain_timer_for_test(
+        /*handle*/ uint64_t ptr, 
+        RustCallStatus *uniffi_out_err
+    );
     /*handle*/ uint64_t uniffi_outbox_ffi_fn_method_outbox_wipe(
         /*handle*/ uint64_t ptr, 
         int8_t force
@@ -784,6 +788,8 @@ extern "C" {
     uint16_t uniffi_outbox_ffi_checksum_method_outbox_wait_for(
     );
     uint16_t uniffi_outbox_ffi_checksum_method_outbox_watch(
+    );
+    uint16_t uniffi_outbox_ffi_checksum_method_outbox_wedge_drain_timer_for_test(
     );
     uint16_t uniffi_outbox_ffi_checksum_method_outbox_wipe(
     );
@@ -5703,6 +5709,14 @@ NativeOutboxFfi::NativeOutboxFfi(
             return this->cpp_uniffi_outbox_ffi_fn_method_outbox_watch(rt, thisVal, args, count);
         }
     );
+    props["ubrn_uniffi_outbox_ffi_fn_method_outbox_wedge_drain_timer_for_test"] = jsi::Function::createFromHostFunction(
+        rt,
+        jsi::PropNameID::forAscii(rt, "ubrn_uniffi_outbox_ffi_fn_method_outbox_wedge_drain_timer_for_test"),
+        1,
+        [this](jsi::Runtime &rt, const jsi::Value &thisVal, const jsi::Value *args, size_t count) -> jsi::Value {
+            return this->cpp_uniffi_outbox_ffi_fn_method_outbox_wedge_drain_timer_for_test(rt, thisVal, args, count);
+        }
+    );
     props["ubrn_uniffi_outbox_ffi_fn_method_outbox_wipe"] = jsi::Function::createFromHostFunction(
         rt,
         jsi::PropNameID::forAscii(rt, "ubrn_uniffi_outbox_ffi_fn_method_outbox_wipe"),
@@ -6493,6 +6507,14 @@ NativeOutboxFfi::NativeOutboxFfi(
         0,
         [this](jsi::Runtime &rt, const jsi::Value &thisVal, const jsi::Value *args, size_t count) -> jsi::Value {
             return this->cpp_uniffi_outbox_ffi_checksum_method_outbox_watch(rt, thisVal, args, count);
+        }
+    );
+    props["ubrn_uniffi_outbox_ffi_checksum_method_outbox_wedge_drain_timer_for_test"] = jsi::Function::createFromHostFunction(
+        rt,
+        jsi::PropNameID::forAscii(rt, "ubrn_uniffi_outbox_ffi_checksum_method_outbox_wedge_drain_timer_for_test"),
+        0,
+        [this](jsi::Runtime &rt, const jsi::Value &thisVal, const jsi::Value *args, size_t count) -> jsi::Value {
+            return this->cpp_uniffi_outbox_ffi_checksum_method_outbox_wedge_drain_timer_for_test(rt, thisVal, args, count);
         }
     );
     props["ubrn_uniffi_outbox_ffi_checksum_method_outbox_wipe"] = jsi::Function::createFromHostFunction(
@@ -7407,6 +7429,16 @@ jsi::Value NativeOutboxFfi::cpp_uniffi_outbox_ffi_fn_method_outbox_watch(jsi::Ru
         
         return uniffi_jsi::Bridging</*handle*/ uint64_t>::toJs(rt, callInvoker, value);
 }
+jsi::Value NativeOutboxFfi::cpp_uniffi_outbox_ffi_fn_method_outbox_wedge_drain_timer_for_test(jsi::Runtime& rt, const jsi::Value& thisVal, const jsi::Value* args, size_t count) {
+        RustCallStatus status = uniffi::outbox_ffi::Bridging<RustCallStatus>::rustSuccess(rt);
+        uniffi_outbox_ffi_fn_method_outbox_wedge_drain_timer_for_test(uniffi_jsi::Bridging</*handle*/ uint64_t>::fromJs(rt, callInvoker, args[0]), 
+            &status
+        );
+        uniffi::outbox_ffi::Bridging<RustCallStatus>::copyIntoJs(rt, callInvoker, status, args[count - 1]);
+
+        
+        return jsi::Value::undefined();
+}
 jsi::Value NativeOutboxFfi::cpp_uniffi_outbox_ffi_fn_method_outbox_wipe(jsi::Runtime& rt, const jsi::Value& thisVal, const jsi::Value* args, size_t count) {
         auto value = uniffi_outbox_ffi_fn_method_outbox_wipe(uniffi_jsi::Bridging</*handle*/ uint64_t>::fromJs(rt, callInvoker, args[0]), uniffi_jsi::Bridging<int8_t>::fromJs(rt, callInvoker, args[1])
         );
@@ -8155,6 +8187,13 @@ jsi::Value NativeOutboxFfi::cpp_uniffi_outbox_ffi_checksum_method_outbox_wait_fo
 }
 jsi::Value NativeOutboxFfi::cpp_uniffi_outbox_ffi_checksum_method_outbox_watch(jsi::Runtime& rt, const jsi::Value& thisVal, const jsi::Value* args, size_t count) {
         auto value = uniffi_outbox_ffi_checksum_method_outbox_watch(
+        );
+
+        
+        return uniffi_jsi::Bridging<uint16_t>::toJs(rt, callInvoker, value);
+}
+jsi::Value NativeOutboxFfi::cpp_uniffi_outbox_ffi_checksum_method_outbox_wedge_drain_timer_for_test(jsi::Runtime& rt, const jsi::Value& thisVal, const jsi::Value* args, size_t count) {
+        auto value = uniffi_outbox_ffi_checksum_method_outbox_wedge_drain_timer_for_test(
         );
 
         

@@ -82,6 +82,7 @@ class NativeOutboxFfi : public jsi::HostObject {
     jsi::Value cpp_uniffi_outbox_ffi_fn_method_outbox_sync_now(jsi::Runtime& rt, const jsi::Value& thisVal, const jsi::Value* args, size_t count);
     jsi::Value cpp_uniffi_outbox_ffi_fn_method_outbox_wait_for(jsi::Runtime& rt, const jsi::Value& thisVal, const jsi::Value* args, size_t count);
     jsi::Value cpp_uniffi_outbox_ffi_fn_method_outbox_watch(jsi::Runtime& rt, const jsi::Value& thisVal, const jsi::Value* args, size_t count);
+    jsi::Value cpp_uniffi_outbox_ffi_fn_method_outbox_wedge_drain_timer_for_test(jsi::Runtime& rt, const jsi::Value& thisVal, const jsi::Value* args, size_t count);
     jsi::Value cpp_uniffi_outbox_ffi_fn_method_outbox_wipe(jsi::Runtime& rt, const jsi::Value& thisVal, const jsi::Value* args, size_t count);
     jsi::Value cpp_uniffi_outbox_ffi_fn_clone_subscription(jsi::Runtime& rt, const jsi::Value& thisVal, const jsi::Value* args, size_t count);
     jsi::Value cpp_uniffi_outbox_ffi_fn_free_subscription(jsi::Runtime& rt, const jsi::Value& thisVal, const jsi::Value* args, size_t count);
@@ -181,6 +182,7 @@ class NativeOutboxFfi : public jsi::HostObject {
     jsi::Value cpp_uniffi_outbox_ffi_checksum_method_outbox_sync_now(jsi::Runtime& rt, const jsi::Value& thisVal, const jsi::Value* args, size_t count);
     jsi::Value cpp_uniffi_outbox_ffi_checksum_method_outbox_wait_for(jsi::Runtime& rt, const jsi::Value& thisVal, const jsi::Value* args, size_t count);
     jsi::Value cpp_uniffi_outbox_ffi_checksum_method_outbox_watch(jsi::Runtime& rt, const jsi::Value& thisVal, const jsi::Value* args, size_t count);
+    jsi::Value cpp_uniffi_outbox_ffi_checksum_method_outbox_wedge_drain_timer_for_test(jsi::Runtime& rt, const jsi::Value& thisVal, const jsi::Value* args, size_t count);
     jsi::Value cpp_uniffi_outbox_ffi_checksum_method_outbox_wipe(jsi::Runtime& rt, const jsi::Value& thisVal, const jsi::Value* args, size_t count);
     jsi::Value cpp_uniffi_outbox_ffi_checksum_method_subscription_cancel(jsi::Runtime& rt, const jsi::Value& thisVal, const jsi::Value* args, size_t count);
     jsi::Value cpp_uniffi_outbox_ffi_checksum_method_subscription_is_finished(jsi::Runtime& rt, const jsi::Value& thisVal, const jsi::Value* args, size_t count);

@@ -184,6 +184,7 @@ function wrap(m: GeneratedModule, ob: Generated.OutboxLike, c: Converters): Nati
     wipe: (force: boolean) => guardAsync(async () => Number(await ob.wipe(force))),
     deleteDatabase: (force: boolean) => guardAsync(async () => Number(await ob.deleteDatabase(force))),
     path: () => guard(() => ob.path()),
+    wedgeDrainTimerForTest: () => guard(() => ob.wedgeDrainTimerForTest()),
     close: () => guardAsync(() => ob.shutdown()),
   };
 }

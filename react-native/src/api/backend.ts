@@ -144,6 +144,8 @@ export interface NativeOutbox {
   wipe(force: boolean): Promise<number>;
   deleteDatabase(force: boolean): Promise<number>;
   path(): string;
+  /** Test hook of the stall watchdog (see `Outbox.wedgeDrainTimerForTest`); never for apps. */
+  wedgeDrainTimerForTest(): void;
   /** Resolves once nothing of the engine is in flight. */
   close(): Promise<void>;
 }

@@ -485,6 +485,17 @@ export class Outbox {
     return this.closing;
   }
 
+  /**
+   * @internal TEST HOOK, NOT API: never call this from an app. It exists only so the
+   * binding tests can exercise the stall watchdog: the drain loop's next wait ignores its
+   * timer and every wake-up (a stuck timer) until the watchdog reports `queueStalled`
+   * (cause `drain_loop_stuck`) and kicks it.
+   */
+  wedgeDrainTimerForTest(): void {
+    this.ensureOpen();
+    this.native.wedgeDrainTimerForTest();
+  }
+
   /** Whether `close()` was called. */
   get isClosed(): boolean {
     return this.closed;

@@ -130,6 +130,7 @@ interface NativeModuleInterface {
     ubrn_uniffi_outbox_ffi_fn_method_outbox_sync_now(uniffiSelf: bigint): bigint;
     ubrn_uniffi_outbox_ffi_fn_method_outbox_wait_for(uniffiSelf: bigint, id: Uint8Array): bigint;
     ubrn_uniffi_outbox_ffi_fn_method_outbox_watch(uniffiSelf: bigint, collection: Uint8Array, query: Uint8Array, listener: bigint, uniffi_out_err: UniffiRustCallStatus): bigint;
+    ubrn_uniffi_outbox_ffi_fn_method_outbox_wedge_drain_timer_for_test(uniffiSelf: bigint, uniffi_out_err: UniffiRustCallStatus): void;
     ubrn_uniffi_outbox_ffi_fn_method_outbox_wipe(uniffiSelf: bigint, force: number): bigint;
     ubrn_uniffi_outbox_ffi_fn_method_subscription_cancel(uniffiSelf: bigint, uniffi_out_err: UniffiRustCallStatus): void;
     ubrn_uniffi_outbox_ffi_fn_method_subscription_is_finished(uniffiSelf: bigint, uniffi_out_err: UniffiRustCallStatus): number;
@@ -178,6 +179,7 @@ interface NativeModuleInterface {
     ubrn_uniffi_outbox_ffi_checksum_method_outbox_sync_now(): number;
     ubrn_uniffi_outbox_ffi_checksum_method_outbox_wait_for(): number;
     ubrn_uniffi_outbox_ffi_checksum_method_outbox_watch(): number;
+    ubrn_uniffi_outbox_ffi_checksum_method_outbox_wedge_drain_timer_for_test(): number;
     ubrn_uniffi_outbox_ffi_checksum_method_outbox_wipe(): number;
     ubrn_uniffi_outbox_ffi_checksum_method_subscription_cancel(): number;
     ubrn_uniffi_outbox_ffi_checksum_method_subscription_is_finished(): number;

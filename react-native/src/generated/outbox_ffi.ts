@@ -8217,6 +8217,14 @@ export interface OutboxLike {
  */
     watch(collection: string, query: Query, listener: DocsListener) /*throws*/: SubscriptionLike;
 /**
+ * TEST HOOK, NOT API: never call this from an app. It exists only so the binding
+ * test suites (Kotlin, Swift, TypeScript) can exercise the stall watchdog: the drain
+ * loop's next wait ignores its timer and every wake-up (a stuck timer), so commands
+ * stay queued until the watchdog reports `QueueStalled` (cause `DrainLoopStuck`) and
+ * kicks the loop. In-memory only; nothing is written.
+ */
+    wedgeDrainTimerForTest() /*throws*/: void;
+/**
  * Deletes every command, document and cursor in this database (logout). Without
  * `force` it refuses while commands the server has not applied remain; with `force`
  * they are dropped and their number returned.
@@ -9353,6 +9361,23 @@ private constructor(pointer: UniffiHandle) {
     }
     
 /**
+ * TEST HOOK, NOT API: never call this from an app. It exists only so the binding
+ * test suites (Kotlin, Swift, TypeScript) can exercise the stall watchdog: the drain
+ * loop's next wait ignores its timer and every wake-up (a stuck timer), so commands
+ * stay queued until the watchdog reports `QueueStalled` (cause `DrainLoopStuck`) and
+ * kicks the loop. In-memory only; nothing is written.
+ */
+    wedgeDrainTimerForTest(): void /*throws*/ {uniffiCaller.rustCallWithError(
+            /*liftError:*/ FfiConverterTypeOutboxError.lift.bind(FfiConverterTypeOutboxError),
+            /*caller:*/ (callStatus) => { nativeModule().ubrn_uniffi_outbox_ffi_fn_method_outbox_wedge_drain_timer_for_test(
+                uniffiTypeOutboxObjectFactory.clonePointer(this),
+                callStatus);
+            },
+            /*liftString:*/ FfiConverterString.lift.bind(FfiConverterString),
+    );
+    }
+    
+/**
  * Deletes every command, document and cursor in this database (logout). Without
  * `force` it refuses while commands the server has not applied remain; with `force`
  * they are dropped and their number returned.
@@ -10300,6 +10325,9 @@ function uniffiEnsureInitialized() {
     }
     if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_method_outbox_watch() !== 41015) {
         throw new UniffiInternalError.ApiChecksumMismatch("uniffi_outbox_ffi_checksum_method_outbox_watch");
+    }
+    if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_method_outbox_wedge_drain_timer_for_test() !== 9875) {
+        throw new UniffiInternalError.ApiChecksumMismatch("uniffi_outbox_ffi_checksum_method_outbox_wedge_drain_timer_for_test");
     }
     if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_method_outbox_wipe() !== 40212) {
         throw new UniffiInternalError.ApiChecksumMismatch("uniffi_outbox_ffi_checksum_method_outbox_wipe");

@@ -383,6 +383,15 @@ impl Outbox {
         blocking(move || Ok(inner.delete_database(force)?)).await
     }
 
+    /// TEST HOOK, NOT API: never call this from an app. It exists only so the binding
+    /// test suites (Kotlin, Swift, TypeScript) can exercise the stall watchdog: the drain
+    /// loop's next wait ignores its timer and every wake-up (a stuck timer), so commands
+    /// stay queued until the watchdog reports `QueueStalled` (cause `DrainLoopStuck`) and
+    /// kicks the loop. In-memory only; nothing is written.
+    pub fn wedge_drain_timer_for_test(&self) -> Result<(), OutboxError> {
+        guard(|| Ok(self.inner.wedge_drain_timer_for_test()?))
+    }
+
     /// The database file this engine uses.
     pub fn path(&self) -> String {
         self.inner.path().display().to_string()

@@ -875,6 +875,8 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_outbox_ffi_checksum_method_outbox_watch(
     ): Int
+    external fun uniffi_outbox_ffi_checksum_method_outbox_wedge_drain_timer_for_test(
+    ): Int
     external fun uniffi_outbox_ffi_checksum_method_outbox_wipe(
     ): Int
     external fun uniffi_outbox_ffi_checksum_method_subscription_cancel(
@@ -1031,6 +1033,8 @@ external fun uniffi_outbox_ffi_fn_method_outbox_wait_for(`ptr`: Long,`id`: RustB
 ): Long
 external fun uniffi_outbox_ffi_fn_method_outbox_watch(`ptr`: Long,`collection`: RustBuffer.ByValue,`query`: RustBuffer.ByValue,`listener`: Long,uniffi_out_err: UniffiRustCallStatus, 
 ): Long
+external fun uniffi_outbox_ffi_fn_method_outbox_wedge_drain_timer_for_test(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+): Unit
 external fun uniffi_outbox_ffi_fn_method_outbox_wipe(`ptr`: Long,`force`: Byte,
 ): Long
 external fun uniffi_outbox_ffi_fn_clone_subscription(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
@@ -1291,6 +1295,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if (lib.uniffi_outbox_ffi_checksum_method_outbox_watch() != 41015) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if (lib.uniffi_outbox_ffi_checksum_method_outbox_wedge_drain_timer_for_test() != 9875) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if (lib.uniffi_outbox_ffi_checksum_method_outbox_wipe() != 40212) {
@@ -3449,6 +3456,15 @@ public interface OutboxInterface {
     fun `watch`(`collection`: kotlin.String, `query`: Query, `listener`: DocsListener): Subscription
     
     /**
+     * TEST HOOK, NOT API: never call this from an app. It exists only so the binding
+     * test suites (Kotlin, Swift, TypeScript) can exercise the stall watchdog: the drain
+     * loop's next wait ignores its timer and every wake-up (a stuck timer), so commands
+     * stay queued until the watchdog reports `QueueStalled` (cause `DrainLoopStuck`) and
+     * kicks the loop. In-memory only; nothing is written.
+     */
+    fun `wedgeDrainTimerForTest`()
+    
+    /**
      * Deletes every command, document and cursor in this database (logout). Without
      * `force` it refuses while commands the server has not applied remain; with `force`
      * they are dropped and their number returned.
@@ -4239,6 +4255,26 @@ open class Outbox: Disposable, AutoCloseable, OutboxInterface
     }
     )
     }
+    
+
+    
+    /**
+     * TEST HOOK, NOT API: never call this from an app. It exists only so the binding
+     * test suites (Kotlin, Swift, TypeScript) can exercise the stall watchdog: the drain
+     * loop's next wait ignores its timer and every wake-up (a stuck timer), so commands
+     * stay queued until the watchdog reports `QueueStalled` (cause `DrainLoopStuck`) and
+     * kicks the loop. In-memory only; nothing is written.
+     */
+    @Throws(OutboxException::class)override fun `wedgeDrainTimerForTest`()
+        = 
+    callWithHandle {
+    uniffiRustCallWithError(OutboxException) { _status ->
+    UniffiLib.uniffi_outbox_ffi_fn_method_outbox_wedge_drain_timer_for_test(
+        it,
+        _status)
+}
+    }
+    
     
 
     

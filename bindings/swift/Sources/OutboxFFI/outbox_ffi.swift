@@ -1657,6 +1657,15 @@ public protocol OutboxProtocol: AnyObject, Sendable {
     func watch(collection: String, query: Query, listener: DocsListener) throws  -> Subscription
     
     /**
+     * TEST HOOK, NOT API: never call this from an app. It exists only so the binding
+     * test suites (Kotlin, Swift, TypeScript) can exercise the stall watchdog: the drain
+     * loop's next wait ignores its timer and every wake-up (a stuck timer), so commands
+     * stay queued until the watchdog reports `QueueStalled` (cause `DrainLoopStuck`) and
+     * kicks the loop. In-memory only; nothing is written.
+     */
+    func wedgeDrainTimerForTest() throws 
+    
+    /**
      * Deletes every command, document and cursor in this database (logout). Without
      * `force` it refuses while commands the server has not applied remain; with `force`
      * they are dropped and their number returned.
@@ -2339,6 +2348,20 @@ open func watch(collection: String, query: Query, listener: DocsListener)throws 
         FfiConverterTypeDocsListener_lower(listener),$0
     )
 })
+}
+    
+    /**
+     * TEST HOOK, NOT API: never call this from an app. It exists only so the binding
+     * test suites (Kotlin, Swift, TypeScript) can exercise the stall watchdog: the drain
+     * loop's next wait ignores its timer and every wake-up (a stuck timer), so commands
+     * stay queued until the watchdog reports `QueueStalled` (cause `DrainLoopStuck`) and
+     * kicks the loop. In-memory only; nothing is written.
+     */
+open func wedgeDrainTimerForTest()throws   {try rustCallWithError(FfiConverterTypeOutboxError_lift) {
+    uniffi_outbox_ffi_fn_method_outbox_wedge_drain_timer_for_test(
+            self.uniffiCloneHandle(),$0
+    )
+}
 }
     
     /**
@@ -9506,6 +9529,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_outbox_ffi_checksum_method_outbox_watch() != 41015) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_outbox_ffi_checksum_method_outbox_wedge_drain_timer_for_test() != 9875) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_outbox_ffi_checksum_method_outbox_wipe() != 40212) {

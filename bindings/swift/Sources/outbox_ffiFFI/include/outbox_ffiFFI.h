@@ -659,6 +659,11 @@ uint64_t uniffi_outbox_ffi_fn_method_outbox_wait_for(uint64_t ptr, RustBuffer id
 uint64_t uniffi_outbox_ffi_fn_method_outbox_watch(uint64_t ptr, RustBuffer collection, RustBuffer query, uint64_t listener, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_FN_METHOD_OUTBOX_WEDGE_DRAIN_TIMER_FOR_TEST
+#define UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_FN_METHOD_OUTBOX_WEDGE_DRAIN_TIMER_FOR_TEST
+void uniffi_outbox_ffi_fn_method_outbox_wedge_drain_timer_for_test(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_FN_METHOD_OUTBOX_WIPE
 #define UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_FN_METHOD_OUTBOX_WIPE
 uint64_t uniffi_outbox_ffi_fn_method_outbox_wipe(uint64_t ptr, int8_t force
@@ -1215,6 +1220,12 @@ uint16_t uniffi_outbox_ffi_checksum_method_outbox_wait_for(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_CHECKSUM_METHOD_OUTBOX_WATCH
 #define UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_CHECKSUM_METHOD_OUTBOX_WATCH
 uint16_t uniffi_outbox_ffi_checksum_method_outbox_watch(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_CHECKSUM_METHOD_OUTBOX_WEDGE_DRAIN_TIMER_FOR_TEST
+#define UNIFFI_FFIDEF_UNIFFI_OUTBOX_FFI_CHECKSUM_METHOD_OUTBOX_WEDGE_DRAIN_TIMER_FOR_TEST
+uint16_t uniffi_outbox_ffi_checksum_method_outbox_wedge_drain_timer_for_test(void
     
 );
 #endif
