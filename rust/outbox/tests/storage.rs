@@ -260,19 +260,25 @@ async fn a_full_disk_is_storage_full_and_keeps_everything_already_queued() {
     assert_eq!(h.transport.applied_order().len(), queued.len(), "every queued command was sent once");
     // ... and prunes settled commands early (a few seconds after they settle), so
     // enqueue works again without a restart.
+    let again = enqueue_once_there_is_room(&h, || EnqueueRequest::new("note", big.clone())).await;
+    h.wait_state(&again, CommandState::Succeeded).await;
+    assert!(std::fs::metadata(h.db_path()).unwrap().len() <= 256 * 1024);
+}
+
+/// Enqueues as soon as `StorageFull` stops refusing it (the drain prunes settled commands
+/// a few seconds after they settle); fails if that takes longer than `3 * WAIT`.
+async fn enqueue_once_there_is_room(h: &Harness, req: impl Fn() -> EnqueueRequest) -> outbox::CommandId {
     let deadline = tokio::time::Instant::now() + 3 * WAIT;
-    let again = loop {
-        match h.outbox.enqueue(EnqueueRequest::new("note", big.clone())) {
-            Ok(id) => break id,
+    loop {
+        match h.outbox.enqueue(req()) {
+            Ok(id) => return id,
             Err(Error::StorageFull) => {
                 assert!(tokio::time::Instant::now() < deadline, "enqueue never worked again after the drain");
                 tokio::time::sleep(std::time::Duration::from_millis(20)).await;
             }
             Err(e) => panic!("{e:?}"),
         }
-    };
-    h.wait_state(&again, CommandState::Succeeded).await;
-    assert!(std::fs::metadata(h.db_path()).unwrap().len() <= 256 * 1024);
+    }
 }
 
 #[test]
@@ -386,18 +392,8 @@ async fn drain_a_full_queue_of_large_documents(with_ops: bool) {
         assert!(matches!(settled, Settlement::Succeeded { .. }), "{settled:?}");
     }
     assert_eq!(h.transport.applied_order().len(), queued.len(), "every queued command was applied once");
-    let deadline = tokio::time::Instant::now() + 3 * WAIT;
     h.transport.push_changes(put_change(&args(10_000)));
-    let again = loop {
-        match h.outbox.enqueue(put(10_000)) {
-            Ok(id) => break id,
-            Err(Error::StorageFull) => {
-                assert!(tokio::time::Instant::now() < deadline, "enqueue never worked again after the drain");
-                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-            }
-            Err(e) => panic!("{e:?}"),
-        }
-    };
+    let again = enqueue_once_there_is_room(&h, || put(10_000)).await;
     h.wait_state(&again, CommandState::Succeeded).await;
     // Every server version reaches the store, through the answers or the pulls that
     // followed them once pruning made room.
