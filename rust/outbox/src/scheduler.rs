@@ -31,8 +31,8 @@ use crate::hooks::BeforeRetry;
 use crate::lease::{self, LeaseStatus};
 use crate::queue::{self, Change};
 use crate::runtime;
-use crate::transport::{Outcome, OutgoingCommand, Transport};
 use crate::settle::HandOff;
+use crate::transport::{Outcome, OutgoingCommand, Transport};
 
 /// How many never-attempted commands the `before_retry` hook sees per pass.
 const HOOK_WINDOW: usize = 1000;
