@@ -31,6 +31,8 @@ pub use migrations::CURRENT_VERSION;
 /// How long a connection waits for another connection's write lock before failing with
 /// [`crate::Error::Busy`].
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Prepared statements kept per connection (see `open_connection`).
+const STATEMENT_CACHE: usize = 128;
 /// After this long waiting for the write lock, a warning says so (once per wait).
 const BUSY_WARN_AFTER: Duration = Duration::from_secs(1);
 
@@ -254,6 +256,10 @@ fn open_connection(path: &Path, vfs: Option<&str>) -> Result<Connection, OpenErr
     }
     .map_err(|e| open_failure(path, e))?;
     conn.busy_handler(Some(wait_for_lock)).map_err(|e| open_failure(path, e))?;
+    // One drain pass alone runs some 25 distinct statements (mark, history, settle, lanes,
+    // store, lease), more than rusqlite's default cache of 16, so an LRU cache would evict
+    // and re-parse them pass after pass.
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     Ok(conn)
 }
 
