@@ -7,7 +7,9 @@
 # * WAL frames per command (`wal_frames_per_command`): SQLite appends each page a commit
 #   changed as one frame, a 24-byte frame header write followed by the page write, so the
 #   24-byte writes to `<db>-wal` count the pages written;
-# * checkpoint page writes per command (writes of WAL pages back into `<db>`);
+# * checkpoint page writes per command (writes of WAL pages back into `<db>`), counted from
+#   drain-start until the process exits, so that the checkpoint after the drain (when idle,
+#   and when the engine closes) counts too; `fsyncs_to_exit` likewise;
 # * every pwrite64 on the client's files per command (the older figure).
 #
 #   ./scripts/measure-drain-io.sh [N] [path/to/outbox-bench] [drain-local|drain-http]
@@ -26,21 +28,23 @@ trap 'rm -f "$log"' EXIT
 OUTBOX_BENCH_IO_MARKS=1 strace -f -y -o "$log" -e trace=fsync,fdatasync,pwrite64,write \
   "$bin" --bench "$bench" --n "$n" --no-tanstack >/dev/null 2>&1
 awk -v n="$n" -v bench="$bench" -v db="/$db" '
-  /io-mark drain-start/ { on = 1; next }
+  /io-mark drain-start/ { on = 1; after = 1; next }
   /io-mark drain-end/ { on = 0 }
-  !on { next }
+  !after { next }
   # The fd argument reads <path>; keep the client database, its WAL and its journal.
   { if (!match($0, /\(([0-9]+)<[^>]*>/)) next; fd = substr($0, RSTART, RLENGTH) }
   index(fd, db "-wal>") { wal = 1 } !index(fd, db "-wal>") { wal = 0 }
   index(fd, db ">") { main = 1 } !index(fd, db ">") { main = 0 }
   !wal && !main { next }
+  /(fsync|fdatasync)\(/ { all_syncs++ }
+  main && /pwrite64\(/ { ckpt++ }
+  !on { next }
   /(fsync|fdatasync)\(/ { syncs++ }
   /pwrite64\(/ { writes++ }
   # (strace -f may split a call across two lines: match the arguments, not the result)
   wal && /pwrite64\(.*"(\.\.\.)?, 24, [0-9]+/ { frames++ }
-  main && /pwrite64\(/ { ckpt++ }
   END {
     if (n == 0) exit 1
-    printf "{\"bench\":\"%s-io\",\"n\":%d,\"fsyncs\":%d,\"fsyncs_per_1k\":%.1f,\"wal_frames\":%d,\"wal_frames_per_command\":%.3f,\"checkpoint_pages_per_command\":%.3f,\"pwrites_per_command\":%.2f}\n",
-      bench, n, syncs, syncs * 1000 / n, frames, frames / n, ckpt / n, writes / n
+    printf "{\"bench\":\"%s-io\",\"n\":%d,\"fsyncs\":%d,\"fsyncs_per_1k\":%.1f,\"fsyncs_to_exit\":%d,\"wal_frames\":%d,\"wal_frames_per_command\":%.3f,\"checkpoint_pages_per_command\":%.3f,\"pwrites_per_command\":%.2f}\n",
+      bench, n, syncs, syncs * 1000 / n, all_syncs, frames, frames / n, ckpt / n, writes / n
   }' "$log"
