@@ -209,6 +209,9 @@ fn automatic_checkpoints_wait_for_4000_wal_pages() {
     let h = Harness::offline();
     assert_eq!(h.outbox.connection_pragma("wal_autocheckpoint").unwrap(), [4000, 4000]);
     assert_eq!(h.outbox.connection_pragma("journal_size_limit").unwrap(), [4000 * 4096, 4000 * 4096]);
+    // Under Normal, commits are synced only at checkpoints: SQLite's default stays.
+    let normal = Harness::with(|c| c.durability = outbox::Durability::Normal);
+    assert_eq!(normal.outbox.connection_pragma("wal_autocheckpoint").unwrap(), [1000, 1000]);
 }
 
 /// Once the drain goes idle with a WAL past 1 MiB, a checkpoint copies it into the file:
