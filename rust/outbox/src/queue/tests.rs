@@ -36,11 +36,8 @@ fn the_oldest_unsynced_command_is_one_probe_of_a_partial_index() {
 fn the_drain_statements_are_never_re_prepared() {
     let mut conn = Connection::open_in_memory().unwrap();
     crate::db::migrations::migrate(&mut conn).unwrap();
-    let hot: [(&str, &[&dyn rusqlite::ToSql]); 3] = [
-        (READY_SQL, &[&1_i64, &10_i64]),
-        (NEXT_HEAD_SQL, &[&"order:1"]),
-        (reads::TOUCHED_DOCS_SQL, &[&1_i64]),
-    ];
+    let hot: [(&str, &[&dyn rusqlite::ToSql]); 3] =
+        [(READY_SQL, &[&1_i64, &10_i64]), (NEXT_HEAD_SQL, &[&"order:1"]), (reads::TOUCHED_DOCS_SQL, &[&1_i64])];
     for (sql, args) in hot {
         for _ in 0..3 {
             let mut stmt = conn.prepare_cached(sql).unwrap();
