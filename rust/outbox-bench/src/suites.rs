@@ -276,10 +276,12 @@ pub async fn drain_http(n: usize) -> Result<Vec<String>> {
         let args = json!({"collection": "orders", "id": format!("order-{i}"), "doc": serde_json::from_str::<serde_json::Value>(&order_args(i))?});
         ob.enqueue(EnqueueRequest::new("put", args.to_string()))?;
     }
+    io_mark("drain-start");
     let start = Instant::now();
     ob.set_online(true)?;
     let report = ob.drain_for(Duration::from_secs(600)).await?;
     let total = start.elapsed();
+    io_mark("drain-end");
     let applied = server.stats().totals.applied as usize;
     if report.remaining != 0 || ob.status()?.succeeded as usize != n || applied != n {
         return Err(format!("drain left {} commands; server applied {applied} of {n}", report.remaining).into());

@@ -425,6 +425,9 @@ impl Engine {
             self.emit(Event::Idle);
             // After a drain, bring the server's versions of what was sent.
             self.request_pull();
+            // Idle: copy the drain's WAL into the file now, off the drain's commits (the
+            // checkpoint policy in `db::configure`).
+            self.db.checkpoint_when_idle();
         }
         let next_due = self.db.read(|c| queue::next_due(c, now))?;
         let until_due = next_due.map(|t| Duration::from_millis((t - now).max(0) as u64));

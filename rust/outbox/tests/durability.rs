@@ -45,6 +45,12 @@ async fn command_interrupted_mid_attempt_is_pending_again_with_the_same_key_afte
     h.transport.hold();
     let id = h.outbox.enqueue(EnqueueRequest::new("createOrder", r#"{"id":"o1"}"#)).unwrap();
     h.wait_state(&id, CommandState::InFlight).await;
+    // `in_flight` is committed before the send task reaches the transport: wait for the
+    // call itself, or closing now may abort the send before it was made.
+    h.wait_until("the first attempt reached the transport", |h| {
+        h.transport.calls().iter().any(|c| c.command.id == id.to_string())
+    })
+    .await;
     let key_before = h.cmd(&id).idempotency_key;
     let config = common::config(&h.dir, &h.transport);
     h.outbox.close();
@@ -194,6 +200,54 @@ async fn the_drain_records_successes_without_fsync_and_the_next_enqueue_syncs_th
     h.outbox.set_online(false).unwrap();
     h.outbox.enqueue(EnqueueRequest::new("createOrder", r#"{"n":99}"#)).unwrap();
     assert_eq!(unsynced_bytes(&wal), 0, "a durable commit syncs everything written before it");
+}
+
+/// The checkpoint policy (docs/pragmas.md): durable writes checkpoint every 1,000 WAL
+/// pages (the drain's relaxed commits wait for 4,000), and a WAL is truncated back to
+/// 16 MiB after a checkpoint.
+#[test]
+fn durable_writes_checkpoint_every_1000_wal_pages() {
+    let h = Harness::offline();
+    assert_eq!(h.outbox.connection_pragma("wal_autocheckpoint").unwrap(), [1000, 1000]);
+    assert_eq!(h.outbox.connection_pragma("journal_size_limit").unwrap(), [4000 * 4096, 4000 * 4096]);
+    let normal = Harness::with(|c| c.durability = outbox::Durability::Normal);
+    assert_eq!(normal.outbox.connection_pragma("wal_autocheckpoint").unwrap(), [1000, 1000]);
+}
+
+/// A process killed after a burst of sales queued offline leaves a WAL the next open must
+/// read through (the crash-reopen bench): enqueues keep it near 1,000 pages however much
+/// they write.
+#[test]
+fn an_offline_burst_keeps_the_wal_short() {
+    let h = Harness::offline();
+    let wal = h.dir.path().join("outbox.db-wal");
+    let big = "x".repeat(48 * 1024);
+    // 160 x 48 KiB: some 1,900 pages of arguments alone.
+    for i in 0..160 {
+        h.outbox.enqueue(EnqueueRequest::new("createOrder", format!(r#"{{"n":{i},"pad":"{big}"}}"#))).unwrap();
+    }
+    let frame = 4096 + 24;
+    let len = std::fs::metadata(&wal).unwrap().len();
+    assert!(len <= 32 + 1100 * frame, "the WAL holds {} pages after an offline burst", len / frame);
+}
+
+/// Once the drain goes idle with a WAL past 1 MiB, a checkpoint copies it into the file:
+/// the relaxed commits it holds are synced then, and the next drain starts with a short
+/// WAL. (A smaller WAL is left alone: see the next test.)
+#[tokio::test]
+async fn an_idle_drain_checkpoints_a_large_wal() {
+    let h = quiet_crash_harness();
+    let wal = h.dir.path().join("outbox.db-wal");
+    let ids: Vec<_> = (0..120)
+        .map(|i| h.outbox.enqueue(EnqueueRequest::new("createOrder", format!(r#"{{"n":{i}}}"#))).unwrap())
+        .collect();
+    assert!(std::fs::metadata(&wal).unwrap().len() > 256 * 4096, "the test needs a WAL past the idle threshold");
+    h.outbox.set_online(true).unwrap();
+    for id in &ids {
+        h.wait_state(id, CommandState::Succeeded).await;
+    }
+    // Idle comes right after the last success is recorded; the checkpoint syncs the WAL.
+    h.wait_until("the idle checkpoint synced the drain's commits", |_| unsynced_bytes(&wal) == 0).await;
 }
 
 #[tokio::test]

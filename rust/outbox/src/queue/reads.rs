@@ -157,13 +157,20 @@ pub(crate) fn settlement(conn: &Connection, seq: i64) -> Result<Option<Settlemen
     Ok(outcome.and_then(|o| serde_json::from_str(&o).ok()))
 }
 
+/// The documents a command's ops touch (one row per op).
+pub(crate) const TOUCHED_DOCS_SQL: &str = "SELECT collection, doc_id FROM pending_ops WHERE command_seq = ?1";
+
 /// The documents a command's ops touch, as (collection, id).
 pub(crate) fn touched_docs(conn: &Connection, seq: i64) -> Result<Vec<(String, String)>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT DISTINCT collection, doc_id FROM pending_ops WHERE command_seq = ?1 ORDER BY collection, doc_id",
-    )?;
+    // Sorted and deduplicated here, not with DISTINCT/ORDER BY: that plan depends on the
+    // bound `seq`, which made SQLite re-parse the statement on every call (see
+    // `queue::NEXT_HEAD_SQL`).
+    let mut stmt = conn.prepare_cached(TOUCHED_DOCS_SQL)?;
     let rows = stmt.query_map(params![seq], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    let mut docs = rows.collect::<rusqlite::Result<Vec<(String, String)>>>()?;
+    docs.sort_unstable();
+    docs.dedup();
+    Ok(docs)
 }
 
 /// Counts per state.

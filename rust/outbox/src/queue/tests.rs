@@ -28,3 +28,33 @@ fn the_oldest_unsynced_command_is_one_probe_of_a_partial_index() {
     assert!(p.contains("SCAN commands USING INDEX commands_unsynced_by_age"), "{p}");
     assert!(!p.contains("TEMP B-TREE"), "{p}");
 }
+
+/// The statements every drained command runs are parsed once, not on every use: SQLite
+/// re-prepares a statement whose plan depended on a bound value each time its bindings
+/// are cleared, which rusqlite does whenever a cached statement goes back to the cache.
+#[test]
+fn the_drain_statements_are_never_re_prepared() {
+    let mut conn = Connection::open_in_memory().unwrap();
+    crate::db::migrations::migrate(&mut conn).unwrap();
+    let hot: [(&str, &[&dyn rusqlite::ToSql]); 3] =
+        [(READY_SQL, &[&1_i64, &10_i64]), (NEXT_HEAD_SQL, &[&"order:1"]), (reads::TOUCHED_DOCS_SQL, &[&1_i64])];
+    for (sql, args) in hot {
+        for _ in 0..3 {
+            let mut stmt = conn.prepare_cached(sql).unwrap();
+            let mut rows = stmt.query(args).unwrap();
+            while rows.next().unwrap().is_some() {}
+        }
+        let stmt = conn.prepare_cached(sql).unwrap();
+        assert_eq!(stmt.get_status(rusqlite::StatementStatus::RePrepare), 0, "{sql}");
+    }
+}
+
+#[test]
+fn the_next_lane_head_is_one_probe_of_the_key_index() {
+    let mut conn = Connection::open_in_memory().unwrap();
+    crate::db::migrations::migrate(&mut conn).unwrap();
+    let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {NEXT_HEAD_SQL}")).unwrap();
+    let p: Vec<String> = stmt.query_map(["k"], |r| r.get::<_, String>(3)).unwrap().map(|r| r.unwrap()).collect();
+    let p = p.join("\n");
+    assert!(p.contains("SEARCH command_keys USING PRIMARY KEY (key=?)"), "{p}");
+}
