@@ -26,6 +26,13 @@ impl outbox::Transport for ApplyAll {
 /// `scripts/measure-drain-io.sh` looks for in an strace log to count the drain's own
 /// fsyncs and writes.
 fn io_mark(what: &str) {
+    // `perf record --control fifo:CTL,ACK -D -1`: profile only between the marks.
+    if let Some(ctl) = std::env::var_os("OUTBOX_BENCH_PERF_CTL") {
+        let cmd: &[u8] = if what.ends_with("-start") { b"enable\n" } else { b"disable\n" };
+        if let Ok(mut f) = std::fs::OpenOptions::new().write(true).open(ctl) {
+            let _ = std::io::Write::write_all(&mut f, cmd);
+        }
+    }
     if std::env::var_os("OUTBOX_BENCH_IO_MARKS").is_some() {
         // One write call, so that the marker is one line of the strace log.
         let _ = std::io::Write::write_all(&mut std::io::stderr(), format!("io-mark {what}\n").as_bytes());
