@@ -212,10 +212,7 @@ fn rebuild_page(
 /// `last_synced_at`. Adds the collections whose view changed to `collections`.
 fn finish_pull(tx: &Transaction<'_>, started: i64, collections: &mut BTreeSet<String>) -> Result<()> {
     let retired: Vec<String> = tx
-        .prepare_cached(
-            "SELECT DISTINCT p.collection FROM pending_ops p JOIN commands c ON c.seq = p.command_seq
-              WHERE c.state = 'succeeded' AND c.finished_at <= ?1",
-        )?
+        .prepare_cached(store::RETIRED_COLLECTIONS_SQL)?
         .query_map(params![started], |r| r.get(0))?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     store::retire_acknowledged(tx, started)?;

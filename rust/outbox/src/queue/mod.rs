@@ -310,13 +310,15 @@ fn release_keys(tx: &Transaction<'_>, seq: i64) -> Result<()> {
 
 /// Applies the engine's decision about one attempt. Returns the state changes made.
 pub(crate) fn settle(tx: &Transaction<'_>, seq: i64, disposition: Disposition, now: i64) -> Result<Vec<Change>> {
-    let (_, state, attempts) = current_state(tx, seq)?;
+    let (id, state, attempts) = current_state(tx, seq)?;
     if state != CommandState::InFlight {
         // Someone else (a discard, or a successor drainer) already moved it: keep theirs.
         return Ok(Vec::new());
     }
     match disposition {
-        Disposition::Succeed { result, changes, receipt } => succeed(tx, seq, state, result, &changes, receipt, now),
+        Disposition::Succeed { result, changes, receipt } => {
+            succeed(tx, seq, id, state, result, &changes, receipt, now)
+        }
         Disposition::Retry { delay, consumes_attempt, reason } => {
             let attempts = if consumes_attempt { attempts } else { attempts.saturating_sub(1) };
             tx.prepare_cached(
@@ -349,29 +351,45 @@ pub(crate) fn settle(tx: &Transaction<'_>, seq: i64, disposition: Disposition, n
     }
 }
 
-/// Marks a command `succeeded` with the server's result, receipt and document versions.
+/// Marks a command `succeeded` (from `from`, which must still be its state) with the
+/// server's result, receipt and document versions. `id` is the command's, as read by the
+/// caller.
+#[allow(clippy::too_many_arguments)]
 fn succeed(
     tx: &Transaction<'_>,
     seq: i64,
-    state: CommandState,
+    id: CommandId,
+    from: CommandState,
     result: Value,
     changes: &[crate::transport::DocChange],
     receipt: Option<Receipt>,
     now: i64,
 ) -> Result<Vec<Change>> {
     store::apply_changes(tx, Some(seq), changes)?;
-    tx.prepare_cached(
-        "UPDATE commands SET result = ?2, last_error = NULL, receipt_server_seq = ?3, receipt_applied_at = ?4
-         WHERE seq = ?1",
-    )?
-    .execute(params![
-        seq,
-        result.to_string(),
-        receipt.map(|r| r.server_seq),
-        receipt.and_then(|r| r.applied_at)
-    ])?;
-    let s = Settlement::Succeeded { result };
-    Ok(vec![transition(tx, seq, state, CommandState::Succeeded, now, Some(&s))?])
+    let outcome = serde_json::to_string(&Settlement::Succeeded { result: result.clone() }).unwrap_or_default();
+    // The hot path of every drain: the move and what it records are one UPDATE (one
+    // rewrite of the row and its state index entry), the id comes from the caller's read.
+    let moved = tx
+        .prepare_cached(
+            "UPDATE commands SET state = 'succeeded', updated_at = ?2, outcome = ?3, finished_at = ?2, result = ?4,
+                    last_error = NULL, receipt_server_seq = ?5, receipt_applied_at = ?6
+             WHERE seq = ?1 AND state = ?7",
+        )?
+        .execute(params![
+            seq,
+            now,
+            outcome,
+            result.to_string(),
+            receipt.map(|r| r.server_seq),
+            receipt.and_then(|r| r.applied_at),
+            from.as_str()
+        ])?;
+    if moved == 0 {
+        let (id, state, _) = current_state(tx, seq)?;
+        return Err(Error::InvalidState { id: id.to_string(), state: state.to_string(), action: "move" });
+    }
+    release_keys(tx, seq)?;
+    Ok(vec![Change { seq, id, from, to: CommandState::Succeeded }])
 }
 
 /// What [`record_receipt`] did with a receipt the server confirmed.
@@ -401,7 +419,7 @@ pub(crate) fn record_receipt(
     now: i64,
 ) -> Result<ReceiptRecord> {
     let seq = seq_of(tx, id)?;
-    let (_, state, attempts) = current_state(tx, seq)?;
+    let (id, state, attempts) = current_state(tx, seq)?;
     let key: String = tx
         .prepare_cached("SELECT idempotency_key FROM commands WHERE seq = ?1")?
         .query_row(params![seq], |r| r.get(0))?;
@@ -416,7 +434,7 @@ pub(crate) fn record_receipt(
                 // Close the open attempt: it is answered by the receipt.
                 end_attempt(tx, seq, attempts, now, "applied", None, Some("answered by the server's receipt"))?;
             }
-            let mut changed = succeed(tx, seq, state, result, changes, Some(receipt), now)?;
+            let mut changed = succeed(tx, seq, id, state, result, changes, Some(receipt), now)?;
             Ok(changed.pop().map_or(ReceiptRecord::Stored, ReceiptRecord::Succeeded))
         }
         CommandState::Succeeded => {

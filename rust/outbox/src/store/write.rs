@@ -132,10 +132,18 @@ pub(crate) fn changes_replacing_ops(tx: &Transaction<'_>, seq: i64, changes: Vec
 /// pull that started after that time has brought the server's version of everything they
 /// changed.
 pub(crate) fn retire_acknowledged(tx: &Transaction<'_>, cutoff: i64) -> Result<usize> {
-    Ok(tx.execute(
-        "DELETE FROM pending_ops WHERE command_seq IN
-           (SELECT p.command_seq FROM pending_ops p JOIN commands c ON c.seq = p.command_seq
-             WHERE c.state = 'succeeded' AND c.finished_at <= ?1)",
-        params![cutoff],
-    )?)
+    Ok(tx.prepare_cached(RETIRE_ACKNOWLEDGED_SQL)?.execute(params![cutoff])?)
 }
+
+/// The collections [`retire_acknowledged`] is about to retire ops in (`?1`: the cutoff).
+/// `CROSS JOIN` keeps `pending_ops` (the ops not yet retired: few) as the outer loop;
+/// left to itself the planner walked every succeeded command kept for its retention
+/// period, on every pull (see `acknowledged_ops_are_found_from_the_ops_side`).
+pub(crate) const RETIRED_COLLECTIONS_SQL: &str =
+    "SELECT DISTINCT p.collection FROM pending_ops p CROSS JOIN commands c ON c.seq = p.command_seq
+      WHERE c.state = 'succeeded' AND c.finished_at <= ?1";
+
+/// [`retire_acknowledged`]'s statement, planned like [`RETIRED_COLLECTIONS_SQL`].
+pub(crate) const RETIRE_ACKNOWLEDGED_SQL: &str = "DELETE FROM pending_ops WHERE command_seq IN
+       (SELECT p.command_seq FROM pending_ops p CROSS JOIN commands c ON c.seq = p.command_seq
+         WHERE c.state = 'succeeded' AND c.finished_at <= ?1)";
