@@ -173,15 +173,27 @@ impl Engine {
     /// of server changes).
     pub(crate) fn announce(&self, changes: &[Change], also: BTreeSet<String>) {
         let mut collections = also;
+        // Only these transitions change how the command's documents read.
+        let visible = |c: &Change| {
+            matches!(c.to, CommandState::Succeeded | CommandState::Failed | CommandState::Conflict)
+                || matches!(c.from, CommandState::Conflict | CommandState::Failed)
+        };
+        // The documents of every visible change, read in one read transaction (one per
+        // change was 5% of a drain's CPU time: each began by revalidating the page cache).
+        let mut touched = self
+            .db
+            .read(|conn| {
+                let tx = conn.unchecked_transaction()?;
+                changes.iter().filter(|c| visible(c)).map(|c| queue::touched_docs(&tx, c.seq)).collect()
+            })
+            .unwrap_or_else(|_: Error| Vec::new())
+            .into_iter();
         for c in changes {
             self.emit(Event::StateChanged { id: c.id, from: c.from, to: c.to });
-            // Only these transitions change how the command's documents read.
-            let visible = matches!(c.to, CommandState::Succeeded | CommandState::Failed | CommandState::Conflict)
-                || matches!(c.from, CommandState::Conflict | CommandState::Failed);
-            if !visible {
+            if !visible(c) {
                 continue;
             }
-            let Ok(docs) = self.db.read(|conn| queue::touched_docs(conn, c.seq)) else { continue };
+            let Some(docs) = touched.next() else { continue };
             if docs.is_empty() {
                 continue;
             }

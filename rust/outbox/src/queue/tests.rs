@@ -36,8 +36,17 @@ fn the_oldest_unsynced_command_is_one_probe_of_a_partial_index() {
 fn the_drain_statements_are_never_re_prepared() {
     let mut conn = Connection::open_in_memory().unwrap();
     crate::db::migrations::migrate(&mut conn).unwrap();
-    let hot: [(&str, &[&dyn rusqlite::ToSql]); 3] =
-        [(READY_SQL, &[&1_i64, &10_i64]), (NEXT_HEAD_SQL, &[&"order:1"]), (reads::TOUCHED_DOCS_SQL, &[&1_i64])];
+    let hot: [(&str, &[&dyn rusqlite::ToSql]); 9] = [
+        (READY_SQL, &[&1_i64, &10_i64]),
+        (NEXT_HEAD_SQL, &[&"order:1"]),
+        (reads::TOUCHED_DOCS_SQL, &[&1_i64]),
+        (STILL_PENDING_SQL, &[&"[1,2]"]),
+        (MARK_IN_FLIGHT_SQL, &[&"[1,2]", &5_i64]),
+        (OPEN_ATTEMPTS_SQL, &[&"[1,2]", &5_i64]),
+        (OUTGOING_SQL, &[&"[1,2]"]),
+        (OUTGOING_KEYS_SQL, &[&"[1,2]"]),
+        (crate::store::BASE_VERSIONS_SQL, &[&"[1,2]"]),
+    ];
     for (sql, args) in hot {
         for _ in 0..3 {
             let mut stmt = conn.prepare_cached(sql).unwrap();
@@ -46,6 +55,31 @@ fn the_drain_statements_are_never_re_prepared() {
         }
         let stmt = conn.prepare_cached(sql).unwrap();
         assert_eq!(stmt.get_status(rusqlite::StatementStatus::RePrepare), 0, "{sql}");
+    }
+}
+
+/// Starting a pass's commands looks each one up by its key, never scans a table.
+#[test]
+fn starting_attempts_looks_commands_up_by_seq() {
+    let mut conn = Connection::open_in_memory().unwrap();
+    crate::db::migrations::migrate(&mut conn).unwrap();
+    for sql in [
+        STILL_PENDING_SQL,
+        MARK_IN_FLIGHT_SQL,
+        OPEN_ATTEMPTS_SQL,
+        OUTGOING_SQL,
+        OUTGOING_KEYS_SQL,
+        crate::store::BASE_VERSIONS_SQL,
+    ] {
+        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let n = stmt.parameter_count();
+        let args: Vec<&dyn rusqlite::ToSql> =
+            (0..n).map(|i| if i == 0 { &"[1]" as &dyn rusqlite::ToSql } else { &1_i64 }).collect();
+        let p: Vec<String> =
+            stmt.query_map(args.as_slice(), |r| r.get::<_, String>(3)).unwrap().map(|r| r.unwrap()).collect();
+        for step in &p {
+            assert!(!step.starts_with("SCAN") || step.contains("json_each"), "{sql}: {p:?}");
+        }
     }
 }
 

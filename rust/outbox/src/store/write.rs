@@ -62,19 +62,24 @@ pub(crate) fn move_ops(tx: &Transaction<'_>, from_seq: i64, to_seq: i64) -> Resu
     Ok(())
 }
 
-/// The base versions of a command's ops, as `{"collection:id": version}`.
-pub(crate) fn base_versions(tx: &Transaction<'_>, seq: i64) -> Result<serde_json::Map<String, Value>> {
-    let mut stmt = tx.prepare_cached(
-        "SELECT collection, doc_id, base_version FROM pending_ops WHERE command_seq = ?1 AND base_version IS NOT NULL",
-    )?;
-    let rows =
-        stmt.query_map(params![seq], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?)))?;
-    let mut map = serde_json::Map::new();
-    for row in rows {
-        let (collection, id, version) = row?;
-        map.insert(format!("{collection}:{id}"), Value::from(version));
+/// The pending base versions of every command in `seqs` (a JSON array), by seq.
+pub(crate) const BASE_VERSIONS_SQL: &str = "SELECT command_seq, collection, doc_id, base_version FROM pending_ops
+      WHERE command_seq IN (SELECT value FROM json_each(?1)) AND base_version IS NOT NULL";
+
+/// The base versions of the ops of every command in `seqs` (a JSON array of seqs), as
+/// `{"collection:id": version}` by seq, in one statement.
+pub(crate) fn base_versions_of(
+    tx: &Transaction<'_>,
+    seqs: &str,
+) -> Result<std::collections::HashMap<i64, serde_json::Map<String, Value>>> {
+    let mut out: std::collections::HashMap<i64, serde_json::Map<String, Value>> = std::collections::HashMap::new();
+    let mut stmt = tx.prepare_cached(BASE_VERSIONS_SQL)?;
+    let mut rows = stmt.query(params![seqs])?;
+    while let Some(r) = rows.next()? {
+        let (seq, collection, id, version): (i64, String, String, i64) = (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?);
+        out.entry(seq).or_default().insert(format!("{collection}:{id}"), Value::from(version));
     }
-    Ok(map)
+    Ok(out)
 }
 
 /// Stores server versions of documents (never moving a document back to an older
