@@ -12,9 +12,11 @@
 //! the cap minus a *drain reserve* ([`drain_reserve_pages`]). The reserve is only ever
 //! used by the engine's own writes (in-flight marks, attempts, settlements, pulls), so a
 //! queue filled to the cap can always drain; under that pressure the drain also prunes
-//! settled commands early (`queue::prune_for_space`) so enqueue works again. Pulls fill
-//! at most half the reserve ([`Db::write_pulled`]); the other half is for settling, which
-//! falls back to one command per transaction at the cap (`space::record_for_space`).
+//! settled commands early (`queue::prune_for_space`) so enqueue works again. Pulls never
+//! touch the reserve, and stop at 90% of the app writes' share ([`Db::write_pulled`]):
+//! documents kept for reading cannot be pruned, so they must never take the last room a
+//! sale needs. Settling falls back to one command per transaction at the cap
+//! (`space::record_for_space`).
 
 pub mod migrations;
 
@@ -59,8 +61,8 @@ pub(crate) struct Db {
     writer_relaxed: AtomicBool,
     /// With a size cap: the pages app writes may use (the cap minus the drain reserve).
     enqueue_limit_pages: Option<i64>,
-    /// With a size cap: the pages pulls may fill (app writes' share and half the reserve;
-    /// the other half is kept for settling answers).
+    /// With a size cap: the pages pulls may fill (90% of the app writes' share: the rest
+    /// of that share stays for sales, the reserve for settling answers).
     pull_limit_pages: Option<i64>,
     /// The configured cap in bytes, if any.
     cap_bytes: Option<u64>,
@@ -131,7 +133,7 @@ impl Db {
             None => None,
         };
         let enqueue_limit_pages = cap_pages.map(|cap| cap - drain_reserve_pages(cap));
-        let pull_limit_pages = cap_pages.map(|cap| cap - drain_reserve_pages(cap) / 2);
+        let pull_limit_pages = enqueue_limit_pages.map(|limit| limit - limit / 10);
         Ok(Db {
             writer: Mutex::new(writer),
             reader: Mutex::new(reader),
@@ -224,8 +226,10 @@ impl Db {
     }
 
     /// [`Db::write_with`] `Relaxed` for pulled documents: refused with `StorageFull` (and
-    /// rolled back) when it would leave less than half the drain reserve free, so a pull
-    /// never takes the room that settling answers needs.
+    /// rolled back) when the pages in use would pass 90% of what app writes may use. A
+    /// pulled document cannot be pruned to make room, so a catalog too large for the cap
+    /// is kept in part (the pull reports `StorageFull` and tries again later) rather than
+    /// refusing the next sale for good; nor does a pull touch the room settling needs.
     pub(crate) fn write_pulled<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
         self.write_with(Commit::Relaxed, |tx| {
             let value = f(tx)?;
