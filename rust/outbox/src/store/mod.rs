@@ -134,6 +134,30 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// A version is one state of a document on the server: receiving it again (a register
+    /// pulls back what its own drain just handed off) writes nothing; a newer one replaces
+    /// it, an older one never does.
+    #[test]
+    fn a_version_already_held_is_not_written_again() {
+        let mut conn = rusqlite::Connection::open_in_memory().unwrap();
+        crate::db::migrations::migrate(&mut conn).unwrap();
+        let change = |version: i64, doc: Value| crate::transport::DocChange {
+            collection: "orders".into(),
+            id: "o1".into(),
+            version,
+            doc: Some(doc),
+        };
+        let tx = conn.transaction().unwrap();
+        apply_changes(&tx, None, &[change(2, json!({"n": 1}))]).unwrap();
+        let changes_before = tx.total_changes();
+        apply_changes(&tx, None, &[change(2, json!({"n": 1}))]).unwrap();
+        assert_eq!(tx.total_changes(), changes_before, "the same version was written again");
+        apply_changes(&tx, None, &[change(1, json!({"n": 0}))]).unwrap();
+        apply_changes(&tx, None, &[change(3, json!({"n": 3}))]).unwrap();
+        let doc: String = tx.query_row("SELECT doc FROM synced_docs WHERE id = 'o1'", [], |r| r.get(0)).unwrap();
+        assert_eq!(doc, r#"{"n":3}"#);
+    }
+
     /// Every pull ends by retiring the ops of acknowledged commands. Those are found from
     /// the ops still kept (a handful), never by walking the succeeded commands kept for
     /// their retention period (tens of thousands on a busy till): that walk was 9% of a

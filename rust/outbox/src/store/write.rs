@@ -105,11 +105,17 @@ pub(crate) fn apply_changes(tx: &Transaction<'_>, seq: Option<i64>, changes: &[D
     for change in changes {
         let have: Option<i64> = current.query_row(params![change.collection, change.id], |r| r.get(0)).optional()?;
         let stored = have.is_none_or(|v| v <= change.version);
-        if stored {
-            match &change.doc {
-                Some(doc) => upsert.execute(params![change.collection, change.id, change.version, doc.to_string()])?,
-                None => delete.execute(params![change.collection, change.id])?,
-            };
+        // A version names one state of the document on the server: the same version is
+        // not written again. (A register pulls back what its own drain just handed off.)
+        let newer = have.is_none_or(|v| v < change.version);
+        match &change.doc {
+            Some(doc) if newer => {
+                upsert.execute(params![change.collection, change.id, change.version, doc.to_string()])?;
+            }
+            None if stored => {
+                delete.execute(params![change.collection, change.id])?;
+            }
+            _ => {}
         }
         if let (Some(seq), true) = (seq, stored) {
             retire.execute(params![seq, change.collection, change.id])?;
