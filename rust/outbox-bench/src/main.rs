@@ -10,6 +10,7 @@
 //! (plus `"skipped"` when a run was given up). Baselines run in the same process and the
 //! same run, so ratios compare like with like; TanStack runs as a `node` child process.
 
+mod before_after;
 mod load;
 mod measure;
 mod powercut;
