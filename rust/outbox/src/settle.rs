@@ -136,6 +136,7 @@ impl Engine {
     ) -> Result<Recorded> {
         let policy = &self.config.retry;
         let mut recorded = Recorded { changes: Vec::new(), finished: Vec::new() };
+        let mut successes = queue::Successes::default();
         for send in sends {
             if send.generation != generation {
                 tracing::warn!("dropping the answers of a send from lease generation {}", send.generation);
@@ -150,9 +151,12 @@ impl Engine {
                 queue::end_attempt(tx, *seq, cmd.attempt, now, label, status, error.as_deref())?;
                 let disposition = retry::classify(outcome, cmd.attempt, send.streak, policy);
                 recorded.finished.push((parse_id(&cmd.id), cmd.attempt, label, error));
-                recorded.changes.extend(queue::settle(tx, *seq, disposition, now)?);
+                recorded.changes.extend(queue::settle(tx, *seq, disposition, now, &mut successes)?);
             }
         }
+        // Successes last, in one statement: nothing else in a pass depends on them (a
+        // command's dependants and lane successors are never in flight beside it).
+        recorded.changes.extend(successes.record(tx, now)?);
         Ok(recorded)
     }
 

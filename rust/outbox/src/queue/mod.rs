@@ -21,6 +21,7 @@ use crate::transport::OutgoingCommand;
 mod decisions;
 mod edits;
 mod reads;
+mod successes;
 use decisions::fail;
 pub(crate) use decisions::{discard, retry, retry_conflict_with};
 pub(crate) use edits::{
@@ -31,6 +32,7 @@ pub(crate) use reads::{
     counts, history, last_applied_at, last_pull_at, load, oldest_unfinished, peek, settlement, touched_docs,
 };
 use reads::{row_to_command, with_relations};
+pub(crate) use successes::Successes;
 
 /// A state change to announce once its transaction has committed.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -323,7 +325,19 @@ fn release_keys(tx: &Transaction<'_>, seq: i64) -> Result<()> {
 }
 
 /// Applies the engine's decision about one attempt. Returns the state changes made.
-pub(crate) fn settle(tx: &Transaction<'_>, seq: i64, disposition: Disposition, now: i64) -> Result<Vec<Change>> {
+///
+/// A success is queued in `successes` (its documents are stored now); the caller records
+/// them together with [`Successes::record`] in the same transaction.
+pub(crate) fn settle(
+    tx: &Transaction<'_>,
+    seq: i64,
+    disposition: Disposition,
+    now: i64,
+    successes: &mut Successes,
+) -> Result<Vec<Change>> {
+    if successes.holds(seq) {
+        return Ok(Vec::new()); // already succeeded in this pass
+    }
     let (id, state, attempts) = current_state(tx, seq)?;
     if state != CommandState::InFlight {
         // Someone else (a discard, or a successor drainer) already moved it: keep theirs.
@@ -331,7 +345,8 @@ pub(crate) fn settle(tx: &Transaction<'_>, seq: i64, disposition: Disposition, n
     }
     match disposition {
         Disposition::Succeed { result, changes, receipt } => {
-            succeed(tx, seq, id, state, result, &changes, receipt, now)
+            successes.add(tx, seq, id, state, result, &changes, receipt)?;
+            Ok(Vec::new())
         }
         Disposition::Retry { delay, consumes_attempt, reason } => {
             let attempts = if consumes_attempt { attempts } else { attempts.saturating_sub(1) };
@@ -363,47 +378,6 @@ pub(crate) fn settle(tx: &Transaction<'_>, seq: i64, disposition: Disposition, n
             fail(tx, seq, state, code, message, now)
         }
     }
-}
-
-/// Marks a command `succeeded` (from `from`, which must still be its state) with the
-/// server's result, receipt and document versions. `id` is the command's, as read by the
-/// caller.
-#[allow(clippy::too_many_arguments)]
-fn succeed(
-    tx: &Transaction<'_>,
-    seq: i64,
-    id: CommandId,
-    from: CommandState,
-    result: Value,
-    changes: &[crate::transport::DocChange],
-    receipt: Option<Receipt>,
-    now: i64,
-) -> Result<Vec<Change>> {
-    store::apply_changes(tx, Some(seq), changes)?;
-    let outcome = serde_json::to_string(&Settlement::Succeeded { result: result.clone() }).unwrap_or_default();
-    // The hot path of every drain: the move and what it records are one UPDATE (one
-    // rewrite of the row and its state index entry), the id comes from the caller's read.
-    let moved = tx
-        .prepare_cached(
-            "UPDATE commands SET state = 'succeeded', updated_at = ?2, outcome = ?3, finished_at = ?2, result = ?4,
-                    last_error = NULL, receipt_server_seq = ?5, receipt_applied_at = ?6
-             WHERE seq = ?1 AND state = ?7",
-        )?
-        .execute(params![
-            seq,
-            now,
-            outcome,
-            result.to_string(),
-            receipt.map(|r| r.server_seq),
-            receipt.and_then(|r| r.applied_at),
-            from.as_str()
-        ])?;
-    if moved == 0 {
-        let (id, state, _) = current_state(tx, seq)?;
-        return Err(Error::InvalidState { id: id.to_string(), state: state.to_string(), action: "move" });
-    }
-    release_keys(tx, seq)?;
-    Ok(vec![Change { seq, id, from, to: CommandState::Succeeded }])
 }
 
 /// What [`record_receipt`] did with a receipt the server confirmed.
@@ -448,7 +422,9 @@ pub(crate) fn record_receipt(
                 // Close the open attempt: it is answered by the receipt.
                 end_attempt(tx, seq, attempts, now, "applied", None, Some("answered by the server's receipt"))?;
             }
-            let mut changed = succeed(tx, seq, id, state, result, changes, Some(receipt), now)?;
+            let mut success = Successes::default();
+            success.add(tx, seq, id, state, result, changes, Some(receipt))?;
+            let mut changed = success.record(tx, now)?;
             Ok(changed.pop().map_or(ReceiptRecord::Stored, ReceiptRecord::Succeeded))
         }
         CommandState::Succeeded => {
