@@ -46,6 +46,15 @@ pub fn markdown(lines: &[Value], title: &str) -> String {
         "The build before the change and the build after it, run in the same session on this \
          machine, rounds alternating; each time is the median over the rounds (`rounds`).\n"
     );
+    // Which builds the labels name, when the lines say (`"build"`).
+    for label in ["before", "after"] {
+        if let Some(build) = lines.iter().find(|v| v["label"] == label).and_then(|v| v["build"].as_str()) {
+            let _ = writeln!(out, "- **{label}**: {build}");
+        }
+    }
+    if lines.iter().any(|v| v["build"].is_string()) {
+        out.push('\n');
+    }
     // (bench, n, system) -> label -> totals
     let mut times: BTreeMap<(String, u64, String), BTreeMap<String, Vec<f64>>> = BTreeMap::new();
     let mut io: Vec<&Value> = Vec::new();

@@ -344,7 +344,7 @@ fn targets(rows: &BTreeMap<Key, Row>) -> String {
             line(&format!("{bench}: t(100k)/t(10k) ≤ 11"), format!("{g:.1}"), Some(g <= 11.0));
         }
     }
-    out.push('\n');
+    out.push_str("\nEach **no** is explained from profiles in [drain-profile.md](drain-profile.md).\n\n");
     out
 }
 
