@@ -175,6 +175,11 @@ fn quiet_crash_harness() -> Harness {
     h
 }
 
+/// Enqueues `n` orders `{"n": i}` and returns their ids.
+fn enqueue_orders(h: &Harness, n: usize) -> Vec<outbox::CommandId> {
+    (0..n).map(|i| h.outbox.enqueue(EnqueueRequest::new("createOrder", format!(r#"{{"n":{i}}}"#))).unwrap()).collect()
+}
+
 /// Bytes written to `file` since its last fsync, as the crash VFS keeps them apart.
 fn unsynced_bytes(file: &std::path::Path) -> u64 {
     std::fs::metadata(outbox_crashvfs::log_path(file)).map(|m| m.len()).unwrap_or(0)
@@ -184,9 +189,7 @@ fn unsynced_bytes(file: &std::path::Path) -> u64 {
 async fn the_drain_records_successes_without_fsync_and_the_next_enqueue_syncs_them() {
     let h = quiet_crash_harness();
     let wal = h.dir.path().join("outbox.db-wal");
-    let ids: Vec<_> = (0..5)
-        .map(|i| h.outbox.enqueue(EnqueueRequest::new("createOrder", format!(r#"{{"n":{i}}}"#))).unwrap())
-        .collect();
+    let ids = enqueue_orders(&h, 5);
     assert_eq!(unsynced_bytes(&wal), 0, "every enqueue is fsynced before it returns");
 
     h.outbox.set_online(true).unwrap();
@@ -238,9 +241,7 @@ fn an_offline_burst_keeps_the_wal_short() {
 async fn an_idle_drain_checkpoints_a_large_wal() {
     let h = quiet_crash_harness();
     let wal = h.dir.path().join("outbox.db-wal");
-    let ids: Vec<_> = (0..120)
-        .map(|i| h.outbox.enqueue(EnqueueRequest::new("createOrder", format!(r#"{{"n":{i}}}"#))).unwrap())
-        .collect();
+    let ids = enqueue_orders(&h, 120);
     assert!(std::fs::metadata(&wal).unwrap().len() > 256 * 4096, "the test needs a WAL past the idle threshold");
     h.outbox.set_online(true).unwrap();
     for id in &ids {
