@@ -46,15 +46,7 @@ pub fn markdown(lines: &[Value], title: &str) -> String {
         "The build before the change and the build after it, run in the same session on this \
          machine, rounds alternating; each time is the median over the rounds (`rounds`).\n"
     );
-    // Which builds the labels name, when the lines say (`"build"`).
-    for label in ["before", "after"] {
-        if let Some(build) = lines.iter().find(|v| v["label"] == label).and_then(|v| v["build"].as_str()) {
-            let _ = writeln!(out, "- **{label}**: {build}");
-        }
-    }
-    if lines.iter().any(|v| v["build"].is_string()) {
-        out.push('\n');
-    }
+    out.push_str(&builds(&lines.iter().collect::<Vec<_>>()));
     // (bench, n, system) -> label -> totals
     let mut times: BTreeMap<(String, u64, String), BTreeMap<String, Vec<f64>>> = BTreeMap::new();
     let mut io: Vec<&Value> = Vec::new();
@@ -122,6 +114,21 @@ pub fn markdown(lines: &[Value], title: &str) -> String {
     out
 }
 
+/// Which builds the labels `before` and `after` name, as a list, when the lines say
+/// (`"build"`); empty when none does.
+pub(crate) fn builds(lines: &[&Value]) -> String {
+    let mut out = String::new();
+    for label in ["before", "after"] {
+        if let Some(build) = lines.iter().find(|v| v["label"] == label).and_then(|v| v["build"].as_str()) {
+            let _ = writeln!(out, "- **{label}**: {build}");
+        }
+    }
+    if !out.is_empty() {
+        out.push('\n');
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,5 +149,18 @@ mod tests {
         assert!(md.contains("| drain-http | 1000 | outbox | 200 ms | 90 ms | 2.22× | 3 |"), "{md}");
         assert!(md.contains("| drain-local | 10000 | after | 0.6 | 0.330 | – |"), "{md}");
         assert!(markdown(&[], "x").is_empty());
+    }
+
+    #[test]
+    fn the_builds_the_labels_name_are_listed() {
+        let before = json!({"label":"before","build":"abc (main before)"});
+        let after = json!({"label":"after"});
+        assert_eq!(builds(&[&before, &after]), "- **before**: abc (main before)\n\n");
+        assert!(builds(&[&after]).is_empty());
+        let load = crate::load::markdown(&[
+            json!({"bench":"load","label":"before","build":"abc","system":"sqlite","ops_per_s":900.0}),
+            json!({"bench":"load","label":"after","build":"def","system":"sqlite","ops_per_s":9000.0}),
+        ]);
+        assert!(load.contains("- **before**: abc\n- **after**: def\n"), "{load}");
     }
 }

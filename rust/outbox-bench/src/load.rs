@@ -305,7 +305,7 @@ pub fn markdown(all: &[Value]) -> String {
         out.push_str(&before_after(&labelled));
         return out;
     }
-    let _ = writeln!(out, "\n## Load (issue 11)\n");
+    let _ = writeln!(out, "\n## Load\n");
     let _ = writeln!(
         out,
         "`outbox-bench load [--nodes M] [--database-url URL]` with its defaults (200 clients, \
@@ -317,6 +317,9 @@ pub fn markdown(all: &[Value]) -> String {
          request. `exactly once` checks the shared apply log: every acknowledged key present, none \
          twice, and the nodes' applied counters add up to the log.\n"
     );
+    if let Some(build) = lines.iter().find_map(|v| v["build"].as_str()) {
+        let _ = writeln!(out, "Build: {build}.\n");
+    }
     // Median run (by commands/s) of each storage and node count: the machine is shared,
     // so single runs swing.
     let mut groups: Vec<((String, u64), Vec<&Value>)> = Vec::new();
@@ -392,10 +395,11 @@ fn before_after(lines: &[&Value]) -> String {
     }
     let _ = writeln!(
         out,
-        "### Before and after one transaction per batch (issue 17)\n\n\
+        "### Before and after one transaction per batch (issue 17)\n\n{}\
          Median run of each build and storage (by commands/s), 200 clients, 1 node:\n\n\
          | build | storage | runs | commands/s | p50 ms | p99 ms | errors (all runs) | exactly once (all runs) |\n\
-         | --- | --- | ---: | ---: | ---: | ---: | ---: | --- |"
+         | --- | --- | ---: | ---: | ---: | ---: | ---: | --- |",
+        crate::before_after::builds(lines)
     );
     let mut groups: Vec<((String, String), Vec<&Value>)> = Vec::new();
     for v in lines {
