@@ -11,7 +11,8 @@ use rusqlite::Connection;
 
 use crate::command::{CommandId, CommandState, Settlement};
 use crate::error::{Error, Result};
-use crate::outbox::{DrainReport, Outbox};
+use crate::lifecycle::DrainReport;
+use crate::outbox::Outbox;
 
 /// Count and summed amount of the commands in one state.
 #[derive(Debug, Clone, PartialEq, Eq)]

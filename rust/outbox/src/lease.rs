@@ -6,9 +6,15 @@
 //! that the row still names it with the generation it acquired (fencing): a holder that
 //! was paused past its TTL and replaced cannot overwrite its successor's work.
 
+use std::time::Duration;
+
 use rusqlite::{params, OptionalExtension, Transaction};
 
+use crate::db::{now_ms, Commit};
 use crate::error::{Error, Result};
+use crate::events::Event;
+use crate::queue;
+use crate::scheduler::{lock, Engine};
 
 /// The result of trying to take or renew the lease.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,6 +93,77 @@ pub(crate) fn check_fence(tx: &Transaction<'_>, owner: &str, generation: i64) ->
     match current {
         Some((o, g)) if o == owner && g == generation => Ok(()),
         _ => Err(Error::Fenced),
+    }
+}
+
+/// The lease as this engine last saw it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct HeldLease {
+    pub(crate) generation: i64,
+    pub(crate) expires_at: i64,
+}
+
+/// The engine's side of the lease: take, renew, lose and release it.
+impl Engine {
+    /// Whether this engine holds an unexpired lease, so it is the one that sends.
+    pub(crate) fn is_drainer(&self) -> bool {
+        lock(&self.lease).is_some_and(|l| l.expires_at > now_ms())
+    }
+
+    /// How often a holder renews: a third of the TTL, at least 10 ms.
+    pub(crate) fn renew_interval(&self) -> Duration {
+        (self.config.lease_ttl / 3).max(Duration::from_millis(10))
+    }
+
+    /// Takes or renews the lease. `Ok(Err(d))`: another engine drains; look again in `d`.
+    pub(crate) fn hold_lease(&self) -> Result<std::result::Result<i64, Duration>> {
+        let now = now_ms();
+        let ttl_ms = self.config.lease_ttl.as_millis() as i64;
+        if let Some(l) = *lock(&self.lease) {
+            // Renew once a third of the TTL has passed.
+            if l.expires_at - now > ttl_ms * 2 / 3 {
+                return Ok(Ok(l.generation));
+            }
+        }
+        // Relaxed: a lease write lost to a power cut died with every process that used it.
+        let status = self.db.write_with(Commit::Relaxed, |tx| {
+            let status = acquire(tx, &self.owner, ttl_ms, now)?;
+            let reset = match status {
+                LeaseStatus::Held { taken: true, .. } => queue::reset_in_flight(tx, now)?,
+                _ => Vec::new(),
+            };
+            Ok((status, reset))
+        })?;
+        match status {
+            (LeaseStatus::Held { generation, expires_at, taken }, reset) => {
+                *lock(&self.lease) = Some(HeldLease { generation, expires_at });
+                if taken {
+                    self.emit_changes(&reset);
+                    self.emit(Event::LeaseChanged { is_drainer: true });
+                    self.prune();
+                }
+                Ok(Ok(generation))
+            }
+            (LeaseStatus::HeldByOther { expires_at }, _) => {
+                self.lose_lease();
+                Ok(Err(Duration::from_millis((expires_at - now).clamp(10, ttl_ms.max(10)) as u64)))
+            }
+        }
+    }
+
+    /// Forgets the lease (another engine took it, or a write was fenced off).
+    pub(crate) fn lose_lease(&self) {
+        if lock(&self.lease).take().is_some() {
+            self.emit(Event::LeaseChanged { is_drainer: false });
+        }
+    }
+
+    /// Gives the lease up in the database, so another engine can take over at once.
+    pub(crate) fn release_lease(&self) {
+        let held = lock(&self.lease).take();
+        if let Some(l) = held {
+            let _ = self.db.write(|tx| release(tx, &self.owner, l.generation));
+        }
     }
 }
 

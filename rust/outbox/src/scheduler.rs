@@ -28,7 +28,7 @@ use crate::db::{now_ms, Commit, Db};
 use crate::error::{Error, Result};
 use crate::events::Event;
 use crate::hooks::BeforeRetry;
-use crate::lease::{self, LeaseStatus};
+use crate::lease::{self, HeldLease};
 use crate::queue::{self, Change};
 use crate::runtime;
 use crate::settle::HandOff;
@@ -36,13 +36,6 @@ use crate::transport::{Outcome, OutgoingCommand, Transport};
 
 /// How many never-attempted commands the `before_retry` hook sees per pass.
 const HOOK_WINDOW: usize = 1000;
-
-/// The lease as this engine last saw it.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct HeldLease {
-    generation: i64,
-    expires_at: i64,
-}
 
 /// Engine state shared by the public handle, the drain loop and the send tasks.
 pub(crate) struct Engine {
@@ -227,10 +220,6 @@ impl Engine {
         self.wake.notify_one();
     }
 
-    pub(crate) fn is_drainer(&self) -> bool {
-        lock(&self.lease).is_some_and(|l| l.expires_at > now_ms())
-    }
-
     /// Whether there is nothing to send now: offline or without a transport, or no send in
     /// progress, no command marked in flight and none ready.
     pub(crate) fn is_quiet(&self) -> Result<bool> {
@@ -312,13 +301,6 @@ impl Engine {
         }
     }
 
-    fn release_lease(&self) {
-        let held = lock(&self.lease).take();
-        if let Some(l) = held {
-            let _ = self.db.write(|tx| lease::release(tx, &self.owner, l.generation));
-        }
-    }
-
     async fn run(self: Arc<Self>) {
         let mut closed = self.closed.subscribe();
         loop {
@@ -350,10 +332,6 @@ impl Engine {
                 _ = closed.changed() => return,
             }
         }
-    }
-
-    pub(crate) fn renew_interval(&self) -> Duration {
-        (self.config.lease_ttl / 3).max(Duration::from_millis(10))
     }
 
     /// One scheduling pass. Returns how long to sleep if nothing wakes the loop earlier.
@@ -476,49 +454,7 @@ impl Engine {
         }
     }
 
-    /// Takes or renews the lease. `Ok(Err(d))`: another engine drains; look again in `d`.
-    fn hold_lease(&self) -> Result<std::result::Result<i64, Duration>> {
-        let now = now_ms();
-        let ttl_ms = self.config.lease_ttl.as_millis() as i64;
-        if let Some(l) = *lock(&self.lease) {
-            // Renew once a third of the TTL has passed.
-            if l.expires_at - now > ttl_ms * 2 / 3 {
-                return Ok(Ok(l.generation));
-            }
-        }
-        // Relaxed: a lease write lost to a power cut died with every process that used it.
-        let status = self.db.write_with(Commit::Relaxed, |tx| {
-            let status = lease::acquire(tx, &self.owner, ttl_ms, now)?;
-            let reset = match status {
-                LeaseStatus::Held { taken: true, .. } => queue::reset_in_flight(tx, now)?,
-                _ => Vec::new(),
-            };
-            Ok((status, reset))
-        })?;
-        match status {
-            (LeaseStatus::Held { generation, expires_at, taken }, reset) => {
-                *lock(&self.lease) = Some(HeldLease { generation, expires_at });
-                if taken {
-                    self.emit_changes(&reset);
-                    self.emit(Event::LeaseChanged { is_drainer: true });
-                    self.prune();
-                }
-                Ok(Ok(generation))
-            }
-            (LeaseStatus::HeldByOther { expires_at }, _) => {
-                self.lose_lease();
-                Ok(Err(Duration::from_millis((expires_at - now).clamp(10, ttl_ms.max(10)) as u64)))
-            }
-        }
-    }
-
-    pub(crate) fn lose_lease(&self) {
-        if lock(&self.lease).take().is_some() {
-            self.emit(Event::LeaseChanged { is_drainer: false });
-        }
-    }
-
-    fn prune(&self) {
+    pub(crate) fn prune(&self) {
         let cutoff = now_ms() - self.config.retention.as_millis() as i64;
         if let Err(e) = self.db.write_with(Commit::Relaxed, |tx| queue::prune(tx, cutoff)) {
             tracing::warn!(error = %e, "pruning finished commands failed");
