@@ -10218,7 +10218,7 @@ function uniffiEnsureInitialized() {
     if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_func_set_logger() !== 65036) {
         throw new UniffiInternalError.ApiChecksumMismatch("uniffi_outbox_ffi_checksum_func_set_logger");
     }
-    if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_method_docslistener_on_docs() !== 1703) {
+    if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_method_docslistener_on_docs() !== 46111) {
         throw new UniffiInternalError.ApiChecksumMismatch("uniffi_outbox_ffi_checksum_method_docslistener_on_docs");
     }
     if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_method_docslistener_on_error() !== 23432) {
@@ -10251,7 +10251,7 @@ function uniffiEnsureInitialized() {
     if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_method_outbox_command() !== 40672) {
         throw new UniffiInternalError.ApiChecksumMismatch("uniffi_outbox_ffi_checksum_method_outbox_command");
     }
-    if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_method_outbox_count() !== 62464) {
+    if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_method_outbox_count() !== 10352) {
         throw new UniffiInternalError.ApiChecksumMismatch("uniffi_outbox_ffi_checksum_method_outbox_count");
     }
     if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_method_outbox_create_index() !== 48143) {
@@ -10272,13 +10272,13 @@ function uniffiEnsureInitialized() {
     if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_method_outbox_enqueue() !== 50354) {
         throw new UniffiInternalError.ApiChecksumMismatch("uniffi_outbox_ffi_checksum_method_outbox_enqueue");
     }
-    if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_method_outbox_get() !== 60122) {
+    if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_method_outbox_get() !== 57607) {
         throw new UniffiInternalError.ApiChecksumMismatch("uniffi_outbox_ffi_checksum_method_outbox_get");
     }
     if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_method_outbox_last_synced_at() !== 30419) {
         throw new UniffiInternalError.ApiChecksumMismatch("uniffi_outbox_ffi_checksum_method_outbox_last_synced_at");
     }
-    if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_method_outbox_list() !== 379) {
+    if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_method_outbox_list() !== 31147) {
         throw new UniffiInternalError.ApiChecksumMismatch("uniffi_outbox_ffi_checksum_method_outbox_list");
     }
     if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_method_outbox_on_background() !== 48820) {
@@ -10323,7 +10323,7 @@ function uniffiEnsureInitialized() {
     if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_method_outbox_wait_for() !== 56640) {
         throw new UniffiInternalError.ApiChecksumMismatch("uniffi_outbox_ffi_checksum_method_outbox_wait_for");
     }
-    if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_method_outbox_watch() !== 41015) {
+    if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_method_outbox_watch() !== 15575) {
         throw new UniffiInternalError.ApiChecksumMismatch("uniffi_outbox_ffi_checksum_method_outbox_watch");
     }
     if (nativeModule().ubrn_uniffi_outbox_ffi_checksum_method_outbox_wedge_drain_timer_for_test() !== 9875) {

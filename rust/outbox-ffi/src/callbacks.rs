@@ -18,10 +18,10 @@ use outbox::{
     PullOutcome as CorePull, ReceiptLookup as CoreReceiptLookup, Transport as CoreTransport,
 };
 
+use crate::documents::Doc;
 use crate::error::{CallbackError, TokenError, UpgradeError};
 use crate::events::OutboxEvent;
 use crate::receipt::Receipt;
-use crate::types::Doc;
 use crate::OutboxError;
 
 /// Supplies the bearer token for each request to the sync server. Keep tokens in memory or

@@ -8,6 +8,7 @@
 #![warn(missing_docs)]
 
 mod callbacks;
+mod documents;
 mod error;
 mod events;
 mod logging;
@@ -21,6 +22,7 @@ pub use crate::callbacks::{
     DocChange, DocsListener, EventListener, LogLevel, Logger, MutatorUpgrader, Outcome, OutgoingCommand, PullOutcome,
     ReceiptLookup, TokenProvider, Transport,
 };
+pub use crate::documents::{Doc, DocStatus, Filter, Query};
 pub use crate::error::{CallbackError, OutboxError, TokenError, UpgradeError};
 pub use crate::events::{DocRef, OutboxEvent, StallReport, Status};
 pub use crate::logging::{clear_logger, dropped_log_records, set_logger};
@@ -29,8 +31,8 @@ pub use crate::receipt::{Receipt, ReceiptCheck, ReceiptUnknown};
 pub use crate::subscription::Subscription;
 pub use crate::till::{CloseoutReport, LimitKind, MutatorLimit, StateTotal, Unsettled};
 pub use crate::types::{
-    Attempt, Command, CommandState, Doc, DocStatus, DrainReport, Durability, EnqueueRequest, Filter, MutatorOptions,
-    OpKind, OptimisticOp, OutboxConfig, PeekFilter, Query, Resolution, Settlement, UpgradeReport,
+    Attempt, Command, CommandState, DrainReport, Durability, EnqueueRequest, MutatorOptions, OpKind, OptimisticOp,
+    OutboxConfig, PeekFilter, Resolution, Settlement, UpgradeReport,
 };
 
 /// The version of the Outbox library.

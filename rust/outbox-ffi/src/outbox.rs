@@ -21,14 +21,15 @@ use crate::callbacks::{
     call_foreign, DocsListener, EventListener, MutatorUpgrader, TokenBridge, TokenProvider, Transport, TransportBridge,
     UpgraderBridge,
 };
+use crate::documents::{Doc, Query};
 use crate::error::OutboxError;
 use crate::events::Status;
 use crate::receipt::ReceiptCheck;
 use crate::subscription::{Cancelled, Subscription};
 use crate::till::CloseoutReport;
 use crate::types::{
-    ms, parse_id, Command, Doc, DrainReport, EnqueueRequest, MutatorOptions, OutboxConfig, PeekFilter, Query,
-    Resolution, UpgradeReport,
+    ms, parse_id, Command, DrainReport, EnqueueRequest, MutatorOptions, OutboxConfig, PeekFilter, Resolution,
+    UpgradeReport,
 };
 
 /// Runs a synchronous call, turning a panic into [`OutboxError::Internal`].

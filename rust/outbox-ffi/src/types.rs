@@ -1,15 +1,15 @@
-//! Records and enums that cross the boundary: configuration, requests, commands,
-//! documents and queries. JSON values cross as JSON text; ids as strings; times as Unix
+//! Records and enums that cross the boundary: configuration, requests and commands
+//! (documents and queries are in `documents`). JSON values cross as JSON text; ids as strings; times as Unix
 //! milliseconds; durations as milliseconds. Conversions to and from the core types are at
 //! the end of the file.
 
 use std::time::Duration;
 
 use outbox::{
-    Attempt as CoreAttempt, Command as CoreCommand, CommandId, CommandState as CoreState, Doc as CoreDoc,
-    DocStatus as CoreDocStatus, DrainReport as CoreDrainReport, Durability as CoreDurability,
-    EnqueueRequest as CoreEnqueueRequest, MutatorSpec, OpKind as CoreOpKind, OptimisticOp as CoreOp,
-    PeekFilter as CorePeekFilter, Query as CoreQuery, Resolution as CoreResolution, Settlement as CoreSettlement,
+    Attempt as CoreAttempt, Command as CoreCommand, CommandId, CommandState as CoreState,
+    DrainReport as CoreDrainReport, Durability as CoreDurability, EnqueueRequest as CoreEnqueueRequest, MutatorSpec,
+    OpKind as CoreOpKind, OptimisticOp as CoreOp, PeekFilter as CorePeekFilter, Resolution as CoreResolution,
+    Settlement as CoreSettlement,
 };
 use serde_json::Value;
 
@@ -316,65 +316,6 @@ pub enum Resolution {
     Discard,
 }
 
-/// Where a document stands relative to the server.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
-pub enum DocStatus {
-    /// What the server last sent; no local change waits.
-    Synced,
-    /// Local changes wait to be sent (or are being sent).
-    Pending,
-    /// A command touching it was rejected.
-    Failed,
-    /// A command touching it is in conflict.
-    Conflict,
-}
-
-/// A document as the app sees it: synced state with pending changes applied.
-#[derive(Debug, Clone, PartialEq, uniffi::Record)]
-pub struct Doc {
-    /// Collection name.
-    pub collection: String,
-    /// Document id.
-    pub id: String,
-    /// The merged document as JSON text.
-    pub value: String,
-    /// Server version of the synced part (none if the server has not sent it).
-    pub version: Option<i64>,
-    /// Sync status.
-    pub status: DocStatus,
-    /// Unfinished (or failed) commands touching it, oldest first.
-    pub commands: Vec<String>,
-}
-
-/// One equality filter on a top-level field.
-#[derive(Debug, Clone, PartialEq, uniffi::Record)]
-pub struct Filter {
-    /// Top-level field name.
-    pub field: String,
-    /// The value it must equal, as JSON text (`"open"`, `42`, `true`).
-    pub value: String,
-}
-
-/// Which documents `list`, `count` and `watch` return.
-#[derive(Debug, Clone, PartialEq, uniffi::Record)]
-pub struct Query {
-    /// All must hold.
-    #[uniffi(default = [])]
-    pub filters: Vec<Filter>,
-    /// Sort by this top-level field (then by id); by id when none.
-    #[uniffi(default = None)]
-    pub order_by: Option<String>,
-    /// Sort descending.
-    #[uniffi(default = false)]
-    pub descending: bool,
-    /// At most this many (all when none).
-    #[uniffi(default = None)]
-    pub limit: Option<u32>,
-    /// Skip this many first.
-    #[uniffi(default = 0)]
-    pub offset: u32,
-}
-
 /// What `drain_for` achieved.
 #[derive(Debug, Clone, PartialEq, uniffi::Record)]
 pub struct DrainReport {
@@ -561,48 +502,6 @@ impl From<Resolution> for CoreResolution {
             Resolution::RetryWith { args } => CoreResolution::RetryWith(args),
             Resolution::Discard => CoreResolution::Discard,
         }
-    }
-}
-
-impl From<CoreDocStatus> for DocStatus {
-    fn from(s: CoreDocStatus) -> Self {
-        match s {
-            CoreDocStatus::Synced => DocStatus::Synced,
-            CoreDocStatus::Pending => DocStatus::Pending,
-            CoreDocStatus::Failed => DocStatus::Failed,
-            CoreDocStatus::Conflict => DocStatus::Conflict,
-        }
-    }
-}
-
-impl From<CoreDoc> for Doc {
-    fn from(d: CoreDoc) -> Self {
-        Doc {
-            collection: d.collection,
-            id: d.id,
-            value: d.value.to_string(),
-            version: d.version,
-            status: d.status.into(),
-            commands: d.commands.iter().map(ToString::to_string).collect(),
-        }
-    }
-}
-
-impl TryFrom<Query> for CoreQuery {
-    type Error = OutboxError;
-    fn try_from(q: Query) -> Result<Self, OutboxError> {
-        let filters = q
-            .filters
-            .into_iter()
-            .map(|f| Ok((f.field, parse_json("filter value", &f.value)?)))
-            .collect::<Result<Vec<_>, OutboxError>>()?;
-        Ok(CoreQuery {
-            filters,
-            order_by: q.order_by,
-            descending: q.descending,
-            limit: q.limit.map(|n| n as usize),
-            offset: q.offset as usize,
-        })
     }
 }
 

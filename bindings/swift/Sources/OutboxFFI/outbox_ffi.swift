@@ -9420,7 +9420,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_outbox_ffi_checksum_func_set_logger() != 65036) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_outbox_ffi_checksum_method_docslistener_on_docs() != 1703) {
+    if (uniffi_outbox_ffi_checksum_method_docslistener_on_docs() != 46111) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_outbox_ffi_checksum_method_docslistener_on_error() != 23432) {
@@ -9456,7 +9456,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_outbox_ffi_checksum_method_outbox_command() != 40672) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_outbox_ffi_checksum_method_outbox_count() != 62464) {
+    if (uniffi_outbox_ffi_checksum_method_outbox_count() != 10352) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_outbox_ffi_checksum_method_outbox_create_index() != 48143) {
@@ -9477,13 +9477,13 @@ private let initializationResult: InitializationResult = {
     if (uniffi_outbox_ffi_checksum_method_outbox_enqueue() != 50354) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_outbox_ffi_checksum_method_outbox_get() != 60122) {
+    if (uniffi_outbox_ffi_checksum_method_outbox_get() != 57607) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_outbox_ffi_checksum_method_outbox_last_synced_at() != 30419) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_outbox_ffi_checksum_method_outbox_list() != 379) {
+    if (uniffi_outbox_ffi_checksum_method_outbox_list() != 31147) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_outbox_ffi_checksum_method_outbox_on_background() != 48820) {
@@ -9528,7 +9528,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_outbox_ffi_checksum_method_outbox_wait_for() != 56640) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_outbox_ffi_checksum_method_outbox_watch() != 41015) {
+    if (uniffi_outbox_ffi_checksum_method_outbox_watch() != 15575) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_outbox_ffi_checksum_method_outbox_wedge_drain_timer_for_test() != 9875) {
