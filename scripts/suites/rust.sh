@@ -7,5 +7,7 @@ cd "$(dirname "$0")/../.."
 ensure_rust
 log "rust: build (workspace, all targets)"
 cargo_locked build --workspace --all-targets
+log "rust: cargo doc (public docs of the core and the FFI crate, links checked)"
+RUSTDOCFLAGS="-D warnings" cargo_locked doc --no-deps -p outbox -p outbox-ffi
 log "rust: cargo test"
 cargo_locked test --workspace --exclude outbox-server

@@ -8,12 +8,12 @@
 //!
 //! With `max_size_bytes` set, the writer's `max_page_count` caps the file at that size for
 //! every write. App writes that add to the queue (`enqueue`, edits, new args) go through
-//! [`Db::write_capped`], which refuses with `StorageFull` once the pages in use would pass
-//! the cap minus a *drain reserve* ([`drain_reserve_pages`]). The reserve is only ever
+//! `Db::write_capped`, which refuses with `StorageFull` once the pages in use would pass
+//! the cap minus a *drain reserve* (`drain_reserve_pages`). The reserve is only ever
 //! used by the engine's own writes (in-flight marks, attempts, settlements, pulls), so a
 //! queue filled to the cap can always drain; under that pressure the drain also prunes
 //! settled commands early (`queue::prune_for_space`) so enqueue works again. Pulls never
-//! touch the reserve, and stop at 90% of the app writes' share ([`Db::write_pulled`]):
+//! touch the reserve, and stop at 90% of the app writes' share (`Db::write_pulled`):
 //! documents kept for reading cannot be pruned, so they must never take the last room a
 //! sale needs. Settling falls back to one command per transaction at the cap
 //! (`space::record_for_space`).
