@@ -223,10 +223,17 @@ export interface QueueStatus {
 
 /**
  * Why the stall watchdog thinks the queue stalled: a stuck drain timer, a send with no
- * answer (abandoned and retried under the same key), the drainer lease held by another
- * process, the server unreachable although the device is online, or nothing found.
+ * answer (abandoned and retried under the same key), every drain pass failing because the
+ * database cannot be written (the report's `detail` has the error), the drainer lease held
+ * by another process, the server unreachable although the device is online, or nothing found.
  */
-export type StallCause = 'drain_loop_stuck' | 'send_hung' | 'lease_held_elsewhere' | 'server_unreachable' | 'unknown';
+export type StallCause =
+  | 'drain_loop_stuck'
+  | 'send_hung'
+  | 'drain_failing'
+  | 'lease_held_elsewhere'
+  | 'server_unreachable'
+  | 'unknown';
 
 /** What the stall watchdog found when it kicked the engine. */
 export interface StallReport {

@@ -2355,8 +2355,9 @@ export type StallReport = {
     /**
      * `drain_loop_stuck` (a stuck timer or lost wake-up), `send_hung` (a connection
      * that never answers; the send was abandoned and is retried under the same key),
-     * `lease_held_elsewhere` (another process holds the drainer lease), `server_unreachable`
-     * or `unknown`.
+     * `drain_failing` (every drain pass fails: the database cannot be written; `detail`
+     * has the error), `lease_held_elsewhere` (another process holds the drainer lease),
+     * `server_unreachable` or `unknown`.
      */
     cause: string,
     /**

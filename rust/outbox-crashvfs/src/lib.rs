@@ -45,10 +45,12 @@
 mod cut;
 mod log;
 
+use std::collections::HashMap;
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
-use std::sync::{Mutex, OnceLock};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use rusqlite::ffi;
 
@@ -117,6 +119,22 @@ pub fn register(name: &str) -> Result<(), String> {
 }
 
 /// The open-file object SQLite allocates (`szOsFile` bytes) for this VFS.
+/// Makes every write, truncate and sync through the VFS named `vfs` fail with an I/O
+/// error (`SQLITE_IOERR_WRITE`, `_TRUNCATE`, `_FSYNC`) while `failing` is true: a disk
+/// that has gone bad or read-only under an open database. Reads keep working. Files
+/// already open through that VFS are affected at once; other VFS names are not, so tests
+/// running side by side each use their own name.
+pub fn fail_writes(vfs: &str, failing: bool) {
+    failure_flag(vfs).store(failing, Ordering::SeqCst);
+}
+
+/// The shared write-failure switch of the VFS named `vfs`.
+fn failure_flag(vfs: &str) -> Arc<AtomicBool> {
+    static FLAGS: OnceLock<Mutex<HashMap<String, Arc<AtomicBool>>>> = OnceLock::new();
+    let mut flags = FLAGS.get_or_init(|| Mutex::new(HashMap::new())).lock().unwrap_or_else(|p| p.into_inner());
+    flags.entry(vfs.to_string()).or_default().clone()
+}
+
 #[repr(C)]
 struct CrashFile {
     base: ffi::sqlite3_file,
@@ -129,6 +147,8 @@ struct FileState {
     real_mem: Vec<u64>,
     /// The side log; `None` for files whose writes are not tracked (SHM, temp files).
     log: Option<log::Log>,
+    /// The VFS's write-failure switch ([`fail_writes`]).
+    failing: Arc<AtomicBool>,
 }
 
 impl FileState {
@@ -182,7 +202,13 @@ unsafe extern "C" fn x_open(
         (*cf).state = std::ptr::null_mut();
         let base = base_vfs(vfs);
         let words = ((*base).szOsFile as usize).div_ceil(8).max(1);
-        let mut state = Box::new(FileState { real_mem: vec![0u64; words], log: None });
+        let vfs_name = if (*vfs).zName.is_null() {
+            String::new()
+        } else {
+            CStr::from_ptr((*vfs).zName).to_string_lossy().into_owned()
+        };
+        let failing = failure_flag(&vfs_name);
+        let mut state = Box::new(FileState { real_mem: vec![0u64; words], log: None, failing });
         let tracked = !name.is_null()
             && flags & (ffi::SQLITE_OPEN_MAIN_DB | ffi::SQLITE_OPEN_WAL | ffi::SQLITE_OPEN_MAIN_JOURNAL) != 0;
         let path = if name.is_null() {
@@ -354,6 +380,9 @@ unsafe extern "C" fn f_write(
 ) -> c_int {
     guard(ffi::SQLITE_IOERR_WRITE, || {
         let Some((state, real, m)) = parts(file) else { return ffi::SQLITE_IOERR_WRITE };
+        if state.failing.load(Ordering::SeqCst) {
+            return ffi::SQLITE_IOERR_WRITE;
+        }
         let Some(write) = m.xWrite else { return ffi::SQLITE_IOERR_WRITE };
         let Some(log) = state.log.as_ref() else { return write(real, buf, amt, off) };
         let Ok(_lock) = log.lock() else { return ffi::SQLITE_IOERR_WRITE };
@@ -373,6 +402,9 @@ unsafe extern "C" fn f_write(
 unsafe extern "C" fn f_truncate(file: *mut ffi::sqlite3_file, size: ffi::sqlite3_int64) -> c_int {
     guard(ffi::SQLITE_IOERR_TRUNCATE, || {
         let Some((state, real, m)) = parts(file) else { return ffi::SQLITE_IOERR_TRUNCATE };
+        if state.failing.load(Ordering::SeqCst) {
+            return ffi::SQLITE_IOERR_TRUNCATE;
+        }
         let Some(truncate) = m.xTruncate else { return ffi::SQLITE_IOERR_TRUNCATE };
         let Some(log) = state.log.as_ref() else { return truncate(real, size) };
         let Ok(_lock) = log.lock() else { return ffi::SQLITE_IOERR_TRUNCATE };
@@ -388,6 +420,9 @@ unsafe extern "C" fn f_truncate(file: *mut ffi::sqlite3_file, size: ffi::sqlite3
 unsafe extern "C" fn f_sync(file: *mut ffi::sqlite3_file, flags: c_int) -> c_int {
     guard(ffi::SQLITE_IOERR_FSYNC, || {
         let Some((state, real, m)) = parts(file) else { return ffi::SQLITE_IOERR_FSYNC };
+        if state.failing.load(Ordering::SeqCst) {
+            return ffi::SQLITE_IOERR_FSYNC;
+        }
         let Some(sync) = m.xSync else { return ffi::SQLITE_IOERR_FSYNC };
         let Some(log) = state.log.as_ref() else { return sync(real, flags) };
         let Ok(_lock) = log.lock() else { return ffi::SQLITE_IOERR_FSYNC };

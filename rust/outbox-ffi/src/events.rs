@@ -136,8 +136,9 @@ pub enum OutboxEvent {
 pub struct StallReport {
     /// `drain_loop_stuck` (a stuck timer or lost wake-up), `send_hung` (a connection
     /// that never answers; the send was abandoned and is retried under the same key),
-    /// `lease_held_elsewhere` (another process holds the drainer lease), `server_unreachable`
-    /// or `unknown`.
+    /// `drain_failing` (every drain pass fails: the database cannot be written; `detail`
+    /// has the error), `lease_held_elsewhere` (another process holds the drainer lease),
+    /// `server_unreachable` or `unknown`.
     pub cause: String,
     /// One line for logs and support.
     pub detail: String,

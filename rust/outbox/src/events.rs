@@ -136,6 +136,9 @@ pub enum StallCause {
     DrainLoopStuck,
     /// A send has been on the wire for a window with no answer (a hung connection).
     SendHung,
+    /// Every drain pass fails (the database cannot be written: a disk gone bad or
+    /// read-only, a file locked by a foreign process); the report's detail has the error.
+    DrainFailing,
     /// Another engine (process) holds the drainer lease and is not moving the queue.
     LeaseHeldElsewhere,
     /// The probe of the server failed although the platform reports the device online.
@@ -145,12 +148,13 @@ pub enum StallCause {
 }
 
 impl StallCause {
-    /// A stable code: `drain_loop_stuck`, `send_hung`, `lease_held_elsewhere`,
-    /// `server_unreachable`, `unknown`.
+    /// A stable code: `drain_loop_stuck`, `send_hung`, `drain_failing`,
+    /// `lease_held_elsewhere`, `server_unreachable`, `unknown`.
     pub fn as_str(self) -> &'static str {
         match self {
             StallCause::DrainLoopStuck => "drain_loop_stuck",
             StallCause::SendHung => "send_hung",
+            StallCause::DrainFailing => "drain_failing",
             StallCause::LeaseHeldElsewhere => "lease_held_elsewhere",
             StallCause::ServerUnreachable => "server_unreachable",
             StallCause::Unknown => "unknown",

@@ -317,9 +317,13 @@ impl Engine {
             }
             self.watchdog.pass_starts();
             let sleep = match self.pass() {
-                Ok(next) => next,
+                Ok(next) => {
+                    self.watchdog.pass_succeeded();
+                    next
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "outbox drain pass failed");
+                    self.watchdog.pass_failed(&e.to_string());
                     *lock(&self.last_error) = Some(e.to_string());
                     Duration::from_secs(1)
                 }

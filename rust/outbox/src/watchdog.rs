@@ -11,6 +11,8 @@
 //! - the drain loop: when it last ran a pass (a stuck timer or lost wake-up shows here);
 //!   the kick wakes it whatever it waits on;
 //! - the lease: who holds it; a lease this engine believes it holds is re-read;
+//! - the drain's own passes: when each one fails (the database cannot be written), the
+//!   report names the error instead of guessing at the network;
 //! - the transport: sends on the wire with no answer for a window are abandoned (their
 //!   commands are retried under the same idempotency keys, so nothing applies twice);
 //! - the network: one probe of the server's change feed (bounded by the window).
@@ -40,6 +42,8 @@ pub(crate) struct Watchdog {
     /// 1 + ms since `epoch` of the oldest wake-up the drain loop has not served (0: none).
     wake_pending: AtomicU64,
     stalled: Mutex<Option<(Instant, StallCause)>>,
+    /// Since when every drain pass has failed, and the last pass's error.
+    pass_failure: Mutex<Option<(Instant, String)>>,
     /// Wakes the drain loop whatever it waits on (a stuck timer included).
     pub(crate) kick: Notify,
     /// Test hook: the drain loop's next sleep ignores its timer and wake-ups.
@@ -54,6 +58,7 @@ impl Default for Watchdog {
             pass_at: AtomicU64::new(0),
             wake_pending: AtomicU64::new(0),
             stalled: Mutex::new(None),
+            pass_failure: Mutex::new(None),
             kick: Notify::new(),
             wedge_timer: AtomicBool::new(false),
         }
@@ -73,6 +78,23 @@ impl Watchdog {
     /// The drain loop finished a pass.
     pub(crate) fn pass_ran(&self) {
         self.pass_at.store(self.ms(), Ordering::SeqCst);
+    }
+
+    /// A drain pass returned `error`; the failure run starts at the first of them.
+    pub(crate) fn pass_failed(&self, error: &str) {
+        let mut failure = lock(&self.pass_failure);
+        let since = failure.as_ref().map_or_else(Instant::now, |(since, _)| *since);
+        *failure = Some((since, error.to_string()));
+    }
+
+    /// A drain pass succeeded: any run of failures is over.
+    pub(crate) fn pass_succeeded(&self) {
+        lock(&self.pass_failure).take();
+    }
+
+    /// How long every pass has failed, and the last error, when the last pass failed.
+    fn failing_passes(&self) -> Option<(Duration, String)> {
+        lock(&self.pass_failure).as_ref().map(|(since, error)| (since.elapsed(), error.clone()))
     }
 
     /// The drain loop was asked to run a pass.
@@ -257,8 +279,11 @@ async fn diagnose(
     let wake_waiting = dog.wake_waiting().unwrap_or_default();
     let loop_stuck =
         wake_waiting >= window / 2 || last_pass_ago >= window && last_pass_ago > engine.renew_interval() * 2;
+    let failing = dog.failing_passes();
     let cause = if loop_stuck {
         StallCause::DrainLoopStuck
+    } else if failing.is_some() {
+        StallCause::DrainFailing
     } else if sends > 0 || m.in_flight > 0 && !held_elsewhere {
         StallCause::SendHung
     } else if held_elsewhere {
@@ -276,6 +301,10 @@ async fn diagnose(
         ),
         StallCause::SendHung => {
             format!("{sends} send(s) unanswered for {} ms; abandoned for a retry", stalled_for.as_millis())
+        }
+        StallCause::DrainFailing => {
+            let (failing_for, error) = failing.unwrap_or_default();
+            format!("every drain pass for {} ms has failed: {error}", failing_for.as_millis())
         }
         StallCause::LeaseHeldElsewhere => format!("the drainer lease is {lease}"),
         StallCause::ServerUnreachable => format!("the server probe: {network}"),

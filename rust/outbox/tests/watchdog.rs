@@ -102,6 +102,48 @@ async fn a_lease_held_by_a_frozen_process_is_reported() {
 }
 
 #[tokio::test]
+async fn a_database_that_cannot_be_written_is_reported_with_its_error_and_loses_nothing() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    // A VFS of its own: the failure switch is per VFS name, so other tests are unaffected.
+    const VFS: &str = "outbox-crash-watchdog";
+    outbox_crashvfs::register(VFS).unwrap();
+    let h = harness(|c| {
+        c.vfs = Some(VFS.into());
+        c.start_online = false;
+    });
+    let ids: Vec<_> =
+        (0..3).map(|i| h.outbox.enqueue(EnqueueRequest::new("note", format!(r#"{{"n":{i}}}"#))).unwrap()).collect();
+    // The disk goes bad while the first batch is on the wire: recording its answers, and
+    // every pass after that, fails.
+    let (broken, healed) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
+    let (b, hl) = (broken.clone(), healed.clone());
+    h.transport.set_handler(move |_| {
+        if !b.swap(true, Ordering::SeqCst) {
+            outbox_crashvfs::fail_writes(VFS, true);
+        }
+        (!hl.load(Ordering::SeqCst)).then(|| outbox::Outcome::retry("busy"))
+    });
+    let mut events = h.outbox.subscribe().unwrap();
+    h.outbox.set_online(true).unwrap();
+    let report = stalled(&mut events).await;
+    eprintln!("unwritable database reported: {report:?}");
+    assert_eq!(report.cause, StallCause::DrainFailing, "{report:?}");
+    assert!(report.detail.contains("disk I/O error"), "the detail names the error: {report:?}");
+    assert_eq!(StallCause::DrainFailing.as_str(), "drain_failing");
+    let status = h.outbox.status().unwrap();
+    assert!(status.stalled && status.last_error.as_deref().is_some_and(|e| e.contains("disk I/O error")), "{status:?}");
+    // The disk comes back: the episode ends and every command is applied, none lost.
+    healed.store(true, Ordering::SeqCst);
+    outbox_crashvfs::fail_writes(VFS, false);
+    let (cause, _, how) = recovered(&mut events).await;
+    assert_eq!((cause, how.as_str()), (StallCause::DrainFailing, "progress"));
+    for id in &ids {
+        h.wait_state(id, CommandState::Succeeded).await;
+    }
+}
+
+#[tokio::test]
 async fn waiting_offline_or_for_a_backoff_is_not_a_stall() {
     let h = harness(|c| {
         c.retry.base = Duration::from_secs(30);
