@@ -240,3 +240,9 @@ impl TestServer {
         self.doc("ws-1", "products", product).await.unwrap()["stock"].as_i64().unwrap()
     }
 }
+
+/// The machine code of a JSON error answer (`{"error": {"code": ...}}`).
+pub async fn error_code(resp: reqwest::Response) -> String {
+    let body: Value = resp.json().await.unwrap();
+    body["error"]["code"].as_str().unwrap().to_string()
+}
