@@ -1,6 +1,8 @@
 //! Writing the store: optimistic ops at enqueue, server versions on success and pull,
 //! rollback on discard.
 
+use std::collections::HashMap;
+
 use rusqlite::{params, OptionalExtension, Transaction};
 use serde_json::Value;
 
@@ -71,8 +73,8 @@ pub(crate) const BASE_VERSIONS_SQL: &str = "SELECT command_seq, collection, doc_
 pub(crate) fn base_versions_of(
     tx: &Transaction<'_>,
     seqs: &str,
-) -> Result<std::collections::HashMap<i64, serde_json::Map<String, Value>>> {
-    let mut out: std::collections::HashMap<i64, serde_json::Map<String, Value>> = std::collections::HashMap::new();
+) -> Result<HashMap<i64, serde_json::Map<String, Value>>> {
+    let mut out: HashMap<i64, serde_json::Map<String, Value>> = HashMap::new();
     let mut stmt = tx.prepare_cached(BASE_VERSIONS_SQL)?;
     let mut rows = stmt.query(params![seqs])?;
     while let Some(r) = rows.next()? {
