@@ -52,6 +52,10 @@ impl Successes {
         changes: &[crate::transport::DocChange],
         receipt: Option<Receipt>,
     ) -> Result<()> {
+        // The rule `transition` keeps for every other move.
+        if !from.can_become(CommandState::Succeeded) {
+            return Err(Error::InvalidState { id: id.to_string(), state: from.to_string(), action: "move" });
+        }
         store::apply_changes(tx, Some(seq), changes)?;
         let result_text = result.to_string();
         let outcome = serde_json::to_string(&Settlement::Succeeded { result }).unwrap_or_default();

@@ -142,3 +142,15 @@ fn a_second_answer_in_the_same_pass_is_ignored() {
     let lanes: i64 = tx.query_row("SELECT count(*) FROM lanes", [], |r| r.get(0)).unwrap();
     assert_eq!(lanes, 0, "the lane was released");
 }
+
+#[test]
+fn a_success_is_refused_where_the_state_machine_forbids_it() {
+    let mut conn = Connection::open_in_memory().unwrap();
+    crate::db::migrations::migrate(&mut conn).unwrap();
+    let tx = conn.transaction().unwrap();
+    let mut successes = Successes::default();
+    let err =
+        successes.add(&tx, 1, CommandId::new(), CommandState::Discarded, serde_json::json!({}), &[], None).unwrap_err();
+    assert!(matches!(err, Error::InvalidState { action: "move", .. }), "{err:?}");
+    assert!(successes.record(&tx, 1).unwrap().is_empty(), "nothing was queued");
+}
