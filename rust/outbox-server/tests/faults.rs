@@ -41,17 +41,7 @@ async fn test_fault_429_and_503_send_retry_after(b: Backend) {
 async fn test_fault_reset_closes_without_answer_and_applies_nothing(b: Backend) {
     let s = b.start().await;
     s.set_faults("reset=1").await;
-    let body = serde_json::to_vec(&json!({"commands": [put("c1", "notes", "n1", json!({}))]})).unwrap();
-    let err = s
-        .http
-        .post(s.url("/v1/commands"))
-        .bearer_auth(ALICE)
-        .header("x-workspace-id", "ws-1")
-        .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .await
-        .unwrap_err();
+    let err = s.try_post_as(ALICE, "ws-1", vec![put("c1", "notes", "n1", json!({}))]).await.unwrap_err();
     assert!(!err.is_connect(), "{err:?}");
     assert!(s.doc("ws-1", "notes", "n1").await.is_none());
     let stats = s.stats().await;
@@ -63,16 +53,7 @@ async fn test_drop_after_commit_then_resend_is_duplicate_applied_once(b: Backend
     let s = b.start().await;
     s.set_faults("drop_after_commit=1").await;
     let c = cmd("o1", "createOrder", json!({"id": "o1", "lines": [{"product_id": "widget", "qty": 2}]}), &["order:o1"]);
-    let body = serde_json::to_vec(&json!({"commands": [c.clone()]})).unwrap();
-    let sent = s
-        .http
-        .post(s.url("/v1/commands"))
-        .bearer_auth(ALICE)
-        .header("x-workspace-id", "ws-1")
-        .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .await;
+    let sent = s.try_post_as(ALICE, "ws-1", vec![c.clone()]).await;
     assert!(sent.is_err(), "the answer must be dropped");
     // The effect committed anyway.
     assert_eq!(s.stock("widget").await, 8);

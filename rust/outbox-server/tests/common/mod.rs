@@ -186,7 +186,8 @@ impl TestServer {
         format!("{}{}", self.server.base_url(), path)
     }
 
-    pub async fn post_raw(&self, token: Option<&str>, ws: Option<&str>, body: Vec<u8>) -> reqwest::Response {
+    /// A `POST /v1/commands` with `body`, and a token and workspace when given.
+    fn commands_request(&self, token: Option<&str>, ws: Option<&str>, body: Vec<u8>) -> reqwest::RequestBuilder {
         let mut req = self.http.post(self.url("/v1/commands")).header("content-type", "application/json").body(body);
         if let Some(t) = token {
             req = req.header("authorization", format!("Bearer {t}"));
@@ -194,12 +195,22 @@ impl TestServer {
         if let Some(w) = ws {
             req = req.header("x-workspace-id", w);
         }
-        req.send().await.unwrap()
+        req
+    }
+
+    pub async fn post_raw(&self, token: Option<&str>, ws: Option<&str>, body: Vec<u8>) -> reqwest::Response {
+        self.commands_request(token, ws, body).send().await.unwrap()
     }
 
     pub async fn post_as(&self, token: &str, ws: &str, commands: Vec<Value>) -> reqwest::Response {
+        self.try_post_as(token, ws, commands).await.unwrap()
+    }
+
+    /// [`post_as`](Self::post_as) for a request whose answer may never come (a fault
+    /// that resets or drops the connection).
+    pub async fn try_post_as(&self, token: &str, ws: &str, commands: Vec<Value>) -> reqwest::Result<reqwest::Response> {
         let body = serde_json::to_vec(&json!({ "commands": commands })).unwrap();
-        self.post_raw(Some(token), Some(ws), body).await
+        self.commands_request(Some(token), Some(ws), body).send().await
     }
 
     /// Posts as alice in ws-1 and returns the results array (asserting 200).
