@@ -20,6 +20,8 @@ import { sleep, until } from './support/wait';
 const fx = suiteFixture();
 const { opened } = fx;
 const WINDOW_MS = 300;
+/** The lease holder's TTL is 6 s (support/lease-holder.ts): alive, it passes every 2 s. */
+const LIVE_HOLDER_SENDS_WITHIN_MS = 2_500;
 
 async function faults(spec: string | null): Promise<void> {
   const res = await fetch(`${fx.server.url}/v1/_faults`, spec === null ? { method: 'DELETE' } : { method: 'POST', body: spec });
@@ -35,16 +37,34 @@ function timedEvents(ob: Outbox): { at: number; e: OutboxEvent }[] {
   return seen;
 }
 
-async function stalled(seen: { at: number; e: OutboxEvent }[]): Promise<{ at: number; report: StallReport }> {
-  const hit = await until('queueStalled', () => seen.find((x) => x.e.type === 'queueStalled'), 15_000);
-  assert.ok(hit.e.type === 'queueStalled');
+/**
+ * Waits for the first event of `type`. A timeout says what did arrive (each event's type
+ * and offset from the first) and what `status()` showed, so a failure on a loaded CI
+ * machine explains itself.
+ */
+async function awaitEvent<K extends OutboxEvent['type']>(
+  ob: Outbox,
+  seen: { at: number; e: OutboxEvent }[],
+  type: K,
+): Promise<{ at: number; e: Extract<OutboxEvent, { type: K }> }> {
+  try {
+    const hit = await until(type, () => seen.find((x) => x.e.type === type), 15_000);
+    return hit as { at: number; e: Extract<OutboxEvent, { type: K }> };
+  } catch (e) {
+    const t0 = seen[0]?.at ?? Date.now();
+    const arrived = seen.map(({ at, e: ev }) => `+${at - t0}ms ${ev.type}${ev.type === 'queueStalled' ? `(${ev.report.cause})` : ''}`);
+    const status = await ob.status().then(JSON.stringify, (err: unknown) => `status() failed: ${String(err)}`);
+    throw new Error(`${(e as Error).message}; events: [${arrived.join(', ')}]; status: ${status}`);
+  }
+}
+
+async function stalled(ob: Outbox, seen: { at: number; e: OutboxEvent }[]): Promise<{ at: number; report: StallReport }> {
+  const hit = await awaitEvent(ob, seen, 'queueStalled');
   return { at: hit.at, report: hit.e.report };
 }
 
-async function recovered(seen: { at: number; e: OutboxEvent }[]): Promise<Extract<OutboxEvent, { type: 'queueRecovered' }>> {
-  const hit = await until('queueRecovered', () => seen.find((x) => x.e.type === 'queueRecovered'), 15_000);
-  assert.ok(hit.e.type === 'queueRecovered');
-  return hit.e;
+async function recovered(ob: Outbox, seen: { at: number; e: OutboxEvent }[]): Promise<Extract<OutboxEvent, { type: 'queueRecovered' }>> {
+  return (await awaitEvent(ob, seen, 'queueRecovered')).e;
 }
 
 async function open(url: string, extra: Partial<OutboxConfig> = {}): Promise<Outbox> {
@@ -61,11 +81,11 @@ describe('stall watchdog', () => {
     ob.wedgeDrainTimerForTest();
     const wedged = Date.now();
     const id = await ob.enqueue('createOrder', order('ts-stall-timer'));
-    const { at, report } = await stalled(seen);
+    const { at, report } = await stalled(ob, seen);
     console.log(`stall drain_loop_stuck (stuck timer, TS) reported after ${at - wedged} ms: ${JSON.stringify(report)}`);
     assert.equal(report.cause, 'drain_loop_stuck', JSON.stringify(report));
     assert.ok(report.ready || report.inFlight > 0, JSON.stringify(report));
-    const r = await recovered(seen);
+    const r = await recovered(ob, seen);
     assert.deepEqual([r.cause, r.how], ['drain_loop_stuck', 'progress']);
     assert.ok(r.stalledForMs >= WINDOW_MS, `${r.stalledForMs}`);
     assert.equal((await ob.waitFor(id)).kind, 'succeeded');
@@ -84,7 +104,7 @@ describe('stall watchdog', () => {
       proxy.hold();
       const wedged = Date.now();
       const id = await ob.enqueue('createOrder', order('ts-stall-hung'));
-      const { at, report } = await stalled(seen);
+      const { at, report } = await stalled(ob, seen);
       console.log(`stall send_hung (hung connection, TS) reported after ${at - wedged} ms: ${JSON.stringify(report)}`);
       assert.equal(report.cause, 'send_hung', JSON.stringify(report));
       assert.equal(report.sendsInFlight, 1);
@@ -94,7 +114,7 @@ describe('stall watchdog', () => {
       await until('the retry', () => seen.some(({ e }) => e.type === 'attemptStarted' && e.id === id && e.attempt === 2), 5_000);
       // ... and the connection comes back.
       proxy.release();
-      const r = await recovered(seen);
+      const r = await recovered(ob, seen);
       assert.deepEqual([r.cause, r.how], ['send_hung', 'progress']);
       assert.equal((await ob.waitFor(id)).kind, 'succeeded');
       const cmd = await ob.command(id);
@@ -132,22 +152,30 @@ describe('stall watchdog', () => {
         await createOutbox(aliceConfig('', fx.server.url, { path, leaseTtlMs: 3_000, stallWindowMs: WINDOW_MS, attemptTimeoutMs: 60_000 })),
       );
       const seen = timedEvents(ob);
+      const serverApplied = async () => ((await fx.server.getJson('/v1/_stats')) as { totals: { applied: number } }).totals.applied;
+      const appliedBefore = await serverApplied();
       // Freeze the drainer with the lease in hand.
       process.kill(pid, 'SIGSTOP');
       const wedged = Date.now();
       const id = await ob.enqueue('createOrder', order('ts-stall-lease'));
-      const { at, report } = await stalled(seen);
+      const { at, report } = await stalled(ob, seen);
       console.log(`stall lease_held_elsewhere (frozen child pid ${pid}, TS) reported after ${at - wedged} ms: ${JSON.stringify(report)}`);
       assert.equal(report.cause, 'lease_held_elsewhere', JSON.stringify(report));
       assert.ok(report.lease.startsWith('held by another engine'), JSON.stringify(report));
-      assert.equal((await ob.status()).isDrainer, false);
-      assert.equal((await ob.command(id))?.state, 'pending');
+      // A live holder passes every 2 s (a third of its 6 s TTL) and would have sent the sale
+      // by now; the frozen one has not, and this engine does not take over a held lease.
+      await sleep(wedged + LIVE_HOLDER_SENDS_WITHIN_MS - Date.now());
+      const during = await ob.status();
+      assert.equal(during.isDrainer, false, JSON.stringify(during));
+      const cmd = await ob.command(id);
+      assert.equal(cmd?.state, 'pending', JSON.stringify(cmd));
+      assert.equal(await serverApplied(), appliedBefore, 'the server applied the sale while its drainer was frozen');
       // The frozen holder dies; its lease runs out and this engine takes over.
       const exited = new Promise<void>((ok) => child.once('exit', () => ok()));
       const killed = Date.now();
       process.kill(pid, 'SIGKILL');
       await exited;
-      const r = await recovered(seen);
+      const r = await recovered(ob, seen);
       assert.equal(r.cause, 'lease_held_elsewhere');
       assert.equal((await ob.waitFor(id)).kind, 'succeeded');
       console.log(`lease taken over ${Date.now() - killed} ms after the child was killed`);

@@ -28,6 +28,10 @@ import uniffi.outbox_ffi.Settlement
 import uniffi.outbox_ffi.StallReport
 
 private const val WINDOW_MS = 300uL
+/** The lease holder's TTL; alive, it passes (and sends what is queued) every third of it. */
+private const val LEASE_HOLDER_TTL_MS = 6_000uL
+/** By then a live lease holder would have sent a sale queued on its file. */
+private const val LIVE_HOLDER_SENDS_WITHIN_MS = 2_500L
 
 /** Engine events with the monotonic time each arrived, for the stall-report timings. */
 class TimedEvents(ob: Outbox) {
@@ -118,15 +122,16 @@ class HoldingProxy(upstream: String) : AutoCloseable {
 
 /**
  * The child process of the lost-lease test: opens an Outbox on the database file given as
- * `args[0]` against the server `args[1]` with a 3 s lease, prints `drainer` once it holds the
- * drainer lease (and pulled once), then idles until killed.
+ * `args[0]` against the server `args[1]` with a 6 s lease (renewed every 2 s, so a frozen holder
+ * keeps it at least 4 s more), prints `drainer` once it holds the drainer lease (and pulled
+ * once), then idles until killed.
  */
 object LeaseHolder {
     @JvmStatic
     fun main(args: Array<String>) = runBlocking {
         val db = File(args[0])
         val ob = Outbox.openWithTokens(
-            config(db, null).copy(serverUrl = args[1], leaseTtlMs = 3_000uL, stallWindowMs = 0uL),
+            config(db, null).copy(serverUrl = args[1], leaseTtlMs = LEASE_HOLDER_TTL_MS, stallWindowMs = 0uL),
             CountingTokens(),
         )
         ob.registerMutator("createOrder", MutatorOptions())
@@ -241,8 +246,11 @@ class WatchdogTest {
                 println("stall lease_held_elsewhere (frozen child pid ${child.pid()}, Kotlin) reported after ${since(wedged, at)} ms: $report")
                 assertEquals("lease_held_elsewhere", report.cause, "$report")
                 assertTrue(report.lease.startsWith("held by another engine"), "$report")
-                assertFalse(ob.status().isDrainer)
-                assertEquals(CommandState.PENDING, ob.command(id).state)
+                // A live holder would have sent the sale by now; the frozen one has not, and
+                // this engine does not take over a held lease.
+                delay(LIVE_HOLDER_SENDS_WITHIN_MS - since(wedged, System.nanoTime()))
+                ob.status().let { assertFalse(it.isDrainer, "$it") }
+                ob.command(id).let { assertEquals(CommandState.PENDING, it.state, "$it") }
                 // The frozen holder dies; its lease runs out and this engine takes over.
                 val killed = System.nanoTime()
                 child.destroyForcibly().waitFor(5, TimeUnit.SECONDS)
