@@ -304,9 +304,10 @@ pub async fn drain_http(n: usize) -> Result<Vec<String>> {
 /// channel) holds none. Times A's `set_online(true)` until B's store holds all `n`.
 ///
 /// The observer must not slow what it observes: counting B's documents is a scan of its
-/// store, and counting after each of B's events took 15% of the process's CPU at 100k. So B is counted only after a complete pull (`Synced`, or `Lagged`, which
-/// may hide one) that brought the last sale A queued. Once all `n` are there the last one is
-/// too, so the moment is not missed.
+/// store, and counting after each of B's events took 15% of the process's CPU at 100k.
+/// So B is counted only after a complete pull (`Synced`, or `Lagged`, which may hide one)
+/// that brought the last sale A queued. Once all `n` are there the last one is too, so
+/// the moment is not missed.
 pub async fn reconnect_visible(n: usize) -> Result<Vec<String>> {
     use outbox::http::{HttpConfig, HttpTransport, StaticToken};
     let server_dir = tempfile::tempdir()?;

@@ -118,7 +118,6 @@ pub fn register(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// The open-file object SQLite allocates (`szOsFile` bytes) for this VFS.
 /// Makes every write, truncate and sync through the VFS named `vfs` fail with an I/O
 /// error (`SQLITE_IOERR_WRITE`, `_TRUNCATE`, `_FSYNC`) while `failing` is true: a disk
 /// that has gone bad or read-only under an open database. Reads keep working. Files
@@ -135,6 +134,7 @@ fn failure_flag(vfs: &str) -> Arc<AtomicBool> {
     flags.entry(vfs.to_string()).or_default().clone()
 }
 
+/// The open-file object SQLite allocates (`szOsFile` bytes) for this VFS.
 #[repr(C)]
 struct CrashFile {
     base: ffi::sqlite3_file,

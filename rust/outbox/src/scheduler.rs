@@ -321,8 +321,9 @@ impl Engine {
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "outbox drain pass failed");
-                    self.watchdog.pass_failed(&e.to_string());
-                    *lock(&self.last_error) = Some(e.to_string());
+                    let error = e.to_string();
+                    self.watchdog.pass_failed(&error);
+                    *lock(&self.last_error) = Some(error);
                     Duration::from_secs(1)
                 }
             };
